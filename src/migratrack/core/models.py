@@ -1,0 +1,493 @@
+"""The domain's data: plans (what the author declares) and state (what the store keeps).
+
+Durations are seconds everywhere inside; the seed's minutes appear only at the edges
+(plan input given as numbers, and the seed-compatible shapes).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from migratrack.core.states import AlertLevel, Control, Status
+from migratrack.errors import InvalidInput, InvalidPlan
+
+JSON = dict[str, Any]
+
+
+def _duration_seconds(value: Any, where: str) -> float | None:
+    """Minutes (int/float, the seed's unit) or a timedelta -> seconds."""
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidPlan(
+            f"{where}: estimated_duration must be minutes (a number) or a timedelta, "
+            f"not {type(value).__name__}"
+        )
+    else:
+        seconds = float(value) * 60.0
+    if not math.isfinite(seconds) or seconds < 0:
+        raise InvalidPlan(f"{where}: estimated_duration must be a finite, non-negative duration")
+    return seconds
+
+
+def _check_id(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidPlan(f"{what} id must be a non-empty string, got {value!r}")
+    if len(value) > 200 or any(c in value for c in "\n\r\t/"):
+        raise InvalidPlan(f"{what} id {value!r} must be at most 200 characters without '/' or whitespace controls")
+    return value
+
+
+@dataclass(slots=True)
+class SubTask:
+    """A declared sub-task of a phase (input)."""
+
+    id: str
+    name: str | None = None
+    estimated_duration: float | timedelta | None = None
+    metadata: JSON = field(default_factory=dict)
+
+    @classmethod
+    def coerce(cls, value: Any, phase_id: str) -> SubTask:
+        if isinstance(value, SubTask):
+            return value
+        if isinstance(value, str):
+            return cls(id=value)
+        if isinstance(value, Mapping):
+            known = {"id", "name", "estimated_duration", "estimatedDuration", "metadata",
+                     "status", "progress", "description"}
+            unknown = set(value) - known
+            if unknown:
+                raise InvalidPlan(
+                    f"phase {phase_id!r}: unknown sub-task field(s) {sorted(unknown)}; "
+                    f"allowed: id, name, estimated_duration, metadata"
+                )
+            if "id" not in value:
+                raise InvalidPlan(f"phase {phase_id!r}: every sub-task needs an 'id'")
+            return cls(
+                id=value["id"],
+                name=value.get("name"),
+                estimated_duration=value.get("estimated_duration", value.get("estimatedDuration")),
+                metadata=dict(value.get("metadata") or {}),
+            )
+        raise InvalidPlan(
+            f"phase {phase_id!r}: a sub-task must be a SubTask, a dict or an id string, "
+            f"not {type(value).__name__}"
+        )
+
+
+@dataclass(slots=True)
+class Phase:
+    """A declared phase (input). ``estimated_duration`` is minutes (as in the seed) or a timedelta."""
+
+    id: str
+    name: str | None = None
+    description: str = ""
+    dependencies: list[str] = field(default_factory=list)
+    estimated_duration: float | timedelta | None = None
+    sub_tasks: list[SubTask | str | Mapping[str, Any]] = field(default_factory=list)
+    metadata: JSON = field(default_factory=dict)
+    requires_approval: bool = False
+
+    _FIELDS = frozenset({
+        "id", "name", "description", "dependencies", "estimated_duration", "sub_tasks",
+        "metadata", "requires_approval",
+    })
+    _SEED_ALIASES = {
+        "estimatedDuration": "estimated_duration",
+        "subTasks": "sub_tasks",
+        "requiresApproval": "requires_approval",
+    }
+    # fields of the seed's MigrationPhase that describe state, accepted and ignored on input
+    _SEED_STATE = frozenset({"status", "progress", "actualDuration", "errors", "warnings"})
+
+    @classmethod
+    def coerce(cls, value: Any) -> Phase:
+        if isinstance(value, Phase):
+            return value
+        if not isinstance(value, Mapping):
+            raise InvalidPlan(f"a phase must be a Phase or a dict, not {type(value).__name__}")
+        data: dict[str, Any] = {}
+        for key, item in value.items():
+            if key in cls._SEED_STATE:
+                continue
+            name = cls._SEED_ALIASES.get(key, key)
+            if name not in cls._FIELDS:
+                raise InvalidPlan(
+                    f"phase {value.get('id', '?')!r}: unknown field {key!r}; allowed: "
+                    + ", ".join(sorted(cls._FIELDS))
+                )
+            data[name] = item
+        if "id" not in data:
+            raise InvalidPlan("every phase needs an 'id'")
+        deps = data.get("dependencies") or []
+        if isinstance(deps, str) or not isinstance(deps, Iterable):
+            raise InvalidPlan(f"phase {data['id']!r}: dependencies must be a list of phase ids")
+        data["dependencies"] = list(deps)
+        data["sub_tasks"] = list(data.get("sub_tasks") or [])
+        data["metadata"] = dict(data.get("metadata") or {})
+        data["description"] = data.get("description") or ""
+        return cls(**data)
+
+
+@dataclass(slots=True)
+class SubTaskState:
+    id: str
+    name: str
+    status: Status = Status.PENDING
+    progress: float = 0.0
+    estimated_seconds: float | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    error: str | None = None
+    metadata: JSON = field(default_factory=dict)
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at is None or self.completed_at is None:
+            return None
+        return (self.completed_at - self.started_at).total_seconds()
+
+    def to_dict(self) -> JSON:
+        return {
+            "id": self.id, "name": self.name, "status": self.status.value,
+            "progress": self.progress, "estimated_seconds": self.estimated_seconds,
+            "started_at": _iso(self.started_at), "completed_at": _iso(self.completed_at),
+            "error": self.error, "metadata": self.metadata,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SubTaskState:
+        return cls(
+            id=d["id"], name=d["name"], status=Status(d["status"]),
+            progress=float(d["progress"]), estimated_seconds=d.get("estimated_seconds"),
+            started_at=_dt(d.get("started_at")), completed_at=_dt(d.get("completed_at")),
+            error=d.get("error"), metadata=dict(d.get("metadata") or {}),
+        )
+
+
+@dataclass(slots=True)
+class PhaseState:
+    id: str
+    name: str
+    description: str = ""
+    dependencies: list[str] = field(default_factory=list)
+    estimated_seconds: float | None = None
+    requires_approval: bool = False
+    status: Status = Status.PENDING
+    #: reported progress (percent), max-merged; the effective progress also rolls up sub-tasks
+    progress: float = 0.0
+    done: int = 0
+    total: int | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    #: seconds spent in progress by earlier attempts (a retry starts a new attempt)
+    prior_active_seconds: float = 0.0
+    attempts: int = 0
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    metadata: JSON = field(default_factory=dict)
+    approved_by: str | None = None
+    approved_at: datetime | None = None
+    skip_reason: str | None = None
+    sub_tasks: dict[str, SubTaskState] = field(default_factory=dict)
+
+    def to_dict(self, *, with_sub_tasks: bool = True) -> JSON:
+        d: JSON = {
+            "id": self.id, "name": self.name, "description": self.description,
+            "dependencies": list(self.dependencies), "estimated_seconds": self.estimated_seconds,
+            "requires_approval": self.requires_approval, "status": self.status.value,
+            "progress": self.progress, "done": self.done, "total": self.total,
+            "started_at": _iso(self.started_at), "completed_at": _iso(self.completed_at),
+            "prior_active_seconds": self.prior_active_seconds, "attempts": self.attempts,
+            "errors": list(self.errors), "warnings": list(self.warnings),
+            "metadata": self.metadata, "approved_by": self.approved_by,
+            "approved_at": _iso(self.approved_at), "skip_reason": self.skip_reason,
+        }
+        if with_sub_tasks:
+            d["sub_tasks"] = [s.to_dict() for s in self.sub_tasks.values()]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> PhaseState:
+        subs = [SubTaskState.from_dict(s) for s in d.get("sub_tasks", [])]
+        return cls(
+            id=d["id"], name=d["name"], description=d.get("description", ""),
+            dependencies=list(d.get("dependencies", [])),
+            estimated_seconds=d.get("estimated_seconds"),
+            requires_approval=bool(d.get("requires_approval", False)),
+            status=Status(d["status"]), progress=float(d.get("progress", 0.0)),
+            done=int(d.get("done", 0)), total=d.get("total"),
+            started_at=_dt(d.get("started_at")), completed_at=_dt(d.get("completed_at")),
+            prior_active_seconds=float(d.get("prior_active_seconds", 0.0)),
+            attempts=int(d.get("attempts", 0)),
+            errors=list(d.get("errors", [])), warnings=list(d.get("warnings", [])),
+            metadata=dict(d.get("metadata") or {}), approved_by=d.get("approved_by"),
+            approved_at=_dt(d.get("approved_at")), skip_reason=d.get("skip_reason"),
+            sub_tasks={s.id: s for s in subs},
+        )
+
+
+#: counters add up across workers (sum-merged)
+COUNTERS = ("successful_operations", "failed_operations", "total_data_migrated")
+#: plain gauges (last write wins)
+GAUGES = ("migration_speed", "error_rate", "average_operation_time")
+RESOURCE_FIELDS = ("cpu", "memory", "network", "storage")
+COST_FIELDS = ("estimated_cost", "actual_cost", "cost_per_gb")
+
+
+@dataclass(slots=True)
+class Metrics:
+    successful_operations: int = 0
+    failed_operations: int = 0
+    total_data_migrated: int = 0
+    #: gauges as last reported: migration_speed, error_rate, average_operation_time,
+    #: resource_utilization.{cpu,memory,network,storage}, cost_metrics.{estimated_cost,...}
+    gauges: JSON = field(default_factory=dict)
+
+    def to_dict(self) -> JSON:
+        return {
+            "successful_operations": self.successful_operations,
+            "failed_operations": self.failed_operations,
+            "total_data_migrated": self.total_data_migrated,
+            "gauges": self.gauges,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Metrics:
+        return cls(
+            successful_operations=int(d.get("successful_operations", 0)),
+            failed_operations=int(d.get("failed_operations", 0)),
+            total_data_migrated=int(d.get("total_data_migrated", 0)),
+            gauges=dict(d.get("gauges") or {}),
+        )
+
+
+@dataclass(slots=True)
+class Pause:
+    started_at: datetime
+    ended_at: datetime | None = None
+
+    def overlap(self, start: datetime, end: datetime) -> float:
+        """Seconds of this pause inside [start, end]."""
+        stop = self.ended_at or end
+        lo, hi = max(self.started_at, start), min(stop, end)
+        return max(0.0, (hi - lo).total_seconds())
+
+
+@dataclass(slots=True)
+class MigrationState:
+    """Everything a store keeps about one migration, but its event log and alerts."""
+
+    id: str
+    name: str
+    created_at: datetime
+    phases: dict[str, PhaseState] = field(default_factory=dict)
+    metrics: Metrics = field(default_factory=Metrics)
+    control: Control = Control.RUNNING
+    pauses: list[Pause] = field(default_factory=list)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    cancelled_at: datetime | None = None
+    metadata: JSON = field(default_factory=dict)
+    #: sequence number of the last event written
+    seq: int = 0
+    #: per-level counts of alerts, maintained by the store
+    alert_counts: dict[str, int] = field(default_factory=dict)
+    unacknowledged_alerts: int = 0
+
+    def phase(self, phase_id: str) -> PhaseState:
+        from migratrack.errors import PhaseNotFound
+
+        try:
+            return self.phases[phase_id]
+        except KeyError:
+            raise PhaseNotFound(self.id, phase_id, list(self.phases)) from None
+
+    def sub_task(self, phase_id: str, sub_task_id: str) -> SubTaskState:
+        from migratrack.errors import SubTaskNotFound
+
+        phase = self.phase(phase_id)
+        try:
+            return phase.sub_tasks[sub_task_id]
+        except KeyError:
+            raise SubTaskNotFound(phase_id, sub_task_id, list(phase.sub_tasks)) from None
+
+    def header_dict(self) -> JSON:
+        """The migration's own fields (no phases, no metrics) as JSON."""
+        return {
+            "id": self.id, "name": self.name, "created_at": _iso(self.created_at),
+            "control": self.control.value,
+            "pauses": [[_iso(p.started_at), _iso(p.ended_at)] for p in self.pauses],
+            "started_at": _iso(self.started_at), "finished_at": _iso(self.finished_at),
+            "cancelled_at": _iso(self.cancelled_at), "metadata": self.metadata,
+        }
+
+    def apply_header(self, d: Mapping[str, Any]) -> None:
+        self.name = d["name"]
+        self.created_at = _dt(d["created_at"]) or self.created_at
+        self.control = Control(d.get("control", "running"))
+        self.pauses = [Pause(_dt(a) or self.created_at, _dt(b)) for a, b in d.get("pauses", [])]
+        self.started_at = _dt(d.get("started_at"))
+        self.finished_at = _dt(d.get("finished_at"))
+        self.cancelled_at = _dt(d.get("cancelled_at"))
+        self.metadata = dict(d.get("metadata") or {})
+
+    @classmethod
+    def from_header(cls, d: Mapping[str, Any]) -> MigrationState:
+        created = _dt(d["created_at"])
+        assert created is not None
+        state = cls(id=d["id"], name=d["name"], created_at=created)
+        state.apply_header(d)
+        return state
+
+
+@dataclass(slots=True)
+class Alert:
+    id: str
+    level: AlertLevel
+    message: str
+    created_at: datetime
+    phase: str | None = None
+    #: "user" for create_alert(), "rule:<name>" for automatic alerts
+    source: str = "user"
+    actor: str | None = None
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+
+    def to_dict(self) -> JSON:
+        return {
+            "id": self.id, "level": self.level.value, "message": self.message,
+            "created_at": _iso(self.created_at), "phase": self.phase, "source": self.source,
+            "actor": self.actor, "acknowledged_at": _iso(self.acknowledged_at),
+            "acknowledged_by": self.acknowledged_by,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Alert:
+        created = _dt(d["created_at"])
+        assert created is not None
+        return cls(
+            id=d["id"], level=AlertLevel(d["level"]), message=d["message"], created_at=created,
+            phase=d.get("phase"), source=d.get("source", "user"), actor=d.get("actor"),
+            acknowledged_at=_dt(d.get("acknowledged_at")), acknowledged_by=d.get("acknowledged_by"),
+        )
+
+
+@dataclass(slots=True, frozen=True)
+class NewEvent:
+    """An event before the store numbers it."""
+
+    type: str
+    ts: datetime
+    actor: str
+    payload: JSON = field(default_factory=dict)
+
+
+@dataclass(slots=True, frozen=True)
+class Event:
+    """An event in a migration's log: ``seq`` is gap-free and strictly increasing per migration."""
+
+    migration_id: str
+    seq: int
+    type: str
+    ts: datetime
+    actor: str
+    payload: JSON = field(default_factory=dict)
+
+    def to_dict(self) -> JSON:
+        return {
+            "migration_id": self.migration_id, "seq": self.seq, "type": self.type,
+            "ts": _iso(self.ts), "actor": self.actor, "payload": self.payload,
+        }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _dt(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value)
+
+
+def check_progress(value: Any, what: str = "progress") -> float:
+    """A percentage in [0, 100]; NaN, infinities, booleans and strings are rejected."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidInput(f"{what} must be a number between 0 and 100, not {type(value).__name__}")
+    v = float(value)
+    if not math.isfinite(v):
+        raise InvalidInput(f"{what} must be a finite number between 0 and 100, got {value!r}")
+    if v < 0 or v > 100:
+        raise InvalidInput(f"{what} must be between 0 and 100, got {value!r}")
+    return v
+
+
+def check_count(value: Any, what: str, *, allow_zero: bool = True) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidInput(f"{what} must be a whole number, not {type(value).__name__}")
+    if isinstance(value, float):
+        if not math.isfinite(value) or not value.is_integer():
+            raise InvalidInput(f"{what} must be a whole number, got {value!r}")
+        value = int(value)
+    if value < 0 or (value == 0 and not allow_zero):
+        raise InvalidInput(f"{what} must be {'non-negative' if allow_zero else 'positive'}, got {value!r}")
+    return int(value)
+
+
+def build_state(
+    migration_id: str, phases: Iterable[Phase | Mapping[str, Any]], now: datetime, name: str | None = None
+) -> MigrationState:
+    """Validate a plan and turn it into a fresh state. Raises InvalidPlan; pure."""
+    from migratrack.core.graph import validate_graph
+
+    _check_id(migration_id, "migration")
+    if isinstance(phases, Mapping) or isinstance(phases, str | bytes):
+        raise InvalidPlan("phases must be a list of Phase objects or dicts")
+    plan = [Phase.coerce(p) for p in phases]
+    if not plan:
+        raise InvalidPlan("a migration needs at least one phase")
+    state = MigrationState(id=migration_id, name=name or migration_id, created_at=now)
+    for p in plan:
+        _check_id(p.id, "phase")
+        if p.id in state.phases:
+            raise InvalidPlan(f"duplicate phase id {p.id!r}")
+        for dep in p.dependencies:
+            if not isinstance(dep, str):
+                raise InvalidPlan(f"phase {p.id!r}: dependencies must be phase ids (strings)")
+        if not isinstance(p.metadata, dict):
+            raise InvalidPlan(f"phase {p.id!r}: metadata must be a dict")
+        subs: dict[str, SubTaskState] = {}
+        for raw in p.sub_tasks:
+            st = SubTask.coerce(raw, p.id)
+            _check_id(st.id, f"phase {p.id!r} sub-task")
+            if st.id in subs:
+                raise InvalidPlan(f"phase {p.id!r}: duplicate sub-task id {st.id!r}")
+            subs[st.id] = SubTaskState(
+                id=st.id, name=st.name or st.id,
+                estimated_seconds=_duration_seconds(st.estimated_duration, f"sub-task {st.id!r}"),
+                metadata=dict(st.metadata),
+            )
+        state.phases[p.id] = PhaseState(
+            id=p.id, name=p.name or p.id, description=p.description,
+            dependencies=list(dict.fromkeys(p.dependencies)),
+            estimated_seconds=_duration_seconds(p.estimated_duration, f"phase {p.id!r}"),
+            requires_approval=bool(p.requires_approval), metadata=dict(p.metadata),
+            sub_tasks=subs,
+        )
+    validate_graph({pid: ph.dependencies for pid, ph in state.phases.items()})
+    return state
+
+
+def plan_signature(state: MigrationState) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
+    """What must match for initialize_migration() to resume an existing migration."""
+    return [
+        (p.id, tuple(p.dependencies), tuple(p.sub_tasks)) for p in state.phases.values()
+    ]

@@ -1,0 +1,245 @@
+"""The one orchestrator: pure rules + a store + a clock. The SDK and the server both call it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from migratrack.core.eta import Estimate, estimate
+from migratrack.core.models import (
+    Alert,
+    Event,
+    MigrationState,
+    NewEvent,
+    Phase,
+    build_state,
+    check_count,
+    check_progress,
+    plan_signature,
+)
+from migratrack.core.rules import (
+    DEFAULT_ERROR_RATE_THRESHOLD,
+    Change,
+    Rules,
+    derived_error_rate,
+    normalise_metrics,
+)
+from migratrack.core.states import AlertLevel, Control
+from migratrack.core.views import Dashboard, Overview, build_dashboard, build_overview
+from migratrack.errors import InvalidInput, MigrationNotFound, PlanMismatch
+from migratrack.storage import MergeResult, Storage, open_storage
+from migratrack.storage.base import SubTaskScope
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class MigrationService:
+    """Commands and queries on migrations in one store. Thread-safe as far as its store is."""
+
+    def __init__(self, storage: Storage | str, clock: Clock | None = None) -> None:
+        self.storage = open_storage(storage)
+        self.clock: Clock = clock or utc_now
+        self._thresholds: dict[str, float] = {}
+
+    def now(self) -> datetime:
+        t = self.clock()
+        if t.tzinfo is None:
+            raise InvalidInput("the clock must return timezone-aware datetimes")
+        return t
+
+    # -- commands --------------------------------------------------------------------------
+
+    def initialize(
+        self,
+        migration_id: str,
+        phases: Iterable[Phase | Mapping[str, Any]],
+        *,
+        name: str | None = None,
+        replace: bool = False,
+        actor: str,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> tuple[MigrationState, bool]:
+        """Create the migration; if it exists with the same plan, resume it (returns created=False)."""
+        now = self.now()
+        state = build_state(migration_id, phases, now, name)
+        if metadata:
+            state.metadata.update(metadata)
+        if not replace and self.storage.exists(migration_id):
+            existing = self.storage.load(migration_id, sub_tasks="all")
+            if plan_signature(existing) != plan_signature(state):
+                raise PlanMismatch(
+                    f"migration {migration_id!r} exists with a different plan (phases, dependencies "
+                    f"or sub-tasks differ); use another id, or initialize_migration(..., replace=True) "
+                    f"to discard its history"
+                )
+            return existing, False
+        event = NewEvent("migration.initialized", now, actor, {
+            "name": state.name, "phases": [p.id for p in state.phases.values()], "replace": replace,
+        })
+        state.seq = self.storage.create(state, [event], replace=replace)
+        return state, True
+
+    def run(
+        self, migration_id: str, actor: str, command: Callable[[Rules], Any], *, sub_tasks: SubTaskScope = None
+    ) -> Change:
+        now = self.now()
+
+        def fn(state: MigrationState) -> Change:
+            rules = Rules(state, now, actor)
+            command(rules)
+            return rules.change
+
+        return self.storage.transact(migration_id, fn, sub_tasks=sub_tasks)
+
+    def start_phase(self, mid: str, phase_id: str, *, actor: str) -> Change:
+        return self.run(mid, actor, lambda r: r.start_phase(phase_id))
+
+    def complete_phase(self, mid: str, phase_id: str, *, actor: str) -> Change:
+        return self.run(mid, actor, lambda r: r.complete_phase(phase_id), sub_tasks=phase_id)
+
+    def fail_phase(self, mid: str, phase_id: str, error: str, *, actor: str) -> Change:
+        return self.run(mid, actor, lambda r: r.fail_phase(phase_id, error))
+
+    def skip_phase(self, mid: str, phase_id: str, reason: str, *, actor: str) -> Change:
+        return self.run(mid, actor, lambda r: r.skip_phase(phase_id, reason))
+
+    def retry_phase(self, mid: str, phase_id: str, *, actor: str) -> Change:
+        return self.run(mid, actor, lambda r: r.retry_phase(phase_id), sub_tasks=phase_id)
+
+    def approve_phase(self, mid: str, phase_id: str, by: str, *, actor: str) -> Change:
+        return self.run(mid, actor, lambda r: r.approve_phase(phase_id, by))
+
+    def update_phase_progress(
+        self,
+        mid: str,
+        phase_id: str,
+        progress: float | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        done: int | None = None,
+        total: int | None = None,
+        add: int | None = None,
+        actor: str,
+    ) -> MergeResult | Change:
+        """Hot path first (one atomic store operation); the rules decide whatever it cannot."""
+        value = None if progress is None else check_progress(progress)
+        done_v = None if done is None else check_count(done, "done")
+        add_v = None if add is None else check_count(add, "increment")
+        if metadata is None and total is None:
+            result = self.storage.merge_progress(
+                mid, phase_id, None, progress=value, done=done_v, add=add_v, ts=self.now(), actor=actor
+            )
+            if result is not MergeResult.FALLBACK:
+                return result
+        return self.run(mid, actor, lambda r: r.update_phase_progress(
+            phase_id, value, metadata, done=done_v, total=total, add=add_v))
+
+    def start_sub_task(self, mid: str, phase_id: str, sub_id: str, *, actor: str) -> Change:
+        return self.run(mid, actor, lambda r: r.start_sub_task(phase_id, sub_id), sub_tasks=phase_id)
+
+    def update_sub_task_progress(
+        self, mid: str, phase_id: str, sub_id: str, progress: float, *, actor: str
+    ) -> MergeResult | Change:
+        value = check_progress(progress)
+        result = self.storage.merge_progress(
+            mid, phase_id, sub_id, progress=value, done=None, add=None, ts=self.now(), actor=actor
+        )
+        if result is not MergeResult.FALLBACK:
+            return result
+        return self.run(mid, actor, lambda r: r.update_sub_task_progress(phase_id, sub_id, value),
+                        sub_tasks=phase_id)
+
+    def complete_sub_task(self, mid: str, phase_id: str, sub_id: str, *, actor: str) -> Change:
+        return self.run(mid, actor, lambda r: r.complete_sub_task(phase_id, sub_id), sub_tasks=phase_id)
+
+    def fail_sub_task(self, mid: str, phase_id: str, sub_id: str, error: str, *, actor: str) -> Change:
+        return self.run(mid, actor, lambda r: r.fail_sub_task(phase_id, sub_id, error), sub_tasks=phase_id)
+
+    def skip_sub_task(self, mid: str, phase_id: str, sub_id: str, reason: str, *, actor: str) -> Change:
+        return self.run(mid, actor, lambda r: r.skip_sub_task(phase_id, sub_id, reason), sub_tasks=phase_id)
+
+    def create_alert(
+        self, mid: str, level: str | AlertLevel, message: str, phase: str | None = None, *, actor: str
+    ) -> Alert:
+        created: list[Alert] = []
+        self.run(mid, actor, lambda r: created.append(r.create_alert(level, message, phase)))
+        return created[0]
+
+    def acknowledge_alert(self, mid: str, alert_id: str, by: str, *, actor: str) -> Alert:
+        alert = self.storage.get_alert(mid, alert_id)
+        self.run(mid, actor, lambda r: r.acknowledge_alert(alert, by))
+        return alert
+
+    def update_metrics(
+        self,
+        mid: str,
+        values: Mapping[str, Any] | None = None,
+        increments: Mapping[str, Any] | None = None,
+        *,
+        actor: str,
+    ) -> None:
+        values = values or {}
+        increments = increments or {}
+        sets, deltas = normalise_metrics(values, increments)  # validate before writing anything
+        if sets:
+            self.run(mid, actor, lambda r: r.update_metrics(values, increments))
+            return
+        if not deltas:
+            return
+        counters = self.storage.increment_counters(mid, deltas, ts=self.now(), actor=actor)
+        ok, failed = counters["successful_operations"], counters["failed_operations"]
+        before_ok = ok - deltas.get("successful_operations", 0)
+        before_failed = failed - deltas.get("failed_operations", 0)
+        after = derived_error_rate(ok, failed, {})
+        before = derived_error_rate(before_ok, before_failed, {})
+        threshold = self._threshold(mid)
+        if after is not None and after > threshold and (before is None or before <= threshold):
+            self.run(mid, actor, lambda r: r.check_error_rate(before))
+
+    def _threshold(self, mid: str) -> float:
+        if mid not in self._thresholds:
+            meta = self.storage.load(mid, sub_tasks=None).metadata
+            self._thresholds[mid] = float(meta.get("error_rate_threshold", DEFAULT_ERROR_RATE_THRESHOLD))
+        return self._thresholds[mid]
+
+    def pause(self, mid: str, reason: str | None = None, *, actor: str) -> Change:
+        return self.run(mid, actor, lambda r: r.pause(reason))
+
+    def resume(self, mid: str, *, actor: str) -> Change:
+        return self.run(mid, actor, lambda r: r.resume())
+
+    def cancel(self, mid: str, reason: str | None = None, *, actor: str) -> Change:
+        return self.run(mid, actor, lambda r: r.cancel(reason))
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def state(self, mid: str) -> MigrationState:
+        return self.storage.load(mid)
+
+    def overview(self, mid: str) -> Overview:
+        return build_overview(self.storage.load(mid), self.now())
+
+    def dashboard(self, mid: str, *, alerts: int = 20) -> Dashboard:
+        state = self.storage.load(mid)
+        return build_dashboard(state, self.storage.alerts(mid, limit=alerts), self.now())
+
+    def estimate(self, mid: str) -> Estimate:
+        return estimate(self.storage.load(mid), self.now())
+
+    def control(self, mid: str) -> Control:
+        return self.storage.control(mid)
+
+    def events(self, mid: str, after: int = 0, limit: int = 1000) -> list[Event]:
+        if not self.storage.exists(mid):
+            raise MigrationNotFound(mid)
+        return self.storage.events(mid, after, limit)
+
+    def alerts(self, mid: str, *, limit: int = 50, unacknowledged_only: bool = False) -> list[Alert]:
+        if not self.storage.exists(mid):
+            raise MigrationNotFound(mid)
+        return self.storage.alerts(mid, limit=limit, unacknowledged_only=unacknowledged_only)

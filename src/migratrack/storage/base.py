@@ -1,0 +1,175 @@
+"""The storage contract, written once. Every backend (memory, SQLite, Redis, PostgreSQL) implements it.
+
+A store keeps, per migration:
+
+* the **materialised state** — the migration's header (name, control state, pauses, times),
+  its phases and sub-tasks (status, progress, done/total and the rest), and its metrics
+  (three exact counters and last-written gauges);
+* the **event log** — every change, numbered by a per-migration sequence that starts at 1,
+  is strictly increasing and has no gaps; the audit trail and the source of live views;
+* the **alerts** of the migration.
+
+Two kinds of write, with different costs:
+
+``transact(migration_id, fn)`` — the cold path (transitions, alerts, control, metadata):
+    load the state, call ``fn(state)`` (which validates the command with the pure rules,
+    mutates the state it was given and returns a :class:`~migratrack.core.rules.Change`),
+    then write what the change names and append its events — atomically with respect to
+    every other write on the same migration (a lock, a transaction or a compare-and-set with
+    retry). If ``fn`` raises, nothing is written.
+
+``merge_progress`` / ``increment_counters`` — the hot path (progress ticks, counter increments):
+    one atomic store operation (one SQL statement or transaction, one Redis script call),
+    never a read-modify-write of a whole document. Progress merges with ``max``; counters
+    with ``+``. ``merge_progress`` answers FALLBACK when the rules must decide (the target is
+    not in progress, or a done count would pass its total): the caller then uses ``transact``.
+
+Reads (``load``, ``events``, ``alerts``, ``control``) see committed writes only.
+
+Free text (names, descriptions, errors, messages, metadata) goes through ``self.codec`` so a
+store can encrypt it at rest; numbers, statuses and ids stay plain so the hot path can merge
+them in place.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from enum import Enum
+from typing import Any, Literal
+
+from migratrack.core.models import Alert, Event, MigrationState, NewEvent
+from migratrack.core.rules import Change
+from migratrack.core.states import Control
+
+#: which sub-tasks ``load`` materialises: every phase's ("all"), one phase's (its id), or none
+SubTaskScope = Literal["all"] | str | None
+
+
+class MergeResult(str, Enum):
+    #: the merge changed the state and appended one progress event
+    APPLIED = "applied"
+    #: the target is in progress but the update changes nothing (a stale or repeated value)
+    STALE = "stale"
+    #: the rules must decide: call transact() with the full command
+    FALLBACK = "fallback"
+
+
+class Codec:
+    """Turns JSON-able values into the text a store keeps, and back. Plain JSON by default."""
+
+    def dumps(self, value: Any) -> str:
+        return json.dumps(value, separators=(",", ":"), default=str)
+
+    def loads(self, text: str | bytes) -> Any:
+        return json.loads(text)
+
+
+class Storage(ABC):
+    """Base class of every store; see the module docstring for the contract."""
+
+    #: URL schemes this class serves, e.g. ("sqlite",)
+    schemes: tuple[str, ...] = ()
+
+    def __init__(self, codec: Codec | None = None) -> None:
+        self.codec = codec or Codec()
+
+    # -- migrations ------------------------------------------------------------------------
+
+    @abstractmethod
+    def create(self, state: MigrationState, events: Sequence[NewEvent], *, replace: bool = False) -> int:
+        """Store a new migration and its first events; return the last sequence number.
+
+        Raises MigrationAlreadyExists unless ``replace``, which drops the old migration (state,
+        events and alerts) in the same atomic step.
+        """
+
+    @abstractmethod
+    def load(self, migration_id: str, *, sub_tasks: SubTaskScope = "all") -> MigrationState:
+        """The migration's state; ``state.seq`` is the last event's number and
+        ``state.alert_counts`` / ``unacknowledged_alerts`` are filled. Raises MigrationNotFound."""
+
+    @abstractmethod
+    def exists(self, migration_id: str) -> bool: ...
+
+    @abstractmethod
+    def list_ids(self) -> list[str]:
+        """Ids of every stored migration, oldest first."""
+
+    @abstractmethod
+    def delete(self, migration_id: str) -> bool:
+        """Drop a migration with its events and alerts. True if it existed."""
+
+    # -- writes ----------------------------------------------------------------------------
+
+    @abstractmethod
+    def transact(
+        self,
+        migration_id: str,
+        fn: Callable[[MigrationState], Change],
+        *,
+        sub_tasks: SubTaskScope = "all",
+    ) -> Change:
+        """Cold path: load (with the given sub-task scope), apply ``fn``, write its Change and
+        number its events, atomically. Sets ``change.last_seq``. Raises MigrationNotFound."""
+
+    @abstractmethod
+    def merge_progress(
+        self,
+        migration_id: str,
+        phase_id: str,
+        sub_task_id: str | None,
+        *,
+        progress: float | None,
+        done: int | None,
+        add: int | None,
+        ts: datetime,
+        actor: str,
+    ) -> MergeResult:
+        """Hot path: max-merge a progress value (and for phases, a done count or increment).
+
+        Semantics, identical on every store (see ``core.rules.merge_values``): the target must
+        be in progress; a sub-task takes only ``progress``; for a phase the new done count is
+        ``max(done, done_arg) + add`` and, when a total is set and a count was given, the
+        progress becomes at least ``min(100, done * 100 / total)``. A count that would pass
+        the total is FALLBACK. On a change, append one ``phase.progress`` event
+        (payload: phase, progress, done, total) or ``subtask.progress`` event (payload: phase,
+        sub_task, progress)."""
+
+    @abstractmethod
+    def increment_counters(
+        self, migration_id: str, deltas: Mapping[str, int], *, ts: datetime, actor: str
+    ) -> dict[str, int]:
+        """Hot path: add to the counters atomically, append one ``metrics.updated`` event
+        (payload: {"increment": deltas}) and return the counters' new values."""
+
+    # -- reads -----------------------------------------------------------------------------
+
+    @abstractmethod
+    def control(self, migration_id: str) -> Control:
+        """The control state alone: the cheap read a worker makes to honour pause/cancel."""
+
+    @abstractmethod
+    def events(self, migration_id: str, after: int = 0, limit: int = 1000) -> list[Event]:
+        """Events with ``seq > after``, oldest first, at most ``limit``."""
+
+    @abstractmethod
+    def alerts(
+        self, migration_id: str, *, limit: int = 50, unacknowledged_only: bool = False
+    ) -> list[Alert]:
+        """The newest alerts first."""
+
+    @abstractmethod
+    def get_alert(self, migration_id: str, alert_id: str) -> Alert:
+        """One alert; raises AlertNotFound."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections. The store is unusable afterwards."""
+
+    def __enter__(self) -> Storage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

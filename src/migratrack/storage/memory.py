@@ -1,0 +1,185 @@
+"""``memory://``: the reference store. Process-local, thread-safe, gone when the process ends."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from migratrack.core.models import Alert, Event, MigrationState, NewEvent
+from migratrack.core.rules import Change, merge_values
+from migratrack.core.states import Control, Status
+from migratrack.errors import AlertNotFound, MigrationAlreadyExists, MigrationNotFound
+from migratrack.storage.base import Codec, MergeResult, Storage, SubTaskScope
+
+
+@dataclass
+class _Record:
+    state: MigrationState
+    events: list[Event] = field(default_factory=list)
+    alerts: dict[str, Alert] = field(default_factory=dict)
+
+
+class MemoryStorage(Storage):
+    schemes = ("memory",)
+
+    def __init__(self, url: str = "memory://", codec: Codec | None = None) -> None:
+        super().__init__(codec)
+        self.url = url
+        self._lock = threading.RLock()
+        self._data: dict[str, _Record] = {}
+
+    def _rec(self, migration_id: str) -> _Record:
+        try:
+            return self._data[migration_id]
+        except KeyError:
+            raise MigrationNotFound(migration_id) from None
+
+    def _append(self, rec: _Record, events: Sequence[NewEvent]) -> int:
+        for e in events:
+            rec.state.seq += 1
+            rec.events.append(Event(rec.state.id, rec.state.seq, e.type, e.ts, e.actor, copy.deepcopy(e.payload)))
+        return rec.state.seq
+
+    def create(self, state: MigrationState, events: Sequence[NewEvent], *, replace: bool = False) -> int:
+        with self._lock:
+            if state.id in self._data and not replace:
+                raise MigrationAlreadyExists(state.id)
+            stored = copy.deepcopy(state)
+            stored.seq = 0
+            rec = _Record(stored)
+            self._data[state.id] = rec
+            return self._append(rec, events)
+
+    def _snapshot(self, rec: _Record, sub_tasks: SubTaskScope) -> MigrationState:
+        src = rec.state
+        if sub_tasks == "all":
+            state = copy.deepcopy(src)
+        else:
+            # copy without the sub-tasks that are not asked for
+            saved = {pid: p.sub_tasks for pid, p in src.phases.items()}
+            try:
+                for pid, p in src.phases.items():
+                    if pid != sub_tasks:
+                        p.sub_tasks = {}
+                state = copy.deepcopy(src)
+            finally:
+                for pid, p in src.phases.items():
+                    p.sub_tasks = saved[pid]
+        counts: dict[str, int] = {}
+        for a in rec.alerts.values():
+            counts[a.level.value] = counts.get(a.level.value, 0) + 1
+        state.alert_counts = counts
+        state.unacknowledged_alerts = sum(1 for a in rec.alerts.values() if a.acknowledged_at is None)
+        return state
+
+    def load(self, migration_id: str, *, sub_tasks: SubTaskScope = "all") -> MigrationState:
+        with self._lock:
+            return self._snapshot(self._rec(migration_id), sub_tasks)
+
+    def exists(self, migration_id: str) -> bool:
+        with self._lock:
+            return migration_id in self._data
+
+    def list_ids(self) -> list[str]:
+        with self._lock:
+            return sorted(self._data, key=lambda k: self._data[k].state.created_at)
+
+    def delete(self, migration_id: str) -> bool:
+        with self._lock:
+            return self._data.pop(migration_id, None) is not None
+
+    def transact(
+        self, migration_id: str, fn: Callable[[MigrationState], Change], *, sub_tasks: SubTaskScope = "all"
+    ) -> Change:
+        with self._lock:
+            rec = self._rec(migration_id)
+            work = self._snapshot(rec, sub_tasks)
+            change = fn(work)
+            target = rec.state
+            if change.header:
+                target.apply_header(work.header_dict())
+            if change.metrics:
+                target.metrics = copy.deepcopy(work.metrics)
+            for pid in change.phases:
+                subs = target.phases[pid].sub_tasks
+                target.phases[pid] = copy.deepcopy(work.phases[pid])
+                target.phases[pid].sub_tasks = subs
+            for pid, sid in change.sub_tasks:
+                target.phases[pid].sub_tasks[sid] = copy.deepcopy(work.phases[pid].sub_tasks[sid])
+            for a in change.new_alerts:
+                rec.alerts[a.id] = copy.deepcopy(a)
+            for a in change.updated_alerts:
+                rec.alerts[a.id] = copy.deepcopy(a)
+            change.last_seq = self._append(rec, change.events)
+            return change
+
+    def merge_progress(
+        self, migration_id: str, phase_id: str, sub_task_id: str | None, *,
+        progress: float | None, done: int | None, add: int | None, ts: datetime, actor: str,
+    ) -> MergeResult:
+        with self._lock:
+            rec = self._rec(migration_id)
+            phase = rec.state.phases.get(phase_id)
+            if phase is None:
+                return MergeResult.FALLBACK
+            if sub_task_id is None:
+                result, p, d = merge_values(phase.status, phase.progress, phase.done, phase.total,
+                                            progress=progress, done=done, add=add)
+                if result == "applied":
+                    phase.progress, phase.done = p, d
+                    self._append(rec, [NewEvent("phase.progress", ts, actor, {
+                        "phase": phase_id, "progress": p, "done": d, "total": phase.total})])
+                return MergeResult(result)
+            sub = phase.sub_tasks.get(sub_task_id)
+            if sub is None or sub.status is not Status.IN_PROGRESS or progress is None:
+                return MergeResult.FALLBACK
+            if progress <= sub.progress:
+                return MergeResult.STALE
+            sub.progress = progress
+            self._append(rec, [NewEvent("subtask.progress", ts, actor, {
+                "phase": phase_id, "sub_task": sub_task_id, "progress": progress})])
+            return MergeResult.APPLIED
+
+    def increment_counters(
+        self, migration_id: str, deltas: Mapping[str, int], *, ts: datetime, actor: str
+    ) -> dict[str, int]:
+        with self._lock:
+            rec = self._rec(migration_id)
+            m = rec.state.metrics
+            for name, delta in deltas.items():
+                setattr(m, name, getattr(m, name) + delta)
+            self._append(rec, [NewEvent("metrics.updated", ts, actor, {"increment": dict(deltas)})])
+            return {
+                "successful_operations": m.successful_operations,
+                "failed_operations": m.failed_operations,
+                "total_data_migrated": m.total_data_migrated,
+            }
+
+    def control(self, migration_id: str) -> Control:
+        with self._lock:
+            return self._rec(migration_id).state.control
+
+    def events(self, migration_id: str, after: int = 0, limit: int = 1000) -> list[Event]:
+        with self._lock:
+            evs = self._rec(migration_id).events
+            # seq n lives at index n-1
+            return list(evs[max(0, after):max(0, after) + limit])
+
+    def alerts(self, migration_id: str, *, limit: int = 50, unacknowledged_only: bool = False) -> list[Alert]:
+        with self._lock:
+            items = list(self._rec(migration_id).alerts.values())
+        if unacknowledged_only:
+            items = [a for a in items if a.acknowledged_at is None]
+        items.reverse()  # newest first among equal timestamps too
+        items.sort(key=lambda a: a.created_at, reverse=True)
+        return [copy.deepcopy(a) for a in items[:limit]]
+
+    def get_alert(self, migration_id: str, alert_id: str) -> Alert:
+        with self._lock:
+            try:
+                return copy.deepcopy(self._rec(migration_id).alerts[alert_id])
+            except KeyError:
+                raise AlertNotFound(alert_id) from None

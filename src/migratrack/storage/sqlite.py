@@ -1,0 +1,481 @@
+"""``sqlite:///path.db``: the embedded default store.
+
+WAL journal, ``synchronous=NORMAL``, every write in ``BEGIN IMMEDIATE`` so several processes on
+one file serialise their writes instead of losing them; readers never block writers. The schema
+is versioned in ``mt_meta``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from migratrack.core.models import (
+    Alert,
+    Event,
+    Metrics,
+    MigrationState,
+    NewEvent,
+    PhaseState,
+    SubTaskState,
+)
+from migratrack.core.rules import Change
+from migratrack.core.states import Control
+from migratrack.errors import (
+    AlertNotFound,
+    ConfigurationError,
+    MigrationAlreadyExists,
+    MigrationNotFound,
+    SchemaVersionError,
+    StorageError,
+    StorageUnavailable,
+)
+from migratrack.storage.base import Codec, MergeResult, Storage, SubTaskScope
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS mt_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS mt_migrations (
+    id TEXT PRIMARY KEY,
+    header TEXT NOT NULL,
+    control TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    finished_at TEXT,
+    updated_at TEXT NOT NULL,
+    successful_operations INTEGER NOT NULL DEFAULT 0,
+    failed_operations INTEGER NOT NULL DEFAULT 0,
+    total_data_migrated INTEGER NOT NULL DEFAULT 0,
+    gauges TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS mt_phases (
+    migration_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    pos INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    progress REAL NOT NULL,
+    done INTEGER NOT NULL,
+    total INTEGER,
+    data TEXT NOT NULL,
+    PRIMARY KEY (migration_id, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS mt_sub_tasks (
+    migration_id TEXT NOT NULL,
+    phase_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    pos INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    progress REAL NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (migration_id, phase_id, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS mt_events (
+    migration_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    ts TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    type TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    PRIMARY KEY (migration_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS mt_alerts (
+    migration_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    level TEXT NOT NULL,
+    acknowledged INTEGER NOT NULL DEFAULT 0,
+    data TEXT NOT NULL,
+    PRIMARY KEY (migration_id, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS mt_alerts_order ON mt_alerts (migration_id, n);
+"""
+
+_NEXT_SEQ = "(SELECT COALESCE(MAX(seq), 0) + 1 FROM mt_events WHERE migration_id = ?)"
+_INSERT_EVENT = (
+    "INSERT INTO mt_events (migration_id, seq, ts, actor, type, payload) "
+    f"VALUES (?, {_NEXT_SEQ}, ?, ?, ?, ?) RETURNING seq"
+)
+
+_PHASE_COLUMNS = ("status", "progress", "done", "total", "sub_tasks")
+
+
+def path_from_url(url: str) -> str:
+    """``sqlite:///rel.db`` -> ``rel.db``; ``sqlite:////abs/x.db`` -> ``/abs/x.db``;
+    ``sqlite://:memory:`` is refused (use memory://)."""
+    parts = urlsplit(url)
+    if parts.scheme != "sqlite":
+        raise ConfigurationError(f"not a sqlite URL: {url!r}")
+    raw = unquote((parts.netloc or "") + parts.path)
+    path = raw[1:] if raw.startswith("/") else raw
+    if not path or path == ":memory:":
+        raise ConfigurationError(
+            f"{url!r} names no file; use sqlite:///migratrack.db (relative) or "
+            "sqlite:////abs/path.db, or memory:// for a throw-away store"
+        )
+    return path
+
+
+class SQLiteStorage(Storage):
+    schemes = ("sqlite",)
+
+    def __init__(self, url: str = "sqlite:///migratrack.db", codec: Codec | None = None,
+                 *, busy_timeout: float = 30.0) -> None:
+        super().__init__(codec)
+        self.url = url
+        self.path = path_from_url(url)
+        query = parse_qs(urlsplit(url).query)
+        self._sync = query.get("synchronous", ["NORMAL"])[0].upper()
+        if self._sync not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ConfigurationError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, got {self._sync!r}")
+        parent = Path(self.path).parent
+        if not parent.exists():
+            raise ConfigurationError(f"directory {str(parent)!r} for the SQLite store does not exist")
+        self._lock = threading.RLock()
+        try:
+            self._conn = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None,
+                                         check_same_thread=False)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute(f"PRAGMA synchronous={self._sync}")
+            self._conn.execute("PRAGMA foreign_keys=OFF")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StorageUnavailable(f"cannot open SQLite store {self.path!r}: {exc}") from exc
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        with self._lock:
+            self._conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
+        with self._write() as c:
+            row = c.execute("SELECT value FROM mt_meta WHERE key = 'schema_version'").fetchone()
+            if row is None:
+                c.execute("INSERT INTO mt_meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            elif int(row[0]) > SCHEMA_VERSION:
+                raise SchemaVersionError(
+                    f"{self.path} has schema version {row[0]}, newer than this migratrack "
+                    f"understands ({SCHEMA_VERSION}); upgrade migratrack"
+                )
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            c = self._conn
+            try:
+                c.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise StorageUnavailable(f"SQLite store {self.path!r} is busy or unwritable: {exc}") from exc
+            try:
+                yield c
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+            try:
+                c.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                c.execute("ROLLBACK")
+                raise StorageError(f"SQLite commit failed: {exc}") from exc
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            c = self._conn
+            c.execute("BEGIN")
+            try:
+                yield c
+            finally:
+                c.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # -- encode ----------------------------------------------------------------------------
+
+    def _phase_row(self, migration_id: str, pos: int, p: PhaseState) -> tuple[Any, ...]:
+        data = p.to_dict(with_sub_tasks=False)
+        for k in _PHASE_COLUMNS:
+            data.pop(k, None)
+        return (migration_id, p.id, pos, p.status.value, p.progress, p.done, p.total, self.codec.dumps(data))
+
+    def _sub_row(self, migration_id: str, phase_id: str, pos: int, s: SubTaskState) -> tuple[Any, ...]:
+        data = s.to_dict()
+        data.pop("status")
+        data.pop("progress")
+        return (migration_id, phase_id, s.id, pos, s.status.value, s.progress, self.codec.dumps(data))
+
+    def _insert_events(self, c: sqlite3.Connection, migration_id: str, events: Sequence[NewEvent]) -> int:
+        seq = 0
+        for e in events:
+            seq = c.execute(_INSERT_EVENT, (migration_id, migration_id, e.ts.isoformat(), e.actor,
+                                            e.type, self.codec.dumps(e.payload))).fetchone()[0]
+        return seq
+
+    def _last_seq(self, c: sqlite3.Connection, migration_id: str) -> int:
+        return int(c.execute("SELECT COALESCE(MAX(seq), 0) FROM mt_events WHERE migration_id = ?",
+                             (migration_id,)).fetchone()[0])
+
+    def _write_metrics(self, c: sqlite3.Connection, state: MigrationState) -> None:
+        m = state.metrics
+        c.execute(
+            "UPDATE mt_migrations SET successful_operations = ?, failed_operations = ?, "
+            "total_data_migrated = ?, gauges = ? WHERE id = ?",
+            (m.successful_operations, m.failed_operations, m.total_data_migrated,
+             self.codec.dumps(m.gauges), state.id),
+        )
+
+    def _write_header(self, c: sqlite3.Connection, state: MigrationState, now: str) -> None:
+        c.execute(
+            "UPDATE mt_migrations SET header = ?, control = ?, finished_at = ?, updated_at = ? WHERE id = ?",
+            (self.codec.dumps(state.header_dict()), state.control.value,
+             state.finished_at.isoformat() if state.finished_at else None, now, state.id),
+        )
+
+    def _insert_alert(self, c: sqlite3.Connection, migration_id: str, a: Alert) -> None:
+        c.execute(
+            "INSERT INTO mt_alerts (migration_id, id, n, level, acknowledged, data) VALUES "
+            "(?, ?, (SELECT COALESCE(MAX(n), 0) + 1 FROM mt_alerts WHERE migration_id = ?), ?, ?, ?)",
+            (migration_id, a.id, migration_id, a.level.value, int(a.acknowledged_at is not None),
+             self.codec.dumps(a.to_dict())),
+        )
+
+    # -- migrations ------------------------------------------------------------------------
+
+    def create(self, state: MigrationState, events: Sequence[NewEvent], *, replace: bool = False) -> int:
+        with self._write() as c:
+            exists = c.execute("SELECT 1 FROM mt_migrations WHERE id = ?", (state.id,)).fetchone()
+            if exists and not replace:
+                raise MigrationAlreadyExists(state.id)
+            if exists:
+                self._delete(c, state.id)
+            now = state.created_at.isoformat()
+            c.execute(
+                "INSERT INTO mt_migrations (id, header, control, created_at, finished_at, updated_at, gauges) "
+                "VALUES (?, ?, ?, ?, NULL, ?, ?)",
+                (state.id, self.codec.dumps(state.header_dict()), state.control.value, now, now,
+                 self.codec.dumps(state.metrics.gauges)),
+            )
+            self._write_metrics(c, state)
+            c.executemany(
+                "INSERT INTO mt_phases VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [self._phase_row(state.id, i, p) for i, p in enumerate(state.phases.values())],
+            )
+            c.executemany(
+                "INSERT INTO mt_sub_tasks VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [self._sub_row(state.id, p.id, j, s)
+                 for p in state.phases.values() for j, s in enumerate(p.sub_tasks.values())],
+            )
+            return self._insert_events(c, state.id, events)
+
+    def _load(self, c: sqlite3.Connection, migration_id: str, sub_tasks: SubTaskScope) -> MigrationState:
+        row = c.execute(
+            "SELECT header, successful_operations, failed_operations, total_data_migrated, gauges "
+            "FROM mt_migrations WHERE id = ?", (migration_id,),
+        ).fetchone()
+        if row is None:
+            raise MigrationNotFound(migration_id)
+        state = MigrationState.from_header(self.codec.loads(row[0]))
+        state.metrics = Metrics(row[1], row[2], row[3], self.codec.loads(row[4]))
+        for pid, status, progress, done, total, data in c.execute(
+            "SELECT id, status, progress, done, total, data FROM mt_phases "
+            "WHERE migration_id = ? ORDER BY pos", (migration_id,),
+        ):
+            d = self.codec.loads(data)
+            d.update(id=pid, status=status, progress=progress, done=done, total=total)
+            state.phases[pid] = PhaseState.from_dict(d)
+        if sub_tasks is not None:
+            sql = "SELECT phase_id, id, status, progress, data FROM mt_sub_tasks WHERE migration_id = ?"
+            args: tuple[str, ...] = (migration_id,)
+            if sub_tasks != "all":
+                sql += " AND phase_id = ?"
+                args += (sub_tasks,)
+            for pid, sid, status, progress, data in c.execute(sql + " ORDER BY phase_id, pos", args):
+                d = self.codec.loads(data)
+                d.update(id=sid, status=status, progress=progress)
+                phase = state.phases.get(pid)
+                if phase is not None:
+                    phase.sub_tasks[sid] = SubTaskState.from_dict(d)
+        state.seq = self._last_seq(c, migration_id)
+        for level, n, unacked in c.execute(
+            "SELECT level, COUNT(*), SUM(1 - acknowledged) FROM mt_alerts WHERE migration_id = ? "
+            "GROUP BY level", (migration_id,),
+        ):
+            state.alert_counts[level] = n
+            state.unacknowledged_alerts += unacked
+        return state
+
+    def load(self, migration_id: str, *, sub_tasks: SubTaskScope = "all") -> MigrationState:
+        with self._read() as c:
+            return self._load(c, migration_id, sub_tasks)
+
+    def exists(self, migration_id: str) -> bool:
+        with self._lock:
+            return self._conn.execute("SELECT 1 FROM mt_migrations WHERE id = ?", (migration_id,)).fetchone() is not None
+
+    def list_ids(self) -> list[str]:
+        with self._lock:
+            return [r[0] for r in self._conn.execute("SELECT id FROM mt_migrations ORDER BY created_at, id")]
+
+    def _delete(self, c: sqlite3.Connection, migration_id: str) -> int:
+        n = c.execute("DELETE FROM mt_migrations WHERE id = ?", (migration_id,)).rowcount
+        for table in ("mt_phases", "mt_sub_tasks", "mt_events", "mt_alerts"):
+            c.execute(f"DELETE FROM {table} WHERE migration_id = ?", (migration_id,))
+        return n
+
+    def delete(self, migration_id: str) -> bool:
+        with self._write() as c:
+            return self._delete(c, migration_id) > 0
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def transact(
+        self, migration_id: str, fn: Callable[[MigrationState], Change], *, sub_tasks: SubTaskScope = "all"
+    ) -> Change:
+        with self._write() as c:
+            state = self._load(c, migration_id, sub_tasks)
+            change = fn(state)
+            if change.empty:
+                change.last_seq = state.seq
+                return change
+            now = (change.events[-1].ts if change.events else state.created_at).isoformat()
+            if change.header:
+                self._write_header(c, state, now)
+            else:
+                c.execute("UPDATE mt_migrations SET updated_at = ? WHERE id = ?", (now, migration_id))
+            if change.metrics:
+                self._write_metrics(c, state)
+            order = {pid: i for i, pid in enumerate(state.phases)}
+            for pid in change.phases:
+                c.execute("INSERT OR REPLACE INTO mt_phases VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                          self._phase_row(migration_id, order[pid], state.phases[pid]))
+            for pid, sid in change.sub_tasks:
+                sub = state.phases[pid].sub_tasks[sid]
+                pos = list(state.phases[pid].sub_tasks).index(sid)
+                c.execute("INSERT OR REPLACE INTO mt_sub_tasks VALUES (?, ?, ?, ?, ?, ?, ?)",
+                          self._sub_row(migration_id, pid, pos, sub))
+            for a in change.new_alerts:
+                self._insert_alert(c, migration_id, a)
+            for a in change.updated_alerts:
+                c.execute("UPDATE mt_alerts SET acknowledged = ?, data = ? WHERE migration_id = ? AND id = ?",
+                          (int(a.acknowledged_at is not None), self.codec.dumps(a.to_dict()),
+                           migration_id, a.id))
+            change.last_seq = self._insert_events(c, migration_id, change.events) or state.seq
+            return change
+
+    def merge_progress(
+        self, migration_id: str, phase_id: str, sub_task_id: str | None, *,
+        progress: float | None, done: int | None, add: int | None, ts: datetime, actor: str,
+    ) -> MergeResult:
+        with self._write() as c:
+            if sub_task_id is not None:
+                if progress is None:
+                    return MergeResult.FALLBACK
+                row = c.execute(
+                    "UPDATE mt_sub_tasks SET progress = ? WHERE migration_id = ? AND phase_id = ? "
+                    "AND id = ? AND status = 'in_progress' AND progress < ? RETURNING progress",
+                    (progress, migration_id, phase_id, sub_task_id, progress),
+                ).fetchone()
+                if row is None:
+                    cur = c.execute(
+                        "SELECT status FROM mt_sub_tasks WHERE migration_id = ? AND phase_id = ? AND id = ?",
+                        (migration_id, phase_id, sub_task_id),
+                    ).fetchone()
+                    return MergeResult.STALE if cur and cur[0] == "in_progress" else MergeResult.FALLBACK
+                payload = {"phase": phase_id, "sub_task": sub_task_id, "progress": progress}
+                etype = "subtask.progress"
+            else:
+                counted = int(done is not None or bool(add))
+                # new_done and new_progress as in core.rules.merge_values, computed in place
+                row = c.execute(
+                    """
+                    UPDATE mt_phases SET done = nd, progress = np FROM (
+                        SELECT MAX(done, :done) + :add AS nd,
+                               MAX(progress, :progress,
+                                   CASE WHEN total IS NULL OR :counted = 0 THEN 0.0
+                                        WHEN total = 0 THEN 100.0
+                                        ELSE MIN(100.0, (MAX(done, :done) + :add) * 100.0 / total) END) AS np
+                        FROM mt_phases WHERE migration_id = :m AND id = :p
+                    ) AS n
+                    WHERE migration_id = :m AND id = :p AND status = 'in_progress'
+                      AND (total IS NULL OR :counted = 0 OR nd <= total)
+                      AND (np <> progress OR nd <> done)
+                    RETURNING progress, done, total
+                    """,
+                    {"done": done or 0, "add": add or 0, "progress": progress or 0.0,
+                     "counted": counted, "m": migration_id, "p": phase_id},
+                ).fetchone()
+                if row is None:
+                    cur = c.execute(
+                        "SELECT status, done, total FROM mt_phases WHERE migration_id = ? AND id = ?",
+                        (migration_id, phase_id),
+                    ).fetchone()
+                    if cur is None or cur[0] != "in_progress":
+                        return MergeResult.FALLBACK
+                    over = cur[2] is not None and counted and max(cur[1], done or 0) + (add or 0) > cur[2]
+                    return MergeResult.FALLBACK if over else MergeResult.STALE
+                payload = {"phase": phase_id, "progress": float(row[0]), "done": row[1], "total": row[2]}
+                etype = "phase.progress"
+            c.execute(_INSERT_EVENT, (migration_id, migration_id, ts.isoformat(), actor, etype,
+                                      self.codec.dumps(payload)))
+            return MergeResult.APPLIED
+
+    def increment_counters(
+        self, migration_id: str, deltas: Mapping[str, int], *, ts: datetime, actor: str
+    ) -> dict[str, int]:
+        with self._write() as c:
+            row = c.execute(
+                "UPDATE mt_migrations SET successful_operations = successful_operations + ?, "
+                "failed_operations = failed_operations + ?, total_data_migrated = total_data_migrated + ? "
+                "WHERE id = ? RETURNING successful_operations, failed_operations, total_data_migrated",
+                (deltas.get("successful_operations", 0), deltas.get("failed_operations", 0),
+                 deltas.get("total_data_migrated", 0), migration_id),
+            ).fetchone()
+            if row is None:
+                raise MigrationNotFound(migration_id)
+            c.execute(_INSERT_EVENT, (migration_id, migration_id, ts.isoformat(), actor,
+                                      "metrics.updated", self.codec.dumps({"increment": dict(deltas)})))
+        return {"successful_operations": row[0], "failed_operations": row[1], "total_data_migrated": row[2]}
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def control(self, migration_id: str) -> Control:
+        with self._lock:
+            row = self._conn.execute("SELECT control FROM mt_migrations WHERE id = ?", (migration_id,)).fetchone()
+        if row is None:
+            raise MigrationNotFound(migration_id)
+        return Control(row[0])
+
+    def events(self, migration_id: str, after: int = 0, limit: int = 1000) -> list[Event]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT seq, ts, actor, type, payload FROM mt_events WHERE migration_id = ? AND seq > ? "
+                "ORDER BY seq LIMIT ?", (migration_id, after, limit),
+            ).fetchall()
+        return [Event(migration_id, seq, typ, datetime.fromisoformat(ts), actor, self.codec.loads(payload))
+                for seq, ts, actor, typ, payload in rows]
+
+    def alerts(self, migration_id: str, *, limit: int = 50, unacknowledged_only: bool = False) -> list[Alert]:
+        sql = "SELECT data FROM mt_alerts WHERE migration_id = ?"
+        if unacknowledged_only:
+            sql += " AND acknowledged = 0"
+        with self._lock:
+            rows = self._conn.execute(sql + " ORDER BY n DESC LIMIT ?", (migration_id, limit)).fetchall()
+        return [Alert.from_dict(self.codec.loads(r[0])) for r in rows]
+
+    def get_alert(self, migration_id: str, alert_id: str) -> Alert:
+        with self._lock:
+            row = self._conn.execute("SELECT data FROM mt_alerts WHERE migration_id = ? AND id = ?",
+                                     (migration_id, alert_id)).fetchone()
+        if row is None:
+            raise AlertNotFound(alert_id)
+        return Alert.from_dict(self.codec.loads(row[0]))
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            return {t: self._conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+                    for t in ("mt_migrations", "mt_phases", "mt_sub_tasks", "mt_events", "mt_alerts")}
