@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,11 +28,36 @@ from migratrack.core.rules import (
 )
 from migratrack.core.states import AlertLevel, Control
 from migratrack.core.views import Dashboard, Overview, build_dashboard, build_overview
-from migratrack.errors import InvalidInput, MigrationNotFound, PlanMismatch
+from migratrack.errors import (
+    InvalidInput,
+    MigrationNotFound,
+    NotFound,
+    PlanMismatch,
+    RuleViolation,
+)
 from migratrack.storage import MergeResult, Storage, open_storage
 from migratrack.storage.base import SubTaskScope
 
 Clock = Callable[[], datetime]
+
+
+@dataclass(slots=True)
+class ProgressUpdate:
+    """One coalesced progress report: what a worker's loop said since its last write."""
+
+    phase: str
+    sub_task: str | None = None
+    progress: float | None = None
+    done: int | None = None
+    total: int | None = None
+    add: int | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in (
+            ("phase", self.phase), ("sub_task", self.sub_task), ("progress", self.progress),
+            ("done", self.done), ("total", self.total), ("add", self.add),
+            ("metadata", self.metadata or None)) if v is not None}
 
 
 def utc_now() -> datetime:
@@ -215,6 +241,33 @@ class MigrationService:
 
     def cancel(self, mid: str, reason: str | None = None, *, actor: str) -> Change:
         return self.run(mid, actor, lambda r: r.cancel(reason))
+
+    def apply_updates(
+        self,
+        mid: str,
+        updates: Iterable[ProgressUpdate],
+        increments: Mapping[str, int] | None = None,
+        *,
+        actor: str,
+    ) -> Control:
+        """Apply coalesced progress updates and counter increments in order; return the control
+        state so the caller learns of a pause. Each update is applied on its own: a rule
+        violation in one is raised after the others were applied."""
+        first_error: Exception | None = None
+        for u in updates:
+            try:
+                if u.sub_task is None:
+                    self.update_phase_progress(mid, u.phase, u.progress, u.metadata or None, done=u.done,
+                                               total=u.total, add=u.add, actor=actor)
+                elif u.progress is not None:
+                    self.update_sub_task_progress(mid, u.phase, u.sub_task, u.progress, actor=actor)
+            except (RuleViolation, NotFound, InvalidInput) as exc:
+                first_error = first_error or exc
+        if increments:
+            self.update_metrics(mid, None, increments, actor=actor)
+        if first_error is not None:
+            raise first_error
+        return self.storage.control(mid)
 
     # -- queries ---------------------------------------------------------------------------
 

@@ -1,0 +1,3 @@
+from migratrack.cli.main import main
+
+main()

@@ -1,0 +1,136 @@
+"""Rich renderings of a migration's dashboard, for `migratrack demo`, `status` and `watch`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich import box
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from migratrack.core.states import AlertLevel, MigrationStatus, Status
+from migratrack.core.views import Dashboard
+
+STATUS_STYLE = {
+    Status.PENDING: "dim",
+    Status.IN_PROGRESS: "bold cyan",
+    Status.COMPLETED: "green",
+    Status.FAILED: "bold red",
+    Status.SKIPPED: "yellow",
+}
+MIGRATION_STYLE = {
+    MigrationStatus.PENDING: "dim",
+    MigrationStatus.RUNNING: "bold cyan",
+    MigrationStatus.PAUSED: "bold yellow",
+    MigrationStatus.COMPLETED: "bold green",
+    MigrationStatus.FAILED: "bold red",
+    MigrationStatus.CANCELLED: "bold magenta",
+}
+LEVEL_STYLE = {
+    AlertLevel.INFO: "blue",
+    AlertLevel.WARNING: "yellow",
+    AlertLevel.ERROR: "red",
+    AlertLevel.CRITICAL: "bold white on red",
+}
+
+
+def human_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(round(seconds))
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
+
+
+def human_bytes(n: float | None) -> str:
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:,.1f} {unit}" if unit != "B" else f"{int(value)} B"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
+def _when(t: datetime | None, now: datetime) -> str:
+    if t is None:
+        return "unknown"
+    delta = (t - now).total_seconds()
+    return f"{t.astimezone().strftime('%H:%M:%S')} (in {human_duration(max(0.0, delta))})"
+
+
+def render_dashboard(d: Dashboard, now: datetime) -> RenderableType:
+    o = d.overview
+    head = Table.grid(padding=(0, 2))
+    head.add_column(justify="right", style="bold")
+    head.add_column()
+    head.add_row("migration", f"{o.name} ({o.migration_id})")
+    head.add_row("status", Text(o.status.value, style=MIGRATION_STYLE[o.status]))
+    bar = Table.grid(padding=(0, 1))
+    bar.add_row(ProgressBar(total=100, completed=o.overall_progress, width=40), f"{o.overall_progress:5.1f}%")
+    head.add_row("overall", bar)
+    head.add_row("elapsed", f"{human_duration(o.elapsed_seconds)} (paused {human_duration(o.paused_seconds)})")
+    eta = o.estimate
+    if o.status is MigrationStatus.COMPLETED:
+        head.add_row("finished", o.finished_at.astimezone().strftime("%H:%M:%S") if o.finished_at else "-")
+    else:
+        span = ""
+        if eta.earliest and eta.latest and eta.completion:
+            span = f"  [dim]between {eta.earliest.astimezone():%H:%M:%S} and {eta.latest.astimezone():%H:%M:%S}[/]"
+        head.add_row("ETA", _when(eta.completion, now) + span)
+
+    phases = Table(box=box.SIMPLE_HEAD, expand=True)
+    phases.add_column("phase")
+    phases.add_column("status")
+    phases.add_column("progress", ratio=2)
+    phases.add_column("", justify="right")
+    phases.add_column("detail", ratio=3, overflow="ellipsis", no_wrap=True)
+    for p in d.phases:
+        detail = ""
+        if p.blocked_by and p.status is Status.PENDING:
+            detail = "waits for " + ", ".join(p.blocked_by)
+        elif p.requires_approval and p.approved_at is None and p.status is Status.PENDING:
+            detail = "needs approval"
+        elif p.total:
+            detail = f"{p.done:,}/{p.total:,}"
+        if p.sub_tasks:
+            done = sum(1 for s in p.sub_tasks if s.status.finished)
+            running = [s.name for s in p.sub_tasks if s.status is Status.IN_PROGRESS]
+            detail = f"{done}/{len(p.sub_tasks)} sub-tasks" + (f" ({', '.join(running)})" if running else "")
+        if p.status is Status.FAILED and p.errors:
+            detail = p.errors[-1]
+        if p.attempts > 1:
+            detail += f" [attempt {p.attempts}]"
+        phases.add_row(
+            p.name, Text(p.status.value, style=STATUS_STYLE[p.status]),
+            ProgressBar(total=100, completed=p.progress), f"{p.progress:5.1f}%", detail,
+        )
+
+    m = d.metrics
+    metrics = Table.grid(padding=(0, 2))
+    metrics.add_column(style="bold", justify="right")
+    metrics.add_column()
+    metrics.add_row("data", human_bytes(m.total_data_migrated) +
+                    (f" at {human_bytes(m.migration_speed)}/s" if m.migration_speed else ""))
+    metrics.add_row("operations", f"{m.successful_operations:,} ok, {m.failed_operations:,} failed"
+                    + (f" ({m.error_rate:.2f}% errors)" if m.error_rate is not None else ""))
+    if m.resource_utilization:
+        metrics.add_row("resources", ", ".join(f"{k} {v:.0f}" + ("%" if k in ("cpu", "memory") else "") for k, v in m.resource_utilization.items()))
+    if m.cost_metrics:
+        metrics.add_row("cost", ", ".join(f"{k} ${v:,.2f}" for k, v in m.cost_metrics.items()))
+
+    alerts = Table.grid(padding=(0, 1))
+    for a in d.recent_alerts[:6]:
+        alerts.add_row(a.created_at.astimezone().strftime("%H:%M:%S"),
+                       Text(a.level.value, style=LEVEL_STYLE[a.level]), Text(a.message, overflow="ellipsis"))
+    return Group(
+        Panel(head, title="migratrack", border_style="cyan"),
+        phases,
+        Panel(metrics, title="metrics", border_style="dim"),
+        Panel(alerts, title="recent alerts", border_style="dim"),
+    )

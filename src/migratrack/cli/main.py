@@ -1,0 +1,207 @@
+"""The `migratrack` command."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import time
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.live import Live
+
+from migratrack import __version__
+from migratrack.cli.display import render_dashboard
+from migratrack.errors import MigratrackError
+from migratrack.service import MigrationService
+from migratrack.settings import DEFAULT_STORAGE_URL, Settings, default_actor
+
+app = typer.Typer(
+    name="migratrack",
+    help="Track long, multi-phase migrations: progress, ETA, alerts, pause and resume.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+StorageOpt = Annotated[
+    str | None,
+    typer.Option("--storage", envvar="MIGRATRACK_STORAGE_URL",
+                 help=f"store URL [env MIGRATRACK_STORAGE_URL, else REDIS_URL, else {DEFAULT_STORAGE_URL}]"),
+]
+MigrationArg = Annotated[str, typer.Argument(help="migration id")]
+
+
+def storage_url(value: str | None) -> str:
+    return value or Settings.from_env().storage_url
+
+
+def service(value: str | None) -> MigrationService:
+    return MigrationService(storage_url(value))
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    version: Annotated[bool, typer.Option("--version", help="print the version and exit")] = False,
+) -> None:
+    if version:
+        console.print(f"migratrack {__version__}")
+        raise typer.Exit()
+
+
+@app.command()
+def demo(
+    quick: Annotated[bool, typer.Option("--quick", help="the seed's short test script (a few seconds)")] = False,
+    speed: Annotated[float, typer.Option("--speed", min=0.1, help="run the simulation N times faster")] = 1.0,
+    storage: StorageOpt = None,
+) -> None:
+    """Run a realistic simulated migration through the SDK and show it live."""
+    from migratrack.cli.demo import DEMO_ID, run_demo, run_quick
+
+    url = storage_url(storage)
+    if quick:
+        run_quick(url, console)
+        return
+    console.print(f"[bold]migratrack demo[/]: migration [cyan]{DEMO_ID}[/] in {url}")
+    run_demo(url, speed=speed, console=console)
+    console.print(f"\nsee it again: [bold]migratrack status {DEMO_ID}[/]   "
+                  f"the audit trail: [bold]migratrack events {DEMO_ID}[/]")
+
+
+@app.command("list")
+def list_(storage: StorageOpt = None) -> None:
+    """List the migrations in the store."""
+    svc = service(storage)
+    ids = svc.storage.list_ids()
+    if not ids:
+        console.print("no migrations in " + storage_url(storage))
+        return
+    for mid in ids:
+        o = svc.overview(mid)
+        eta = o.estimated_completion.astimezone().strftime("%Y-%m-%d %H:%M") if o.estimated_completion else "-"
+        console.print(f"{mid:<32} {o.status.value:<10} {o.overall_progress:6.1f}%  ETA {eta}")
+
+
+@app.command()
+def status(
+    migration: MigrationArg,
+    storage: StorageOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the dashboard as JSON")] = False,
+) -> None:
+    """Show a migration's dashboard once."""
+    svc = service(storage)
+    d = svc.dashboard(migration)
+    if as_json:
+        sys.stdout.write(d.model_dump_json(indent=2) + "\n")
+    else:
+        console.print(render_dashboard(d, svc.now()))
+
+
+@app.command()
+def watch(
+    migration: MigrationArg,
+    storage: StorageOpt = None,
+    interval: Annotated[float, typer.Option(help="seconds between refreshes")] = 1.0,
+) -> None:
+    """Follow a migration live until it finishes (Ctrl-C to leave)."""
+    svc = service(storage)
+    try:
+        with Live(console=console, refresh_per_second=4) as view:
+            while True:
+                d = svc.dashboard(migration)
+                view.update(render_dashboard(d, svc.now()))
+                if d.overview.status.value in ("completed", "cancelled"):
+                    return
+                time.sleep(interval)
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def events(
+    migration: MigrationArg,
+    storage: StorageOpt = None,
+    after: Annotated[int, typer.Option(help="only events after this sequence number")] = 0,
+    limit: Annotated[int, typer.Option(help="at most this many")] = 1000,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
+) -> None:
+    """Print the migration's event log (the audit trail)."""
+    for e in service(storage).events(migration, after, limit):
+        if as_json:
+            sys.stdout.write(json.dumps(e.to_dict()) + "\n")
+        else:
+            payload = ", ".join(f"{k}={v}" for k, v in e.payload.items())
+            console.print(f"{e.seq:>6} {e.ts.astimezone():%H:%M:%S} {e.type:<20} {e.actor:<24} {payload}",
+                          markup=False, highlight=False)
+
+
+def _control(action: str, migration: str, storage: str | None, reason: str | None = None) -> None:
+    svc = service(storage)
+    actor = Settings.from_env().actor or default_actor()
+    if action == "pause":
+        svc.pause(migration, reason, actor=actor)
+    elif action == "resume":
+        svc.resume(migration, actor=actor)
+    else:
+        svc.cancel(migration, reason, actor=actor)
+    console.print(f"{migration}: {svc.overview(migration).status.value}")
+
+
+@app.command()
+def pause(migration: MigrationArg, storage: StorageOpt = None,
+          reason: Annotated[str | None, typer.Option(help="why, for the audit trail")] = None) -> None:
+    """Pause a migration: its workers wait at their next checkpoint."""
+    _control("pause", migration, storage, reason)
+
+
+@app.command()
+def resume(migration: MigrationArg, storage: StorageOpt = None) -> None:
+    """Resume a paused migration."""
+    _control("resume", migration, storage)
+
+
+@app.command()
+def cancel(migration: MigrationArg, storage: StorageOpt = None,
+           reason: Annotated[str | None, typer.Option(help="why, for the audit trail")] = None) -> None:
+    """Cancel a migration: its workers raise MigrationCancelled at their next checkpoint."""
+    _control("cancel", migration, storage, reason)
+
+
+@app.command()
+def approve(
+    migration: MigrationArg,
+    phase: Annotated[str, typer.Argument(help="the phase to approve")],
+    by: Annotated[str, typer.Option("--by", help="who approves (recorded in the audit trail)")],
+    storage: StorageOpt = None,
+) -> None:
+    """Approve a phase that requires approval (the go/no-go before a cut-over)."""
+    svc = service(storage)
+    svc.approve_phase(migration, phase, by, actor=Settings.from_env().actor)
+    console.print(f"{migration}: phase {phase} approved by {by}")
+
+
+#: modules that add commands to `app` (server, tokens, store maintenance…), imported if present
+COMMAND_MODULES = ("migratrack.cli.serve", "migratrack.cli.store")
+
+for _name in COMMAND_MODULES:
+    try:
+        importlib.import_module(_name)
+    except ModuleNotFoundError as _exc:
+        if _exc.name != _name:
+            raise
+
+
+def main() -> None:
+    try:
+        app()
+    except MigratrackError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}")
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()
