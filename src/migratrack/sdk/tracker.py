@@ -289,7 +289,7 @@ class MigrationProgressTracker:
             else:
                 self._ensure_flusher()
 
-    def record(self, *, succeeded: int = 0, failed: int = 0, bytes: int = 0) -> None:  # noqa: A002
+    def record(self, *, succeeded: int = 0, failed: int = 0, bytes: int = 0) -> None:
         """Shorthand for counter increments: operations that succeeded/failed and bytes moved."""
         inc = {"successful_operations": succeeded, "failed_operations": failed, "total_data_migrated": bytes}
         self.update_metrics(increment={k: v for k, v in inc.items() if v})
@@ -374,7 +374,7 @@ class MigrationProgressTracker:
         except MigrationCancelled:
             self.flush()
             raise
-        except BaseException as exc:
+        except BaseException:
             self._safe(lambda: self.fail_phase(phase_id, exc))
             raise
         self.complete_phase(phase_id)
@@ -388,7 +388,7 @@ class MigrationProgressTracker:
         except MigrationCancelled:
             self.flush()
             raise
-        except BaseException as exc:
+        except BaseException:
             self._safe(lambda: self.fail_sub_task(phase_id, sub_task_id, exc))
             raise
         self.complete_sub_task(phase_id, sub_task_id)

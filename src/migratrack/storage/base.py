@@ -33,9 +33,11 @@ them in place.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from typing import Any, Literal
@@ -55,6 +57,33 @@ class MergeResult(str, Enum):
     STALE = "stale"
     #: the rules must decide: call transact() with the full command
     FALLBACK = "fallback"
+
+
+@dataclass(slots=True)
+class TokenRecord:
+    """An API token as stored: only its SHA-256 hash is kept, never the token itself."""
+
+    id: str
+    name: str
+    role: str
+    token_hash: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "name": self.name, "role": self.role, "token_hash": self.token_hash,
+            "created_at": self.created_at.isoformat(),
+            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TokenRecord:
+        return cls(
+            id=d["id"], name=d["name"], role=d["role"], token_hash=d["token_hash"],
+            created_at=datetime.fromisoformat(d["created_at"]),
+            revoked_at=datetime.fromisoformat(d["revoked_at"]) if d.get("revoked_at") else None,
+        )
 
 
 class Codec:
@@ -164,6 +193,35 @@ class Storage(ABC):
     @abstractmethod
     def get_alert(self, migration_id: str, alert_id: str) -> Alert:
         """One alert; raises AlertNotFound."""
+
+    async def subscribe(
+        self, migration_id: str, after: int = 0, *, poll_interval: float = 0.25
+    ) -> AsyncIterator[Event]:
+        """Every event with ``seq > after``, once and in order, then new ones as they are written;
+        endless. This default polls ``events()``; stores with a change feed (Redis, PostgreSQL
+        LISTEN/NOTIFY) override it to wake on writes instead of on a timer."""
+        seq = after
+        while True:
+            batch = await asyncio.to_thread(self.events, migration_id, seq, 1000)
+            for event in batch:
+                yield event
+                seq = event.seq
+            if len(batch) < 1000:
+                await asyncio.sleep(poll_interval)
+
+    # -- API tokens (the server's; stored hashed) --------------------------------------------
+
+    @abstractmethod
+    def save_token(self, token: TokenRecord) -> None:
+        """Insert or replace a token record (by id)."""
+
+    @abstractmethod
+    def find_token(self, token_hash: str) -> TokenRecord | None:
+        """The token with this hash, revoked or not; None if unknown."""
+
+    @abstractmethod
+    def list_tokens(self) -> list[TokenRecord]:
+        """Every token record, oldest first."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections. The store is unusable afterwards."""

@@ -12,7 +12,7 @@ from migratrack.core.models import Alert, Event, MigrationState, NewEvent
 from migratrack.core.rules import Change, merge_values
 from migratrack.core.states import Control, Status
 from migratrack.errors import AlertNotFound, MigrationAlreadyExists, MigrationNotFound
-from migratrack.storage.base import Codec, MergeResult, Storage, SubTaskScope
+from migratrack.storage.base import Codec, MergeResult, Storage, SubTaskScope, TokenRecord
 
 
 @dataclass
@@ -30,6 +30,7 @@ class MemoryStorage(Storage):
         self.url = url
         self._lock = threading.RLock()
         self._data: dict[str, _Record] = {}
+        self._tokens: dict[str, TokenRecord] = {}
 
     def _rec(self, migration_id: str) -> _Record:
         try:
@@ -183,3 +184,18 @@ class MemoryStorage(Storage):
                 return copy.deepcopy(self._rec(migration_id).alerts[alert_id])
             except KeyError:
                 raise AlertNotFound(alert_id) from None
+
+    def save_token(self, token: TokenRecord) -> None:
+        with self._lock:
+            self._tokens[token.id] = copy.deepcopy(token)
+
+    def find_token(self, token_hash: str) -> TokenRecord | None:
+        with self._lock:
+            for t in self._tokens.values():
+                if t.token_hash == token_hash:
+                    return copy.deepcopy(t)
+        return None
+
+    def list_tokens(self) -> list[TokenRecord]:
+        with self._lock:
+            return sorted((copy.deepcopy(t) for t in self._tokens.values()), key=lambda t: t.created_at)

@@ -7,6 +7,7 @@ is versioned in ``mt_meta``.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -36,7 +37,7 @@ from migratrack.errors import (
     StorageError,
     StorageUnavailable,
 )
-from migratrack.storage.base import Codec, MergeResult, Storage, SubTaskScope
+from migratrack.storage.base import Codec, MergeResult, Storage, SubTaskScope, TokenRecord
 
 SCHEMA_VERSION = 1
 
@@ -94,6 +95,12 @@ CREATE TABLE IF NOT EXISTS mt_alerts (
     PRIMARY KEY (migration_id, id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS mt_alerts_order ON mt_alerts (migration_id, n);
+CREATE TABLE IF NOT EXISTS mt_tokens (
+    id TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    data TEXT NOT NULL
+);
 """
 
 _NEXT_SEQ = "(SELECT COALESCE(MAX(seq), 0) + 1 FROM mt_events WHERE migration_id = ?)"
@@ -479,3 +486,20 @@ class SQLiteStorage(Storage):
         with self._lock:
             return {t: self._conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
                     for t in ("mt_migrations", "mt_phases", "mt_sub_tasks", "mt_events", "mt_alerts")}
+
+    # -- tokens ----------------------------------------------------------------------------
+
+    def save_token(self, token: TokenRecord) -> None:
+        with self._write() as c:
+            c.execute("INSERT OR REPLACE INTO mt_tokens VALUES (?, ?, ?, ?)",
+                      (token.id, token.token_hash, token.created_at.isoformat(), json.dumps(token.to_dict())))
+
+    def find_token(self, token_hash: str) -> TokenRecord | None:
+        with self._lock:
+            row = self._conn.execute("SELECT data FROM mt_tokens WHERE token_hash = ?", (token_hash,)).fetchone()
+        return TokenRecord.from_dict(json.loads(row[0])) if row else None
+
+    def list_tokens(self) -> list[TokenRecord]:
+        with self._lock:
+            rows = self._conn.execute("SELECT data FROM mt_tokens ORDER BY created_at, id").fetchall()
+        return [TokenRecord.from_dict(json.loads(r[0])) for r in rows]
