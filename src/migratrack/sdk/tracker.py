@@ -374,8 +374,9 @@ class MigrationProgressTracker:
         except MigrationCancelled:
             self.flush()
             raise
-        except BaseException:
-            self._safe(lambda: self.fail_phase(phase_id, exc))
+        except BaseException as exc:
+            error = exc
+            self._safe(lambda: self.fail_phase(phase_id, error))
             raise
         self.complete_phase(phase_id)
 
@@ -388,8 +389,9 @@ class MigrationProgressTracker:
         except MigrationCancelled:
             self.flush()
             raise
-        except BaseException:
-            self._safe(lambda: self.fail_sub_task(phase_id, sub_task_id, exc))
+        except BaseException as exc:
+            error = exc
+            self._safe(lambda: self.fail_sub_task(phase_id, sub_task_id, error))
             raise
         self.complete_sub_task(phase_id, sub_task_id)
 
