@@ -249,10 +249,11 @@ class MigrationService:
         increments: Mapping[str, int] | None = None,
         *,
         actor: str,
-    ) -> Control:
-        """Apply coalesced progress updates and counter increments in order; return the control
-        state so the caller learns of a pause. Each update is applied on its own: a rule
-        violation in one is raised after the others were applied."""
+    ) -> Control | None:
+        """Apply coalesced progress updates and counter increments in order. Each update is
+        applied on its own: a rule violation in one is raised after the others were applied.
+        Returns None: an in-process caller reads the control state itself when it needs it (a
+        remote backend returns the state the server sent back with its reply)."""
         first_error: Exception | None = None
         for u in updates:
             try:
@@ -267,7 +268,7 @@ class MigrationService:
             self.update_metrics(mid, None, increments, actor=actor)
         if first_error is not None:
             raise first_error
-        return self.storage.control(mid)
+        return None
 
     # -- queries ---------------------------------------------------------------------------
 

@@ -454,6 +454,13 @@ class MigrationProgressTracker:
         self, key: _Key, progress: float | None, done: int | None, total: int | None, add: int,
         metadata: Mapping[str, Any] | None,
     ) -> None:
+        if not self._interval:  # coalescing off: every call is written, in the caller's thread
+            self._send([ProgressUpdate(key[0], key[1], progress, done, total, add or None, dict(metadata or {}))],
+                       {}, raise_rules=True)
+            if self.block_on_pause:
+                self._refresh_control()
+                self._honour_control()
+            return
         now = time.monotonic()
         with self._lock:
             p = self._pending.get(key)
@@ -494,9 +501,10 @@ class MigrationProgressTracker:
 
     def _send(self, updates: list[ProgressUpdate], counters: dict[str, int], raise_rules: bool) -> None:
         try:
-            self._control = self._backend.apply_updates(
-                self.migration_id, updates, counters or None, actor=self.actor)
-            self._control_checked = time.monotonic()
+            control = self._backend.apply_updates(self.migration_id, updates, counters or None, actor=self.actor)
+            if control is not None:
+                self._control = control
+                self._control_checked = time.monotonic()
         except (RuleViolation, NotFound, InvalidInput):
             if raise_rules:
                 raise

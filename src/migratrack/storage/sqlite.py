@@ -64,6 +64,8 @@ CREATE TABLE IF NOT EXISTS mt_phases (
     done INTEGER NOT NULL,
     total INTEGER,
     data TEXT NOT NULL,
+    last_ts TEXT,
+    last_actor TEXT,
     PRIMARY KEY (migration_id, id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS mt_sub_tasks (
@@ -74,6 +76,8 @@ CREATE TABLE IF NOT EXISTS mt_sub_tasks (
     status TEXT NOT NULL,
     progress REAL NOT NULL,
     data TEXT NOT NULL,
+    last_ts TEXT,
+    last_actor TEXT,
     PRIMARY KEY (migration_id, phase_id, id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS mt_events (
@@ -83,6 +87,8 @@ CREATE TABLE IF NOT EXISTS mt_events (
     actor TEXT NOT NULL,
     type TEXT NOT NULL,
     payload TEXT NOT NULL,
+    -- 1: payload is plain JSON written by a hot-path trigger (ids and numbers only)
+    plain INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (migration_id, seq)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS mt_alerts (
@@ -95,6 +101,24 @@ CREATE TABLE IF NOT EXISTS mt_alerts (
     PRIMARY KEY (migration_id, id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS mt_alerts_order ON mt_alerts (migration_id, n);
+-- The hot path is one UPDATE statement (its own transaction); these triggers append its event
+-- in the same statement. Cold-path writes use INSERT OR REPLACE and never fire them.
+CREATE TRIGGER IF NOT EXISTS mt_phase_progress_event AFTER UPDATE OF last_ts ON mt_phases
+BEGIN
+    INSERT INTO mt_events (migration_id, seq, ts, actor, type, payload, plain) VALUES (
+        NEW.migration_id,
+        (SELECT COALESCE(MAX(seq), 0) + 1 FROM mt_events WHERE migration_id = NEW.migration_id),
+        NEW.last_ts, NEW.last_actor, 'phase.progress',
+        json_object('phase', NEW.id, 'progress', NEW.progress, 'done', NEW.done, 'total', NEW.total), 1);
+END;
+CREATE TRIGGER IF NOT EXISTS mt_sub_task_progress_event AFTER UPDATE OF last_ts ON mt_sub_tasks
+BEGIN
+    INSERT INTO mt_events (migration_id, seq, ts, actor, type, payload, plain) VALUES (
+        NEW.migration_id,
+        (SELECT COALESCE(MAX(seq), 0) + 1 FROM mt_events WHERE migration_id = NEW.migration_id),
+        NEW.last_ts, NEW.last_actor, 'subtask.progress',
+        json_object('phase', NEW.phase_id, 'sub_task', NEW.id, 'progress', NEW.progress), 1);
+END;
 CREATE TABLE IF NOT EXISTS mt_tokens (
     id TEXT PRIMARY KEY,
     token_hash TEXT NOT NULL UNIQUE,
@@ -208,13 +232,14 @@ class SQLiteStorage(Storage):
         data = p.to_dict(with_sub_tasks=False)
         for k in _PHASE_COLUMNS:
             data.pop(k, None)
-        return (migration_id, p.id, pos, p.status.value, p.progress, p.done, p.total, self.codec.dumps(data))
+        return (migration_id, p.id, pos, p.status.value, p.progress, p.done, p.total, self.codec.dumps(data),
+                None, None)
 
     def _sub_row(self, migration_id: str, phase_id: str, pos: int, s: SubTaskState) -> tuple[Any, ...]:
         data = s.to_dict()
         data.pop("status")
         data.pop("progress")
-        return (migration_id, phase_id, s.id, pos, s.status.value, s.progress, self.codec.dumps(data))
+        return (migration_id, phase_id, s.id, pos, s.status.value, s.progress, self.codec.dumps(data), None, None)
 
     def _insert_events(self, c: sqlite3.Connection, migration_id: str, events: Sequence[NewEvent]) -> int:
         seq = 0
@@ -269,11 +294,11 @@ class SQLiteStorage(Storage):
             )
             self._write_metrics(c, state)
             c.executemany(
-                "INSERT INTO mt_phases VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO mt_phases VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [self._phase_row(state.id, i, p) for i, p in enumerate(state.phases.values())],
             )
             c.executemany(
-                "INSERT INTO mt_sub_tasks VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO mt_sub_tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [self._sub_row(state.id, p.id, j, s)
                  for p in state.phases.values() for j, s in enumerate(p.sub_tasks.values())],
             )
@@ -358,12 +383,12 @@ class SQLiteStorage(Storage):
                 self._write_metrics(c, state)
             order = {pid: i for i, pid in enumerate(state.phases)}
             for pid in change.phases:
-                c.execute("INSERT OR REPLACE INTO mt_phases VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                c.execute("INSERT OR REPLACE INTO mt_phases VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                           self._phase_row(migration_id, order[pid], state.phases[pid]))
             for pid, sid in change.sub_tasks:
                 sub = state.phases[pid].sub_tasks[sid]
                 pos = list(state.phases[pid].sub_tasks).index(sid)
-                c.execute("INSERT OR REPLACE INTO mt_sub_tasks VALUES (?, ?, ?, ?, ?, ?, ?)",
+                c.execute("INSERT OR REPLACE INTO mt_sub_tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                           self._sub_row(migration_id, pid, pos, sub))
             for a in change.new_alerts:
                 self._insert_alert(c, migration_id, a)
@@ -378,58 +403,62 @@ class SQLiteStorage(Storage):
         self, migration_id: str, phase_id: str, sub_task_id: str | None, *,
         progress: float | None, done: int | None, add: int | None, ts: datetime, actor: str,
     ) -> MergeResult:
-        with self._write() as c:
-            if sub_task_id is not None:
-                if progress is None:
-                    return MergeResult.FALLBACK
-                row = c.execute(
-                    "UPDATE mt_sub_tasks SET progress = ? WHERE migration_id = ? AND phase_id = ? "
-                    "AND id = ? AND status = 'in_progress' AND progress < ? RETURNING progress",
-                    (progress, migration_id, phase_id, sub_task_id, progress),
-                ).fetchone()
-                if row is None:
-                    cur = c.execute(
-                        "SELECT status FROM mt_sub_tasks WHERE migration_id = ? AND phase_id = ? AND id = ?",
-                        (migration_id, phase_id, sub_task_id),
-                    ).fetchone()
-                    return MergeResult.STALE if cur and cur[0] == "in_progress" else MergeResult.FALLBACK
-                payload = {"phase": phase_id, "sub_task": sub_task_id, "progress": progress}
-                etype = "subtask.progress"
-            else:
-                counted = int(done is not None or bool(add))
-                # new_done and new_progress as in core.rules.merge_values, computed in place
-                row = c.execute(
-                    """
-                    UPDATE mt_phases SET done = nd, progress = np FROM (
-                        SELECT MAX(done, :done) + :add AS nd,
-                               MAX(progress, :progress,
-                                   CASE WHEN total IS NULL OR :counted = 0 THEN 0.0
-                                        WHEN total = 0 THEN 100.0
-                                        ELSE MIN(100.0, (MAX(done, :done) + :add) * 100.0 / total) END) AS np
-                        FROM mt_phases WHERE migration_id = :m AND id = :p
-                    ) AS n
-                    WHERE migration_id = :m AND id = :p AND status = 'in_progress'
-                      AND (total IS NULL OR :counted = 0 OR nd <= total)
-                      AND (np <> progress OR nd <> done)
-                    RETURNING progress, done, total
-                    """,
-                    {"done": done or 0, "add": add or 0, "progress": progress or 0.0,
-                     "counted": counted, "m": migration_id, "p": phase_id},
-                ).fetchone()
-                if row is None:
-                    cur = c.execute(
-                        "SELECT status, done, total FROM mt_phases WHERE migration_id = ? AND id = ?",
-                        (migration_id, phase_id),
-                    ).fetchone()
-                    if cur is None or cur[0] != "in_progress":
+        # One UPDATE statement, run as its own transaction; a trigger appends the event.
+        with self._lock:
+            c = self._conn
+            try:
+                ts_text = ts.isoformat()
+                if sub_task_id is not None:
+                    if progress is None:
                         return MergeResult.FALLBACK
-                    over = cur[2] is not None and counted and max(cur[1], done or 0) + (add or 0) > cur[2]
-                    return MergeResult.FALLBACK if over else MergeResult.STALE
-                payload = {"phase": phase_id, "progress": float(row[0]), "done": row[1], "total": row[2]}
-                etype = "phase.progress"
-            c.execute(_INSERT_EVENT, (migration_id, migration_id, ts.isoformat(), actor, etype,
-                                      self.codec.dumps(payload)))
-            return MergeResult.APPLIED
+                    written = c.execute(
+                        "UPDATE mt_sub_tasks SET progress = ?, last_ts = ?, last_actor = ? WHERE migration_id = ? "
+                        "AND phase_id = ? AND id = ? AND status = 'in_progress' AND progress < ?",
+                        (progress, ts_text, actor, migration_id, phase_id, sub_task_id, progress),
+                    ).rowcount
+                elif done is None and not add:
+                    if progress is None:
+                        return MergeResult.STALE
+                    written = c.execute(
+                        "UPDATE mt_phases SET progress = ?, last_ts = ?, last_actor = ? WHERE migration_id = ? "
+                        "AND id = ? AND status = 'in_progress' AND progress < ?",
+                        (progress, ts_text, actor, migration_id, phase_id, progress),
+                    ).rowcount
+                else:
+                    # new done and progress as in core.rules.merge_values; SET expressions see the old row
+                    written = c.execute(
+                        """
+                        UPDATE mt_phases SET done = MAX(done, :done) + :add, progress = MAX(progress, :progress,
+                            CASE WHEN total IS NULL THEN 0.0 WHEN total = 0 THEN 100.0
+                                 ELSE MIN(100.0, (MAX(done, :done) + :add) * 100.0 / total) END),
+                            last_ts = :ts, last_actor = :actor
+                        WHERE migration_id = :m AND id = :p AND status = 'in_progress'
+                          AND (total IS NULL OR MAX(done, :done) + :add <= total)
+                          AND (MAX(done, :done) + :add <> done OR :progress > progress OR (total IS NOT NULL
+                               AND MIN(100.0, (MAX(done, :done) + :add) * 100.0 / MAX(total, 1)) > progress))
+                        """,
+                        {"done": done or 0, "add": add or 0, "progress": progress or 0.0,
+                         "m": migration_id, "p": phase_id, "ts": ts_text, "actor": actor},
+                    ).rowcount
+            except sqlite3.OperationalError as exc:
+                raise StorageUnavailable(f"SQLite store {self.path!r} is busy or unwritable: {exc}") from exc
+            if written:
+                return MergeResult.APPLIED
+            # nothing written: tell a stale value from a case for the rules
+            if sub_task_id is not None:
+                cur = c.execute(
+                    "SELECT status FROM mt_sub_tasks WHERE migration_id = ? AND phase_id = ? AND id = ?",
+                    (migration_id, phase_id, sub_task_id),
+                ).fetchone()
+                return MergeResult.STALE if cur and cur[0] == "in_progress" else MergeResult.FALLBACK
+            row = c.execute(
+                "SELECT status, done, total FROM mt_phases WHERE migration_id = ? AND id = ?",
+                (migration_id, phase_id),
+            ).fetchone()
+            if row is None or row[0] != "in_progress":
+                return MergeResult.FALLBACK
+            over = row[2] is not None and (done is not None or add) and max(row[1], done or 0) + (add or 0) > row[2]
+            return MergeResult.FALLBACK if over else MergeResult.STALE
 
     def increment_counters(
         self, migration_id: str, deltas: Mapping[str, int], *, ts: datetime, actor: str
@@ -460,11 +489,12 @@ class SQLiteStorage(Storage):
     def events(self, migration_id: str, after: int = 0, limit: int = 1000) -> list[Event]:
         with self._lock:
             rows = self._conn.execute(
-                "SELECT seq, ts, actor, type, payload FROM mt_events WHERE migration_id = ? AND seq > ? "
+                "SELECT seq, ts, actor, type, payload, plain FROM mt_events WHERE migration_id = ? AND seq > ? "
                 "ORDER BY seq LIMIT ?", (migration_id, after, limit),
             ).fetchall()
-        return [Event(migration_id, seq, typ, datetime.fromisoformat(ts), actor, self.codec.loads(payload))
-                for seq, ts, actor, typ, payload in rows]
+        return [Event(migration_id, seq, typ, datetime.fromisoformat(ts), actor,
+                      json.loads(payload) if plain else self.codec.loads(payload))
+                for seq, ts, actor, typ, payload, plain in rows]
 
     def alerts(self, migration_id: str, *, limit: int = 50, unacknowledged_only: bool = False) -> list[Alert]:
         sql = "SELECT data FROM mt_alerts WHERE migration_id = ?"
