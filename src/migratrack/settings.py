@@ -43,7 +43,9 @@ class Settings:
         try:
             coalesce_ms = float(coalesce)
         except ValueError:
-            raise ConfigurationError(f"MIGRATRACK_COALESCE_MS must be a number of milliseconds, got {coalesce!r}") from None
+            raise ConfigurationError(
+                f"MIGRATRACK_COALESCE_MS must be a number of milliseconds, got {coalesce!r}"
+            ) from None
         if coalesce_ms < 0:
             raise ConfigurationError("MIGRATRACK_COALESCE_MS must not be negative")
         return cls(

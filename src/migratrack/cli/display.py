@@ -120,7 +120,9 @@ def render_dashboard(d: Dashboard, now: datetime) -> RenderableType:
     metrics.add_row("operations", f"{m.successful_operations:,} ok, {m.failed_operations:,} failed"
                     + (f" ({m.error_rate:.2f}% errors)" if m.error_rate is not None else ""))
     if m.resource_utilization:
-        metrics.add_row("resources", ", ".join(f"{k} {v:.0f}" + ("%" if k in ("cpu", "memory") else "") for k, v in m.resource_utilization.items()))
+        parts = [f"{k} {v:.0f}%" if k in ("cpu", "memory") else f"{k} {human_bytes(v)}"
+                 for k, v in m.resource_utilization.items()]
+        metrics.add_row("resources", ", ".join(parts))
     if m.cost_metrics:
         metrics.add_row("cost", ", ".join(f"{k} ${v:,.2f}" for k, v in m.cost_metrics.items()))
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from migratrack.core.eta import Estimate
 from migratrack.core.models import Alert, Event, Phase
@@ -37,7 +37,8 @@ class AsyncMigrationProgressTracker:
     async def initialize_migration(
         self, phases: Iterable[Phase | Mapping[str, Any]] | str | Path, **kwargs: Any
     ) -> bool:
-        return bool(await self._call(self.sync.initialize_migration, list(phases) if not isinstance(phases, str | Path) else phases, **kwargs))
+        plan = phases if isinstance(phases, str | Path) else list(phases)
+        return bool(await self._call(self.sync.initialize_migration, plan, **kwargs))
 
     async def start_phase(self, phase_id: str) -> None:
         await self._call(self.sync.start_phase, phase_id)
@@ -155,13 +156,13 @@ class AsyncMigrationProgressTracker:
         complete: bool = True,
     ) -> AsyncIterator[T]:
         """Async iteration over a (sync) iterable, reporting as in the sync tracker."""
-        it = await self._call(self.sync.track, iterable, phase, total, start=start, complete=complete)
-        sentinel = object()
+        it: Iterator[T] = await self._call(self.sync.track, iterable, phase, total, start=start, complete=complete)
+        done = object()
         while True:
-            item = await asyncio.to_thread(next, it, sentinel)
-            if item is sentinel:
+            item = await asyncio.to_thread(next, it, done)
+            if item is done:
                 return
-            yield item
+            yield cast(T, item)
 
     async def close(self) -> None:
         await self._call(self.sync.close)

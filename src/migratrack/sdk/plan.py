@@ -46,5 +46,6 @@ def load_plan(path: str | Path) -> Plan:
     try:
         data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise InvalidPlan(f"plan file {str(p)!r} is not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {exc}") from exc
+        kind = "JSON" if p.suffix.lower() == ".json" else "YAML"
+        raise InvalidPlan(f"plan file {str(p)!r} is not valid {kind}: {exc}") from exc
     return parse_plan(data, str(p))

@@ -18,8 +18,8 @@ import weakref
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from itertools import islice
 from datetime import datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -322,7 +322,7 @@ class MigrationProgressTracker:
             self._control = self._backend.control(self.migration_id)
         except NotFound:
             raise
-        except (*_TRANSIENT, MigratrackError) as exc:
+        except (StorageError, OSError, TimeoutError, MigratrackError) as exc:
             log.warning("migratrack: could not read the control state: %s", exc)
         self._control_checked = now
 

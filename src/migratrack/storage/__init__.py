@@ -46,5 +46,6 @@ def open_storage(url: str | Storage, **options: Any) -> Storage:
         raise ConfigurationError(
             f"the {scheme}:// store needs an optional driver ({exc.name}): pip install 'migratrack[{extra}]'"
         ) from exc
-    cls: type[Storage] = getattr(module, class_name)
-    return cls(url, **options)
+    cls: Any = getattr(module, class_name)
+    store: Storage = cls(url, **options)
+    return store
