@@ -263,12 +263,19 @@ class Rules:
         self._finish_check()
 
     def retry_phase(self, phase_id: str) -> None:
-        phase = self.state.phase(phase_id)
+        st = self.state
+        phase = st.phase(phase_id)
         if phase.status is Status.IN_PROGRESS:
             return
         self._not_cancelled(f"retry phase {phase_id!r} of")
         self._check_move(f"phase {phase_id!r}", phase.status, "retry",
                          "only a failed phase can be retried")
+        # a phase may fail before it ever started (pending -> failed): retrying it is starting it
+        blocking = [d for d in phase.dependencies if not st.phases[d].status.finished]
+        if blocking:
+            raise DependencyNotMet(phase_id, blocking)
+        if phase.requires_approval and phase.approved_at is None:
+            raise ApprovalRequired(phase_id)
         phase.prior_active_seconds += self.phase_active_seconds(phase)
         phase.status = Status.IN_PROGRESS
         phase.started_at = self.now

@@ -1,0 +1,181 @@
+"""The completion estimate: plan, observed rate, calibration, critical path, pauses."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from migratrack.service import MigrationService
+
+from .conftest import ACTOR
+
+if TYPE_CHECKING:
+    from conftest import FakeClock
+
+M = "eta"
+
+
+def init(svc: MigrationService, phases: list[dict[str, Any]]) -> None:
+    svc.initialize(M, phases, actor=ACTOR)
+
+
+def remaining(svc: MigrationService) -> float | None:
+    return svc.estimate(M).remaining_seconds
+
+
+def test_unknown_while_a_phase_has_neither_plan_nor_progress(service: MigrationService, clock: FakeClock) -> None:
+    init(service, [{"id": "a"}, {"id": "b", "dependencies": ["a"]}])
+    est = service.estimate(M)
+    assert est.completion is None and est.earliest is None and est.remaining_seconds is None
+    assert service.overview(M).estimated_completion is None
+
+
+def test_plan_only_estimate_sums_a_chain(service: MigrationService, clock: FakeClock) -> None:
+    init(service, [{"id": "a", "estimated_duration": 10}, {"id": "b", "dependencies": ["a"], "estimated_duration": 5}])
+    est = service.estimate(M)
+    assert est.remaining_seconds == 15 * 60
+    assert est.completion == clock() + timedelta(minutes=15)
+    assert est.earliest == est.latest == est.completion
+    assert est.critical_path == ("a", "b")
+
+
+def test_independent_branches_run_side_by_side(service: MigrationService, clock: FakeClock) -> None:
+    init(service, [
+        {"id": "setup", "estimated_duration": 10},
+        {"id": "db", "dependencies": ["setup"], "estimated_duration": 40},
+        {"id": "files", "dependencies": ["setup"], "estimated_duration": 30},
+        {"id": "cutover", "dependencies": ["db", "files"], "estimated_duration": 5},
+    ])
+    est = service.estimate(M)
+    assert est.remaining_seconds == (10 + 40 + 5) * 60  # not the sum of all (85 minutes)
+    assert est.critical_path == ("setup", "db", "cutover")
+
+
+def test_finished_phases_leave_the_critical_path(service: MigrationService, clock: FakeClock) -> None:
+    init(service, [
+        {"id": "setup", "estimated_duration": 10},
+        {"id": "db", "dependencies": ["setup"], "estimated_duration": 40},
+        {"id": "files", "dependencies": ["setup"], "estimated_duration": 30},
+    ])
+    service.start_phase(M, "setup", actor=ACTOR)
+    clock.advance(minutes=10)
+    service.complete_phase(M, "setup", actor=ACTOR)
+    service.skip_phase(M, "db", "done elsewhere", actor=ACTOR)
+    est = service.estimate(M)
+    assert est.critical_path == ("files",)
+    assert est.remaining_seconds == 30 * 60
+
+
+def test_observed_rate_blends_in_as_progress_grows(service: MigrationService, clock: FakeClock) -> None:
+    init(service, [{"id": "a", "estimated_duration": 100}])  # plan: 100 minutes
+    service.start_phase(M, "a", actor=ACTOR)
+    clock.advance(minutes=10)
+    service.update_phase_progress(M, "a", 50, actor=ACTOR)  # observed: 10 more minutes
+    est = service.estimate(M)
+    plan_left, observed_left = 50 * 60, 10 * 60
+    assert est.remaining_seconds == pytest.approx(0.5 * observed_left + 0.5 * plan_left)
+    assert est.earliest == clock() + timedelta(seconds=observed_left)
+    assert est.latest == clock() + timedelta(seconds=plan_left)
+    clock.advance(minutes=8)
+    service.update_phase_progress(M, "a", 90, actor=ACTOR)  # 18 min for 90%: 2 min left observed
+    est = service.estimate(M)
+    assert est.remaining_seconds == pytest.approx(0.9 * 120 + 0.1 * 10 * 60)
+    assert est.remaining_seconds < plan_left * 0.1 + 1  # the observed rate dominates near the end
+
+
+def test_tiny_progress_is_not_trusted_as_a_rate(service: MigrationService, clock: FakeClock) -> None:
+    init(service, [{"id": "a", "estimated_duration": 60}])
+    service.start_phase(M, "a", actor=ACTOR)
+    clock.advance(minutes=30)
+    service.update_phase_progress(M, "a", 0.1, actor=ACTOR)
+    assert remaining(service) == pytest.approx(60 * 60 * 0.999)
+
+
+def test_without_a_plan_the_observed_rate_speaks_alone(service: MigrationService, clock: FakeClock) -> None:
+    init(service, [{"id": "a"}])
+    service.start_phase(M, "a", actor=ACTOR)
+    assert remaining(service) is None
+    clock.advance(100)
+    service.update_phase_progress(M, "a", 25, actor=ACTOR)
+    assert remaining(service) == pytest.approx(300)
+
+
+def test_pending_phases_are_calibrated_by_completed_ones(service: MigrationService, clock: FakeClock) -> None:
+    init(service, [
+        {"id": "a", "estimated_duration": 10},
+        {"id": "b", "dependencies": ["a"], "estimated_duration": 20},
+    ])
+    service.start_phase(M, "a", actor=ACTOR)
+    clock.advance(minutes=20)  # took twice its plan
+    service.complete_phase(M, "a", actor=ACTOR)
+    est = service.estimate(M)
+    assert est.calibration == pytest.approx(2.0)
+    assert est.remaining_seconds == pytest.approx(40 * 60)
+
+
+def test_calibration_is_clamped(service: MigrationService, clock: FakeClock) -> None:
+    init(service, [
+        {"id": "a", "estimated_duration": 1},
+        {"id": "b", "dependencies": ["a"], "estimated_duration": 10},
+    ])
+    service.start_phase(M, "a", actor=ACTOR)
+    clock.advance(minutes=100)
+    service.complete_phase(M, "a", actor=ACTOR)
+    assert service.estimate(M).calibration == 4.0
+    assert remaining(service) == pytest.approx(40 * 60)
+
+
+def test_unplanned_pending_phase_takes_the_typical_duration(service: MigrationService, clock: FakeClock) -> None:
+    init(service, [{"id": "a"}, {"id": "b", "dependencies": ["a"]}])
+    service.start_phase(M, "a", actor=ACTOR)
+    clock.advance(300)
+    service.complete_phase(M, "a", actor=ACTOR)
+    assert remaining(service) == pytest.approx(300)
+
+
+def test_paused_time_is_not_slowness(service: MigrationService, clock: FakeClock) -> None:
+    init(service, [{"id": "a", "estimated_duration": 1000}])
+    service.start_phase(M, "a", actor=ACTOR)
+    clock.advance(600)
+    service.update_phase_progress(M, "a", 50, actor=ACTOR)
+    before = remaining(service)
+    service.pause(M, "night", actor="ops")
+    clock.advance(hours=8)
+    service.resume(M, actor="ops")
+    after = remaining(service)
+    assert after == pytest.approx(before)  # 8 paused hours did not change the observed rate
+    # and a paused-then-finished phase is not counted as slow when calibrating the next
+    service.complete_phase(M, "a", actor=ACTOR)
+    assert service.estimate(M).completion == clock()
+
+
+def test_paused_time_does_not_slow_calibration(service: MigrationService, clock: FakeClock) -> None:
+    init(service, [
+        {"id": "a", "estimated_duration": 10},
+        {"id": "b", "dependencies": ["a"], "estimated_duration": 10},
+    ])
+    service.start_phase(M, "a", actor=ACTOR)
+    clock.advance(minutes=5)
+    service.pause(M, actor="ops")
+    clock.advance(hours=3)
+    service.resume(M, actor="ops")
+    clock.advance(minutes=5)
+    service.complete_phase(M, "a", actor=ACTOR)
+    assert service.estimate(M).calibration == pytest.approx(1.0)
+    assert remaining(service) == pytest.approx(600)
+
+
+def test_finished_and_cancelled_migrations(service: MigrationService, clock: FakeClock) -> None:
+    init(service, [{"id": "a", "estimated_duration": 5}])
+    service.start_phase(M, "a", actor=ACTOR)
+    clock.advance(60)
+    service.complete_phase(M, "a", actor=ACTOR)
+    done_at = clock()
+    clock.advance(3600)
+    est = service.estimate(M)
+    assert est.completion == done_at and est.remaining_seconds == 0
+    service.initialize("c", [{"id": "a", "estimated_duration": 5}], actor=ACTOR)
+    service.cancel("c", actor="ops")
+    assert service.estimate("c").completion is None
