@@ -80,7 +80,7 @@ def render_dashboard(d: Dashboard, now: datetime) -> RenderableType:
         head.add_row("finished", o.finished_at.astimezone().strftime("%H:%M:%S") if o.finished_at else "-")
     else:
         span = ""
-        if eta.earliest and eta.latest and eta.completion:
+        if eta.earliest and eta.latest and eta.completion and (eta.latest - eta.earliest).total_seconds() >= 1:
             span = f"  [dim]between {eta.earliest.astimezone():%H:%M:%S} and {eta.latest.astimezone():%H:%M:%S}[/]"
         head.add_row("ETA", _when(eta.completion, now) + span)
 

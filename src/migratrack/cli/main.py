@@ -82,8 +82,13 @@ def list_(storage: StorageOpt = None) -> None:
         return
     for mid in ids:
         o = svc.overview(mid)
-        eta = o.estimated_completion.astimezone().strftime("%Y-%m-%d %H:%M") if o.estimated_completion else "-"
-        console.print(f"{mid:<32} {o.status.value:<10} {o.overall_progress:6.1f}%  ETA {eta}")
+        if o.finished_at:
+            when = "finished " + o.finished_at.astimezone().strftime("%Y-%m-%d %H:%M")
+        elif o.estimated_completion:
+            when = "ETA " + o.estimated_completion.astimezone().strftime("%Y-%m-%d %H:%M")
+        else:
+            when = "ETA unknown"
+        sys.stdout.write(f"{mid:<32} {o.status.value:<10} {o.overall_progress:6.1f}%  {when}\n")
 
 
 @app.command()
@@ -134,9 +139,8 @@ def events(
         if as_json:
             sys.stdout.write(json.dumps(e.to_dict()) + "\n")
         else:
-            payload = ", ".join(f"{k}={v}" for k, v in e.payload.items())
-            console.print(f"{e.seq:>6} {e.ts.astimezone():%H:%M:%S} {e.type:<20} {e.actor:<24} {payload}",
-                          markup=False, highlight=False)
+            payload = " ".join(f"{k}={v}" for k, v in e.payload.items() if k not in ("id", "created_at"))
+            sys.stdout.write(f"{e.seq:>6} {e.ts.astimezone():%H:%M:%S} {e.type:<20} {e.actor:<20} {payload}\n")
 
 
 def _control(action: str, migration: str, storage: str | None, reason: str | None = None) -> None:
