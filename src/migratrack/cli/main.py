@@ -189,7 +189,7 @@ def approve(
 
 
 #: modules that add commands to `app` (server, tokens, store maintenance…), imported if present
-COMMAND_MODULES = ("migratrack.cli.serve", "migratrack.cli.store")
+COMMAND_MODULES = ("migratrack.cli.report", "migratrack.cli.serve", "migratrack.cli.store")
 
 for _name in COMMAND_MODULES:
     try:

@@ -1,0 +1,155 @@
+"""Commands for shell-script migrations: declare a plan, report progress, honour pause."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from migratrack.cli.main import MigrationArg, StorageOpt, app, console, storage_url
+from migratrack.errors import MigrationCancelled
+from migratrack.sdk.plan import load_plan
+from migratrack.sdk.tracker import MigrationProgressTracker
+
+PhaseArg = Annotated[str, typer.Argument(help="phase id")]
+SubOpt = Annotated[str | None, typer.Option("--sub", help="a sub-task of the phase instead of the phase")]
+
+
+def _tracker(migration: str, storage: str | None) -> MigrationProgressTracker:
+    return MigrationProgressTracker(migration, storage=storage_url(storage), coalesce=0)
+
+
+@app.command()
+def init(
+    migration: MigrationArg,
+    plan: Annotated[Path, typer.Argument(help="YAML or JSON plan file")],
+    storage: StorageOpt = None,
+    name: Annotated[str | None, typer.Option(help="display name (default: the plan's name)")] = None,
+    replace: Annotated[bool, typer.Option("--replace", help="discard an existing migration of this id")] = False,
+) -> None:
+    """Create a migration from a plan file (resumes it if it exists with the same plan)."""
+    with _tracker(migration, storage) as t:
+        created = t.initialize_migration(plan, name=name, replace=replace)
+    console.print(f"{migration}: {'created' if created else 'exists with the same plan; resumed'}")
+
+
+@app.command("check-plan")
+def check_plan(plan: Annotated[Path, typer.Argument(help="YAML or JSON plan file")]) -> None:
+    """Validate a plan file without storing anything."""
+    from migratrack.core.graph import critical_path, longest_finish
+    from migratrack.core.models import build_state
+    from migratrack.service import utc_now
+
+    p = load_plan(plan)
+    state = build_state("check", p.phases, utc_now(), p.name)
+    deps = {pid: ph.dependencies for pid, ph in state.phases.items()}
+    finish = longest_finish(deps, lambda pid: state.phases[pid].estimated_seconds or 0.0)
+    path = critical_path(deps, finish)
+    subs = sum(len(ph.sub_tasks) for ph in state.phases.values())
+    console.print(f"{plan}: {len(state.phases)} phases, {subs} sub-tasks, valid")
+    if any(finish.values()):
+        console.print(f"planned duration {max(finish.values()) / 60:g} min along {' -> '.join(path)}")
+
+
+@app.command()
+def start(migration: MigrationArg, phase: PhaseArg, storage: StorageOpt = None, sub: SubOpt = None) -> None:
+    """Start a phase (or one of its sub-tasks with --sub)."""
+    with _tracker(migration, storage) as t:
+        t.start_sub_task(phase, sub) if sub else t.start_phase(phase)
+
+
+@app.command()
+def progress(
+    migration: MigrationArg,
+    phase: PhaseArg,
+    value: Annotated[float | None, typer.Argument(help="percent, 0-100")] = None,
+    storage: StorageOpt = None,
+    sub: SubOpt = None,
+    done: Annotated[int | None, typer.Option(help="items done so far")] = None,
+    total: Annotated[int | None, typer.Option(help="items in all")] = None,
+    metadata: Annotated[str | None, typer.Option(help="a JSON object merged into the phase's metadata")] = None,
+) -> None:
+    """Report progress as a percentage or as --done/--total counts."""
+    meta = json.loads(metadata) if metadata else None
+    if meta is not None and not isinstance(meta, dict):
+        raise typer.BadParameter("--metadata must be a JSON object")
+    with _tracker(migration, storage) as t:
+        if sub:
+            if value is None:
+                raise typer.BadParameter("a sub-task takes a percentage")
+            t.update_sub_task_progress(phase, sub, value)
+        else:
+            t.update_phase_progress(phase, value, meta, done=done, total=total)
+
+
+@app.command()
+def complete(migration: MigrationArg, phase: PhaseArg, storage: StorageOpt = None, sub: SubOpt = None) -> None:
+    """Complete a phase (or a sub-task with --sub)."""
+    with _tracker(migration, storage) as t:
+        t.complete_sub_task(phase, sub) if sub else t.complete_phase(phase)
+
+
+@app.command()
+def fail(
+    migration: MigrationArg,
+    phase: PhaseArg,
+    error: Annotated[str, typer.Option("--error", help="what went wrong")],
+    storage: StorageOpt = None,
+    sub: SubOpt = None,
+) -> None:
+    """Mark a phase (or a sub-task) failed."""
+    with _tracker(migration, storage) as t:
+        t.fail_sub_task(phase, sub, error) if sub else t.fail_phase(phase, error)
+
+
+@app.command()
+def skip(
+    migration: MigrationArg,
+    phase: PhaseArg,
+    reason: Annotated[str, typer.Option("--reason", help="why it is skipped")],
+    storage: StorageOpt = None,
+    sub: SubOpt = None,
+) -> None:
+    """Skip a pending or failed phase (or sub-task)."""
+    with _tracker(migration, storage) as t:
+        t.skip_sub_task(phase, sub, reason) if sub else t.skip_phase(phase, reason)
+
+
+@app.command()
+def retry(migration: MigrationArg, phase: PhaseArg, storage: StorageOpt = None) -> None:
+    """Retry a failed phase."""
+    with _tracker(migration, storage) as t:
+        t.retry_phase(phase)
+
+
+@app.command()
+def alert(
+    migration: MigrationArg,
+    level: Annotated[str, typer.Argument(help="info, warning, error or critical")],
+    message: Annotated[str, typer.Argument(help="the alert's text")],
+    storage: StorageOpt = None,
+    phase: Annotated[str | None, typer.Option(help="the phase it concerns")] = None,
+) -> None:
+    """Record an alert."""
+    with _tracker(migration, storage) as t:
+        t.create_alert(level, message, phase)
+
+
+@app.command()
+def checkpoint(
+    migration: MigrationArg,
+    storage: StorageOpt = None,
+    poll: Annotated[float, typer.Option(help="seconds between looks while paused")] = 2.0,
+) -> None:
+    """Wait while the migration is paused; exit 3 if it was cancelled. For shell loops:
+    `migratrack checkpoint ID || exit`."""
+    t = MigrationProgressTracker(migration, storage=storage_url(storage), poll_interval=poll)
+    try:
+        t.checkpoint()
+    except MigrationCancelled as exc:
+        console.print(f"[bold magenta]{exc}[/]")
+        raise typer.Exit(3) from None
+    finally:
+        t.close()
