@@ -34,6 +34,8 @@ from migratrack.errors import (
     NotFound,
     PlanMismatch,
     RuleViolation,
+    StorageError,
+    StorageUnavailable,
 )
 from migratrack.storage import MergeResult, Storage, open_storage
 from migratrack.storage.base import SubTaskScope
@@ -58,6 +60,17 @@ class ProgressUpdate:
             ("phase", self.phase), ("sub_task", self.sub_task), ("progress", self.progress),
             ("done", self.done), ("total", self.total), ("add", self.add),
             ("metadata", self.metadata or None)) if v is not None}
+
+
+class PartiallyApplied(StorageUnavailable):
+    """The store failed part-way through a batch of updates: what was written stays written, and
+    only ``updates`` and ``increments`` are to be sent again (a retry of the whole batch would
+    count increments twice)."""
+
+    def __init__(self, cause: Exception, updates: list[ProgressUpdate], increments: dict[str, int]) -> None:
+        self.updates = updates
+        self.increments = increments
+        super().__init__(str(cause))
 
 
 def utc_now() -> datetime:
@@ -223,9 +236,13 @@ class MigrationService:
         before_failed = failed - deltas.get("failed_operations", 0)
         after = derived_error_rate(ok, failed, {})
         before = derived_error_rate(before_ok, before_failed, {})
-        threshold = self._threshold(mid)
-        if after is not None and after > threshold and (before is None or before <= threshold):
-            self.run(mid, actor, lambda r: r.check_error_rate(before))
+        try:
+            threshold = self._threshold(mid)
+            if after is not None and after > threshold and (before is None or before <= threshold):
+                self.run(mid, actor, lambda r: r.check_error_rate(before))
+        except StorageError as exc:
+            # the increments are in: a caller that sent them again would count them twice
+            raise PartiallyApplied(exc, [], {}) from exc
 
     def _threshold(self, mid: str) -> float:
         if mid not in self._thresholds:
@@ -255,7 +272,8 @@ class MigrationService:
         Returns None: an in-process caller reads the control state itself when it needs it (a
         remote backend returns the state the server sent back with its reply)."""
         first_error: Exception | None = None
-        for u in updates:
+        todo = list(updates)
+        for i, u in enumerate(todo):
             try:
                 if u.sub_task is None:
                     self.update_phase_progress(mid, u.phase, u.progress, u.metadata or None, done=u.done,
@@ -264,8 +282,18 @@ class MigrationService:
                     self.update_sub_task_progress(mid, u.phase, u.sub_task, u.progress, actor=actor)
             except (RuleViolation, NotFound, InvalidInput) as exc:
                 first_error = first_error or exc
+            except PartiallyApplied:
+                raise
+            except StorageError as exc:
+                # each update is atomic: this one and the rest were not written, the earlier ones were
+                raise PartiallyApplied(exc, todo[i:], dict(increments or {})) from exc
         if increments:
-            self.update_metrics(mid, None, increments, actor=actor)
+            try:
+                self.update_metrics(mid, None, increments, actor=actor)
+            except PartiallyApplied:
+                raise
+            except StorageError as exc:
+                raise PartiallyApplied(exc, [], dict(increments)) from exc
         if first_error is not None:
             raise first_error
         return None

@@ -39,7 +39,7 @@ from migratrack.errors import (
 )
 from migratrack.sdk.backend import Backend
 from migratrack.sdk.plan import load_plan
-from migratrack.service import Clock, MigrationService, ProgressUpdate
+from migratrack.service import Clock, MigrationService, PartiallyApplied, ProgressUpdate
 from migratrack.settings import Settings
 from migratrack.storage import Storage
 
@@ -542,6 +542,8 @@ class MigrationProgressTracker:
             if self.strict:
                 raise
             log.warning("migratrack: store unavailable, will retry progress updates: %s", exc)
+            if isinstance(exc, PartiallyApplied):  # retry only what was not written
+                updates, counters = exc.updates, exc.increments
             self._requeue(updates, counters)
 
     def _requeue(self, updates: list[ProgressUpdate], counters: dict[str, int]) -> None:
