@@ -29,22 +29,29 @@ Reads (``load``, ``events``, ``alerts``, ``control``) see committed writes only.
 Free text (names, descriptions, errors, messages, metadata) goes through ``self.codec`` so a
 store can encrypt it at rest; numbers, statuses and ids stay plain so the hot path can merge
 them in place.
+
+Retention: a migration is *finished* once it completed (``finished_at``) or was cancelled
+(``cancelled_at``). ``purge_finished(older_than)`` drops the finished ones that ended before a
+cutoff; an active migration is never purged. Stores take a ``retention`` (seconds, or a
+``?retention=30d`` URL parameter) after which finished migrations expire by themselves.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Literal
 
 from migratrack.core.models import Alert, Event, MigrationState, NewEvent
 from migratrack.core.rules import Change
 from migratrack.core.states import Control
+from migratrack.errors import ConfigurationError
 
 #: which sub-tasks ``load`` materialises: every phase's ("all"), one phase's (its id), or none
 SubTaskScope = Literal["all"] | str | None
@@ -86,6 +93,29 @@ class TokenRecord:
         )
 
 
+#: the prefix of text written by an encrypting codec (see storage/crypto.py)
+ENCRYPTED_PREFIX = "mtenc:"
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: str | float | timedelta) -> timedelta:
+    """``"30d"``, ``"12h"``, ``"90m"``, ``"45s"``, ``"2w"`` or a number of seconds -> timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        m = _DURATION.match(str(value).lower())
+        if not m:
+            raise ConfigurationError(f"a duration looks like 30d, 12h, 90m, 45s or 2w; got {value!r}")
+        seconds = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+    if seconds <= 0:
+        raise ConfigurationError(f"a duration must be positive, got {value!r}")
+    return timedelta(seconds=seconds)
+
+
 class Codec:
     """Turns JSON-able values into the text a store keeps, and back. Plain JSON by default."""
 
@@ -93,6 +123,12 @@ class Codec:
         return json.dumps(value, separators=(",", ":"), default=str)
 
     def loads(self, text: str | bytes) -> Any:
+        if isinstance(text, bytes):
+            text = text.decode()
+        if text.startswith(ENCRYPTED_PREFIX):
+            raise ConfigurationError(
+                "this store holds encrypted data; set MIGRATRACK_ENCRYPTION_KEY to the key it was written with"
+            )
         return json.loads(text)
 
 
@@ -208,6 +244,13 @@ class Storage(ABC):
                 seq = event.seq
             if len(batch) < 1000:
                 await asyncio.sleep(poll_interval)
+
+    # -- retention ---------------------------------------------------------------------------
+
+    @abstractmethod
+    def purge_finished(self, older_than: datetime) -> list[str]:
+        """Drop every finished (completed or cancelled) migration that ended before ``older_than``,
+        with its events and alerts; return their ids. Active migrations are never dropped."""
 
     # -- API tokens (the server's; stored hashed) --------------------------------------------
 

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import copy
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
 
 from migratrack.core.models import Alert, Event, MigrationState, NewEvent
 from migratrack.core.rules import Change, merge_values
 from migratrack.core.states import Control, Status
 from migratrack.errors import AlertNotFound, MigrationAlreadyExists, MigrationNotFound
-from migratrack.storage.base import Codec, MergeResult, Storage, SubTaskScope, TokenRecord
+from migratrack.storage.base import Codec, MergeResult, Storage, SubTaskScope, TokenRecord, parse_duration
 
 
 @dataclass
@@ -25,12 +27,17 @@ class _Record:
 class MemoryStorage(Storage):
     schemes = ("memory",)
 
-    def __init__(self, url: str = "memory://", codec: Codec | None = None) -> None:
+    def __init__(self, url: str = "memory://", codec: Codec | None = None,
+                 *, retention: str | float | timedelta | None = None) -> None:
         super().__init__(codec)
         self.url = url
+        if retention is None:
+            retention = parse_qs(urlsplit(url).query).get("retention", [None])[0]
+        self.retention = parse_duration(retention) if retention is not None else None
         self._lock = threading.RLock()
         self._data: dict[str, _Record] = {}
         self._tokens: dict[str, TokenRecord] = {}
+        self._purged_at = 0.0
 
     def _rec(self, migration_id: str) -> _Record:
         try:
@@ -115,6 +122,10 @@ class MemoryStorage(Storage):
             for a in change.updated_alerts:
                 rec.alerts[a.id] = copy.deepcopy(a)
             change.last_seq = self._append(rec, change.events)
+            if change.header and self.retention is not None and time.monotonic() - self._purged_at > 60:
+                self._purged_at = time.monotonic()
+                last = change.events[-1].ts if change.events else target.created_at
+                self.purge_finished(last - self.retention)
             return change
 
     def merge_progress(
@@ -184,6 +195,16 @@ class MemoryStorage(Storage):
                 return copy.deepcopy(self._rec(migration_id).alerts[alert_id])
             except KeyError:
                 raise AlertNotFound(alert_id) from None
+
+    def purge_finished(self, older_than: datetime) -> list[str]:
+        with self._lock:
+            gone = []
+            for mid, rec in list(self._data.items()):
+                ended = rec.state.finished_at or rec.state.cancelled_at
+                if ended is not None and ended < older_than:
+                    del self._data[mid]
+                    gone.append(mid)
+            return gone
 
     def save_token(self, token: TokenRecord) -> None:
         with self._lock:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -37,7 +38,7 @@ from migratrack.errors import (
     StorageError,
     StorageUnavailable,
 )
-from migratrack.storage.base import Codec, MergeResult, Storage, SubTaskScope, TokenRecord
+from migratrack.storage.base import Codec, MergeResult, Storage, SubTaskScope, TokenRecord, parse_duration
 
 SCHEMA_VERSION = 1
 
@@ -102,14 +103,16 @@ CREATE TABLE IF NOT EXISTS mt_alerts (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS mt_alerts_order ON mt_alerts (migration_id, n);
 -- The hot path is one UPDATE statement (its own transaction); these triggers append its event
--- in the same statement. Cold-path writes use INSERT OR REPLACE and never fire them.
+-- in the same statement. Cold-path writes use INSERT OR REPLACE and never fire them. Progress is
+-- printed with 17 digits: json_object() alone keeps 15 and the event would disagree with the state.
 CREATE TRIGGER IF NOT EXISTS mt_phase_progress_event AFTER UPDATE OF last_ts ON mt_phases
 BEGIN
     INSERT INTO mt_events (migration_id, seq, ts, actor, type, payload, plain) VALUES (
         NEW.migration_id,
         (SELECT COALESCE(MAX(seq), 0) + 1 FROM mt_events WHERE migration_id = NEW.migration_id),
         NEW.last_ts, NEW.last_actor, 'phase.progress',
-        json_object('phase', NEW.id, 'progress', NEW.progress, 'done', NEW.done, 'total', NEW.total), 1);
+        json_object('phase', NEW.id, 'progress', json(printf('%!.17g', NEW.progress)),
+                    'done', NEW.done, 'total', NEW.total), 1);
 END;
 CREATE TRIGGER IF NOT EXISTS mt_sub_task_progress_event AFTER UPDATE OF last_ts ON mt_sub_tasks
 BEGIN
@@ -117,7 +120,7 @@ BEGIN
         NEW.migration_id,
         (SELECT COALESCE(MAX(seq), 0) + 1 FROM mt_events WHERE migration_id = NEW.migration_id),
         NEW.last_ts, NEW.last_actor, 'subtask.progress',
-        json_object('phase', NEW.phase_id, 'sub_task', NEW.id, 'progress', NEW.progress), 1);
+        json_object('phase', NEW.phase_id, 'sub_task', NEW.id, 'progress', json(printf('%!.17g', NEW.progress))), 1);
 END;
 CREATE TABLE IF NOT EXISTS mt_tokens (
     id TEXT PRIMARY KEY,
@@ -152,15 +155,26 @@ def path_from_url(url: str) -> str:
     return path
 
 
+def _ended(state: MigrationState) -> str | None:
+    """The ``finished_at`` column: when the migration ended (completed or cancelled), UTC ISO."""
+    ended = state.finished_at or state.cancelled_at
+    return ended.astimezone(UTC).isoformat(timespec="microseconds") if ended is not None else None
+
+
 class SQLiteStorage(Storage):
     schemes = ("sqlite",)
 
     def __init__(self, url: str = "sqlite:///migratrack.db", codec: Codec | None = None,
-                 *, busy_timeout: float = 30.0) -> None:
+                 *, busy_timeout: float = 30.0, retention: str | float | timedelta | None = None) -> None:
         super().__init__(codec)
         self.url = url
         self.path = path_from_url(url)
         query = parse_qs(urlsplit(url).query)
+        if retention is None:
+            retention = query.get("retention", [None])[0]
+        #: finished migrations older than this are purged (on open, then at most once a minute)
+        self.retention = parse_duration(retention) if retention is not None else None
+        self._purged_at = 0.0
         self._sync = query.get("synchronous", ["NORMAL"])[0].upper()
         if self._sync not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ConfigurationError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, got {self._sync!r}")
@@ -175,6 +189,7 @@ class SQLiteStorage(Storage):
             self._conn.execute(f"PRAGMA synchronous={self._sync}")
             self._conn.execute("PRAGMA foreign_keys=OFF")
             self._migrate()
+            self._maybe_purge()
         except sqlite3.DatabaseError as exc:
             raise StorageUnavailable(f"cannot open SQLite store {self.path!r}: {exc}") from exc
 
@@ -264,8 +279,7 @@ class SQLiteStorage(Storage):
     def _write_header(self, c: sqlite3.Connection, state: MigrationState, now: str) -> None:
         c.execute(
             "UPDATE mt_migrations SET header = ?, control = ?, finished_at = ?, updated_at = ? WHERE id = ?",
-            (self.codec.dumps(state.header_dict()), state.control.value,
-             state.finished_at.isoformat() if state.finished_at else None, now, state.id),
+            (self.codec.dumps(state.header_dict()), state.control.value, _ended(state), now, state.id),
         )
 
     def _insert_alert(self, c: sqlite3.Connection, migration_id: str, a: Alert) -> None:
@@ -347,7 +361,8 @@ class SQLiteStorage(Storage):
 
     def exists(self, migration_id: str) -> bool:
         with self._lock:
-            return self._conn.execute("SELECT 1 FROM mt_migrations WHERE id = ?", (migration_id,)).fetchone() is not None
+            row = self._conn.execute("SELECT 1 FROM mt_migrations WHERE id = ?", (migration_id,)).fetchone()
+        return row is not None
 
     def list_ids(self) -> list[str]:
         with self._lock:
@@ -397,7 +412,9 @@ class SQLiteStorage(Storage):
                           (int(a.acknowledged_at is not None), self.codec.dumps(a.to_dict()),
                            migration_id, a.id))
             change.last_seq = self._insert_events(c, migration_id, change.events) or state.seq
-            return change
+        if change.header:
+            self._maybe_purge(change)
+        return change
 
     def merge_progress(
         self, migration_id: str, phase_id: str, sub_task_id: str | None, *,
@@ -511,6 +528,25 @@ class SQLiteStorage(Storage):
         if row is None:
             raise AlertNotFound(alert_id)
         return Alert.from_dict(self.codec.loads(row[0]))
+
+    # -- retention ---------------------------------------------------------------------------
+
+    def _maybe_purge(self, change: Change | None = None) -> None:
+        if self.retention is None or time.monotonic() - self._purged_at < 60:
+            return
+        self._purged_at = time.monotonic()
+        now = change.events[-1].ts if change is not None and change.events else datetime.now(UTC)
+        self.purge_finished(now - self.retention)
+
+    def purge_finished(self, older_than: datetime) -> list[str]:
+        cutoff = older_than.astimezone(UTC).isoformat(timespec="microseconds")
+        with self._write() as c:
+            ids = [r[0] for r in c.execute(
+                "SELECT id FROM mt_migrations WHERE finished_at IS NOT NULL AND finished_at < ? ORDER BY created_at",
+                (cutoff,))]
+            for mid in ids:
+                self._delete(c, mid)
+        return ids
 
     def stats(self) -> dict[str, int]:
         with self._lock:

@@ -1,0 +1,665 @@
+"""``postgresql://`` (and ``postgres://``): the relational store many workers share.
+
+psycopg 3 with a connection pool. Tables are prefixed ``mt_``; the schema version lives in
+``mt_meta``. Each migration's row in ``mt_migrations`` carries its event counter (``seq``) and
+is the migration's lock:
+
+* hot path — one statement: lock the migration row (``FOR NO KEY UPDATE``), max-merge the
+  phase or sub-task row (or add to the counters), bump ``seq``, insert the event and
+  ``pg_notify`` the change feed — all in one autocommit statement, one round trip;
+* cold path — one transaction that takes ``SELECT … FOR UPDATE`` on the migration row, loads,
+  runs the pure rules and writes. Hot-path statements queue behind that lock, so a transition
+  never overwrites a concurrent max-merge, and events stay gap-free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+import psycopg
+from psycopg import errors as pgerrors
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from migratrack.core.models import Alert, Event, Metrics, MigrationState, NewEvent, PhaseState, SubTaskState
+from migratrack.core.rules import Change
+from migratrack.core.states import Control
+from migratrack.errors import (
+    AlertNotFound,
+    MigrationAlreadyExists,
+    MigrationNotFound,
+    SchemaVersionError,
+    StorageUnavailable,
+)
+from migratrack.storage.base import Codec, MergeResult, Storage, SubTaskScope, TokenRecord, parse_duration
+
+SCHEMA_VERSION = 1
+NOTIFY_CHANNEL = "mt_events"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS mt_meta (key text PRIMARY KEY, value text NOT NULL);
+CREATE TABLE IF NOT EXISTS mt_migrations (
+    id text PRIMARY KEY,
+    header text NOT NULL,
+    control text NOT NULL,
+    created_at timestamptz NOT NULL,
+    ended_at timestamptz,
+    updated_at timestamptz NOT NULL,
+    seq bigint NOT NULL DEFAULT 0,
+    alert_n bigint NOT NULL DEFAULT 0,
+    successful_operations bigint NOT NULL DEFAULT 0,
+    failed_operations bigint NOT NULL DEFAULT 0,
+    total_data_migrated bigint NOT NULL DEFAULT 0,
+    gauges text NOT NULL
+);
+CREATE INDEX IF NOT EXISTS mt_migrations_ended ON mt_migrations (ended_at) WHERE ended_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS mt_phases (
+    migration_id text NOT NULL REFERENCES mt_migrations (id) ON DELETE CASCADE,
+    id text NOT NULL,
+    pos integer NOT NULL,
+    status text NOT NULL,
+    progress double precision NOT NULL,
+    done bigint NOT NULL,
+    total bigint,
+    data text NOT NULL,
+    PRIMARY KEY (migration_id, id)
+);
+CREATE TABLE IF NOT EXISTS mt_sub_tasks (
+    migration_id text NOT NULL REFERENCES mt_migrations (id) ON DELETE CASCADE,
+    phase_id text NOT NULL,
+    id text NOT NULL,
+    pos integer NOT NULL,
+    status text NOT NULL,
+    progress double precision NOT NULL,
+    data text NOT NULL,
+    PRIMARY KEY (migration_id, phase_id, id)
+);
+CREATE TABLE IF NOT EXISTS mt_events (
+    migration_id text NOT NULL REFERENCES mt_migrations (id) ON DELETE CASCADE,
+    seq bigint NOT NULL,
+    ts text NOT NULL,
+    actor text NOT NULL,
+    type text NOT NULL,
+    payload text NOT NULL,
+    extra jsonb,
+    PRIMARY KEY (migration_id, seq)
+);
+CREATE TABLE IF NOT EXISTS mt_alerts (
+    migration_id text NOT NULL REFERENCES mt_migrations (id) ON DELETE CASCADE,
+    id text NOT NULL,
+    n bigint NOT NULL,
+    level text NOT NULL,
+    acknowledged boolean NOT NULL DEFAULT false,
+    data text NOT NULL,
+    PRIMARY KEY (migration_id, id)
+);
+CREATE INDEX IF NOT EXISTS mt_alerts_order ON mt_alerts (migration_id, n);
+CREATE TABLE IF NOT EXISTS mt_tokens (
+    id text PRIMARY KEY,
+    token_hash text NOT NULL UNIQUE,
+    created_at timestamptz NOT NULL,
+    data text NOT NULL
+);
+"""
+
+_LOCK_ROW = "lk AS (SELECT id FROM mt_migrations WHERE id = %(m)s FOR NO KEY UPDATE)"
+
+_SEQ_AND_EVENT = """
+, mg AS (
+    UPDATE mt_migrations SET seq = seq + 1 WHERE id = %(m)s AND EXISTS (SELECT 1 FROM u) RETURNING seq
+), ev AS (
+    INSERT INTO mt_events (migration_id, seq, ts, actor, type, payload, extra)
+    SELECT %(m)s, mg.seq, %(ts)s, %(actor)s, %(type)s, %(payload)s, {extra} FROM mg, u
+    RETURNING seq
+)
+"""
+
+#: sub-task progress tick: one statement
+MERGE_SUB_SQL = (
+    "WITH " + _LOCK_ROW + """,
+u AS (
+    UPDATE mt_sub_tasks s SET progress = %(progress)s FROM lk
+    WHERE s.migration_id = %(m)s AND s.phase_id = %(phase)s AND s.id = %(sub)s
+      AND s.status = 'in_progress' AND s.progress < %(progress)s
+    RETURNING s.progress
+)""" + _SEQ_AND_EVENT.format(extra="NULL") + """
+SELECT (SELECT seq FROM ev),
+       (SELECT pg_notify('""" + NOTIFY_CHANNEL + """', %(m)s) FROM ev),
+       (SELECT status FROM mt_sub_tasks WHERE migration_id = %(m)s AND phase_id = %(phase)s AND id = %(sub)s),
+       (SELECT count(*) FROM lk)
+""")
+
+# new done and new progress exactly as core.rules.merge_values computes them (float8 arithmetic)
+_ND = "(GREATEST(p.done, %(done)s::bigint) + %(add)s::bigint)"
+_NP = (f"GREATEST(p.progress, %(progress)s::float8, CASE WHEN p.total IS NULL OR NOT %(counted)s THEN 0.0::float8 "
+       f"WHEN p.total = 0 THEN 100.0::float8 "
+       f"ELSE LEAST(100.0::float8, ({_ND})::float8 * 100.0::float8 / p.total::float8) END)")
+
+#: phase progress tick (percentage, done count or increment): one statement
+MERGE_PHASE_SQL = (
+    "WITH " + _LOCK_ROW + f""",
+u AS (
+    UPDATE mt_phases p SET done = {_ND}, progress = {_NP} FROM lk
+    WHERE p.migration_id = %(m)s AND p.id = %(phase)s AND p.status = 'in_progress'
+      AND (p.total IS NULL OR NOT %(counted)s OR {_ND} <= p.total)
+      AND ({_NP} <> p.progress OR {_ND} <> p.done)
+    RETURNING p.progress, p.done, p.total
+)""" + _SEQ_AND_EVENT.format(
+        extra="jsonb_build_object('progress', u.progress, 'done', u.done, 'total', u.total)") + """
+SELECT (SELECT seq FROM ev),
+       (SELECT pg_notify('""" + NOTIFY_CHANNEL + """', %(m)s) FROM ev),
+       (SELECT status FROM mt_phases WHERE migration_id = %(m)s AND id = %(phase)s),
+       (SELECT count(*) FROM lk),
+       (SELECT done FROM mt_phases WHERE migration_id = %(m)s AND id = %(phase)s),
+       (SELECT total FROM mt_phases WHERE migration_id = %(m)s AND id = %(phase)s)
+""")
+
+#: counter increment: one statement
+INCREMENT_SQL = """
+WITH u AS (
+    UPDATE mt_migrations SET successful_operations = successful_operations + %(so)s,
+        failed_operations = failed_operations + %(fo)s, total_data_migrated = total_data_migrated + %(td)s,
+        seq = seq + 1
+    WHERE id = %(m)s
+    RETURNING seq, successful_operations, failed_operations, total_data_migrated
+), ev AS (
+    INSERT INTO mt_events (migration_id, seq, ts, actor, type, payload)
+    SELECT %(m)s, u.seq, %(ts)s, %(actor)s, 'metrics.updated', %(payload)s FROM u
+    RETURNING seq
+)
+SELECT u.successful_operations, u.failed_operations, u.total_data_migrated,
+       pg_notify('""" + NOTIFY_CHANNEL + """', %(m)s)
+FROM u, ev
+"""
+
+_PHASE_COLUMNS = ("status", "progress", "done", "total", "sub_tasks")
+_RETRYABLE = (pgerrors.AdminShutdown,)
+
+
+def _conninfo(url: str) -> tuple[str, dict[str, list[str]]]:
+    """The libpq URL without migratrack's own query options, and those options."""
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    ours: dict[str, list[str]] = {k: query.pop(k) for k in ("retention", "pool_size") if k in query}
+    scheme = "postgresql" if parts.scheme == "postgres" else parts.scheme
+    return urlunsplit((scheme, parts.netloc, parts.path, urlencode(query, doseq=True), "")), ours
+
+
+def _unavailable(exc: Exception) -> StorageUnavailable:
+    return StorageUnavailable(f"PostgreSQL is unreachable or failed: {exc}; check the server and the storage URL")
+
+
+class PostgresStorage(Storage):
+    """The PostgreSQL store. URL options: ``?retention=30d`` (finished migrations are purged after
+    this), ``?pool_size=10`` (connections per process); the rest goes to libpq."""
+
+    schemes = ("postgresql", "postgres")
+
+    def __init__(
+        self,
+        url: str = "postgresql://postgres@127.0.0.1/postgres",
+        codec: Codec | None = None,
+        *,
+        retention: str | float | timedelta | None = None,
+        pool_size: int | None = None,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        super().__init__(codec)
+        self.url = url
+        conninfo, ours = _conninfo(url)
+        if retention is None and "retention" in ours:
+            retention = ours["retention"][0]
+        self.retention = parse_duration(retention) if retention is not None else None
+        size = pool_size or int(ours.get("pool_size", ["10"])[0])
+        self._purged_at = 0.0
+        self._conninfo = conninfo
+        self._pool = ConnectionPool(
+            conninfo, min_size=1, max_size=max(1, size), open=False, timeout=connect_timeout,
+            kwargs={"autocommit": True, "options": "-c timezone=UTC"}, name="migratrack",
+        )
+        try:
+            self._pool.open(wait=True, timeout=connect_timeout)
+        except PoolTimeout as exc:
+            self._pool.close()
+            raise StorageUnavailable(f"cannot connect to PostgreSQL at {url}: {exc}") from exc
+        try:
+            self._migrate()
+            self._maybe_purge()
+        except BaseException:
+            self._pool.close()
+            raise
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    @contextmanager
+    def _conn(self) -> Iterator[psycopg.Connection[Any]]:
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except PoolTimeout as exc:
+            raise _unavailable(exc) from exc
+
+    def _run(self, fn: Callable[[psycopg.Connection[Any]], Any]) -> Any:
+        """Run ``fn`` on a pooled connection. A connection the server dropped while it sat in
+        the pool (administrator shutdown: the statement never ran) is replaced and ``fn`` retried."""
+        for attempt in range(3):
+            try:
+                with self._conn() as conn:
+                    return fn(conn)
+            except _RETRYABLE as exc:
+                if attempt == 2:
+                    raise _unavailable(exc) from exc
+            except psycopg.OperationalError as exc:
+                if attempt < 2 and _dropped_before_running(exc):
+                    continue
+                raise _unavailable(exc) from exc
+        raise AssertionError("unreachable")
+
+    def _migrate(self) -> None:
+        def go(conn: psycopg.Connection[Any]) -> None:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(7201)")  # one migrator at a time
+                conn.execute(_SCHEMA)
+                row = conn.execute("SELECT value FROM mt_meta WHERE key = 'schema_version'").fetchone()
+                if row is None:
+                    conn.execute("INSERT INTO mt_meta VALUES ('schema_version', %s)", (str(SCHEMA_VERSION),))
+                    return
+                version = int(row[0])
+                if version > SCHEMA_VERSION:
+                    raise SchemaVersionError(
+                        f"the PostgreSQL store has schema version {version}, newer than this migratrack "
+                        f"understands ({SCHEMA_VERSION}); upgrade migratrack (pip install -U migratrack)"
+                    )
+                if version < SCHEMA_VERSION:
+                    raise SchemaVersionError(
+                        f"the PostgreSQL store has schema version {version}, older than this migratrack's "
+                        f"({SCHEMA_VERSION}); run `migratrack upgrade-store --storage <url>` to upgrade it"
+                    )
+
+        self._run(go)
+
+    def upgrade(self) -> tuple[int, int]:
+        """Bring an older schema to :data:`SCHEMA_VERSION`; returns (from, to)."""
+        def go(conn: psycopg.Connection[Any]) -> tuple[int, int]:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(7201)")
+                row = conn.execute("SELECT value FROM mt_meta WHERE key = 'schema_version'").fetchone()
+                version = int(row[0]) if row else SCHEMA_VERSION
+                if version > SCHEMA_VERSION:
+                    raise SchemaVersionError(f"schema version {version} is newer than {SCHEMA_VERSION}; "
+                                             f"upgrade migratrack")
+                # version 0 (pre-release) lacked only the partial index on ended_at
+                conn.execute(_SCHEMA)
+                conn.execute("INSERT INTO mt_meta VALUES ('schema_version', %s) "
+                             "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(SCHEMA_VERSION),))
+                return version, SCHEMA_VERSION
+
+        result: tuple[int, int] = self._run(go)
+        return result
+
+    def close(self) -> None:
+        self._pool.close()
+
+    # -- encode ----------------------------------------------------------------------------
+
+    def _phase_row(self, migration_id: str, pos: int, p: PhaseState) -> tuple[Any, ...]:
+        data = p.to_dict(with_sub_tasks=False)
+        for k in _PHASE_COLUMNS:
+            data.pop(k, None)
+        return (migration_id, p.id, pos, p.status.value, p.progress, p.done, p.total, self.codec.dumps(data))
+
+    def _sub_row(self, migration_id: str, phase_id: str, pos: int, s: SubTaskState) -> tuple[Any, ...]:
+        data = s.to_dict()
+        data.pop("status")
+        data.pop("progress")
+        return (migration_id, phase_id, s.id, pos, s.status.value, s.progress, self.codec.dumps(data))
+
+    def _insert_events(self, conn: psycopg.Connection[Any], migration_id: str, first: int,
+                       events: Sequence[NewEvent]) -> int:
+        if not events:
+            return first - 1
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO mt_events (migration_id, seq, ts, actor, type, payload) VALUES (%s, %s, %s, %s, %s, %s)",
+                [(migration_id, first + i, e.ts.isoformat(), e.actor, e.type, self.codec.dumps(e.payload))
+                 for i, e in enumerate(events)],
+            )
+        last = first + len(events) - 1
+        conn.execute("UPDATE mt_migrations SET seq = %s WHERE id = %s", (last, migration_id))
+        conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, migration_id))
+        return last
+
+    def _write_header(self, conn: psycopg.Connection[Any], state: MigrationState, now: datetime) -> None:
+        conn.execute(
+            "UPDATE mt_migrations SET header = %s, control = %s, ended_at = %s, updated_at = %s WHERE id = %s",
+            (self.codec.dumps(state.header_dict()), state.control.value,
+             state.finished_at or state.cancelled_at, now, state.id),
+        )
+
+    def _write_metrics(self, conn: psycopg.Connection[Any], state: MigrationState) -> None:
+        m = state.metrics
+        conn.execute(
+            "UPDATE mt_migrations SET successful_operations = %s, failed_operations = %s, "
+            "total_data_migrated = %s, gauges = %s WHERE id = %s",
+            (m.successful_operations, m.failed_operations, m.total_data_migrated,
+             self.codec.dumps(m.gauges), state.id),
+        )
+
+    # -- migrations ------------------------------------------------------------------------
+
+    def create(self, state: MigrationState, events: Sequence[NewEvent], *, replace: bool = False) -> int:
+        def go(conn: psycopg.Connection[Any]) -> int:
+            with conn.transaction():
+                if replace:
+                    conn.execute("DELETE FROM mt_migrations WHERE id = %s", (state.id,))
+                m = state.metrics
+                try:
+                    conn.execute(
+                        "INSERT INTO mt_migrations (id, header, control, created_at, updated_at, gauges, "
+                        "successful_operations, failed_operations, total_data_migrated) "
+                        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                        (state.id, self.codec.dumps(state.header_dict()), state.control.value, state.created_at,
+                         state.created_at, self.codec.dumps(m.gauges), m.successful_operations,
+                         m.failed_operations, m.total_data_migrated),
+                    )
+                except pgerrors.UniqueViolation:
+                    raise MigrationAlreadyExists(state.id) from None
+                with conn.cursor() as cur:
+                    cur.executemany(
+                        "INSERT INTO mt_phases VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                        [self._phase_row(state.id, i, p) for i, p in enumerate(state.phases.values())],
+                    )
+                    subs = [self._sub_row(state.id, p.id, j, s)
+                            for p in state.phases.values() for j, s in enumerate(p.sub_tasks.values())]
+                    if subs:
+                        with cur.copy("COPY mt_sub_tasks (migration_id, phase_id, id, pos, status, progress, data) "
+                                      "FROM STDIN") as copy:
+                            for row in subs:
+                                copy.write_row(row)
+                return self._insert_events(conn, state.id, 1, events)
+
+        result: int = self._run(go)
+        return result
+
+    def _load(self, conn: psycopg.Connection[Any], migration_id: str, sub_tasks: SubTaskScope,
+              *, for_update: bool = False) -> MigrationState:
+        row = conn.execute(
+            "SELECT header, successful_operations, failed_operations, total_data_migrated, gauges, seq "
+            "FROM mt_migrations WHERE id = %s" + (" FOR UPDATE" if for_update else ""), (migration_id,),
+        ).fetchone()
+        if row is None:
+            raise MigrationNotFound(migration_id)
+        state = MigrationState.from_header(self.codec.loads(row[0]))
+        state.metrics = Metrics(row[1], row[2], row[3], self.codec.loads(row[4]))
+        state.seq = row[5]
+        for pid, status, progress, done, total, data in conn.execute(
+            "SELECT id, status, progress, done, total, data FROM mt_phases WHERE migration_id = %s ORDER BY pos",
+            (migration_id,),
+        ):
+            d = self.codec.loads(data)
+            d.update(id=pid, status=status, progress=progress, done=done, total=total)
+            state.phases[pid] = PhaseState.from_dict(d)
+        if sub_tasks is not None:
+            sql = "SELECT phase_id, id, status, progress, data FROM mt_sub_tasks WHERE migration_id = %s"
+            args: tuple[str, ...] = (migration_id,)
+            if sub_tasks != "all":
+                sql += " AND phase_id = %s"
+                args += (sub_tasks,)
+            with conn.cursor() as cur:
+                cur.execute(sql + " ORDER BY phase_id, pos", args)
+                for pid, sid, status, progress, data in cur:
+                    d = self.codec.loads(data)
+                    d.update(id=sid, status=status, progress=progress)
+                    phase = state.phases.get(pid)
+                    if phase is not None:
+                        phase.sub_tasks[sid] = SubTaskState.from_dict(d)
+        for level, n, unacked in conn.execute(
+            "SELECT level, count(*), count(*) FILTER (WHERE NOT acknowledged) FROM mt_alerts "
+            "WHERE migration_id = %s GROUP BY level", (migration_id,),
+        ):
+            state.alert_counts[level] = n
+            state.unacknowledged_alerts += unacked
+        return state
+
+    def load(self, migration_id: str, *, sub_tasks: SubTaskScope = "all") -> MigrationState:
+        def go(conn: psycopg.Connection[Any]) -> MigrationState:
+            with conn.transaction():
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                return self._load(conn, migration_id, sub_tasks)
+
+        state: MigrationState = self._run(go)
+        return state
+
+    def exists(self, migration_id: str) -> bool:
+        return bool(self._run(lambda c: c.execute("SELECT 1 FROM mt_migrations WHERE id = %s",
+                                                  (migration_id,)).fetchone()))
+
+    def list_ids(self) -> list[str]:
+        rows = self._run(lambda c: c.execute("SELECT id FROM mt_migrations ORDER BY created_at, id").fetchall())
+        return [r[0] for r in rows]
+
+    def delete(self, migration_id: str) -> bool:
+        n = self._run(lambda c: c.execute("DELETE FROM mt_migrations WHERE id = %s", (migration_id,)).rowcount)
+        return bool(n)
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def transact(
+        self, migration_id: str, fn: Callable[[MigrationState], Change], *, sub_tasks: SubTaskScope = "all"
+    ) -> Change:
+        def go(conn: psycopg.Connection[Any]) -> Change:
+            with conn.transaction():
+                state = self._load(conn, migration_id, sub_tasks, for_update=True)
+                change = fn(state)
+                if change.empty:
+                    change.last_seq = state.seq
+                    return change
+                now = change.events[-1].ts if change.events else state.created_at
+                if change.header:
+                    self._write_header(conn, state, now)
+                else:
+                    conn.execute("UPDATE mt_migrations SET updated_at = %s WHERE id = %s", (now, migration_id))
+                if change.metrics:
+                    self._write_metrics(conn, state)
+                order = {pid: i for i, pid in enumerate(state.phases)}
+                with conn.cursor() as cur:
+                    if change.phases:
+                        cur.executemany(
+                            "UPDATE mt_phases SET status = %s, progress = %s, done = %s, total = %s, data = %s "
+                            "WHERE migration_id = %s AND id = %s",
+                            [(r[3], r[4], r[5], r[6], r[7], migration_id, pid) for pid in change.phases
+                             for r in [self._phase_row(migration_id, order[pid], state.phases[pid])]],
+                        )
+                    if change.sub_tasks:
+                        cur.executemany(
+                            "UPDATE mt_sub_tasks SET status = %s, progress = %s, data = %s "
+                            "WHERE migration_id = %s AND phase_id = %s AND id = %s",
+                            [(r[4], r[5], r[6], migration_id, pid, sid) for pid, sid in change.sub_tasks
+                             for r in [self._sub_row(migration_id, pid, 0, state.phases[pid].sub_tasks[sid])]],
+                        )
+                    for a in change.new_alerts:
+                        cur.execute(
+                            "WITH n AS (UPDATE mt_migrations SET alert_n = alert_n + 1 WHERE id = %s "
+                            "RETURNING alert_n) INSERT INTO mt_alerts (migration_id, id, n, level, acknowledged, "
+                            "data) SELECT %s, %s, n.alert_n, %s, %s, %s FROM n",
+                            (migration_id, migration_id, a.id, a.level.value, a.acknowledged_at is not None,
+                             self.codec.dumps(a.to_dict())),
+                        )
+                    if change.updated_alerts:
+                        cur.executemany(
+                            "UPDATE mt_alerts SET acknowledged = %s, data = %s WHERE migration_id = %s AND id = %s",
+                            [(a.acknowledged_at is not None, self.codec.dumps(a.to_dict()), migration_id, a.id)
+                             for a in change.updated_alerts],
+                        )
+                change.last_seq = self._insert_events(conn, migration_id, state.seq + 1, change.events)
+                return change
+
+        change: Change = self._run(go)
+        if change.header:
+            self._maybe_purge()
+        return change
+
+    def merge_progress(
+        self, migration_id: str, phase_id: str, sub_task_id: str | None, *,
+        progress: float | None, done: int | None, add: int | None, ts: datetime, actor: str,
+    ) -> MergeResult:
+        if sub_task_id is not None:
+            if progress is None:
+                return MergeResult.FALLBACK
+            payload = self.codec.dumps({"phase": phase_id, "sub_task": sub_task_id, "progress": progress})
+            row = self._run(lambda c: c.execute(MERGE_SUB_SQL, {
+                "m": migration_id, "phase": phase_id, "sub": sub_task_id, "progress": float(progress),
+                "ts": ts.isoformat(), "actor": actor, "type": "subtask.progress", "payload": payload,
+            }).fetchone())
+            if not row[3]:
+                raise MigrationNotFound(migration_id)
+            if row[0] is not None:
+                return MergeResult.APPLIED
+            return MergeResult.STALE if row[2] == "in_progress" else MergeResult.FALLBACK
+        counted = done is not None or bool(add)
+        payload = self.codec.dumps({"phase": phase_id})
+        row = self._run(lambda c: c.execute(MERGE_PHASE_SQL, {
+            "m": migration_id, "phase": phase_id, "progress": float(progress or 0.0), "done": done or 0,
+            "add": add or 0, "counted": counted, "ts": ts.isoformat(), "actor": actor,
+            "type": "phase.progress", "payload": payload,
+        }).fetchone())
+        if not row[3]:
+            raise MigrationNotFound(migration_id)
+        if row[0] is not None:
+            return MergeResult.APPLIED
+        if row[2] != "in_progress":
+            return MergeResult.FALLBACK
+        over = row[5] is not None and counted and max(row[4], done or 0) + (add or 0) > row[5]
+        return MergeResult.FALLBACK if over else MergeResult.STALE
+
+    def increment_counters(
+        self, migration_id: str, deltas: Mapping[str, int], *, ts: datetime, actor: str
+    ) -> dict[str, int]:
+        row = self._run(lambda c: c.execute(INCREMENT_SQL, {
+            "m": migration_id, "so": deltas.get("successful_operations", 0),
+            "fo": deltas.get("failed_operations", 0), "td": deltas.get("total_data_migrated", 0),
+            "ts": ts.isoformat(), "actor": actor, "payload": self.codec.dumps({"increment": dict(deltas)}),
+        }).fetchone())
+        if row is None:
+            raise MigrationNotFound(migration_id)
+        return {"successful_operations": row[0], "failed_operations": row[1], "total_data_migrated": row[2]}
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def control(self, migration_id: str) -> Control:
+        row = self._run(lambda c: c.execute("SELECT control FROM mt_migrations WHERE id = %s",
+                                            (migration_id,)).fetchone())
+        if row is None:
+            raise MigrationNotFound(migration_id)
+        return Control(row[0])
+
+    def _event(self, migration_id: str, seq: int, ts: str, actor: str, typ: str, payload: str,
+               extra: Any) -> Event:
+        data = self.codec.loads(payload)
+        if extra is not None:
+            data.update(extra)
+            data["progress"] = float(data["progress"])
+        return Event(migration_id, seq, typ, datetime.fromisoformat(ts), actor, data)
+
+    def events(self, migration_id: str, after: int = 0, limit: int = 1000) -> list[Event]:
+        rows = self._run(lambda c: c.execute(
+            "SELECT seq, ts, actor, type, payload, extra FROM mt_events WHERE migration_id = %s AND seq > %s "
+            "ORDER BY seq LIMIT %s", (migration_id, after, limit)).fetchall())
+        return [self._event(migration_id, *r) for r in rows]
+
+    def alerts(self, migration_id: str, *, limit: int = 50, unacknowledged_only: bool = False) -> list[Alert]:
+        sql = "SELECT data FROM mt_alerts WHERE migration_id = %s"
+        if unacknowledged_only:
+            sql += " AND NOT acknowledged"
+        rows = self._run(lambda c: c.execute(sql + " ORDER BY n DESC LIMIT %s", (migration_id, limit)).fetchall())
+        return [Alert.from_dict(self.codec.loads(r[0])) for r in rows]
+
+    def get_alert(self, migration_id: str, alert_id: str) -> Alert:
+        row = self._run(lambda c: c.execute("SELECT data FROM mt_alerts WHERE migration_id = %s AND id = %s",
+                                            (migration_id, alert_id)).fetchone())
+        if row is None:
+            raise AlertNotFound(alert_id)
+        return Alert.from_dict(self.codec.loads(row[0]))
+
+    async def subscribe(
+        self, migration_id: str, after: int = 0, *, poll_interval: float = 0.25
+    ) -> AsyncIterator[Event]:
+        """Every event after ``after``, then new ones as they are written: the writers'
+        ``pg_notify`` wakes a ``LISTEN`` connection; a timer catches anything missed while it
+        reconnects."""
+        seq = after
+        aconn: psycopg.AsyncConnection[Any] | None = None
+        try:
+            while True:
+                if aconn is None or aconn.closed:
+                    try:
+                        aconn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+                        await aconn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    except psycopg.OperationalError:
+                        aconn = None
+                # listening before reading: a write after the read still wakes us
+                while True:
+                    batch = await asyncio.to_thread(self.events, migration_id, seq, 1000)
+                    for event in batch:
+                        yield event
+                        seq = event.seq
+                    if len(batch) < 1000:
+                        break
+                if aconn is None:
+                    await asyncio.sleep(poll_interval)
+                    continue
+                try:
+                    async for note in aconn.notifies(timeout=5.0):
+                        if note.payload == migration_id:
+                            break
+                except psycopg.OperationalError:
+                    await aconn.close()
+                    aconn = None
+        finally:
+            if aconn is not None:
+                await aconn.close()
+
+    # -- retention ---------------------------------------------------------------------------
+
+    def _maybe_purge(self) -> None:
+        if self.retention is None or time.monotonic() - self._purged_at < 60:
+            return
+        self._purged_at = time.monotonic()
+        self.purge_finished(datetime.now(UTC) - self.retention)
+
+    def purge_finished(self, older_than: datetime) -> list[str]:
+        rows = self._run(lambda c: c.execute(
+            "DELETE FROM mt_migrations WHERE ended_at IS NOT NULL AND ended_at < %s RETURNING id, created_at",
+            (older_than,)).fetchall())
+        return [r[0] for r in sorted(rows, key=lambda r: (r[1], r[0]))]
+
+    # -- tokens ----------------------------------------------------------------------------
+
+    def save_token(self, token: TokenRecord) -> None:
+        self._run(lambda c: c.execute(
+            "INSERT INTO mt_tokens VALUES (%s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET "
+            "token_hash = excluded.token_hash, created_at = excluded.created_at, data = excluded.data",
+            (token.id, token.token_hash, token.created_at, json.dumps(token.to_dict()))))
+
+    def find_token(self, token_hash: str) -> TokenRecord | None:
+        row = self._run(lambda c: c.execute("SELECT data FROM mt_tokens WHERE token_hash = %s",
+                                            (token_hash,)).fetchone())
+        return TokenRecord.from_dict(json.loads(row[0])) if row else None
+
+    def list_tokens(self) -> list[TokenRecord]:
+        rows = self._run(lambda c: c.execute("SELECT data FROM mt_tokens ORDER BY created_at, id").fetchall())
+        return [TokenRecord.from_dict(json.loads(r[0])) for r in rows]
+
+
+def _dropped_before_running(exc: psycopg.OperationalError) -> bool:
+    """The connection was found dead when the statement was sent: it never reached the server."""
+    text = str(exc)
+    return "terminating connection due to administrator command" in text or "connection is closed" in text or (
+        "server closed the connection unexpectedly" in text)
+

@@ -1,0 +1,756 @@
+"""``redis://``, ``rediss://`` and ``redis+cluster://``: the store many workers on many machines share.
+
+Key layout (version :data:`LAYOUT_VERSION`, kept in ``mt:layout``). Every key of one migration
+carries the hash tag ``{<id>}`` so that, on Redis Cluster, they share a slot and the scripts
+below stay atomic; migrations spread over the cluster's nodes::
+
+    mt:{m}:h    hash   header (encoded), control, seq, counters, gauges, phase order, alert counts
+    mt:{m}:p    hash   per phase <pid>/s status, /p progress, /d done, /t total, /o sub-task order, /x rest
+    mt:{m}:s    hash   per sub-task <pid>/<sid>/s status, /p progress, /x rest
+    mt:{m}:e    stream the event log; entry id <seq>-0
+    mt:{m}:a    hash   alert id -> alert (encoded);  mt:{m}:an zset (order)  mt:{m}:au set (unacknowledged)
+    mt:{m}:lock string held by a transition while it reads, validates and writes
+    mt:ids      zset   migration ids by creation time (entries of expired migrations are pruned on read)
+    mt:{tokens}:d / :x API tokens by id / id by hash
+
+Hot path: one ``EVALSHA`` per progress tick or counter increment. Cold path: ``SET lock NX``,
+one script to read, the pure rules, one script that checks the lock is still ours and writes.
+Hot-path scripts refuse to run while a transition holds the lock (the client retries within a
+few milliseconds), so a transition never overwrites a concurrent max-merge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import suppress
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+import redis
+import redis.asyncio
+from redis.backoff import ExponentialBackoff
+from redis.cluster import RedisCluster
+from redis.retry import Retry
+
+from migratrack.core.models import Alert, Event, Metrics, MigrationState, NewEvent, PhaseState, SubTaskState
+from migratrack.core.rules import Change
+from migratrack.core.states import Control
+from migratrack.errors import (
+    AlertNotFound,
+    MigrationAlreadyExists,
+    MigrationNotFound,
+    SchemaVersionError,
+    StorageError,
+    StorageUnavailable,
+)
+from migratrack.storage.base import Codec, MergeResult, Storage, SubTaskScope, TokenRecord, parse_duration
+
+LAYOUT_VERSION = 1
+_SUFFIXES = ("h", "p", "s", "e", "a", "an", "au")
+_PHASE_COLUMNS = ("status", "progress", "done", "total", "sub_tasks")
+
+# -- scripts ---------------------------------------------------------------------------------
+
+_LOCKED = -1
+_MISSING = -2
+
+_MERGE_SUB = """
+if redis.call('EXISTS', KEYS[4]) == 1 then return -1 end
+if redis.call('EXISTS', KEYS[1]) == 0 then return -2 end
+local f = ARGV[1]
+local v = redis.call('HMGET', KEYS[2], f .. 's', f .. 'p')
+if v[1] ~= 'in_progress' then return 0 end
+if tonumber(ARGV[2]) <= tonumber(v[2]) then return 1 end
+redis.call('HSET', KEYS[2], f .. 'p', ARGV[2])
+local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+redis.call('XADD', KEYS[3], seq .. '-0', 't', 'subtask.progress', 'ts', ARGV[3], 'a', ARGV[4], 'p', ARGV[5])
+return 2
+"""
+
+# ARGV: phase field prefix, progress ('' = none), done ('' = none), add, ts, actor, payload
+_MERGE_PHASE = """
+if redis.call('EXISTS', KEYS[4]) == 1 then return {-1} end
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-2} end
+local f = ARGV[1]
+local v = redis.call('HMGET', KEYS[2], f .. 's', f .. 'p', f .. 'd', f .. 't')
+if v[1] ~= 'in_progress' then return {0} end
+local cur_p = tonumber(v[2])
+local cur_d = tonumber(v[3])
+local add = tonumber(ARGV[4])
+local nd = cur_d
+if ARGV[3] ~= '' then nd = math.max(cur_d, tonumber(ARGV[3])) end
+nd = nd + add
+local np = cur_p
+if ARGV[2] ~= '' then np = math.max(np, tonumber(ARGV[2])) end
+local total = v[4]
+if total ~= '' and (ARGV[3] ~= '' or add > 0) then
+  local t = tonumber(total)
+  if nd > t then return {0} end
+  local ratio = 100.0
+  if t ~= 0 then ratio = math.min(100.0, nd * 100.0 / t) end
+  np = math.max(np, ratio)
+end
+if np == cur_p and nd == cur_d then return {1} end
+local ps = string.format('%.17g', np)
+local ds = string.format('%.0f', nd)
+redis.call('HSET', KEYS[2], f .. 'p', ps, f .. 'd', ds)
+local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+local tj = 'null'
+if total ~= '' then tj = total end
+redis.call('XADD', KEYS[3], seq .. '-0', 't', 'phase.progress', 'ts', ARGV[5], 'a', ARGV[6], 'p', ARGV[7],
+  'x', '{"progress":' .. ps .. ',"done":' .. ds .. ',"total":' .. tj .. '}')
+return {2}
+"""
+
+# ARGV: successful, failed, bytes deltas, ts, actor, payload
+_INCREMENT = """
+if redis.call('EXISTS', KEYS[3]) == 1 then return {-1} end
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-2} end
+local a = redis.call('HINCRBY', KEYS[1], 'so', ARGV[1])
+local b = redis.call('HINCRBY', KEYS[1], 'fo', ARGV[2])
+local c = redis.call('HINCRBY', KEYS[1], 'td', ARGV[3])
+local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+redis.call('XADD', KEYS[2], seq .. '-0', 't', 'metrics.updated', 'ts', ARGV[4], 'a', ARGV[5], 'p', ARGV[6])
+return {a, b, c}
+"""
+
+# KEYS: h, p, s.  ARGV[1]: '*' every phase's sub-tasks, '' none, else one phase id
+_LOAD = """
+local h = redis.call('HGETALL', KEYS[1])
+if #h == 0 then return false end
+local p = redis.call('HGETALL', KEYS[2])
+local s = {}
+if ARGV[1] == '*' then
+  s = redis.call('HGETALL', KEYS[3])
+elseif ARGV[1] ~= '' then
+  local order = redis.call('HGET', KEYS[2], ARGV[1] .. '/o')
+  if order then
+    local ids = cjson.decode(order)
+    local fields = {}
+    for _, sid in ipairs(ids) do
+      local f = ARGV[1] .. '/' .. sid .. '/'
+      fields[#fields + 1] = f .. 's'
+      fields[#fields + 1] = f .. 'p'
+      fields[#fields + 1] = f .. 'x'
+    end
+    for i = 1, #fields, 3000 do
+      local vals = redis.call('HMGET', KEYS[3], unpack(fields, i, math.min(i + 2999, #fields)))
+      for j, val in ipairs(vals) do
+        s[#s + 1] = fields[i + j - 1]
+        s[#s + 1] = val
+      end
+    end
+  end
+end
+return {h, p, s}
+"""
+
+# KEYS: h p s e a an au lock.  ARGV[1]: lock token, ARGV[2]: JSON document of the writes
+_WRITE = """
+local doc = cjson.decode(ARGV[2])
+if redis.call('GET', KEYS[8]) ~= ARGV[1] then return redis.error_reply('MTLOCKLOST') end
+if doc.mode == 'create' then
+  if redis.call('EXISTS', KEYS[1]) == 1 then
+    redis.call('DEL', KEYS[8])
+    return redis.error_reply('MTEXISTS')
+  end
+elseif doc.mode == 'replace' then
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
+elseif redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('DEL', KEYS[8])
+  return redis.error_reply('MTMISSING')
+end
+local function hset(key, flat)
+  for i = 1, #flat, 4000 do
+    redis.call('HSET', key, unpack(flat, i, math.min(i + 3999, #flat)))
+  end
+end
+if #doc.h > 0 then hset(KEYS[1], doc.h) end
+if #doc.p > 0 then hset(KEYS[2], doc.p) end
+if #doc.s > 0 then hset(KEYS[3], doc.s) end
+for _, a in ipairs(doc.new_alerts) do
+  redis.call('HSET', KEYS[5], a[1], a[3])
+  redis.call('ZADD', KEYS[6], redis.call('HINCRBY', KEYS[1], 'an', 1), a[1])
+  redis.call('HINCRBY', KEYS[1], 'ac:' .. a[2], 1)
+  if a[4] == 0 then
+    redis.call('SADD', KEYS[7], a[1])
+    redis.call('HINCRBY', KEYS[1], 'unack', 1)
+  end
+end
+for _, a in ipairs(doc.updated_alerts) do
+  redis.call('HSET', KEYS[5], a[1], a[2])
+  if a[3] == 1 and redis.call('SREM', KEYS[7], a[1]) == 1 then
+    redis.call('HINCRBY', KEYS[1], 'unack', -1)
+  end
+end
+local seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
+for _, e in ipairs(doc.events) do
+  seq = seq + 1
+  redis.call('XADD', KEYS[4], seq .. '-0', 't', e[1], 'ts', e[2], 'a', e[3], 'p', e[4])
+end
+redis.call('HSET', KEYS[1], 'seq', seq)
+if doc.expire > 0 then
+  for i = 1, 7 do redis.call('EXPIRE', KEYS[i], doc.expire) end
+elseif doc.expire == 0 then
+  for i = 1, 7 do redis.call('PERSIST', KEYS[i]) end
+end
+redis.call('DEL', KEYS[8])
+return seq
+"""
+
+_UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# KEYS: a an au.  ARGV: limit, unacknowledged only (0/1)
+_ALERTS = """
+local limit = tonumber(ARGV[1])
+local out = {}
+local start = 0
+while #out < limit do
+  local ids = redis.call('ZREVRANGE', KEYS[2], start, start + 199)
+  if #ids == 0 then break end
+  for _, id in ipairs(ids) do
+    if ARGV[2] == '0' or redis.call('SISMEMBER', KEYS[3], id) == 1 then
+      out[#out + 1] = redis.call('HGET', KEYS[1], id)
+      if #out >= limit then break end
+    end
+  end
+  start = start + 200
+end
+return out
+"""
+
+_SAVE_TOKEN = """
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if old then
+  local prev = cjson.decode(old)
+  if redis.call('HGET', KEYS[2], prev.token_hash) == ARGV[1] then redis.call('HDEL', KEYS[2], prev.token_hash) end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
+return 1
+"""
+
+
+def _esc(ident: str) -> str:
+    """An id made safe inside a hash tag: no braces (they would end the tag early)."""
+    return ident.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
+
+
+def _keys(prefix: str, migration_id: str) -> dict[str, str]:
+    base = f"{prefix}:{{{_esc(migration_id)}}}:"
+    keys = {s: base + s for s in _SUFFIXES}
+    keys["lock"] = base + "lock"
+    return keys
+
+
+def _write_keys(k: Mapping[str, str]) -> list[str]:
+    return [k["h"], k["p"], k["s"], k["e"], k["a"], k["an"], k["au"], k["lock"]]
+
+
+def _float_text(value: float) -> str:
+    return repr(float(value))
+
+
+def _epoch(value: datetime) -> float:
+    return value.timestamp()
+
+
+def _connection_error(exc: Exception) -> StorageUnavailable:
+    return StorageUnavailable(f"Redis is unreachable or failed: {exc}; check the server and the storage URL")
+
+
+class RedisStorage(Storage):
+    """The Redis (and Redis Cluster) store. See the module docstring for the key layout.
+
+    URL options: ``?cluster=true`` (same as ``redis+cluster://``), ``?prefix=mt`` (key prefix),
+    ``?retention=30d`` (finished migrations EXPIRE after this), ``?lock_timeout=30`` (seconds a transition may hold its
+    migration's lock). ``reconnect`` bounds, in seconds, how long a call retries a lost connection.
+    """
+
+    schemes = ("redis", "rediss", "redis+cluster")
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        codec: Codec | None = None,
+        *,
+        retention: str | float | timedelta | None = None,
+        lock_timeout: float | None = None,
+        reconnect: float = 10.0,
+    ) -> None:
+        super().__init__(codec)
+        parts = urlsplit(url)
+        query = parse_qs(parts.query)
+        cluster_opt = query.pop("cluster", ["false"])[0].lower() in ("1", "true", "yes")
+        self.cluster = parts.scheme == "redis+cluster" or cluster_opt
+        if retention is None:
+            retention = query.pop("retention", [None])[0]
+        else:
+            query.pop("retention", None)
+        self.retention = parse_duration(retention) if retention is not None else None
+        #: every key starts with this (``?prefix=``), so several deployments can share one Redis
+        self.prefix = query.pop("prefix", ["mt"])[0]
+        self._layout_key = f"{self.prefix}:layout"
+        self._ids_key = f"{self.prefix}:ids"
+        self._tokens_key = f"{self.prefix}:{{tokens}}:d"
+        self._token_hash_key = f"{self.prefix}:{{tokens}}:x"
+        lock_opt = query.pop("lock_timeout", [None])[0]
+        self.lock_timeout = float(lock_timeout if lock_timeout is not None else (lock_opt or 30.0))
+        scheme = "redis" if parts.scheme == "redis+cluster" else parts.scheme
+        self.url = url
+        self._conn_url = urlunsplit((scheme, parts.netloc, parts.path, urlencode(query, doseq=True), ""))
+        # bounded reconnect: exponential back-off capped at 1 s, about `reconnect` seconds in all
+        retries = max(1, int(reconnect / 0.5) + 3)
+        self._retry_budget = reconnect
+        common: dict[str, Any] = {
+            "decode_responses": True, "socket_connect_timeout": 5.0, "socket_timeout": 30.0,
+            "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), retries),
+            "retry_on_error": [redis.ConnectionError, redis.TimeoutError],
+            "health_check_interval": 30,
+        }
+        self._r: redis.Redis | RedisCluster
+        try:
+            if self.cluster:
+                self._r = RedisCluster.from_url(self._conn_url, decode_responses=True, socket_connect_timeout=5.0,
+                                                socket_timeout=30.0)
+            else:
+                self._r = redis.Redis.from_url(self._conn_url, **common)
+        except redis.RedisError as exc:
+            raise _connection_error(exc) from exc
+        self._merge_sub = self._r.register_script(_MERGE_SUB)
+        self._merge_phase = self._r.register_script(_MERGE_PHASE)
+        self._increment = self._r.register_script(_INCREMENT)
+        self._load_script = self._r.register_script(_LOAD)
+        self._write = self._r.register_script(_WRITE)
+        self._unlock = self._r.register_script(_UNLOCK)
+        self._alerts = self._r.register_script(_ALERTS)
+        self._save_token = self._r.register_script(_SAVE_TOKEN)
+        self._check_layout()
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _keys(self, migration_id: str) -> dict[str, str]:
+        return _keys(self.prefix, migration_id)
+
+    def _call(self, fn: Callable[[], Any]) -> Any:
+        """Run one Redis call; a connection lost for good becomes StorageUnavailable."""
+        deadline = time.monotonic() + self._retry_budget
+        delay = 0.05
+        while True:
+            try:
+                return fn()
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                # redis-py retried already (non-cluster); the cluster client gets retries here
+                if time.monotonic() + delay > deadline:
+                    raise _connection_error(exc) from exc
+                time.sleep(delay)
+                delay = min(1.0, delay * 2)
+            except redis.ResponseError as exc:
+                if "LOADING" in str(exc) and time.monotonic() + delay <= deadline:
+                    time.sleep(delay)
+                    delay = min(1.0, delay * 2)
+                    continue
+                raise
+
+    def _check_layout(self) -> None:
+        found = self._call(lambda: self._r.get(self._layout_key))
+        if found is None:
+            self._call(lambda: self._r.set(self._layout_key, str(LAYOUT_VERSION), nx=True))
+            found = self._call(lambda: self._r.get(self._layout_key))
+        version = int(found)
+        if version > LAYOUT_VERSION:
+            raise SchemaVersionError(
+                f"the Redis store at {self.url} uses key layout version {version}, newer than this "
+                f"migratrack understands ({LAYOUT_VERSION}); upgrade migratrack (pip install -U migratrack)"
+            )
+        if version < LAYOUT_VERSION:
+            raise SchemaVersionError(
+                f"the Redis store at {self.url} uses key layout version {version}, older than this "
+                f"migratrack's ({LAYOUT_VERSION}); run `migratrack upgrade-store --storage {self.url}` "
+                f"to upgrade it in place"
+            )
+
+    def upgrade(self) -> tuple[int, int]:
+        """Bring an older key layout to :data:`LAYOUT_VERSION`; returns (from, to)."""
+        version = int(self._call(lambda: self._r.get(self._layout_key)) or LAYOUT_VERSION)
+        if version > LAYOUT_VERSION:
+            self._check_layout()
+        # version 0 (pre-release) had the same per-migration keys; only the marker was missing
+        self._call(lambda: self._r.set(self._layout_key, str(LAYOUT_VERSION)))
+        return version, LAYOUT_VERSION
+
+    def close(self) -> None:
+        self._r.close()
+
+    def _acquire(self, lock_key: str) -> str:
+        token = secrets.token_hex(8)
+        ttl_ms = int(self.lock_timeout * 1000)
+        deadline = time.monotonic() + self.lock_timeout + 5.0
+        delay = 0.0005
+        while not self._call(lambda: self._r.set(lock_key, token, nx=True, px=ttl_ms)):
+            if time.monotonic() > deadline:
+                raise StorageUnavailable(
+                    f"migration lock {lock_key} stayed taken for {self.lock_timeout + 5:.0f} s; "
+                    f"another writer is stuck or the lock_timeout is too short"
+                )
+            time.sleep(delay)
+            delay = min(0.02, delay * 2)
+        return token
+
+    def _hot(self, fn: Callable[[], Any]) -> Any:
+        """Run a hot-path script, waiting out a transition that holds the migration's lock."""
+        deadline = time.monotonic() + self.lock_timeout + 5.0
+        delay = 0.0005
+        while True:
+            res = self._call(fn)
+            code = res[0] if isinstance(res, list) else res
+            if code != _LOCKED:
+                return res
+            if time.monotonic() > deadline:
+                raise StorageUnavailable("a transition held the migration's lock too long; try again")
+            time.sleep(delay)
+            delay = min(0.01, delay * 2)
+
+    # -- encode / decode -------------------------------------------------------------------
+
+    def _phase_fields(self, p: PhaseState, *, full: bool) -> list[str]:
+        data = p.to_dict(with_sub_tasks=False)
+        for k in _PHASE_COLUMNS:
+            data.pop(k, None)
+        f = p.id + "/"
+        out = [f + "s", p.status.value, f + "x", self.codec.dumps(data)]
+        if full:
+            out += [f + "p", _float_text(p.progress), f + "d", str(p.done),
+                    f + "t", "" if p.total is None else str(p.total),
+                    f + "o", json.dumps(list(p.sub_tasks))]
+        return out
+
+    def _phase_write(self, p: PhaseState) -> list[str]:
+        # a transition writes the whole row: the lock keeps hot-path merges out meanwhile
+        return self._phase_fields(p, full=True)[:-2]
+
+    def _sub_fields(self, phase_id: str, s: SubTaskState) -> list[str]:
+        data = s.to_dict()
+        data.pop("status")
+        data.pop("progress")
+        f = f"{phase_id}/{s.id}/"
+        return [f + "s", s.status.value, f + "p", _float_text(s.progress), f + "x", self.codec.dumps(data)]
+
+    def _header_fields(self, state: MigrationState, updated: datetime) -> list[str]:
+        ended = state.finished_at or state.cancelled_at
+        return ["hdr", self.codec.dumps(state.header_dict()), "ctl", state.control.value,
+                "fin", "" if ended is None else repr(_epoch(ended)), "upd", repr(_epoch(updated))]
+
+    def _metrics_fields(self, m: Metrics) -> list[str]:
+        return ["so", str(m.successful_operations), "fo", str(m.failed_operations),
+                "td", str(m.total_data_migrated), "g", self.codec.dumps(m.gauges)]
+
+    def _event_rows(self, events: Sequence[NewEvent]) -> list[list[str]]:
+        return [[e.type, e.ts.isoformat(), e.actor, self.codec.dumps(e.payload)] for e in events]
+
+    def _expire(self, state: MigrationState) -> int:
+        """Seconds to EXPIRE the migration's keys by (finished), 0 to PERSIST them, -1 to leave."""
+        if self.retention is None:
+            return -1
+        ended = state.finished_at or state.cancelled_at
+        if ended is None:
+            return 0
+        left = (ended + self.retention - datetime.now(UTC)).total_seconds()
+        return max(1, int(left))
+
+    def _decode(self, migration_id: str, raw: list[Any]) -> MigrationState:
+        h_flat, p_flat, s_flat = raw
+        h = dict(zip(h_flat[::2], h_flat[1::2], strict=True))
+        p = dict(zip(p_flat[::2], p_flat[1::2], strict=True))
+        s = dict(zip(s_flat[::2], s_flat[1::2], strict=True))
+        state = MigrationState.from_header(self.codec.loads(h["hdr"]))
+        state.metrics = Metrics(int(h.get("so", 0)), int(h.get("fo", 0)), int(h.get("td", 0)),
+                                self.codec.loads(h["g"]))
+        for pid in json.loads(h["phases"]):
+            f = pid + "/"
+            d = self.codec.loads(p[f + "x"])
+            total = p[f + "t"]
+            d.update(id=pid, status=p[f + "s"], progress=float(p[f + "p"]), done=int(p[f + "d"]),
+                     total=int(total) if total else None)
+            phase = PhaseState.from_dict(d)
+            state.phases[pid] = phase
+            if not s:
+                continue
+            for sid in json.loads(p[f + "o"]):
+                sf = f"{pid}/{sid}/"
+                x = s.get(sf + "x")
+                if x is None:
+                    continue
+                sd = self.codec.loads(x)
+                sd.update(id=sid, status=s[sf + "s"], progress=float(s[sf + "p"]))
+                phase.sub_tasks[sid] = SubTaskState.from_dict(sd)
+        state.seq = int(h.get("seq", 0))
+        state.alert_counts = {k[3:]: int(v) for k, v in h.items() if k.startswith("ac:") and int(v)}
+        state.unacknowledged_alerts = int(h.get("unack", 0))
+        return state
+
+    def _event(self, migration_id: str, entry_id: str, fields: Mapping[str, str]) -> Event:
+        payload = self.codec.loads(fields["p"])
+        if "x" in fields:
+            extra = json.loads(fields["x"])
+            extra["progress"] = float(extra["progress"])
+            payload.update(extra)
+        return Event(migration_id, int(entry_id.split("-", 1)[0]), fields["t"],
+                     datetime.fromisoformat(fields["ts"]), fields["a"], payload)
+
+    # -- migrations ------------------------------------------------------------------------
+
+    def create(self, state: MigrationState, events: Sequence[NewEvent], *, replace: bool = False) -> int:
+        k = self._keys(state.id)
+        h = self._header_fields(state, state.created_at) + self._metrics_fields(state.metrics) + [
+            "created", repr(_epoch(state.created_at)), "phases", json.dumps(list(state.phases)), "seq", "0",
+            "v", str(LAYOUT_VERSION)]
+        p: list[str] = []
+        s: list[str] = []
+        for phase in state.phases.values():
+            p += self._phase_fields(phase, full=True)
+            for sub in phase.sub_tasks.values():
+                s += self._sub_fields(phase.id, sub)
+        doc = {"mode": "replace" if replace else "create", "h": h, "p": p, "s": s, "new_alerts": [],
+               "updated_alerts": [], "events": self._event_rows(events), "expire": self._expire(state)}
+        token = self._acquire(k["lock"])
+        try:
+            seq = int(self._call(lambda: self._write(keys=_write_keys(k), args=[token, json.dumps(doc)])))
+        except redis.ResponseError as exc:
+            self._release(k["lock"], token)
+            if "MTEXISTS" in str(exc):
+                raise MigrationAlreadyExists(state.id) from None
+            raise self._write_error(exc) from exc
+        self._call(lambda: self._r.zadd(self._ids_key, {state.id: _epoch(state.created_at)}))
+        return seq
+
+    def _release(self, lock_key: str, token: str) -> None:
+        with suppress(StorageUnavailable):  # the lock expires by itself
+            self._call(lambda: self._unlock(keys=[lock_key], args=[token]))
+
+    def _write_error(self, exc: redis.ResponseError) -> StorageError:
+        if "MTLOCKLOST" in str(exc):
+            return StorageError(
+                f"a transition took longer than the lock timeout ({self.lock_timeout:g} s) and was not "
+                f"written; retry it, or raise ?lock_timeout= in the storage URL"
+            )
+        return StorageError(f"Redis refused a write: {exc}")
+
+    def _load_raw(self, k: Mapping[str, str], sub_tasks: SubTaskScope) -> list[Any] | None:
+        scope = "*" if sub_tasks == "all" else ("" if sub_tasks is None else sub_tasks)
+        res: list[Any] | None = self._call(lambda: self._load_script(keys=[k["h"], k["p"], k["s"]], args=[scope]))
+        return res
+
+    def load(self, migration_id: str, *, sub_tasks: SubTaskScope = "all") -> MigrationState:
+        raw = self._load_raw(self._keys(migration_id), sub_tasks)
+        if not raw:
+            raise MigrationNotFound(migration_id)
+        return self._decode(migration_id, raw)
+
+    def exists(self, migration_id: str) -> bool:
+        return bool(self._call(lambda: self._r.exists(self._keys(migration_id)["h"])))
+
+    def list_ids(self) -> list[str]:
+        ids: list[str] = self._call(lambda: self._r.zrange(self._ids_key, 0, -1))
+        if not ids:
+            return []
+        if self.cluster:
+            alive = [bool(self._call(partial(self._r.exists, self._keys(i)["h"]))) for i in ids]
+        else:
+            pipe = self._r.pipeline(transaction=False)
+            for i in ids:
+                pipe.exists(self._keys(i)["h"])
+            alive = [bool(x) for x in self._call(pipe.execute)]
+        gone = [i for i, ok in zip(ids, alive, strict=True) if not ok]
+        if gone:  # expired or dropped behind our back: prune the index
+            self._call(lambda: self._r.zrem(self._ids_key, *gone))
+        return [i for i, ok in zip(ids, alive, strict=True) if ok]
+
+    def delete(self, migration_id: str) -> bool:
+        k = self._keys(migration_id)
+        token = self._acquire(k["lock"])
+        try:
+            n = int(self._call(lambda: self._r.delete(*[k[s] for s in _SUFFIXES])))
+        finally:
+            self._release(k["lock"], token)
+        self._call(lambda: self._r.zrem(self._ids_key, migration_id))
+        return n > 0
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def transact(
+        self, migration_id: str, fn: Callable[[MigrationState], Change], *, sub_tasks: SubTaskScope = "all"
+    ) -> Change:
+        k = self._keys(migration_id)
+        token = self._acquire(k["lock"])
+        written = False
+        try:
+            raw = self._load_raw(k, sub_tasks)
+            if not raw:
+                raise MigrationNotFound(migration_id)
+            state = self._decode(migration_id, raw)
+            change = fn(state)
+            if change.empty:
+                change.last_seq = state.seq
+                return change
+            now = change.events[-1].ts if change.events else state.created_at
+            h = ["upd", repr(_epoch(now))]
+            if change.header:
+                h = self._header_fields(state, now)
+            if change.metrics:
+                h += self._metrics_fields(state.metrics)
+            p: list[str] = []
+            for pid in change.phases:
+                p += self._phase_write(state.phases[pid])
+            s: list[str] = []
+            for pid, sid in change.sub_tasks:
+                s += self._sub_fields(pid, state.phases[pid].sub_tasks[sid])
+            doc = {
+                "mode": "update", "h": h, "p": p, "s": s,
+                "new_alerts": [[a.id, a.level.value, self.codec.dumps(a.to_dict()),
+                                int(a.acknowledged_at is not None)] for a in change.new_alerts],
+                "updated_alerts": [[a.id, self.codec.dumps(a.to_dict()), int(a.acknowledged_at is not None)]
+                                   for a in change.updated_alerts],
+                "events": self._event_rows(change.events),
+                "expire": self._expire(state) if change.header else -1,
+            }
+            try:
+                change.last_seq = int(self._call(lambda: self._write(keys=_write_keys(k),
+                                                                     args=[token, json.dumps(doc)])))
+            except redis.ResponseError as exc:
+                if "MTMISSING" in str(exc):
+                    raise MigrationNotFound(migration_id) from None
+                raise self._write_error(exc) from exc
+            written = True  # the write script released the lock
+            return change
+        finally:
+            if not written:
+                self._release(k["lock"], token)
+
+    def merge_progress(
+        self, migration_id: str, phase_id: str, sub_task_id: str | None, *,
+        progress: float | None, done: int | None, add: int | None, ts: datetime, actor: str,
+    ) -> MergeResult:
+        k = self._keys(migration_id)
+        if sub_task_id is not None:
+            if progress is None:
+                return MergeResult.FALLBACK
+            payload = self.codec.dumps({"phase": phase_id, "sub_task": sub_task_id, "progress": progress})
+            code = self._hot(lambda: self._merge_sub(
+                keys=[k["h"], k["s"], k["e"], k["lock"]],
+                args=[f"{phase_id}/{sub_task_id}/", _float_text(progress), ts.isoformat(), actor, payload]))
+        else:
+            payload = self.codec.dumps({"phase": phase_id})
+            code = self._hot(lambda: self._merge_phase(
+                keys=[k["h"], k["p"], k["e"], k["lock"]],
+                args=[phase_id + "/", "" if progress is None else _float_text(progress),
+                      "" if done is None else str(done), str(add or 0), ts.isoformat(), actor, payload]))[0]
+        if code == _MISSING:
+            raise MigrationNotFound(migration_id)
+        return (MergeResult.FALLBACK, MergeResult.STALE, MergeResult.APPLIED)[int(code)]
+
+    def increment_counters(
+        self, migration_id: str, deltas: Mapping[str, int], *, ts: datetime, actor: str
+    ) -> dict[str, int]:
+        k = self._keys(migration_id)
+        payload = self.codec.dumps({"increment": dict(deltas)})
+        res = self._hot(lambda: self._increment(
+            keys=[k["h"], k["e"], k["lock"]],
+            args=[deltas.get("successful_operations", 0), deltas.get("failed_operations", 0),
+                  deltas.get("total_data_migrated", 0), ts.isoformat(), actor, payload]))
+        if res[0] == _MISSING:
+            raise MigrationNotFound(migration_id)
+        return {"successful_operations": int(res[0]), "failed_operations": int(res[1]),
+                "total_data_migrated": int(res[2])}
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def control(self, migration_id: str) -> Control:
+        value = self._call(lambda: self._r.hget(self._keys(migration_id)["h"], "ctl"))
+        if value is None:
+            raise MigrationNotFound(migration_id)
+        return Control(value)
+
+    def events(self, migration_id: str, after: int = 0, limit: int = 1000) -> list[Event]:
+        if limit <= 0:
+            return []
+        key = self._keys(migration_id)["e"]
+        rows = self._call(lambda: self._r.xrange(key, f"{after + 1}-0", "+", count=limit))
+        return [self._event(migration_id, eid, fields) for eid, fields in rows]
+
+    def alerts(self, migration_id: str, *, limit: int = 50, unacknowledged_only: bool = False) -> list[Alert]:
+        if limit <= 0:
+            return []
+        k = self._keys(migration_id)
+        rows = self._call(lambda: self._alerts(keys=[k["a"], k["an"], k["au"]],
+                                               args=[limit, int(unacknowledged_only)]))
+        return [Alert.from_dict(self.codec.loads(r)) for r in rows]
+
+    def get_alert(self, migration_id: str, alert_id: str) -> Alert:
+        raw = self._call(lambda: self._r.hget(self._keys(migration_id)["a"], alert_id))
+        if raw is None:
+            raise AlertNotFound(alert_id)
+        return Alert.from_dict(self.codec.loads(raw))
+
+    async def subscribe(
+        self, migration_id: str, after: int = 0, *, poll_interval: float = 0.25
+    ) -> AsyncIterator[Event]:
+        """Every event after ``after``, then new ones as they are written: ``XREAD BLOCK`` on the
+        migration's stream wakes on each write (no polling)."""
+        key = self._keys(migration_id)["e"]
+        client: Any
+        if self.cluster:
+            client = redis.asyncio.RedisCluster.from_url(self._conn_url, decode_responses=True)
+        else:
+            client = redis.asyncio.Redis.from_url(self._conn_url, decode_responses=True, socket_timeout=None)
+        last = f"{after}-0"
+        try:
+            while True:
+                try:
+                    res = await client.xread({key: last}, count=1000, block=1000)
+                except (redis.ConnectionError, redis.TimeoutError):
+                    await asyncio.sleep(poll_interval)
+                    continue
+                for _stream, entries in res or []:
+                    for eid, fields in entries:
+                        last = eid
+                        yield self._event(migration_id, eid, fields)
+        finally:
+            await client.aclose()
+
+    # -- retention ---------------------------------------------------------------------------
+
+    def purge_finished(self, older_than: datetime) -> list[str]:
+        cutoff = _epoch(older_than)
+        gone: list[str] = []
+        for mid in self.list_ids():
+            fin = self._call(partial(self._r.hget, self._keys(mid)["h"], "fin"))
+            if fin and float(fin) < cutoff and self.delete(mid):
+                gone.append(mid)
+        return gone
+
+    # -- tokens ----------------------------------------------------------------------------
+
+    def save_token(self, token: TokenRecord) -> None:
+        self._call(lambda: self._save_token(keys=[self._tokens_key, self._token_hash_key],
+                                            args=[token.id, token.token_hash, json.dumps(token.to_dict())]))
+
+    def find_token(self, token_hash: str) -> TokenRecord | None:
+        tid = self._call(lambda: self._r.hget(self._token_hash_key, token_hash))
+        if tid is None:
+            return None
+        raw = self._call(lambda: self._r.hget(self._tokens_key, tid))
+        return TokenRecord.from_dict(json.loads(raw)) if raw else None
+
+    def list_tokens(self) -> list[TokenRecord]:
+        raw = self._call(lambda: self._r.hvals(self._tokens_key))
+        return sorted((TokenRecord.from_dict(json.loads(r)) for r in raw), key=lambda t: (t.created_at, t.id))
