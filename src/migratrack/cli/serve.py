@@ -1,0 +1,117 @@
+"""`migratrack serve` and `migratrack token create|list|revoke`."""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+from typing import Annotated
+
+import typer
+
+from migratrack.cli.main import StorageOpt, app, console, err_console, storage_url
+from migratrack.storage import open_storage
+
+token_app = typer.Typer(help="API tokens for the server: create, list, revoke.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(envvar="MIGRATRACK_HOST", help="address to listen on [env MIGRATRACK_HOST]")]
+    = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="MIGRATRACK_PORT", min=1, max=65535,
+                                      help="port [env MIGRATRACK_PORT]")] = 8000,
+    storage: StorageOpt = None,
+    insecure_no_auth: Annotated[bool, typer.Option(
+        "--insecure-no-auth", help="serve without tokens (loopback addresses only; every caller is admin)")] = False,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+) -> None:
+    """Run the HTTP server: JSON API, the seed's routes, live event stream, OpenAPI docs at /docs."""
+    try:
+        import uvicorn
+
+        from migratrack.web import create_app
+        from migratrack.web.auth import TokenManager
+    except ImportError as exc:
+        err_console.print(f"[bold red]error:[/] the server needs its extra ({exc.name}): "
+                          "pip install 'migratrack[server]'")
+        raise typer.Exit(1) from None
+    url = storage_url(storage)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    base = f"http://{'[' + shown + ']' if ':' in shown else shown}:{port}"
+    if insecure_no_auth and not _loopback(host):
+        err_console.print(f"[bold red]error:[/] --insecure-no-auth is allowed only on a loopback address "
+                          f"(127.0.0.1, ::1, localhost), not {host!r}")
+        raise typer.Exit(2)
+    store = open_storage(url)
+    if insecure_no_auth:
+        err_console.print("[bold yellow]WARNING:[/] serving WITHOUT authentication: anyone who can reach "
+                          f"{base} can pause, cancel and rewrite migrations.")
+    else:
+        tokens = TokenManager(store)
+        if not tokens.active():
+            names = {t.name for t in tokens.records()}
+            name = next(n for n in ("admin", *(f"admin-{i}" for i in range(2, 1000))) if n not in names)
+            token, record = tokens.create(name, "admin")
+            console.print(f"[bold]No API token existed, so an admin token was created[/] ({record.name}, id "
+                          f"{record.id}). It is shown only this once; store it now:\n")
+            sys.stdout.write(f"    {token}\n\n")
+            sys.stdout.flush()
+            console.print(f"  use it as [bold]Authorization: Bearer <token>[/] (the SDK reads MIGRATRACK_TOKEN)\n"
+                          f"  API docs: [bold]{base}/docs[/]\n"
+                          f"  more tokens: migratrack token create --role operator --name <name>")
+    console.print(f"migratrack serving {url} on [bold]{base}[/] (API docs: {base}/docs)", highlight=False)
+    sys.stdout.flush()
+    application = create_app(store, auth=not insecure_no_auth)
+    uvicorn.run(application, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5,
+                proxy_headers=True)
+
+
+@token_app.command("create")
+def token_create(
+    role: Annotated[str, typer.Option("--role", help="admin, operator or viewer")],
+    name: Annotated[str, typer.Option("--name", help="a name for the audit trail, e.g. ci or alice")],
+    storage: StorageOpt = None,
+) -> None:
+    """Create a token and print it once (only its hash is stored)."""
+    from migratrack.web.auth import TokenManager
+
+    token, record = TokenManager(open_storage(storage_url(storage))).create(name, role)
+    err_console.print(f"created {record.role} token {record.name!r} (id {record.id}); it is shown only once:")
+    sys.stdout.write(token + "\n")
+
+
+@token_app.command("list")
+def token_list(storage: StorageOpt = None) -> None:
+    """List tokens (never the tokens themselves)."""
+    from migratrack.web.auth import TokenManager
+
+    records = TokenManager(open_storage(storage_url(storage))).records()
+    if not records:
+        console.print("no tokens; `migratrack serve` creates an admin token on its first start")
+        return
+    for t in records:
+        state = f"revoked {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "active"
+        console.print(f"{t.id}  {t.name:<24} {t.role:<9} created {t.created_at:%Y-%m-%d %H:%M}  {state}",
+                      highlight=False, markup=False)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token: Annotated[str, typer.Argument(help="the token's id (or its name)")],
+    storage: StorageOpt = None,
+) -> None:
+    """Revoke a token: the server refuses it within seconds."""
+    from migratrack.web.auth import TokenManager
+
+    record = TokenManager(open_storage(storage_url(storage))).revoke(token)
+    console.print(f"revoked token {record.name!r} (id {record.id})", highlight=False)

@@ -1,0 +1,342 @@
+"""The JSON API under /api/migrations: thin handlers that translate HTTP to service calls."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response
+
+from migratrack.core.rules import Change
+from migratrack.core.views import Dashboard, EstimateView, Overview
+from migratrack.errors import MigrationNotFound
+from migratrack.service import MigrationService, ProgressUpdate
+from migratrack.web.auth import (
+    Principal,
+    RequireAdmin,
+    RequireOperator,
+    RequireViewer,
+    Role,
+    TokenManager,
+    actor_of,
+    check_role,
+)
+from migratrack.web.errors import ErrorBody
+from migratrack.web.replay import HEADER as IDEMPOTENCY_HEADER
+from migratrack.web.replay import Replays
+from migratrack.web.schemas import (
+    AckIn,
+    AlertIn,
+    AlertOut,
+    ApproveIn,
+    AuditPage,
+    BatchIn,
+    ChangeOut,
+    ControlIn,
+    ControlOut,
+    Created,
+    CreateMigration,
+    EventView,
+    FailIn,
+    MetricsIn,
+    MigrationSummary,
+    ProgressIn,
+    SkipIn,
+    SubTaskProgressIn,
+    TokenCreated,
+    TokenIn,
+    TokenOut,
+)
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "no token, or an unknown or revoked one"},
+    403: {"model": ErrorBody, "description": "the token's role does not allow this"},
+    404: {"model": ErrorBody, "description": "no such migration, phase, sub-task or alert"},
+    409: {"model": ErrorBody, "description": "the migration's state forbids this (the rule's message)"},
+    413: {"model": ErrorBody, "description": "request body over 1 MiB"},
+    422: {"model": ErrorBody, "description": "malformed JSON or a wrong value; names the field"},
+    503: {"model": ErrorBody, "description": "the store is unreachable; retry"},
+}
+
+router = APIRouter(prefix="/api/migrations", tags=["migrations"], responses=ERRORS)
+tokens_router = APIRouter(prefix="/api/tokens", tags=["tokens"], responses=ERRORS)
+
+MigrationId = Annotated[str, Path(min_length=1, max_length=200, description="migration id")]
+PhaseId = Annotated[str, Path(min_length=1, max_length=200, description="phase id")]
+SubId = Annotated[str, Path(min_length=1, max_length=200, description="sub-task id")]
+IdemKey = Annotated[str | None, Header(alias=IDEMPOTENCY_HEADER, max_length=200,
+                                       description="a retried write with the same key is applied once")]
+
+
+def service(request: Request) -> MigrationService:
+    svc: MigrationService = request.app.state.service
+    return svc
+
+
+def replays(request: Request) -> Replays:
+    r: Replays = request.app.state.replays
+    return r
+
+
+Svc = Annotated[MigrationService, Depends(service)]
+
+
+def _change(c: object) -> ChangeOut:
+    return ChangeOut(last_seq=c.last_seq if isinstance(c, Change) else 0)
+
+
+# -- migrations ------------------------------------------------------------------------------
+
+@router.get("", response_model=list[MigrationSummary], summary="List migrations (status, progress, ETA)")
+def list_migrations(svc: Svc, _: Principal = RequireViewer) -> list[MigrationSummary]:
+    out = []
+    for mid in svc.storage.list_ids():
+        try:
+            out.append(MigrationSummary.of(svc.overview(mid)))
+        except MigrationNotFound:  # deleted meanwhile
+            continue
+    return out
+
+
+@router.post("", response_model=Created, status_code=201, summary="Create a migration from a plan",
+             responses={200: {"model": Created, "description": "existed with the same plan: resumed"}})
+def create_migration(request: Request, response: Response, body: CreateMigration, svc: Svc,
+                     who: Principal = RequireOperator) -> Created:
+    if body.replace:
+        check_role(who, Role.ADMIN)
+    phases = [p.model_dump(exclude_none=True) for p in body.phases]
+    state, created = svc.initialize(body.id, phases, name=body.name, replace=body.replace,
+                                    actor=actor_of(request, who), metadata=body.metadata or None)
+    if not created:
+        response.status_code = 200
+    return Created(migration_id=state.id, created=created, state=state_dict(svc, state.id))
+
+
+def state_dict(svc: MigrationService, mid: str) -> dict[str, Any]:
+    s = svc.storage.load(mid)
+    return {**s.header_dict(), "seq": s.seq, "metrics": s.metrics.to_dict(),
+            "phases": [p.to_dict() for p in s.phases.values()]}
+
+
+@router.get("/{mid}", response_model=Overview, summary="Overview: status, overall progress, ETA")
+def overview(mid: MigrationId, svc: Svc, _: Principal = RequireViewer) -> Overview:
+    return svc.overview(mid)
+
+
+@router.get("/{mid}/dashboard", response_model=Dashboard, summary="Everything a dashboard shows")
+def dashboard(mid: MigrationId, svc: Svc, alerts: Annotated[int, Query(ge=0, le=500)] = 20,
+              _: Principal = RequireViewer) -> Dashboard:
+    return svc.dashboard(mid, alerts=alerts)
+
+
+@router.get("/{mid}/estimate", response_model=EstimateView, summary="Completion estimate with its interval")
+def estimate(mid: MigrationId, svc: Svc, _: Principal = RequireViewer) -> EstimateView:
+    return EstimateView.of(svc.estimate(mid))
+
+
+@router.get("/{mid}/state", response_model=dict[str, Any], summary="The migration as stored (raw)")
+def raw_state(mid: MigrationId, svc: Svc, _: Principal = RequireViewer) -> dict[str, Any]:
+    return state_dict(svc, mid)
+
+
+# -- phases ------------------------------------------------------------------------------------
+
+@router.post("/{mid}/phases/{phase}/start", response_model=ChangeOut, summary="Start a phase")
+def start_phase(request: Request, mid: MigrationId, phase: PhaseId, svc: Svc,
+                who: Principal = RequireOperator) -> ChangeOut:
+    return _change(svc.start_phase(mid, phase, actor=actor_of(request, who)))
+
+
+@router.post("/{mid}/phases/{phase}/progress", response_model=ControlOut,
+             summary="Report a phase's progress (percent or done/total); answers the control state")
+def phase_progress(request: Request, mid: MigrationId, phase: PhaseId, body: ProgressIn, svc: Svc,
+                   who: Principal = RequireOperator) -> ControlOut:
+    svc.update_phase_progress(mid, phase, body.progress, body.metadata, done=body.done, total=body.total,
+                              add=body.add, actor=actor_of(request, who))
+    return ControlOut(control=svc.control(mid))
+
+
+@router.post("/{mid}/phases/{phase}/complete", response_model=ChangeOut, summary="Complete a phase")
+def complete_phase(request: Request, mid: MigrationId, phase: PhaseId, svc: Svc,
+                   who: Principal = RequireOperator) -> ChangeOut:
+    return _change(svc.complete_phase(mid, phase, actor=actor_of(request, who)))
+
+
+@router.post("/{mid}/phases/{phase}/fail", response_model=ChangeOut, summary="Fail a phase with an error")
+def fail_phase(request: Request, mid: MigrationId, phase: PhaseId, body: FailIn, svc: Svc,
+               who: Principal = RequireOperator) -> ChangeOut:
+    return _change(svc.fail_phase(mid, phase, body.error, actor=actor_of(request, who)))
+
+
+@router.post("/{mid}/phases/{phase}/skip", response_model=ChangeOut, summary="Skip a phase")
+def skip_phase(request: Request, mid: MigrationId, phase: PhaseId, body: SkipIn, svc: Svc,
+               who: Principal = RequireOperator) -> ChangeOut:
+    return _change(svc.skip_phase(mid, phase, body.reason, actor=actor_of(request, who)))
+
+
+@router.post("/{mid}/phases/{phase}/retry", response_model=ChangeOut, summary="Retry a failed phase")
+def retry_phase(request: Request, mid: MigrationId, phase: PhaseId, svc: Svc,
+                who: Principal = RequireOperator) -> ChangeOut:
+    return _change(svc.retry_phase(mid, phase, actor=actor_of(request, who)))
+
+
+@router.post("/{mid}/phases/{phase}/approve", response_model=ChangeOut,
+             summary="Approve a phase that requires approval (admin)")
+def approve_phase(request: Request, mid: MigrationId, phase: PhaseId, svc: Svc,
+                  body: Annotated[ApproveIn | None, Body()] = None, who: Principal = RequireAdmin) -> ChangeOut:
+    by = (body.by if body else None) or who.name
+    return _change(svc.approve_phase(mid, phase, by, actor=actor_of(request, who)))
+
+
+# -- sub-tasks ---------------------------------------------------------------------------------
+
+@router.post("/{mid}/phases/{phase}/subtasks/{sub}/start", response_model=ChangeOut, summary="Start a sub-task")
+def start_sub_task(request: Request, mid: MigrationId, phase: PhaseId, sub: SubId, svc: Svc,
+                   who: Principal = RequireOperator) -> ChangeOut:
+    return _change(svc.start_sub_task(mid, phase, sub, actor=actor_of(request, who)))
+
+
+@router.post("/{mid}/phases/{phase}/subtasks/{sub}/progress", response_model=ControlOut,
+             summary="Report a sub-task's progress; answers the control state")
+def sub_task_progress(request: Request, mid: MigrationId, phase: PhaseId, sub: SubId, body: SubTaskProgressIn,
+                      svc: Svc, who: Principal = RequireOperator) -> ControlOut:
+    svc.update_sub_task_progress(mid, phase, sub, body.progress, actor=actor_of(request, who))
+    return ControlOut(control=svc.control(mid))
+
+
+@router.post("/{mid}/phases/{phase}/subtasks/{sub}/complete", response_model=ChangeOut,
+             summary="Complete a sub-task")
+def complete_sub_task(request: Request, mid: MigrationId, phase: PhaseId, sub: SubId, svc: Svc,
+                      who: Principal = RequireOperator) -> ChangeOut:
+    return _change(svc.complete_sub_task(mid, phase, sub, actor=actor_of(request, who)))
+
+
+@router.post("/{mid}/phases/{phase}/subtasks/{sub}/fail", response_model=ChangeOut, summary="Fail a sub-task")
+def fail_sub_task(request: Request, mid: MigrationId, phase: PhaseId, sub: SubId, body: FailIn, svc: Svc,
+                  who: Principal = RequireOperator) -> ChangeOut:
+    return _change(svc.fail_sub_task(mid, phase, sub, body.error, actor=actor_of(request, who)))
+
+
+@router.post("/{mid}/phases/{phase}/subtasks/{sub}/skip", response_model=ChangeOut, summary="Skip a sub-task")
+def skip_sub_task(request: Request, mid: MigrationId, phase: PhaseId, sub: SubId, body: SkipIn, svc: Svc,
+                  who: Principal = RequireOperator) -> ChangeOut:
+    return _change(svc.skip_sub_task(mid, phase, sub, body.reason, actor=actor_of(request, who)))
+
+
+# -- alerts, metrics, control, batch -----------------------------------------------------------
+
+@router.get("/{mid}/alerts", response_model=list[AlertOut], summary="Alerts, newest first")
+def list_alerts(mid: MigrationId, svc: Svc, limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+                unacknowledged: bool = False, _: Principal = RequireViewer) -> list[AlertOut]:
+    return [AlertOut.of(a) for a in svc.alerts(mid, limit=limit, unacknowledged_only=unacknowledged)]
+
+
+@router.post("/{mid}/alerts", response_model=AlertOut, status_code=201, summary="Raise an alert")
+def create_alert(request: Request, mid: MigrationId, body: AlertIn, svc: Svc, key: IdemKey = None,
+                 who: Principal = RequireOperator) -> AlertOut:
+    actor = actor_of(request, who)
+    alert = replays(request).run(key, f"{who.token_id}:alert:{mid}", lambda: svc.create_alert(
+        mid, body.level, body.message, body.phase, actor=actor))
+    return AlertOut.of(alert)
+
+
+@router.post("/{mid}/alerts/{alert}/ack", response_model=AlertOut, summary="Acknowledge an alert")
+def acknowledge_alert(request: Request, mid: MigrationId, alert: Annotated[str, Path(min_length=1, max_length=200)],
+                      svc: Svc, body: Annotated[AckIn | None, Body()] = None,
+                      who: Principal = RequireOperator) -> AlertOut:
+    by = (body.by if body else None) or who.name
+    return AlertOut.of(svc.acknowledge_alert(mid, alert, by, actor=actor_of(request, who)))
+
+
+def _metrics(request: Request, mid: str, body: MetricsIn, svc: MigrationService, key: str | None,
+             who: Principal) -> ControlOut:
+    actor = actor_of(request, who)
+    replays(request).run(key, f"{who.token_id}:metrics:{mid}", lambda: svc.update_metrics(
+        mid, body.values, body.increment, actor=actor))
+    return ControlOut(control=svc.control(mid))
+
+
+@router.patch("/{mid}/metrics", response_model=ControlOut,
+              summary="Update metrics: set values (a partial MigrationMetrics) and add to counters")
+def update_metrics(request: Request, mid: MigrationId, body: MetricsIn, svc: Svc, key: IdemKey = None,
+                   who: Principal = RequireOperator) -> ControlOut:
+    return _metrics(request, mid, body, svc, key, who)
+
+
+@router.post("/{mid}/metrics", response_model=ControlOut, summary="Update metrics (same as PATCH)")
+def post_metrics(request: Request, mid: MigrationId, body: MetricsIn, svc: Svc, key: IdemKey = None,
+                 who: Principal = RequireOperator) -> ControlOut:
+    return _metrics(request, mid, body, svc, key, who)
+
+
+@router.post("/{mid}/control", response_model=ControlOut, summary="Pause, resume or cancel (admin)")
+def control(request: Request, mid: MigrationId, body: ControlIn, svc: Svc,
+            who: Principal = RequireAdmin) -> ControlOut:
+    actor = actor_of(request, who)
+    if body.action == "pause":
+        svc.pause(mid, body.reason, actor=actor)
+    elif body.action == "resume":
+        svc.resume(mid, actor=actor)
+    else:
+        svc.cancel(mid, body.reason, actor=actor)
+    return ControlOut(control=svc.control(mid))
+
+
+@router.post("/{mid}/batch", response_model=ControlOut,
+             summary="Apply a list of progress updates and counter increments in order (what the SDK sends)",
+             description="Each update is applied on its own, in order. If one is refused (unknown phase, "
+                         "phase not in progress) the others are still applied and the response is the first "
+                         "refusal's error.")
+def batch(request: Request, mid: MigrationId, body: BatchIn, svc: Svc, key: IdemKey = None,
+          who: Principal = RequireOperator) -> ControlOut:
+    actor = actor_of(request, who)
+    updates = [ProgressUpdate(phase=u.phase, sub_task=u.sub_task, progress=u.progress, done=u.done, total=u.total,
+                              add=u.add, metadata=u.metadata or {}) for u in body.updates]
+
+    def apply() -> None:
+        svc.apply_updates(mid, updates, body.increments or None, actor=actor)
+
+    replays(request).run(key, f"{who.token_id}:batch:{mid}", apply)
+    return ControlOut(control=svc.control(mid))
+
+
+@router.get("/{mid}/control", response_model=ControlOut, summary="The control state alone (cheap)")
+def get_control(mid: MigrationId, svc: Svc, _: Principal = RequireViewer) -> ControlOut:
+    return ControlOut(control=svc.control(mid))
+
+
+@router.get("/{mid}/audit", response_model=AuditPage, summary="The audit trail (event log), paged")
+def audit(mid: MigrationId, svc: Svc, after: Annotated[int, Query(ge=0, description="events after this seq")] = 0,
+          limit: Annotated[int, Query(ge=1, le=1000)] = 100, _: Principal = RequireViewer) -> AuditPage:
+    events = svc.events(mid, after, limit)
+    next_after = events[-1].seq if len(events) == limit else None
+    return AuditPage(events=[EventView.of(e) for e in events], next_after=next_after)
+
+
+# -- tokens ------------------------------------------------------------------------------------
+
+def _tokens(request: Request) -> TokenManager:
+    manager: TokenManager | None = request.app.state.tokens
+    if manager is None:
+        manager = TokenManager(service(request).storage)
+    return manager
+
+
+def _token_out(t: Any) -> TokenOut:
+    return TokenOut(id=t.id, name=t.name, role=t.role, created_at=t.created_at, revoked_at=t.revoked_at)
+
+
+@tokens_router.get("", response_model=list[TokenOut], summary="List tokens (admin); never the tokens themselves")
+def list_tokens(request: Request, _: Principal = RequireAdmin) -> list[TokenOut]:
+    return [_token_out(t) for t in _tokens(request).records()]
+
+
+@tokens_router.post("", response_model=TokenCreated, status_code=201, summary="Create a token (admin)")
+def create_token(request: Request, body: TokenIn, _: Principal = RequireAdmin) -> TokenCreated:
+    token, t = _tokens(request).create(body.name, body.role)
+    return TokenCreated(token=token, **_token_out(t).model_dump())
+
+
+@tokens_router.delete("/{token_id}", response_model=TokenOut, summary="Revoke a token (admin)")
+def revoke_token(request: Request, token_id: Annotated[str, Path(min_length=1, max_length=200)],
+                 _: Principal = RequireAdmin) -> TokenOut:
+    return _token_out(_tokens(request).revoke(token_id))

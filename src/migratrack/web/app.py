@@ -1,0 +1,78 @@
+"""The ASGI application: ``create_app(storage=...)`` wires the store, the service, tokens and routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from migratrack import __version__
+from migratrack.service import Clock, MigrationService
+from migratrack.settings import Settings
+from migratrack.storage import Storage, open_storage
+from migratrack.web import api, compat, errors, sse
+from migratrack.web.auth import TokenManager
+from migratrack.web.replay import Replays
+from migratrack.web.schemas import Health
+
+DESCRIPTION = """\
+Track long, multi-phase migrations: phases, sub-tasks, progress, metrics, alerts, ETA, pause and resume.
+
+**Authentication**: every route but `/healthz` takes `Authorization: Bearer <token>`.
+Roles: `viewer` reads; `operator` also reports progress, alerts and metrics and creates migrations;
+`admin` also pauses, resumes, cancels, approves and manages tokens. Create tokens with
+`migratrack token create --role operator --name ci`.
+
+**Errors** are JSON `{"detail": "...", "error": "<kind>"}`: 401/403 for tokens and roles, 404 for unknown ids,
+409 when the migration's state forbids the command, 422 for malformed input (naming the field), 413 for bodies
+over 1 MiB.
+"""
+
+
+def create_app(
+    storage: Storage | str | None = None,
+    *,
+    auth: bool = True,
+    clock: Clock | None = None,
+    sse_ping: float = sse.PING_SECONDS,
+    poll_interval: float = 0.25,
+    max_body: int = errors.MAX_BODY_BYTES,
+) -> FastAPI:
+    """The migratrack server on ``storage`` (a URL or a store; default from the environment).
+
+    ``auth=False`` serves without tokens: only for a loopback address, the CLI enforces it."""
+    owned = not isinstance(storage, Storage)
+    store = open_storage(storage if storage is not None else Settings.from_env().storage_url)
+    svc = MigrationService(store, clock)
+    hub = sse.EventHub(store, poll_interval=poll_interval)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await hub.close()
+            if owned:
+                store.close()
+
+    app = FastAPI(title="migratrack", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+                  docs_url="/docs", redoc_url=None, openapi_url="/openapi.json")
+    app.state.service = svc
+    app.state.storage = store
+    app.state.tokens = TokenManager(store) if auth else None
+    app.state.hub = hub
+    app.state.sse_ping = sse_ping
+    app.state.replays = Replays()
+    errors.install(app)
+    app.include_router(api.router)
+    app.include_router(sse.router)
+    app.include_router(compat.router)
+    app.include_router(api.tokens_router)
+
+    @app.get("/healthz", response_model=Health, tags=["health"], summary="Liveness (no auth)")
+    def healthz() -> Health:
+        return Health(status="ok", version=__version__)
+
+    app.add_middleware(errors.BodyLimit, limit=max_body)
+    return app

@@ -1,0 +1,192 @@
+"""Bearer tokens with roles. Only a token's SHA-256 hash is stored; the token is shown once.
+
+Roles nest: ``admin`` (control, approvals, tokens) ⊃ ``operator`` (report progress, alerts,
+metrics, create migrations) ⊃ ``viewer`` (read). No token: 401; a weaker role: 403.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from migratrack.errors import InvalidInput, NotFound
+from migratrack.storage.base import Storage, TokenRecord
+
+#: how long a looked-up token is trusted before the store is asked again (revocation delay)
+CACHE_SECONDS = 2.0
+#: header a client may set to name the worker behind the token in the audit trail
+ACTOR_HEADER = "X-Migratrack-Actor"
+
+
+class Role(str, Enum):
+    #: control (pause, resume, cancel), approvals, replacing a migration, tokens
+    ADMIN = "admin"
+    #: report progress, alerts, metrics; create migrations
+    OPERATOR = "operator"
+    #: read
+    VIEWER = "viewer"
+
+    @property
+    def rank(self) -> int:
+        return {Role.VIEWER: 0, Role.OPERATOR: 1, Role.ADMIN: 2}[self]
+
+    def allows(self, needed: Role) -> bool:
+        return self.rank >= needed.rank
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    token_id: str
+    name: str
+    role: Role
+
+    @property
+    def label(self) -> str:
+        """How the audit trail names this token."""
+        return f"token:{self.name}/{self.token_id}"
+
+
+ANONYMOUS = Principal(token_id="none", name="anonymous", role=Role.ADMIN)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _check_name(name: str) -> str:
+    if not isinstance(name, str) or not name.strip() or len(name) > 100 or any(c.isspace() for c in name):
+        raise InvalidInput("a token name must be 1-100 characters without spaces")
+    return name
+
+
+class TokenManager:
+    """Create, list, revoke and check tokens kept in a store."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self._cache: dict[str, tuple[float, Principal | None]] = {}
+        self._lock = threading.Lock()
+
+    def create(self, name: str, role: Role | str) -> tuple[str, TokenRecord]:
+        """A new token: returns the token itself (show it once) and its stored record."""
+        _check_name(name)
+        try:
+            r = Role(role)
+        except ValueError:
+            raise InvalidInput(f"unknown role {role!r}; use admin, operator or viewer") from None
+        if any(t.name == name and t.revoked_at is None for t in self.storage.list_tokens()):
+            raise InvalidInput(f"a token named {name!r} exists; revoke it first or choose another name")
+        token = "mt_" + secrets.token_urlsafe(32)
+        record = TokenRecord(id=uuid.uuid4().hex[:8], name=name, role=r.value, token_hash=hash_token(token),
+                             created_at=datetime.now(UTC))
+        self.storage.save_token(record)
+        return token, record
+
+    def records(self) -> list[TokenRecord]:
+        return self.storage.list_tokens()
+
+    def active(self) -> list[TokenRecord]:
+        return [t for t in self.storage.list_tokens() if t.revoked_at is None]
+
+    def revoke(self, id_or_name: str) -> TokenRecord:
+        """Revoke by id, or by name when exactly one active token has it."""
+        tokens = self.storage.list_tokens()
+        match = [t for t in tokens if t.id == id_or_name]
+        if not match:
+            match = [t for t in tokens if t.name == id_or_name and t.revoked_at is None]
+        if not match:
+            raise NotFound(f"no token with id or name {id_or_name!r}; see 'migratrack token list'")
+        if len(match) > 1:
+            raise InvalidInput(f"several tokens are named {id_or_name!r}; revoke by id")
+        record = match[0]
+        if record.revoked_at is None:
+            record.revoked_at = datetime.now(UTC)
+            self.storage.save_token(record)
+        with self._lock:
+            self._cache.clear()
+        return record
+
+    def authenticate(self, token: str) -> Principal | None:
+        digest = hash_token(token)
+        now = time.monotonic()
+        hit = self._cache.get(digest)
+        if hit is not None and now - hit[0] < CACHE_SECONDS:
+            return hit[1]
+        record = self.storage.find_token(digest)
+        principal = None
+        if record is not None and record.revoked_at is None:
+            try:
+                principal = Principal(token_id=record.id, name=record.name, role=Role(record.role))
+            except ValueError:
+                principal = None
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[digest] = (now, principal)
+        return principal
+
+
+bearer = HTTPBearer(auto_error=False, description="a migratrack API token: `migratrack token create`")
+
+
+def principal_of(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
+    manager: TokenManager | None = request.app.state.tokens
+    if manager is None:  # auth disabled (loopback only, explicit flag)
+        return ANONYMOUS
+    token = credentials.credentials if credentials is not None else None
+    if token is None and request.url.path.endswith("/events"):
+        # EventSource in a browser cannot set headers; the stream alone takes ?token=
+        token = request.query_params.get("token")
+    if not token:
+        raise HTTPException(401, "missing bearer token: send 'Authorization: Bearer <token>' "
+                                 "(create one with 'migratrack token create')",
+                            headers={"WWW-Authenticate": "Bearer"})
+    principal = manager.authenticate(token)
+    if principal is None:
+        raise HTTPException(401, "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})
+    return principal
+
+
+def require(role: Role) -> Callable[..., Principal]:
+    """A dependency: the caller's principal, if its role allows ``role``; else 401/403."""
+
+    def dependency(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+                   ) -> Principal:
+        principal = principal_of(request, credentials)
+        if not principal.role.allows(role):
+            raise HTTPException(403, f"this needs the {role.value} role; token {principal.name!r} is "
+                                     f"{principal.role.value}")
+        return principal
+
+    dependency.__name__ = f"require_{role.value}"
+    return dependency
+
+
+def actor_of(request: Request, principal: Principal) -> str:
+    """The audit trail's name for a write: the token, and the worker the client says it is."""
+    client = request.headers.get(ACTOR_HEADER, "").strip()
+    if client and len(client) <= 200 and client.isprintable():
+        return f"{client} via {principal.label}"
+    return principal.label
+
+
+def check_role(principal: Principal, role: Role) -> None:
+    if not principal.role.allows(role):
+        raise HTTPException(403, f"this needs the {role.value} role; token {principal.name!r} is "
+                                 f"{principal.role.value}")
+
+
+RequireViewer = Depends(require(Role.VIEWER))
+RequireOperator = Depends(require(Role.OPERATOR))
+RequireAdmin = Depends(require(Role.ADMIN))

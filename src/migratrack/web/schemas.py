@@ -1,0 +1,231 @@
+"""Request and response bodies of the JSON API (snake_case; the seed's camelCase lives in compat)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from migratrack.core.models import Alert, Event
+from migratrack.core.states import AlertLevel, Control, MigrationStatus
+from migratrack.core.views import Overview
+
+Id = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^/\s]+$")]
+Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
+Count = Annotated[int, Field(ge=0, le=2**62)]
+Text = Annotated[str, Field(min_length=1, max_length=10_000)]
+Number = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SubTaskIn(_In):
+    id: Id
+    name: str | None = Field(default=None, max_length=500)
+    estimated_duration: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = Field(
+        default=None, description="minutes")
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class PhaseIn(_In):
+    id: Id
+    name: str | None = Field(default=None, max_length=500)
+    description: str = Field(default="", max_length=10_000)
+    dependencies: list[Id] = Field(default_factory=list, description="ids of phases that must finish first")
+    estimated_duration: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = Field(
+        default=None, description="minutes (the seed's unit)")
+    sub_tasks: list[Id | SubTaskIn] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    requires_approval: bool = False
+
+
+class CreateMigration(_In):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "id": "db-move-2026", "name": "Move orders DB",
+        "phases": [
+            {"id": "schema", "estimated_duration": 10},
+            {"id": "copy", "dependencies": ["schema"], "estimated_duration": 120, "sub_tasks": ["orders", "users"]},
+            {"id": "cutover", "dependencies": ["copy"], "requires_approval": True},
+        ],
+    }]})
+
+    id: Id
+    name: str | None = Field(default=None, max_length=500)
+    phases: list[PhaseIn] = Field(min_length=1)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    replace: bool = Field(default=False, description="discard an existing migration with this id (admin only)")
+
+
+class Created(BaseModel):
+    migration_id: str
+    created: bool = Field(description="false when the migration existed with the same plan (resumed)")
+    state: dict[str, Any] = Field(description="the migration as stored: header, phases, metrics")
+
+
+class MigrationSummary(BaseModel):
+    migration_id: str
+    name: str
+    status: MigrationStatus
+    control: Control
+    overall_progress: float
+    estimated_completion: datetime | None
+    created_at: datetime
+    last_seq: int
+
+    @classmethod
+    def of(cls, o: Overview) -> MigrationSummary:
+        return cls(migration_id=o.migration_id, name=o.name, status=o.status, control=o.control,
+                   overall_progress=o.overall_progress, estimated_completion=o.estimated_completion,
+                   created_at=o.created_at, last_seq=o.last_seq)
+
+
+class ProgressIn(_In):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"progress": 42.5}, {"done": 1200,
+                                                                                                    "total": 5000}]})
+
+    progress: Percent | None = Field(default=None, description="percent; a lower value than stored is ignored")
+    done: Count | None = Field(default=None, description="items done (of total)")
+    total: Count | None = None
+    add: Count | None = Field(default=None, description="add to the done count (adds up across workers)")
+    metadata: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> ProgressIn:
+        if self.progress is None and self.done is None and self.total is None and self.add is None \
+                and not self.metadata:
+            raise ValueError("give progress, done/total, add or metadata")
+        return self
+
+
+class SubTaskProgressIn(_In):
+    progress: Percent
+
+
+class FailIn(_In):
+    error: Text
+
+
+class SkipIn(_In):
+    reason: Text
+
+
+class ApproveIn(_In):
+    by: str | None = Field(default=None, max_length=200, description="who approves; default the token's name")
+
+
+class AlertIn(_In):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"level": "warning", "message": "replica lag above 30 s", "phase": "copy"}]})
+
+    level: AlertLevel
+    message: Text
+    phase: Id | None = None
+
+
+class AckIn(_In):
+    by: str | None = Field(default=None, max_length=200, description="who acknowledges; default the token's name")
+
+
+class MetricsIn(_In):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"values": {"migration_speed": 26214400, "resource_utilization": {"cpu": 55}},
+         "increment": {"successful_operations": 150, "total_data_migrated": 524288000}}]})
+
+    values: dict[str, Number | dict[str, Number]] = Field(
+        default_factory=dict, description="a partial MigrationMetrics (snake_case or camelCase), last write wins")
+    increment: dict[str, Count] = Field(
+        default_factory=dict, description="counters to add to: successful_operations, failed_operations, "
+                                          "total_data_migrated")
+
+
+class ControlIn(_In):
+    action: Literal["pause", "resume", "cancel"]
+    reason: str | None = Field(default=None, max_length=10_000)
+
+
+class UpdateIn(_In):
+    phase: Id
+    sub_task: Id | None = None
+    progress: Percent | None = None
+    done: Count | None = None
+    total: Count | None = None
+    add: Count | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class BatchIn(_In):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "updates": [{"phase": "copy", "add": 5000}, {"phase": "copy", "sub_task": "orders", "progress": 80}],
+        "increments": {"successful_operations": 5000}}]})
+
+    updates: list[UpdateIn] = Field(default_factory=list, max_length=10_000,
+                                    description="applied in order, each one atomically")
+    increments: dict[str, Count] = Field(default_factory=dict, description="counter increments")
+
+
+class ControlOut(BaseModel):
+    control: Control = Field(description="running, paused or cancelled: a worker waits while paused")
+
+
+class ChangeOut(BaseModel):
+    last_seq: int = Field(description="sequence number of the last event written")
+    control: Control | None = None
+
+
+class EventView(BaseModel):
+    migration_id: str
+    seq: int
+    type: str
+    ts: datetime
+    actor: str
+    payload: dict[str, Any]
+
+    @classmethod
+    def of(cls, e: Event) -> EventView:
+        return cls(migration_id=e.migration_id, seq=e.seq, type=e.type, ts=e.ts, actor=e.actor, payload=e.payload)
+
+
+class AuditPage(BaseModel):
+    events: list[EventView]
+    next_after: int | None = Field(description="pass as ?after= for the next page; null at the end")
+
+
+class AlertOut(BaseModel):
+    id: str
+    level: AlertLevel
+    message: str
+    phase: str | None
+    source: str
+    actor: str | None
+    created_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+
+    @classmethod
+    def of(cls, a: Alert) -> AlertOut:
+        return cls(**a.to_dict())
+
+
+class TokenIn(_In):
+    name: str = Field(min_length=1, max_length=100, pattern=r"^\S+$")
+    role: Literal["admin", "operator", "viewer"]
+
+
+class TokenOut(BaseModel):
+    id: str
+    name: str
+    role: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="the token itself; shown once, only its hash is stored")
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    version: str
