@@ -61,7 +61,7 @@ def test_processes_sharing_one_file_lose_nothing(tmp_path: Path, workers: int, c
     phase = state.phases["load"]
     assert phase.done == workers * ROUNDS
     assert phase.progress == 100
-    assert phase.metadata == {f"proc-{i}": 100 for i in range(workers)}
+    assert phase.metadata == {f"proc-{i}": max(range(0, ROUNDS, 50)) for i in range(workers)}
     m = state.metrics
     assert m.successful_operations == 2 * workers * ROUNDS
     assert m.failed_operations == workers * (ROUNDS // 2)
