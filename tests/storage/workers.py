@@ -8,7 +8,6 @@ from typing import Any
 
 from migratrack.errors import DependencyNotMet, RuleViolation
 from migratrack.service import MigrationService
-from migratrack.storage import open_storage
 
 SUB_TASKS = [f"s{i:03d}" for i in range(200)]
 #: phase that takes `add` counts; its total is never reached

@@ -23,10 +23,32 @@ BACKENDS: dict[str, tuple[str, str, str | None]] = {
 }
 
 
+def encryption_codec(setting: str) -> Codec:
+    """The AES-GCM codec for a MIGRATRACK_ENCRYPTION_KEY value (needs the ``crypto`` extra)."""
+    try:
+        from migratrack.storage.crypto import EncryptingCodec
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"MIGRATRACK_ENCRYPTION_KEY is set but encryption needs the cryptography package ({exc.name}): "
+            "pip install 'migratrack[crypto]'"
+        ) from exc
+    return EncryptingCodec.from_setting(setting)
+
+
 def open_storage(url: str | Storage, **options: Any) -> Storage:
-    """A store for ``url`` (or ``url`` itself when it already is one)."""
+    """A store for ``url`` (or ``url`` itself when it already is one).
+
+    Free text is encrypted at rest when ``MIGRATRACK_ENCRYPTION_KEY`` is set (or an
+    ``encryption_key=`` option is given); a ``codec=`` option overrides both."""
     if isinstance(url, Storage):
         return url
+    key = options.pop("encryption_key", None)
+    if "codec" not in options:
+        from migratrack.settings import Settings
+
+        key = key or Settings.from_env().encryption_key
+        if key:
+            options["codec"] = encryption_codec(key)
     if not isinstance(url, str) or "://" not in url:
         raise ConfigurationError(
             f"storage must be a URL such as sqlite:///migratrack.db, memory://, redis://host:6379/0 "

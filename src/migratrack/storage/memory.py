@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 from migratrack.core.models import Alert, Event, MigrationState, NewEvent
@@ -124,8 +124,7 @@ class MemoryStorage(Storage):
             change.last_seq = self._append(rec, change.events)
             if change.header and self.retention is not None and time.monotonic() - self._purged_at > 60:
                 self._purged_at = time.monotonic()
-                last = change.events[-1].ts if change.events else target.created_at
-                self.purge_finished(last - self.retention)
+                self.purge_finished(datetime.now(UTC) - self.retention)
             return change
 
     def merge_progress(

@@ -209,6 +209,7 @@ class PostgresStorage(Storage):
         retention: str | float | timedelta | None = None,
         pool_size: int | None = None,
         connect_timeout: float = 10.0,
+        check_schema: bool = True,
     ) -> None:
         super().__init__(codec)
         self.url = url
@@ -229,8 +230,9 @@ class PostgresStorage(Storage):
             self._pool.close()
             raise StorageUnavailable(f"cannot connect to PostgreSQL at {url}: {exc}") from exc
         try:
-            self._migrate()
-            self._maybe_purge()
+            if check_schema:  # False only for `migratrack upgrade-store`
+                self._migrate()
+                self._maybe_purge()
         except BaseException:
             self._pool.close()
             raise

@@ -286,6 +286,7 @@ class RedisStorage(Storage):
         retention: str | float | timedelta | None = None,
         lock_timeout: float | None = None,
         reconnect: float = 10.0,
+        check_schema: bool = True,
     ) -> None:
         super().__init__(codec)
         parts = urlsplit(url)
@@ -334,7 +335,8 @@ class RedisStorage(Storage):
         self._unlock = self._r.register_script(_UNLOCK)
         self._alerts = self._r.register_script(_ALERTS)
         self._save_token = self._r.register_script(_SAVE_TOKEN)
-        self._check_layout()
+        if check_schema:  # False only for `migratrack upgrade-store`
+            self._check_layout()
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -383,7 +385,7 @@ class RedisStorage(Storage):
         """Bring an older key layout to :data:`LAYOUT_VERSION`; returns (from, to)."""
         version = int(self._call(lambda: self._r.get(self._layout_key)) or LAYOUT_VERSION)
         if version > LAYOUT_VERSION:
-            self._check_layout()
+            self._check_layout()  # raises: a newer layout is never downgraded
         # version 0 (pre-release) had the same per-migration keys; only the marker was missing
         self._call(lambda: self._r.set(self._layout_key, str(LAYOUT_VERSION)))
         return version, LAYOUT_VERSION

@@ -535,8 +535,7 @@ class SQLiteStorage(Storage):
         if self.retention is None or time.monotonic() - self._purged_at < 60:
             return
         self._purged_at = time.monotonic()
-        now = change.events[-1].ts if change is not None and change.events else datetime.now(UTC)
-        self.purge_finished(now - self.retention)
+        self.purge_finished(datetime.now(UTC) - self.retention)
 
     def purge_finished(self, older_than: datetime) -> list[str]:
         cutoff = older_than.astimezone(UTC).isoformat(timespec="microseconds")

@@ -1,0 +1,106 @@
+"""Store maintenance commands: purge, keygen, rekey, upgrade-store."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+
+from migratrack.cli.main import StorageOpt, app, console, storage_url
+from migratrack.core.models import NewEvent
+from migratrack.core.rules import Change
+from migratrack.errors import ConfigurationError
+from migratrack.storage import Storage, open_storage
+from migratrack.storage.base import parse_duration
+
+
+@app.command()
+def purge(
+    older_than: Annotated[str, typer.Option("--older-than", help="age of finished migrations to drop: 30d, 12h, 90m")],
+    storage: StorageOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="list what would be dropped, drop nothing")] = False,
+) -> None:
+    """Drop finished (completed or cancelled) migrations that ended longer ago than --older-than.
+
+    Active migrations are never dropped. Stores can also expire them by themselves: add
+    ?retention=30d to the storage URL."""
+    cutoff = datetime.now(UTC) - parse_duration(older_than)
+    store = open_storage(storage_url(storage))
+    try:
+        if dry_run:
+            ids = [mid for mid in store.list_ids() if _ended_before(store, mid, cutoff)]
+        else:
+            ids = store.purge_finished(cutoff)
+    finally:
+        store.close()
+    verb = "would drop" if dry_run else "dropped"
+    console.print(f"{verb} {len(ids)} finished migration(s) that ended before {cutoff:%Y-%m-%d %H:%M} UTC"
+                  + (": " + ", ".join(ids) if ids else ""), markup=False, highlight=False)
+
+
+def _ended_before(store: Storage, mid: str, cutoff: datetime) -> bool:
+    state = store.load(mid, sub_tasks=None)
+    ended = state.finished_at or state.cancelled_at
+    return ended is not None and ended < cutoff
+
+
+@app.command()
+def keygen() -> None:
+    """Print a new random key for MIGRATRACK_ENCRYPTION_KEY (AES-256, base64)."""
+    try:
+        from migratrack.storage.crypto import generate_key
+    except ImportError as exc:
+        raise ConfigurationError("encryption needs the cryptography package: pip install 'migratrack[crypto]'") from exc
+    typer.echo(generate_key())
+
+
+@app.command()
+def rekey(
+    storage: StorageOpt = None,
+    migration: Annotated[list[str] | None, typer.Option("--migration", help="only these (repeatable)")] = None,
+) -> None:
+    """Rewrite migrations with the first key of MIGRATRACK_ENCRYPTION_KEY (the end of a key rotation).
+
+    Set MIGRATRACK_ENCRYPTION_KEY=new,old first. Run it while no worker writes to the migrations
+    it rewrites: each one is replaced whole (state, event log and alerts, same sequence numbers)."""
+    store = open_storage(storage_url(storage))
+    try:
+        ids = migration or store.list_ids()
+        for mid in ids:
+            n = rewrite(store, mid)
+            console.print(f"{mid}: rewritten ({n} events)", markup=False, highlight=False)
+    finally:
+        store.close()
+
+
+def rewrite(store: Storage, mid: str) -> int:
+    """Replace one migration by a copy of itself, so every value is re-encoded by the store's codec."""
+    state = store.load(mid)
+    events: list[Any] = []
+    while batch := store.events(mid, len(events), 1000):
+        events += batch
+    alerts = store.alerts(mid, limit=10**9)
+    alerts.reverse()  # oldest first, as they were created
+    store.create(state, [NewEvent(e.type, e.ts, e.actor, e.payload) for e in events], replace=True)
+    if alerts:
+        store.transact(mid, lambda _s: Change(new_alerts=alerts))
+    return len(events)
+
+
+@app.command("upgrade-store")
+def upgrade_store(storage: StorageOpt = None) -> None:
+    """Upgrade an older Redis key layout or PostgreSQL schema in place."""
+    url = storage_url(storage)
+    store = open_storage(url, check_schema=False) if url.split("://", 1)[0].lower() in _VERSIONED else None
+    if store is None or not hasattr(store, "upgrade"):
+        console.print("this store upgrades itself when it is opened; nothing to do")
+        return
+    try:
+        before, after = store.upgrade()
+    finally:
+        store.close()
+    console.print(f"{url}: layout version {before} -> {after}", markup=False, highlight=False)
+
+
+_VERSIONED = ("redis", "rediss", "redis+cluster", "postgresql", "postgres")
