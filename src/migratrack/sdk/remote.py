@@ -157,7 +157,7 @@ class RemoteBackend:
 
     def __init__(
         self,
-        url: str,
+        url: str | None,
         *,
         token: str | None = None,
         strict: bool = False,
@@ -197,6 +197,8 @@ class RemoteBackend:
         self._closed = False
         self.dropped = 0
         _live.add(self)
+        # the tracker does not close its backend: release the connections when it is dropped
+        self._finalizer = weakref.finalize(self, self._http.close)
 
     # -- transport ---------------------------------------------------------------------------
 
@@ -331,16 +333,16 @@ class RemoteBackend:
         delay = self._backoff[0]
         while True:
             with self._cv:
-                if not self._outbox:
+                if not self._outbox or self._closed:
                     self._cv.notify_all()
                     return
                 item = self._outbox[0]
             try:
                 r = self._attempt(item.method, item.path, body=item.body, actor=item.actor, key=item.key)
-            except _Transient as exc:
-                self._note_down(exc)
-                if self._closed and self._exit_deadline is not None and time.monotonic() > self._exit_deadline:
+            except (_Transient, RuntimeError) as exc:  # RuntimeError: closed under our feet
+                if self._closed:
                     return
+                self._note_down(exc)
                 self._sleep(delay)
                 delay = min(delay * 2, self._backoff[1])
                 continue
@@ -355,8 +357,6 @@ class RemoteBackend:
                 if self._outbox and self._outbox[0] is item:
                     self._outbox.popleft()
                 self._cv.notify_all()
-
-    _exit_deadline: float | None = None
 
     def _wait_drained(self, end: float) -> None:
         with self._cv:
@@ -387,13 +387,12 @@ class RemoteBackend:
         """Send what is buffered (waiting up to ``timeout``, default the deadline), then close."""
         if self._closed:
             return
-        self._exit_deadline = time.monotonic() + (self.deadline if timeout is None else timeout)
         if not self.flush(timeout):
             log.error("migratrack: %d progress/metrics/alert writes could not be sent to %s", self.pending, self.url)
         self._closed = True
         with self._cv:
             self._cv.notify_all()
-        self._http.close()
+        self._finalizer()
         _live.discard(self)
 
     def _remember(self, mid: str, r: httpx.Response) -> Control | None:

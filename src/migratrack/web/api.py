@@ -60,9 +60,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 router = APIRouter(prefix="/api/migrations", tags=["migrations"], responses=ERRORS)
 tokens_router = APIRouter(prefix="/api/tokens", tags=["tokens"], responses=ERRORS)
 
-MigrationId = Annotated[str, Path(min_length=1, max_length=200, description="migration id")]
-PhaseId = Annotated[str, Path(min_length=1, max_length=200, description="phase id")]
-SubId = Annotated[str, Path(min_length=1, max_length=200, description="sub-task id")]
+MigrationId = Annotated[str, Path(min_length=1, max_length=200, description="migration id",
+                                  examples=["db-move-2026"])]
+PhaseId = Annotated[str, Path(min_length=1, max_length=200, description="phase id", examples=["copy"])]
+SubId = Annotated[str, Path(min_length=1, max_length=200, description="sub-task id", examples=["orders"])]
 IdemKey = Annotated[str | None, Header(alias=IDEMPOTENCY_HEADER, max_length=200,
                                        description="a retried write with the same key is applied once")]
 

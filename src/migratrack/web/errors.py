@@ -112,6 +112,9 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         headers = dict(exc.headers) if exc.headers else None
+        if exc.status_code == 400:  # FastAPI could not decode the body at all (not UTF-8, …)
+            fields = [FieldError(field="body", message=f"malformed request body: {exc.detail}")]
+            return error_response(422, fields[0].message + "; send UTF-8 JSON", "ValidationError", fields=fields)
         reasons = {401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed",
                    413: "PayloadTooLarge"}
         return error_response(exc.status_code, str(exc.detail), reasons.get(exc.status_code, "HTTPError"),
