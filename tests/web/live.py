@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+import httpx
 import uvicorn
 from sse_starlette.sse import AppStatus
 from starlette.types import ASGIApp
@@ -50,3 +55,40 @@ class LiveServer:
         self._thread.join(15)
         AppStatus.should_exit = False
         self._server = self._thread = None
+
+
+@contextmanager
+def serve_process(*args: str) -> Iterator[tuple[str, list[str]]]:
+    """`migratrack serve` in a subprocess; yields its URL and what it printed before serving."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "migratrack.cli", "serve", "--port", str(port), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
+    url = f"http://127.0.0.1:{port}"
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line.rstrip("\n"))
+            if "migratrack serving" in line:
+                break
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("migratrack serve did not start:\n" + "\n".join(lines))
+            time.sleep(0.05)
+        yield url, lines
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -14,45 +9,9 @@ from typer.testing import CliRunner
 
 from migratrack.cli.main import app
 
-from .live import free_port
+from .live import serve_process as serve
 
 runner = CliRunner()
-
-
-@contextmanager
-def serve(*args: str) -> Iterator[tuple[str, list[str]]]:
-    """Start `migratrack serve` in a subprocess; yield its URL and the lines it printed before serving."""
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "migratrack.cli", "serve", "--port", str(port), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
-    url = f"http://127.0.0.1:{port}"
-    lines: list[str] = []
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line.rstrip("\n"))
-            if "migratrack serving" in line:
-                break
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "\n".join(lines)
-            time.sleep(0.05)
-        yield url, lines
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
 
 
 def test_the_first_start_creates_an_admin_token_and_shows_it_once(tmp_path: Path) -> None:
