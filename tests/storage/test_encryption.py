@@ -98,7 +98,7 @@ def test_no_plaintext_at_rest_and_data_reads_back(kind: str, request: pytest.Fix
     # a wrong key, or none, gives a clear error instead of garbage
     monkeypatch.setenv("MIGRATRACK_ENCRYPTION_KEY", generate_key())
     other = open_storage(url)
-    with pytest.raises(ConfigurationError, match="encrypted with key id .* set the key it was written with"):
+    with pytest.raises(ConfigurationError, match=r"encrypted with key id .* set the key it was written with"):
         other.load(mid)
     other.close()
     monkeypatch.delenv("MIGRATRACK_ENCRYPTION_KEY")

@@ -95,7 +95,8 @@ def mixed_worker(url: str, mid: str, worker: int, ops: int) -> dict[str, Any]:
             errors.append(f"{type(exc).__name__}: {exc}")
     svc.storage.close()
     return {"best": best, "pct_best": pct_best, "counters": counters, "adds": adds, "alerts": alerts,
-            "violations": violations, "increments": increments, "errors": errors, "side": (side_started, side_completed),
+            "violations": violations, "increments": increments, "errors": errors,
+            "side": (side_started, side_completed),
             "seconds": time.monotonic() - t0}
 
 

@@ -1,0 +1,103 @@
+"""The hot path is one round trip: one Redis script call, one SQL statement per tick or increment."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import redis
+
+from migratrack.service import MigrationService
+from migratrack.storage import MergeResult
+
+from .servers import RedisServer
+
+N = 200
+
+
+def prepare(svc: MigrationService) -> None:
+    svc.initialize("rt", [{"id": "p", "sub_tasks": ["s"]}], actor="a")
+    svc.start_phase("rt", "p", actor="a")
+    svc.start_sub_task("rt", "p", "s", actor="a")
+
+
+def hot_ops(svc: MigrationService) -> None:
+    for i in range(1, N + 1):
+        assert svc.update_phase_progress("rt", "p", done=i, actor="w") is MergeResult.APPLIED
+        assert svc.update_sub_task_progress("rt", "p", "s", i / 2.1, actor="w") is MergeResult.APPLIED
+        svc.storage.increment_counters("rt", {"successful_operations": 1}, ts=svc.now(), actor="w")
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path / "redis").start()
+    yield server
+    server.stop()
+
+
+def test_redis_hot_path_is_one_script_call(private_redis: RedisServer) -> None:
+    """MONITOR shows what clients send (commands run by scripts are tagged ``lua``)."""
+    svc = MigrationService(private_redis.url)
+    prepare(svc)
+    admin = redis.Redis.from_url(private_redis.url, decode_responses=True)
+    marker = redis.Redis.from_url(private_redis.url)
+    marker.ping()  # connected before MONITOR starts: its handshake is not counted
+    sent: list[str] = []
+    ready = threading.Event()
+
+    def watch() -> None:
+        with admin.monitor() as m:
+            ready.set()
+            for cmd in m.listen():
+                if cmd["command"] == "ECHO end-of-test":
+                    return
+                if cmd.get("client_type") != "lua":
+                    sent.append(cmd["command"].split()[0].upper())
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    ready.wait(5)
+    time.sleep(0.2)
+    hot_ops(svc)
+    marker.echo("end-of-test")
+    watcher.join(10)
+    # 3 operations per round; each is exactly one EVALSHA, except that the first call of each
+    # script meets NOSCRIPT on a fresh server and is sent again after one SCRIPT LOAD
+    loads = sent.count("SCRIPT")
+    assert loads <= 3
+    assert sent.count("EVALSHA") == 3 * N + loads
+    assert set(sent) <= {"EVALSHA", "SCRIPT"}
+    admin.close()
+    marker.close()
+    svc.storage.close()
+
+
+def test_postgres_hot_path_is_one_statement(postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    svc = MigrationService(postgres_url)
+    prepare(svc)
+    sent: list[str] = []
+    lock = threading.Lock()
+    original = psycopg.Cursor.execute
+
+    def counting(self: psycopg.Cursor[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
+        with lock:
+            sent.append(str(query).split()[0].upper())
+        conn = self.connection
+        assert conn.autocommit and conn.info.transaction_status.name == "IDLE"  # no BEGIN around it
+        return original(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", counting)
+    monkeypatch.setattr(psycopg.Cursor, "executemany", lambda *a, **k: pytest.fail("unexpected executemany"))
+    t0 = time.monotonic()
+    hot_ops(svc)
+    assert len(sent) == 3 * N and set(sent) == {"WITH"}
+    assert time.monotonic() - t0 < 60
+    monkeypatch.undo()
+    state = svc.state("rt")
+    assert state.phases["p"].done == N and state.metrics.successful_operations == N
+    svc.storage.close()
