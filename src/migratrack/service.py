@@ -121,6 +121,7 @@ class MigrationService:
             "name": state.name, "phases": [p.id for p in state.phases.values()], "replace": replace,
         })
         state.seq = self.storage.create(state, [event], replace=replace)
+        self._thresholds.pop(migration_id, None)  # a replaced migration may have another threshold
         return state, True
 
     def run(

@@ -179,3 +179,31 @@ def test_finished_and_cancelled_migrations(service: MigrationService, clock: Fak
     service.initialize("c", [{"id": "a", "estimated_duration": 5}], actor=ACTOR)
     service.cancel("c", actor="ops")
     assert service.estimate("c").completion is None
+
+
+def test_a_retry_does_not_make_the_phase_look_fast(service: MigrationService, clock: FakeClock) -> None:
+    init(service, [{"id": "a", "estimated_duration": 100}])
+    service.start_phase(M, "a", actor=ACTOR)
+    clock.advance(minutes=50)
+    service.update_phase_progress(M, "a", 50, actor=ACTOR)
+    before = remaining(service)
+    assert before == pytest.approx(50 * 60)
+    service.fail_phase(M, "a", "network blip", actor=ACTOR)
+    service.retry_phase(M, "a", actor=ACTOR)
+    clock.advance(1)
+    # 50% took 50 active minutes over two attempts: the rest is still about 50 minutes away,
+    # not the one second that "50% in the 1 s since the retry" would suggest
+    assert remaining(service) == pytest.approx(50 * 60, rel=0.01)
+
+
+def test_while_paused_the_remaining_time_stands_still(service: MigrationService, clock: FakeClock) -> None:
+    init(service, [{"id": "a", "estimated_duration": 60}])
+    service.start_phase(M, "a", actor=ACTOR)
+    clock.advance(minutes=10)
+    service.update_phase_progress(M, "a", 25, actor=ACTOR)
+    service.pause(M, actor="ops")
+    first = service.estimate(M)
+    clock.advance(hours=2)
+    later = service.estimate(M)
+    assert later.remaining_seconds == pytest.approx(first.remaining_seconds)
+    assert later.completion == first.completion + timedelta(hours=2)  # pushed back by the pause itself

@@ -194,3 +194,36 @@ def test_tracker_coalescing_loses_no_increment(store: Storage, calls: list[tuple
     assert (state.metrics.successful_operations, state.metrics.failed_operations) == (ok, failed)
     events = MigrationService(store).events(mid, limit=100_000)
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
+
+
+@pytest.fixture(scope="module")
+def both(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Storage, Storage]]:
+    memory = open_storage("memory://")
+    sqlite = open_storage(f"sqlite:///{tmp_path_factory.mktemp('diff')}/d.db")
+    yield memory, sqlite
+    memory.close()
+    sqlite.close()
+
+
+@settings(max_examples=50, deadline=None)
+@given(cmds=st.lists(commands, min_size=1, max_size=40))
+def test_every_store_gives_the_same_answers(both: tuple[Storage, Storage], cmds: list[tuple[Any, ...]]) -> None:
+    mid = uuid.uuid4().hex
+    runs = []
+    for store in both:
+        clock = Clock()
+        svc = MigrationService(store, clock)
+        svc.initialize(mid, PLAN, actor="init")
+        outcomes = []
+        for cmd in cmds:
+            try:
+                apply(svc, mid, clock, cmd)
+                outcomes.append(None)
+            except MigratrackError as exc:
+                outcomes.append(type(exc).__name__)
+        state = svc.state(mid)
+        events = [(e.seq, e.type, e.actor, e.ts, {k: v for k, v in e.payload.items() if k != "id"})
+                  for e in svc.events(mid, limit=100_000)]
+        runs.append((outcomes, {p: ph.to_dict() for p, ph in state.phases.items()}, state.metrics.to_dict(),
+                     state.header_dict(), events, svc.overview(mid).model_dump(), svc.estimate(mid)))
+    assert runs[0] == runs[1]

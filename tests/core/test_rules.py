@@ -734,3 +734,25 @@ def test_a_gated_phase_failed_before_it_started_still_needs_approval(svc: Migrat
     svc.approve_phase(MID, "cutover", "alice", actor=ACTOR)
     svc.retry_phase(MID, "cutover", actor=ACTOR)
     assert status(svc, "cutover") == "in_progress"
+
+
+def test_the_error_rate_threshold_comes_from_the_migration_metadata(service: MigrationService) -> None:
+    service.initialize("m", [{"id": "a"}], metadata={"error_rate_threshold": 50}, actor=ACTOR)
+    service.update_metrics("m", increments={"successful_operations": 8, "failed_operations": 2}, actor=ACTOR)
+    assert [a for a in service.alerts("m") if a.source == "rule:error-rate"] == []  # 20% is under 50%
+    # the same id started afresh with the default threshold (10%)
+    service.initialize("m", [{"id": "a"}], replace=True, actor=ACTOR)
+    service.update_metrics("m", increments={"successful_operations": 8, "failed_operations": 2}, actor=ACTOR)
+    assert [a.message for a in service.alerts("m") if a.source == "rule:error-rate"] == [
+        "error rate 20.0% is above the 10% threshold"]
+
+
+def test_an_empty_increment_is_still_checked(svc: MigrationService) -> None:
+    with pytest.raises(InvalidTransition, match="start_phase"):
+        svc.update_phase_progress(MID, "setup", add=0, actor=ACTOR)
+    with pytest.raises(PhaseNotFound):
+        svc.update_phase_progress(MID, "nope", add=0, actor=ACTOR)
+    svc.start_phase(MID, "setup", actor=ACTOR)
+    seq = svc.state(MID).seq
+    svc.update_phase_progress(MID, "setup", add=0, actor=ACTOR)  # running: a harmless no-op
+    assert svc.state(MID).seq == seq

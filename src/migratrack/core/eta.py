@@ -4,8 +4,8 @@ Each unfinished phase gets a remaining time from two sources, blended by its pro
 
 * its plan (``estimated_duration``), calibrated by how long completed phases took compared
   with their own plans (median ratio, clamped to [0.25, 4]);
-* its observed rate: progress per *active* second (time paused is left out), averaged over the
-  whole attempt so that a burst or a stall moves it gradually.
+* its observed rate: progress per *active* second (time paused is left out), averaged over
+  every attempt so that a burst, a stall or a retry moves it gradually.
 
 At 0% the plan speaks alone; as progress grows the observed rate takes over (weight =
 progress fraction). A phase with neither a plan nor any progress makes the estimate unknown
@@ -75,7 +75,8 @@ def _phase_remaining(
     plan_left = None if plan_total is None else plan_total * (1.0 - frac)
     observed_left = None
     if phase.status is Status.IN_PROGRESS and frac * 100 >= MIN_PROGRESS_FOR_RATE:
-        active = active_seconds(state, phase.started_at, now)
+        # progress carries over a retry, so the rate is over the active time of every attempt
+        active = phase.prior_active_seconds + active_seconds(state, phase.started_at, now)
         if active > 0:
             rate = frac / active
             observed_left = (1.0 - frac) / rate

@@ -433,9 +433,9 @@ class SQLiteStorage(Storage):
                         "AND phase_id = ? AND id = ? AND status = 'in_progress' AND progress < ?",
                         (progress, ts_text, actor, migration_id, phase_id, sub_task_id, progress),
                     ).rowcount
+                elif done is None and not add and progress is None:
+                    written = 0  # nothing to merge: the status check below tells STALE from FALLBACK
                 elif done is None and not add:
-                    if progress is None:
-                        return MergeResult.STALE
                     written = c.execute(
                         "UPDATE mt_phases SET progress = ?, last_ts = ?, last_actor = ? WHERE migration_id = ? "
                         "AND id = ? AND status = 'in_progress' AND progress < ?",
