@@ -6,6 +6,7 @@ Each runs on a free loopback port with its files in a temporary folder and is st
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -25,11 +26,30 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free and valid too."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randint(20000, 30000)
+        if _bindable(port) and _bindable(port + 10000):
+            return port
+    raise RuntimeError("no free port pair for a Redis Cluster node")
+
+
 class RedisServer:
     def __init__(self, folder: Path, *, port: int | None = None, aof: bool = False, cluster: bool = False) -> None:
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.port = port or free_port()
+        self.port = port or (free_cluster_port() if cluster else free_port())
         self.aof = aof
         self.cluster = cluster
         self.proc: subprocess.Popen[bytes] | None = None
@@ -84,7 +104,7 @@ def start_cluster(folder: Path, nodes: int = 3) -> list[RedisServer]:
         )
         client = redis.Redis(host="127.0.0.1", port=servers[0].port, decode_responses=True)
         deadline = time.monotonic() + 15
-        while "cluster_state:ok" not in client.execute_command("CLUSTER INFO"):
+        while client.cluster("INFO").get("cluster_state") != "ok":
             if time.monotonic() > deadline:
                 raise RuntimeError("the Redis cluster did not reach state ok")
             time.sleep(0.1)

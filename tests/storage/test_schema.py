@@ -46,7 +46,7 @@ def test_layout_versions(kind: str, request: pytest.FixtureRequest) -> None:
     svc.storage.close()
 
     set_version(0)
-    with pytest.raises(SchemaVersionError, match="older .* run `migratrack upgrade-store --storage"):
+    with pytest.raises(SchemaVersionError, match=r"older .* run `migratrack upgrade-store --storage"):
         open_storage(url)
     result = CliRunner().invoke(app, ["upgrade-store", "--storage", url])
     assert result.exit_code == 0, result.output
@@ -56,6 +56,6 @@ def test_layout_versions(kind: str, request: pytest.FixtureRequest) -> None:
     store.close()
 
     set_version(99)
-    with pytest.raises(SchemaVersionError, match="newer than this migratrack understands .* upgrade migratrack"):
+    with pytest.raises(SchemaVersionError, match=r"newer than this migratrack understands .* upgrade migratrack"):
         open_storage(url)
     set_version(1)
