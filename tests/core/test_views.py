@@ -121,3 +121,20 @@ def test_dashboard_is_json_ready(svc: MigrationService, clock: FakeClock) -> Non
     assert data["metrics"]["total_data_migrated"] == 500
     assert data["timeline"][0]["actual_start"] == clock().isoformat().replace("+00:00", "Z")
     assert Dashboard.model_validate_json(d.model_dump_json()) == d
+
+
+def test_a_migration_finished_while_paused_stops_counting_paused_time(
+    service: MigrationService, clock: FakeClock
+) -> None:
+    service.initialize("p", [{"id": "a"}], actor=ACTOR)
+    service.start_phase("p", "a", actor=ACTOR)
+    clock.advance(100)
+    service.pause("p", actor="ops")
+    clock.advance(50)
+    service.complete_phase("p", "a", actor=ACTOR)  # the worker finished its step after the pause
+    clock.advance(3600)
+    o = service.overview("p")
+    assert o.status.value == "completed"
+    assert o.elapsed_seconds == 150
+    assert o.paused_seconds == 50
+    assert o.active_seconds == 100

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from migratrack import MigrationProgressTracker
@@ -115,3 +119,21 @@ def test_coalescing_from_the_environment(monkeypatch: pytest.MonkeyPatch, make_t
     for p in range(1, 11):
         t.update_phase_progress("load", p)
     assert len(progress_events(viewer)) == 10
+
+
+def test_a_script_that_never_closes_its_tracker_still_persists_at_exit(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/exit.db"
+    script = f"""
+from migratrack import MigrationProgressTracker
+t = MigrationProgressTracker("exit", storage={url!r}, coalesce=3600, actor="script")
+t.initialize_migration([{{"id": "load"}}])
+t.start_phase("load")
+for i in range(1, 1001):
+    t.update_phase_progress("load", done=i, total=1000)
+t.record(succeeded=1000)
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    state = MigrationService(url).state("exit")
+    assert state.phases["load"].done == 1000 and state.phases["load"].progress == 100
+    assert state.metrics.successful_operations == 1000

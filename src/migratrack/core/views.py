@@ -169,7 +169,7 @@ def build_overview(state: MigrationState, now: datetime, est: Estimate | None = 
     started = state.started_at
     elapsed = (end - started).total_seconds() if started else 0.0
     active = active_seconds(state, started, end) if started else 0.0
-    paused_total = sum(p.overlap(state.created_at, now) for p in state.pauses)
+    paused_total = sum(p.overlap(state.created_at, end) for p in state.pauses)  # none after the end
     errors = [PhaseError(phase=p.id, error=e) for p in state.phases.values() for e in p.errors]
     return Overview(
         migration_id=state.id, name=state.name, status=migration_status(state), control=state.control,
