@@ -112,8 +112,8 @@ class MigrationService:
             existing = self.storage.load(migration_id, sub_tasks="all")
             if plan_signature(existing) != plan_signature(state):
                 raise PlanMismatch(
-                    f"migration {migration_id!r} exists with a different plan (phases, dependencies "
-                    f"or sub-tasks differ); use another id, or initialize_migration(..., replace=True) "
+                    f"migration {migration_id!r} exists with a different plan (phases, dependencies, "
+                    f"sub-tasks or approval gates differ); use another id, or initialize_migration(..., replace=True) "
                     f"to discard its history"
                 )
             return existing, False

@@ -158,7 +158,7 @@ def test_initialize_records_an_event_and_resumes_with_the_same_plan(service: Mig
     assert again.phases["setup"].status.value == "in_progress"  # the run's state is kept
 
 
-@pytest.mark.parametrize("change", ["drop_phase", "new_dependency", "new_sub_task"])
+@pytest.mark.parametrize("change", ["drop_phase", "new_dependency", "new_sub_task", "new_gate", "no_gate"])
 def test_initialize_with_a_different_plan_raises_plan_mismatch(service: MigrationService, change: str) -> None:
     service.initialize("m", plan(), actor=ACTOR)
     other = plan()
@@ -166,11 +166,24 @@ def test_initialize_with_a_different_plan_raises_plan_mismatch(service: Migratio
         other.pop()
     elif change == "new_dependency":
         other[2]["dependencies"] = ["setup", "copy"]
+    elif change == "new_gate":
+        other[0]["requires_approval"] = True  # resuming must not silently skip a go/no-go
+    elif change == "no_gate":
+        other[3]["requires_approval"] = False
     else:
         other[1]["sub_tasks"].append({"id": "payments"})
     with pytest.raises(PlanMismatch, match="different plan"):
         service.initialize("m", other, actor=ACTOR)
     assert service.state("m").phases.keys() == {p["id"] for p in plan()}
+
+
+def test_a_changed_estimate_or_name_still_resumes(service: MigrationService) -> None:
+    service.initialize("m", plan(), actor=ACTOR)
+    other = plan()
+    other[0]["estimated_duration"] = 99
+    other[0]["name"] = "Set-up"
+    _, created = service.initialize("m", other, actor=ACTOR)
+    assert not created
 
 
 def test_replace_discards_the_old_history(service: MigrationService) -> None:

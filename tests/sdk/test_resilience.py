@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from migratrack import MigrationProgressTracker, StorageUnavailable
+from migratrack import AsyncMigrationProgressTracker, MigrationProgressTracker, StorageUnavailable
 from migratrack.service import MigrationService
 from migratrack.storage import Storage
 from migratrack.storage.memory import MemoryStorage
@@ -177,3 +177,22 @@ def test_random_outages_lose_and_duplicate_no_increment(t: MigrationProgressTrac
 
 def test_storage_type_is_a_storage() -> None:
     assert issubclass(FlakyMemory, Storage) and issubclass(FlakySQLite, Storage)
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+async def test_a_failing_phase_block_raises_the_scripts_own_error_during_an_outage(
+    flaky: Flaky, use_async: bool
+) -> None:
+    t = AsyncMigrationProgressTracker(MID, storage=flaky, actor="w")
+    await t.initialize_migration([{"id": "a"}])
+    with pytest.raises(ValueError, match="bad row"):
+        if use_async:
+            async with t.phase("a"):
+                flaky.down = 1_000_000
+                raise ValueError("bad row 7")
+        else:
+            with t.sync.phase("a"):
+                flaky.down = 1_000_000
+                raise ValueError("bad row 7")
+    flaky.down = 0
+    await t.close()

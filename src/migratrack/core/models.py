@@ -486,8 +486,9 @@ def build_state(
     return state
 
 
-def plan_signature(state: MigrationState) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
-    """What must match for initialize_migration() to resume an existing migration."""
+def plan_signature(state: MigrationState) -> list[tuple[str, tuple[str, ...], tuple[str, ...], bool]]:
+    """What must match for initialize_migration() to resume an existing migration. An approval
+    gate is part of it: resuming must not silently drop (or add) a go/no-go."""
     return [
-        (p.id, tuple(p.dependencies), tuple(p.sub_tasks)) for p in state.phases.values()
+        (p.id, tuple(p.dependencies), tuple(p.sub_tasks), p.requires_approval) for p in state.phases.values()
     ]

@@ -147,7 +147,9 @@ class AsyncMigrationProgressTracker:
             await self.flush()
             raise
         except BaseException as exc:
-            await self.fail_phase(phase_id, exc)
+            error = exc
+            # as in the sync tracker: a store failure here must not hide the script's own exception
+            await self._call(self.sync._safe, lambda: self.sync.fail_phase(phase_id, error))
             raise
         await self.complete_phase(phase_id)
 
