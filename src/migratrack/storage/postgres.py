@@ -247,18 +247,17 @@ class PostgresStorage(Storage):
         except PoolTimeout as exc:
             raise _unavailable(exc) from exc
 
-    def _run(self, fn: Callable[[psycopg.Connection[Any]], Any]) -> Any:
+    def _run(self, fn: Callable[[psycopg.Connection[Any]], Any], *,
+             may_retry: Callable[[], bool] = lambda: True) -> Any:
         """Run ``fn`` on a pooled connection. A connection the server dropped while it sat in
-        the pool (administrator shutdown: the statement never ran) is replaced and ``fn`` retried."""
+        the pool (administrator shutdown: the statement never ran) is replaced and ``fn`` retried,
+        unless ``may_retry()`` says the attempt got far enough to have had effects."""
         for attempt in range(3):
             try:
                 with self._conn() as conn:
                     return fn(conn)
-            except _RETRYABLE as exc:
-                if attempt == 2:
-                    raise _unavailable(exc) from exc
             except psycopg.OperationalError as exc:
-                if attempt < 2 and _dropped_before_running(exc):
+                if attempt < 2 and may_retry() and (isinstance(exc, _RETRYABLE) or _dropped_before_running(exc)):
                     continue
                 raise _unavailable(exc) from exc
         raise AssertionError("unreachable")
@@ -455,9 +454,13 @@ class PostgresStorage(Storage):
     def transact(
         self, migration_id: str, fn: Callable[[MigrationState], Change], *, sub_tasks: SubTaskScope = "all"
     ) -> Change:
+        ran = False  # the rules' callback may hold side effects: never run it twice
+
         def go(conn: psycopg.Connection[Any]) -> Change:
+            nonlocal ran
             with conn.transaction():
                 state = self._load(conn, migration_id, sub_tasks, for_update=True)
+                ran = True
                 change = fn(state)
                 if change.empty:
                     change.last_seq = state.seq
@@ -502,7 +505,7 @@ class PostgresStorage(Storage):
                 change.last_seq = self._insert_events(conn, migration_id, state.seq + 1, change.events)
                 return change
 
-        change: Change = self._run(go)
+        change: Change = self._run(go, may_retry=lambda: not ran)
         if change.header:
             self._maybe_purge()
         return change

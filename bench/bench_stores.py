@@ -1,0 +1,300 @@
+"""Redis and PostgreSQL stores against raw redis-py and raw psycopg, in the same run.
+
+    python bench/bench_stores.py [--quick] [--redis URL] [--postgres URL]
+
+Measures, per store:
+* durable hot-path updates per second (a phase progress tick through MigrationService, each one
+  written before the call returns) with 1 and 8 worker processes on one migration, against
+  raw redis-py (one HSET per update) and raw psycopg (one single-row autocommit UPDATE per
+  update) with the same number of processes;
+* the coalesced rate: calls per second a worker's loop feels through the SDK tracker (default
+  100 ms coalescing), and how many writes reach the store;
+* round trips per hot-path operation (Redis INFO commandstats: EVALSHA calls; PostgreSQL:
+  statements sent, all autocommit);
+* get_dashboard() of 100 phases x 100 sub-tasks against a raw read of the same rows.
+
+Redis: DB 14 of 127.0.0.1:6379 under the key prefix ``mtbench``; PostgreSQL: a database
+``migratrack_bench`` created and dropped here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from migratrack import MigrationProgressTracker
+from migratrack.core.models import NewEvent, build_state
+from migratrack.service import MigrationService
+from migratrack.storage import open_storage
+
+REDIS = "redis://127.0.0.1:6379/14"
+POSTGRES_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+BENCH_DB = "migratrack_bench"
+
+
+# -- workers (run in spawned processes) ------------------------------------------------------
+
+def _wait(start_at: float) -> None:
+    while time.time() < start_at:
+        time.sleep(0.001)
+
+
+def store_worker(url: str, worker: int, n: int, start_at: float) -> tuple[float, float]:
+    svc = MigrationService(url)
+    phase = f"w{worker}"
+    svc.update_phase_progress("bench", phase, done=0, actor="b")  # connect, warm the statement
+    _wait(start_at)
+    t0 = time.time()
+    for i in range(1, n + 1):
+        svc.update_phase_progress("bench", phase, done=i, actor=f"bench-{worker}")
+    t1 = time.time()
+    svc.storage.close()
+    return t0, t1
+
+
+def raw_redis_worker(url: str, worker: int, n: int, start_at: float) -> tuple[float, float]:
+    r = redis.Redis.from_url(url)
+    key = f"mtbench-raw:{worker}"
+    r.hset(key, "done", 0)
+    _wait(start_at)
+    t0 = time.time()
+    for i in range(1, n + 1):
+        r.hset(key, "done", i)
+    t1 = time.time()
+    r.close()
+    return t0, t1
+
+
+def raw_pg_worker(url: str, worker: int, n: int, start_at: float) -> tuple[float, float]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("UPDATE bench_raw SET done = 0 WHERE id = %s", (worker,))
+        _wait(start_at)
+        t0 = time.time()
+        for i in range(1, n + 1):
+            conn.execute("UPDATE bench_raw SET done = %s WHERE id = %s", (i, worker))
+        t1 = time.time()
+    return t0, t1
+
+
+def run_parallel(fn: Callable[..., tuple[float, float]], url: str, workers: int, n: int) -> float:
+    """Updates per second over all workers, from the common start to the last one's end."""
+    ctx = multiprocessing.get_context("spawn")
+    start_at = time.time() + 1.5 + 0.3 * workers
+    with ctx.Pool(workers) as pool:
+        spans = pool.starmap(fn, [(url, w, n, start_at) for w in range(workers)])
+    return workers * n / (max(t1 for _, t1 in spans) - min(t0 for t0, _ in spans))
+
+
+# -- set-up -----------------------------------------------------------------------------------
+
+def fresh_migration(url: str, workers: int = 8) -> None:
+    svc = MigrationService(url)
+    svc.initialize("bench", [{"id": f"w{w}"} for w in range(workers)], actor="b", replace=True)
+    for w in range(workers):
+        svc.start_phase("bench", f"w{w}", actor="b")
+    svc.storage.close()
+
+
+def pg_bench_url() -> str:
+    with psycopg.connect(POSTGRES_SERVER, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {BENCH_DB}")
+    url = POSTGRES_SERVER.rsplit("/", 1)[0] + "/" + BENCH_DB
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE bench_raw (id int PRIMARY KEY, done bigint NOT NULL)")
+        conn.execute("INSERT INTO bench_raw SELECT g, 0 FROM generate_series(0, 15) g")
+    return url
+
+
+def drop_pg() -> None:
+    with psycopg.connect(POSTGRES_SERVER, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+
+
+def clean_redis(url: str) -> None:
+    r = redis.Redis.from_url(url.split("?")[0])
+    for pattern in ("mtbench:*", "mtbench-raw:*"):
+        keys = list(r.scan_iter(match=pattern, count=1000))
+        if keys:
+            r.delete(*keys)
+    r.close()
+
+
+# -- measurements -----------------------------------------------------------------------------
+
+def coalesced(url: str, seconds: float) -> tuple[float, int]:
+    fresh_migration(url, 1)
+    store = open_storage(url)
+    before = store.load("bench", sub_tasks=None).seq
+    tracker = MigrationProgressTracker("bench", storage=url, block_on_pause=False)
+    calls = 0
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        for _ in range(1000):
+            calls += 1
+            tracker.update_phase_progress("w0", done=calls)
+    elapsed = time.perf_counter() - t0
+    tracker.close()
+    writes = store.load("bench", sub_tasks=None).seq - before
+    store.close()
+    return calls / elapsed, writes
+
+
+def redis_round_trips(url: str, n: int = 500) -> float:
+    fresh_migration(url, 1)
+    svc = MigrationService(url)
+    svc.update_phase_progress("bench", "w0", done=1, actor="b")  # scripts loaded
+    admin = redis.Redis.from_url(url.split("?")[0])
+
+    def top_level() -> int:
+        stats: dict[str, Any] = admin.info("commandstats")
+        return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+    before = top_level()
+    for i in range(2, n + 2):
+        svc.update_phase_progress("bench", "w0", done=i, actor="b")
+    after = top_level()
+    admin.close()
+    svc.storage.close()
+    return (after - before) / n
+
+
+def pg_round_trips(url: str, n: int = 300) -> float:
+    fresh_migration(url, 1)
+    svc = MigrationService(url)
+    svc.update_phase_progress("bench", "w0", done=1, actor="b")
+    count = 0
+    original = psycopg.Cursor.execute
+
+    def counting(self: Any, *a: Any, **k: Any) -> Any:
+        nonlocal count
+        count += 1
+        return original(self, *a, **k)
+
+    psycopg.Cursor.execute = counting  # type: ignore[method-assign]
+    try:
+        for i in range(2, n + 2):
+            svc.update_phase_progress("bench", "w0", done=i, actor="b")
+    finally:
+        psycopg.Cursor.execute = original  # type: ignore[method-assign]
+    svc.storage.close()
+    return count / n
+
+
+def dashboard(url: str, raw_read: Callable[[], object], repeats: int) -> tuple[float, float]:
+    store = open_storage(url)
+    plan = [{"id": f"p{i:03d}", "sub_tasks": [f"s{j:03d}" for j in range(100)]} for i in range(100)]
+    state = build_state("big", plan, MigrationService(store).now())
+    store.create(state, [NewEvent("migration.initialized", state.created_at, "b", {})], replace=True)
+    svc = MigrationService(store)
+    svc.dashboard("big")
+    raw_read()
+    ours = statistics.median(_timed(lambda: svc.dashboard("big")) for _ in range(repeats))
+    raw = statistics.median(_timed(raw_read) for _ in range(repeats))
+    store.close()
+    return ours, raw
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def raw_redis_read(url: str) -> Callable[[], object]:
+    r = redis.Redis.from_url(url.split("?")[0], decode_responses=True)
+
+    def read() -> object:
+        pipe = r.pipeline(transaction=True)
+        for suffix in ("h", "p", "s"):
+            pipe.hgetall(f"mtbench:{{big}}:{suffix}")
+        return pipe.execute()
+    return read
+
+
+def raw_pg_read(url: str) -> Callable[[], object]:
+    conn = psycopg.connect(url, autocommit=True)
+
+    def read() -> object:
+        return (conn.execute("SELECT * FROM mt_phases WHERE migration_id = 'big' ORDER BY pos").fetchall(),
+                conn.execute("SELECT * FROM mt_sub_tasks WHERE migration_id = 'big' ORDER BY phase_id, pos")
+                .fetchall())
+    return read
+
+
+def raw_sqlite_read(path: str) -> Callable[[], object]:
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+
+    def read() -> object:
+        return (conn.execute("SELECT * FROM mt_phases WHERE migration_id = 'big' ORDER BY pos").fetchall(),
+                conn.execute("SELECT * FROM mt_sub_tasks WHERE migration_id = 'big' ORDER BY phase_id, pos")
+                .fetchall())
+    return read
+
+
+# -- main -------------------------------------------------------------------------------------
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer updates (a smoke run)")
+    ap.add_argument("--redis", default=REDIS)
+    args = ap.parse_args()
+    n_redis, n_pg = (300, 150) if args.quick else (3000, 1000)
+    repeats = 3 if args.quick else 7
+    redis_url = f"{args.redis}?prefix=mtbench"
+    tmp = tempfile.mkdtemp(prefix="mtbench")
+    sqlite_path = os.path.join(tmp, "bench.db")
+    sqlite_url = f"sqlite:///{sqlite_path}"
+    pg_url = pg_bench_url()
+    clean_redis(redis_url)
+    rows: list[str] = []
+    try:
+        print(f"{'store':<12}{'workers':>8}{'store upd/s':>14}{'raw upd/s':>12}{'ratio':>8}")
+        for name, url, raw_fn, n in (("redis", redis_url, raw_redis_worker, n_redis),
+                                     ("postgresql", pg_url, raw_pg_worker, n_pg),
+                                     ("sqlite", sqlite_url, None, n_redis)):
+            for workers in (1, 8):
+                fresh_migration(url)
+                ours = run_parallel(store_worker, url, workers, n // (1 if workers == 1 else 4))
+                raw_url = args.redis if name == "redis" else pg_url
+                raw = run_parallel(raw_fn, raw_url, workers, n // (1 if workers == 1 else 4)) if raw_fn else 0.0
+                ratio = f"{ours / raw:.2f}x" if raw else "-"
+                line = f"{name:<12}{workers:>8}{ours:>14,.0f}{raw:>12,.0f}{ratio:>8}"
+                print(line, flush=True)
+                rows.append(line)
+        print("\ncoalesced (SDK tracker, default 100 ms): loop calls/s, writes to the store in 2 s")
+        for name, url in (("redis", redis_url), ("postgresql", pg_url), ("sqlite", sqlite_url)):
+            rate, writes = coalesced(url, 1.0 if args.quick else 2.0)
+            print(f"{name:<12}{rate:>14,.0f} calls/s  {writes:>5} writes", flush=True)
+        print("\nround trips per hot-path update")
+        print(f"{'redis':<12}{redis_round_trips(redis_url):>6.2f} EVALSHA (INFO commandstats)")
+        print(f"{'postgresql':<12}{pg_round_trips(pg_url):>6.2f} statements (autocommit)")
+        print("\nget_dashboard(), 100 phases x 100 sub-tasks, median ms: store vs raw read of the same rows")
+        for name, url, raw_read in (("redis", redis_url, raw_redis_read(args.redis)),
+                                    ("postgresql", pg_url, raw_pg_read(pg_url)),
+                                    ("sqlite", sqlite_url, raw_sqlite_read(sqlite_path))):
+            ours, raw = dashboard(url, raw_read, repeats)
+            print(f"{name:<12}{ours * 1000:>9.1f} ms  raw {raw * 1000:>7.1f} ms  ({ours / raw:.1f}x)", flush=True)
+    finally:
+        clean_redis(redis_url)
+        drop_pg()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
