@@ -227,3 +227,61 @@ def test_every_store_gives_the_same_answers(both: tuple[Storage, Storage], cmds:
         runs.append((outcomes, {p: ph.to_dict() for p, ph in state.phases.items()}, state.metrics.to_dict(),
                      state.header_dict(), events, svc.overview(mid).model_dump(), svc.estimate(mid)))
     assert runs[0] == runs[1]
+
+
+tracker_commands = st.lists(st.one_of(
+    st.tuples(st.sampled_from(["start", "complete", "fail", "retry", "skip"]), phase_ids),
+    st.tuples(st.just("percent"), phase_ids, st.floats(0, 100)),
+    st.tuples(st.just("add"), phase_ids, st.integers(0, 20)),
+    st.tuples(st.just("meta"), phase_ids, st.integers(0, 3)),
+    st.tuples(st.sampled_from(["sub_start", "sub_complete", "sub_fail"]), st.sampled_from(SUBS)),
+    st.tuples(st.just("sub_percent"), st.sampled_from(SUBS), st.floats(0, 100)),
+    st.tuples(st.just("ops"), st.integers(0, 5), st.integers(0, 5)),
+    st.tuples(st.just("flush")),
+), max_size=50)
+
+
+def drive(t: MigrationProgressTracker, cmd: tuple[Any, ...]) -> None:
+    kind, *args = cmd
+    calls = {
+        "start": lambda: t.start_phase(args[0]),
+        "complete": lambda: t.complete_phase(args[0]),
+        "fail": lambda: t.fail_phase(args[0], "boom"),
+        "retry": lambda: t.retry_phase(args[0]),
+        "skip": lambda: t.skip_phase(args[0], "no"),
+        "percent": lambda: t.update_phase_progress(args[0], args[1]),
+        "add": lambda: t.add_progress(args[0], args[1]),
+        "meta": lambda: t.update_phase_progress(args[0], metadata={"step": args[1]}),
+        "sub_start": lambda: t.start_sub_task("a", args[0]),
+        "sub_complete": lambda: t.complete_sub_task("a", args[0]),
+        "sub_fail": lambda: t.fail_sub_task("a", args[0], "sub boom"),
+        "sub_percent": lambda: t.update_sub_task_progress("a", args[0], args[1]),
+        "ops": lambda: t.record(succeeded=args[0], failed=args[1]),
+        "flush": t.flush,
+    }
+    try:
+        calls[kind]()
+    except MigratrackError:
+        pass  # rejected reports and transitions write nothing, in both runs
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cmds=tracker_commands)
+def test_coalescing_ends_in_the_same_state_as_writing_every_call(
+    store: Storage, cmds: list[tuple[Any, ...]]
+) -> None:
+    mid = uuid.uuid4().hex
+    direct_store = open_storage("memory://")
+    finals = []
+    for storage, coalesce in ((store, 3600.0), (direct_store, 0.0)):
+        clock = Clock()
+        t = MigrationProgressTracker(mid, storage=storage, coalesce=coalesce, actor="w", clock=clock)
+        try:
+            t.initialize_migration(PLAN)
+            for cmd in cmds:
+                drive(t, cmd)
+        finally:
+            t.close()
+        s = MigrationService(storage).state(mid)
+        finals.append(({p: ph.to_dict() for p, ph in s.phases.items()}, s.metrics.to_dict(), s.header_dict()))
+    assert finals[0] == finals[1]

@@ -137,3 +137,27 @@ t.record(succeeded=1000)
     state = MigrationService(url).state("exit")
     assert state.phases["load"].done == 1000 and state.phases["load"].progress == 100
     assert state.metrics.successful_operations == 1000
+
+
+def test_a_report_made_while_failed_is_not_credited_to_the_retry(
+    t: MigrationProgressTracker, viewer: MigrationService
+) -> None:
+    t.update_phase_progress("load", 10)
+    t.fail_phase("load", "disk full")
+    t.update_phase_progress("load", 90)  # a late report from the failed attempt: waits, coalesced
+    t.retry_phase("load")
+    t.flush()
+    assert viewer.state(MID).phases["load"].progress == 10
+
+
+def test_a_stale_report_does_not_stop_a_sub_task_transition(
+    t: MigrationProgressTracker, viewer: MigrationService
+) -> None:
+    from migratrack import InvalidTransition
+
+    with pytest.raises(InvalidTransition):
+        t.update_sub_task_progress("load", "part", 5)  # not started: the first report raises
+    t.update_sub_task_progress("load", "part", 6)  # the next one waits for the flush
+    t.fail_sub_task("load", "part", "source table missing")  # pending -> failed, despite that report
+    sub = viewer.state(MID).phases["load"].sub_tasks["part"]
+    assert (sub.status.value, sub.error, sub.progress) == ("failed", "source table missing", 0)

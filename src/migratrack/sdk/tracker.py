@@ -178,6 +178,7 @@ class MigrationProgressTracker:
 
     def start_phase(self, phase_id: str) -> None:
         self.checkpoint()
+        self._flush_phase(phase_id)  # reports made before a transition are judged before it
         self._backend.start_phase(self.migration_id, phase_id, actor=self.actor)
 
     def update_phase_progress(
@@ -212,10 +213,12 @@ class MigrationProgressTracker:
         self._backend.fail_phase(self.migration_id, phase_id, _error_text(error), actor=self.actor)
 
     def skip_phase(self, phase_id: str, reason: str) -> None:
+        self._flush_phase(phase_id)
         self._backend.skip_phase(self.migration_id, phase_id, reason, actor=self.actor)
 
     def retry_phase(self, phase_id: str) -> None:
         self.checkpoint()
+        self._flush_phase(phase_id)
         self._backend.retry_phase(self.migration_id, phase_id, actor=self.actor)
 
     def approve_phase(self, phase_id: str, *, by: str) -> None:
@@ -225,21 +228,23 @@ class MigrationProgressTracker:
 
     def start_sub_task(self, phase_id: str, sub_task_id: str) -> None:
         self.checkpoint()
+        self._flush_keys([(phase_id, sub_task_id)], raise_rules=False)
         self._backend.start_sub_task(self.migration_id, phase_id, sub_task_id, actor=self.actor)
 
     def update_sub_task_progress(self, phase_id: str, sub_task_id: str, progress: float) -> None:
         self._tick((phase_id, sub_task_id), check_progress(progress), None, None, 0, None)
 
     def complete_sub_task(self, phase_id: str, sub_task_id: str) -> None:
-        self._flush_keys([(phase_id, sub_task_id)])
+        self._flush_keys([(phase_id, sub_task_id)], raise_rules=False)  # a stale report must not stop it
         self._backend.complete_sub_task(self.migration_id, phase_id, sub_task_id, actor=self.actor)
 
     def fail_sub_task(self, phase_id: str, sub_task_id: str, error: str | BaseException) -> None:
-        self._flush_keys([(phase_id, sub_task_id)])
+        self._flush_keys([(phase_id, sub_task_id)], raise_rules=False)
         self._backend.fail_sub_task(self.migration_id, phase_id, sub_task_id, _error_text(error),
                                     actor=self.actor)
 
     def skip_sub_task(self, phase_id: str, sub_task_id: str, reason: str) -> None:
+        self._flush_keys([(phase_id, sub_task_id)], raise_rules=False)
         self._backend.skip_sub_task(self.migration_id, phase_id, sub_task_id, reason, actor=self.actor)
 
     # -- alerts and metrics ----------------------------------------------------------------
