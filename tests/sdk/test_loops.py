@@ -132,3 +132,13 @@ def test_track_starts_a_phase_only_when_its_dependencies_are_done(t: MigrationPr
 
     with pytest.raises(DependencyNotMet, match="'rows'"):
         t.track(range(3), phase="more")
+
+
+def test_a_huge_exception_text_still_fails_the_phase(t: MigrationProgressTracker, viewer: MigrationService) -> None:
+    statement = "INSERT INTO orders VALUES " + ", ".join(f"({i}, 'x')" for i in range(5000))
+    with pytest.raises(RuntimeError), t.phase("rows"):
+        raise RuntimeError(f"statement failed: {statement}")
+    phase = viewer.state(MID).phases["rows"]
+    assert phase.status.value == "failed"
+    assert phase.errors[0].startswith("RuntimeError: statement failed: INSERT INTO orders")
+    assert len(phase.errors[0]) <= 10_000

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from migratrack.core.eta import Estimate
 from migratrack.core.models import Alert, Event, Phase, check_count, check_progress
-from migratrack.core.rules import normalise_metrics
+from migratrack.core.rules import MAX_TEXT, normalise_metrics
 from migratrack.core.states import AlertLevel, Control
 from migratrack.core.views import Dashboard, Overview
 from migratrack.errors import (
@@ -662,7 +662,9 @@ class MigrationProgressTracker:
 def _error_text(error: str | BaseException) -> str:
     if isinstance(error, BaseException):
         text = str(error)
-        return f"{type(error).__name__}: {text}" if text else type(error).__name__
+        text = f"{type(error).__name__}: {text}" if text else type(error).__name__
+        # an exception's text can be anything (a whole SQL statement): the failure must still be recorded
+        return text if len(text) <= MAX_TEXT else text[:MAX_TEXT - 1] + "…"
     return error
 
 
