@@ -207,3 +207,11 @@ def test_while_paused_the_remaining_time_stands_still(service: MigrationService,
     later = service.estimate(M)
     assert later.remaining_seconds == pytest.approx(first.remaining_seconds)
     assert later.completion == first.completion + timedelta(hours=2)  # pushed back by the pause itself
+
+
+def test_a_phase_planned_at_zero_minutes_takes_no_time(service: MigrationService, clock: FakeClock) -> None:
+    init(service, [{"id": "copy", "estimated_duration": 10},
+                   {"id": "dns-switch", "dependencies": ["copy"], "estimated_duration": 0}])
+    est = service.estimate(M)
+    assert est.remaining_seconds == 600
+    assert est.completion == clock() + timedelta(minutes=10)

@@ -71,7 +71,7 @@ def _phase_remaining(
     if phase.status.finished:
         return (0.0, 0.0, 0.0)
     frac = phase_progress(phase) / 100.0
-    plan_total = phase.estimated_seconds * calibration if phase.estimated_seconds else typical
+    plan_total = phase.estimated_seconds * calibration if phase.estimated_seconds is not None else typical
     plan_left = None if plan_total is None else plan_total * (1.0 - frac)
     observed_left = None
     if phase.status is Status.IN_PROGRESS and frac * 100 >= MIN_PROGRESS_FOR_RATE:
