@@ -756,3 +756,23 @@ def test_an_empty_increment_is_still_checked(svc: MigrationService) -> None:
     seq = svc.state(MID).seq
     svc.update_phase_progress(MID, "setup", add=0, actor=ACTOR)  # running: a harmless no-op
     assert svc.state(MID).seq == seq
+
+
+def test_a_cancelled_migration_is_not_announced_as_completed(svc: MigrationService) -> None:
+    run_setup(svc)
+    svc.skip_phase(MID, "copy", "no", actor=ACTOR)
+    svc.skip_phase(MID, "cutover", "no", actor=ACTOR)
+    svc.start_phase(MID, "files", actor=ACTOR)
+    svc.cancel(MID, "abandon", actor="ops")
+    svc.complete_phase(MID, "files", actor=ACTOR)  # the worker finishes the step it was on
+    assert status(svc, "files") == "completed"  # the truth is recorded
+    assert svc.overview(MID).status.value == "cancelled"
+    assert "migration.completed" not in [e.type for e in svc.events(MID)]
+    assert not [a for a in svc.alerts(MID) if a.source == "rule:completed"]
+
+
+def test_acknowledging_an_unknown_alert(svc: MigrationService) -> None:
+    from migratrack.errors import AlertNotFound
+
+    with pytest.raises(AlertNotFound):
+        svc.acknowledge_alert(MID, "nope", "bob", actor=ACTOR)

@@ -137,6 +137,8 @@ class Rules:
 
     def _finish_check(self) -> None:
         st = self.state
+        if st.control is Control.CANCELLED:
+            return  # a worker finishing its step after a cancel does not make the migration complete
         if st.finished_at is None and all(p.status.finished for p in st.phases.values()):
             st.finished_at = self.now
             self.change.header = True
