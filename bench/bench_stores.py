@@ -6,7 +6,9 @@ Measures, per store:
 * durable hot-path updates per second (a phase progress tick through MigrationService, each one
   written before the call returns) with 1 and 8 worker processes on one migration, against
   raw redis-py (one HSET per update) and raw psycopg (one single-row autocommit UPDATE per
-  update) with the same number of processes;
+  update) with the same number of processes (each on its own key or row), and against the
+  like-for-like raw write that also bumps a sequence and appends an event (Redis: HSET +
+  HINCRBY + XADD in one MULTI; PostgreSQL: UPDATE + INSERT in one statement);
 * the coalesced rate: calls per second a worker's loop feels through the SDK tracker (default
   100 ms coalescing), and how many writes reach the store;
 * round trips per hot-path operation (Redis INFO commandstats: EVALSHA calls; PostgreSQL:
@@ -78,6 +80,36 @@ def raw_redis_worker(url: str, worker: int, n: int, start_at: float) -> tuple[fl
     return t0, t1
 
 
+def raw_redis_event_worker(url: str, worker: int, n: int, start_at: float) -> tuple[float, float]:
+    """Like for like: the HSET plus a sequence bump and a stream entry, in one MULTI round trip."""
+    r = redis.Redis.from_url(url)
+    key = f"mtbench-raw:{{{worker}}}"
+    _wait(start_at)
+    t0 = time.time()
+    for i in range(1, n + 1):
+        pipe = r.pipeline(transaction=True)
+        pipe.hset(key + ":p", "done", i)
+        pipe.hincrby(key + ":h", "seq", 1)
+        pipe.xadd(key + ":e", {"t": "phase.progress", "a": "bench", "p": '{"phase":"w"}', "x": str(i)})
+        pipe.execute()
+    t1 = time.time()
+    r.close()
+    return t0, t1
+
+
+def raw_pg_event_worker(url: str, worker: int, n: int, start_at: float) -> tuple[float, float]:
+    """Like for like: the UPDATE plus a sequence bump and an event row, in one statement."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        _wait(start_at)
+        t0 = time.time()
+        for i in range(1, n + 1):
+            conn.execute(
+                "WITH u AS (UPDATE bench_raw SET done = %s, seq = seq + 1 WHERE id = %s RETURNING seq) "
+                "INSERT INTO bench_raw_events SELECT %s, u.seq, 'phase.progress', '{}' FROM u", (i, worker, worker))
+        t1 = time.time()
+    return t0, t1
+
+
 def raw_pg_worker(url: str, worker: int, n: int, start_at: float) -> tuple[float, float]:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("UPDATE bench_raw SET done = 0 WHERE id = %s", (worker,))
@@ -114,8 +146,10 @@ def pg_bench_url() -> str:
         admin.execute(f"CREATE DATABASE {BENCH_DB}")
     url = POSTGRES_SERVER.rsplit("/", 1)[0] + "/" + BENCH_DB
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("CREATE TABLE bench_raw (id int PRIMARY KEY, done bigint NOT NULL)")
-        conn.execute("INSERT INTO bench_raw SELECT g, 0 FROM generate_series(0, 15) g")
+        conn.execute("CREATE TABLE bench_raw (id int PRIMARY KEY, done bigint NOT NULL, seq bigint NOT NULL)")
+        conn.execute("INSERT INTO bench_raw SELECT g, 0, 0 FROM generate_series(0, 15) g")
+        conn.execute("CREATE TABLE bench_raw_events (id int, seq bigint, type text, payload text, "
+                     "PRIMARY KEY (id, seq))")
     return url
 
 
@@ -126,7 +160,7 @@ def drop_pg() -> None:
 
 def clean_redis(url: str) -> None:
     r = redis.Redis.from_url(url.split("?")[0])
-    for pattern in ("mtbench:*", "mtbench-raw:*"):
+    for pattern in ("mtbench:*", "mtbench-raw:*"):  # the raw baselines' keys too
         keys = list(r.scan_iter(match=pattern, count=1000))
         if keys:
             r.delete(*keys)
@@ -262,21 +296,23 @@ def main() -> int:
     sqlite_url = f"sqlite:///{sqlite_path}"
     pg_url = pg_bench_url()
     clean_redis(redis_url)
-    rows: list[str] = []
     try:
-        print(f"{'store':<12}{'workers':>8}{'store upd/s':>14}{'raw upd/s':>12}{'ratio':>8}")
-        for name, url, raw_fn, n in (("redis", redis_url, raw_redis_worker, n_redis),
-                                     ("postgresql", pg_url, raw_pg_worker, n_pg),
-                                     ("sqlite", sqlite_url, None, n_redis)):
+        print(f"{'store':<12}{'workers':>8}{'store upd/s':>14}{'raw upd/s':>12}{'ratio':>8}"
+              f"{'raw+event':>12}{'ratio':>8}")
+        for name, url, raw_fns, n in (
+                ("redis", redis_url, (raw_redis_worker, raw_redis_event_worker), n_redis),
+                ("postgresql", pg_url, (raw_pg_worker, raw_pg_event_worker), n_pg),
+                ("sqlite", sqlite_url, None, n_redis)):
             for workers in (1, 8):
+                per_worker = n // (1 if workers == 1 else 4)
                 fresh_migration(url)
-                ours = run_parallel(store_worker, url, workers, n // (1 if workers == 1 else 4))
+                ours = run_parallel(store_worker, url, workers, per_worker)
                 raw_url = args.redis if name == "redis" else pg_url
-                raw = run_parallel(raw_fn, raw_url, workers, n // (1 if workers == 1 else 4)) if raw_fn else 0.0
-                ratio = f"{ours / raw:.2f}x" if raw else "-"
-                line = f"{name:<12}{workers:>8}{ours:>14,.0f}{raw:>12,.0f}{ratio:>8}"
+                line = f"{name:<12}{workers:>8}{ours:>14,.0f}"
+                for fn in raw_fns or ():
+                    raw = run_parallel(fn, raw_url, workers, per_worker)
+                    line += f"{raw:>12,.0f}{ours / raw:>7.2f}x"
                 print(line, flush=True)
-                rows.append(line)
         print("\ncoalesced (SDK tracker, default 100 ms): loop calls/s, writes to the store in 2 s")
         for name, url in (("redis", redis_url), ("postgresql", pg_url), ("sqlite", sqlite_url)):
             rate, writes = coalesced(url, 1.0 if args.quick else 2.0)

@@ -120,3 +120,39 @@ def test_a_malformed_key_says_how_to_make_one(monkeypatch: pytest.MonkeyPatch, t
     monkeypatch.setenv("MIGRATRACK_ENCRYPTION_KEY", "hunter2")
     with pytest.raises(ConfigurationError, match="migratrack keygen"):
         open_storage(f"sqlite:///{tmp_path}/x.db")
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis", "postgresql"])
+def test_rekey_finishes_a_rotation(kind: str, request: pytest.FixtureRequest, tmp_path: Path,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from migratrack.cli.main import app
+
+    from .conftest import url_for
+
+    url = url_for(kind, request, tmp_path)
+    old, new = generate_key(), generate_key()
+    monkeypatch.setenv("MIGRATRACK_ENCRYPTION_KEY", old)
+    mid = write_secrets(url)
+    before = open_storage(url)
+    events = [(e.seq, e.type, e.payload) for e in before.events(mid)]
+    alerts = [(a.id, a.message, a.acknowledged_by) for a in before.alerts(mid)]
+    state = before.load(mid)
+    before.close()
+
+    monkeypatch.setenv("MIGRATRACK_ENCRYPTION_KEY", f"{new},{old}")
+    result = CliRunner().invoke(app, ["rekey", "--storage", url])
+    assert result.exit_code == 0, result.output
+    assert f"{mid}: rewritten ({len(events)} events)" in result.output
+
+    monkeypatch.setenv("MIGRATRACK_ENCRYPTION_KEY", new)  # the old key is gone: everything still reads
+    after = open_storage(url)
+    assert [(e.seq, e.type, e.payload) for e in after.events(mid)] == events
+    assert [(a.id, a.message, a.acknowledged_by) for a in after.alerts(mid)] == alerts
+    reloaded = after.load(mid)
+    assert reloaded.header_dict() == state.header_dict()
+    assert {p: ph.to_dict() for p, ph in reloaded.phases.items()} == {p: ph.to_dict() for p, ph in state.phases.items()}
+    assert (reloaded.alert_counts, reloaded.unacknowledged_alerts, reloaded.seq) == (
+        state.alert_counts, state.unacknowledged_alerts, state.seq)
+    after.close()
