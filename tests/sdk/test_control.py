@@ -104,14 +104,16 @@ def test_progress_calls_block_while_paused(
     assert reported == [1, 2, 3] and not errors
 
 
+@pytest.mark.parametrize("sized", [True, False])
 def test_track_honours_pause_and_cancel(
-    pair: tuple[MigrationProgressTracker, MigrationProgressTracker], viewer: MigrationService
+    pair: tuple[MigrationProgressTracker, MigrationProgressTracker], viewer: MigrationService, sized: bool
 ) -> None:
     worker, operator = pair
     seen: list[int] = []
+    rows = range(10_000) if sized else (i for i in range(10_000))
 
     def loop() -> None:
-        for row in worker.track(range(10_000), phase="load", start=False):
+        for row in worker.track(rows, phase="load", start=False):
             seen.append(row)
             if row == 100:
                 operator.pause()
