@@ -161,3 +161,37 @@ def test_a_stale_report_does_not_stop_a_sub_task_transition(
     t.fail_sub_task("load", "part", "source table missing")  # pending -> failed, despite that report
     sub = viewer.state(MID).phases["load"].sub_tasks["part"]
     assert (sub.status.value, sub.error, sub.progress) == ("failed", "source table missing", 0)
+
+
+def test_threads_with_their_own_trackers_lose_nothing(make_tracker: TrackerFactory, viewer: MigrationService) -> None:
+    import threading
+
+    setup = make_tracker(actor="setup")
+    setup.initialize_migration([{"id": "load", "sub_tasks": ["part"]}])
+    setup.start_phase("load")
+    setup.start_sub_task("load", "part")
+    workers = [make_tracker(actor=f"t{i}", own_connection=True, coalesce=c) for i, c in enumerate([0, 0.001, 0.05, 1])]
+    errors: list[BaseException] = []
+
+    def run(t: MigrationProgressTracker, index: int) -> None:
+        try:
+            for k in range(500):
+                t.add_progress("load", 1)
+                t.record(succeeded=1, bytes=3)
+                t.update_sub_task_progress("load", "part", (k * 4 + index) / 20)
+            t.close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(t, i)) for i, t in enumerate(workers)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    assert not errors
+    state = viewer.state(MID)
+    assert state.phases["load"].done == 2000
+    assert state.metrics.successful_operations == 2000 and state.metrics.total_data_migrated == 6000
+    assert state.phases["load"].sub_tasks["part"].progress == (499 * 4 + 3) / 20
+    events = viewer.events(MID, limit=100_000)
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
