@@ -187,3 +187,17 @@ def test_clock_is_injectable(make_tracker: TrackerFactory) -> None:
     t.update_phase_progress("a", 50)
     assert t.estimate_completion() == now[0] + timedelta(minutes=5)
     assert t.events()[-1].ts == now[0]
+
+
+def test_a_restarted_script_meets_the_pause_or_cancel_it_left(make_tracker: TrackerFactory) -> None:
+    from migratrack import MigrationCancelled
+
+    first = make_tracker()
+    first.initialize_migration(PLAN)
+    first.cancel("wrong account")
+    again = make_tracker(own_connection=True)
+    assert again.initialize_migration(PLAN) is False
+    with pytest.raises(MigrationCancelled):
+        again.start_phase("infrastructure-setup")
+    assert again.initialize_migration(PLAN, replace=True) is True  # a fresh start is explicit
+    again.start_phase("infrastructure-setup")
