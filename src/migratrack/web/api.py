@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from migratrack.core.rules import Change
 from migratrack.core.views import Dashboard, EstimateView, Overview
@@ -47,6 +49,8 @@ from migratrack.web.schemas import (
     TokenOut,
 )
 
+T = TypeVar("T")
+
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "no token, or an unknown or revoked one"},
     403: {"model": ErrorBody, "description": "the token's role does not allow this"},
@@ -68,9 +72,17 @@ IdemKey = Annotated[str | None, Header(alias=IDEMPOTENCY_HEADER, max_length=200,
                                        description="a retried write with the same key is applied once")]
 
 
-def service(request: Request) -> MigrationService:
+async def service(request: Request) -> MigrationService:
     svc: MigrationService = request.app.state.service
     return svc
+
+
+async def call(request: Request, fn: Callable[[], T]) -> T:
+    """Run a store operation: inline for the embedded stores (a local write costs less than a
+    thread hop), in a worker thread for network stores (Redis, PostgreSQL)."""
+    if request.app.state.inline:
+        return fn()
+    return await run_in_threadpool(fn)
 
 
 def replays(request: Request) -> Replays:
@@ -149,11 +161,16 @@ def start_phase(request: Request, mid: MigrationId, phase: PhaseId, svc: Svc,
 
 @router.post("/{mid}/phases/{phase}/progress", response_model=ControlOut,
              summary="Report a phase's progress (percent or done/total); answers the control state")
-def phase_progress(request: Request, mid: MigrationId, phase: PhaseId, body: ProgressIn, svc: Svc,
-                   who: Principal = RequireOperator) -> ControlOut:
-    svc.update_phase_progress(mid, phase, body.progress, body.metadata, done=body.done, total=body.total,
-                              add=body.add, actor=actor_of(request, who))
-    return ControlOut(control=svc.control(mid))
+async def phase_progress(request: Request, mid: MigrationId, phase: PhaseId, body: ProgressIn, svc: Svc,
+                         who: Principal = RequireOperator) -> ControlOut:
+    actor = actor_of(request, who)
+
+    def write() -> ControlOut:
+        svc.update_phase_progress(mid, phase, body.progress, body.metadata, done=body.done, total=body.total,
+                                  add=body.add, actor=actor)
+        return ControlOut(control=svc.control(mid))
+
+    return await call(request, write)
 
 
 @router.post("/{mid}/phases/{phase}/complete", response_model=ChangeOut, summary="Complete a phase")
@@ -198,10 +215,15 @@ def start_sub_task(request: Request, mid: MigrationId, phase: PhaseId, sub: SubI
 
 @router.post("/{mid}/phases/{phase}/subtasks/{sub}/progress", response_model=ControlOut,
              summary="Report a sub-task's progress; answers the control state")
-def sub_task_progress(request: Request, mid: MigrationId, phase: PhaseId, sub: SubId, body: SubTaskProgressIn,
-                      svc: Svc, who: Principal = RequireOperator) -> ControlOut:
-    svc.update_sub_task_progress(mid, phase, sub, body.progress, actor=actor_of(request, who))
-    return ControlOut(control=svc.control(mid))
+async def sub_task_progress(request: Request, mid: MigrationId, phase: PhaseId, sub: SubId,
+                            body: SubTaskProgressIn, svc: Svc, who: Principal = RequireOperator) -> ControlOut:
+    actor = actor_of(request, who)
+
+    def write() -> ControlOut:
+        svc.update_sub_task_progress(mid, phase, sub, body.progress, actor=actor)
+        return ControlOut(control=svc.control(mid))
+
+    return await call(request, write)
 
 
 @router.post("/{mid}/phases/{phase}/subtasks/{sub}/complete", response_model=ChangeOut,
@@ -287,8 +309,8 @@ def control(request: Request, mid: MigrationId, body: ControlIn, svc: Svc,
              description="Each update is applied on its own, in order. If one is refused (unknown phase, "
                          "phase not in progress) the others are still applied and the response is the first "
                          "refusal's error.")
-def batch(request: Request, mid: MigrationId, body: BatchIn, svc: Svc, key: IdemKey = None,
-          who: Principal = RequireOperator) -> ControlOut:
+async def batch(request: Request, mid: MigrationId, body: BatchIn, svc: Svc, key: IdemKey = None,
+                who: Principal = RequireOperator) -> ControlOut:
     actor = actor_of(request, who)
     updates = [ProgressUpdate(phase=u.phase, sub_task=u.sub_task, progress=u.progress, done=u.done, total=u.total,
                               add=u.add, metadata=u.metadata or {}) for u in body.updates]
@@ -296,8 +318,11 @@ def batch(request: Request, mid: MigrationId, body: BatchIn, svc: Svc, key: Idem
     def apply() -> None:
         svc.apply_updates(mid, updates, body.increments or None, actor=actor)
 
-    replays(request).run(key, f"{who.token_id}:batch:{mid}", apply)
-    return ControlOut(control=svc.control(mid))
+    def write() -> ControlOut:
+        replays(request).run(key, f"{who.token_id}:batch:{mid}", apply)
+        return ControlOut(control=svc.control(mid))
+
+    return await call(request, write)
 
 
 @router.get("/{mid}/control", response_model=ControlOut, summary="The control state alone (cheap)")
@@ -318,7 +343,7 @@ def audit(mid: MigrationId, svc: Svc, after: Annotated[int, Query(ge=0, descript
 def _tokens(request: Request) -> TokenManager:
     manager: TokenManager | None = request.app.state.tokens
     if manager is None:
-        manager = TokenManager(service(request).storage)
+        manager = TokenManager(request.app.state.storage)
     return manager
 
 

@@ -13,6 +13,7 @@ from migratrack.settings import Settings
 from migratrack.storage import Storage, open_storage
 from migratrack.web import api, compat, errors, sse
 from migratrack.web.auth import TokenManager
+from migratrack.web.fastpath import FastPath
 from migratrack.web.replay import Replays
 from migratrack.web.schemas import Health
 
@@ -64,6 +65,8 @@ def create_app(
     app.state.hub = hub
     app.state.sse_ping = sse_ping
     app.state.replays = Replays()
+    #: embedded stores answer in microseconds: hot-path writes run on the event loop
+    app.state.inline = type(store).__name__ in ("MemoryStorage", "SQLiteStorage")
     errors.install(app)
     app.include_router(api.router)
     app.include_router(sse.router)
@@ -74,5 +77,7 @@ def create_app(
     def healthz() -> Health:
         return Health(status="ok", version=__version__)
 
-    app.add_middleware(errors.BodyLimit, limit=max_body)
+    app.add_middleware(FastPath, state=app.state)
+    app.add_middleware(sse.PokeOnWrite, hub=hub)
+    app.add_middleware(errors.BodyLimit, limit=max_body)  # added last: outermost, before the fast lane
     return app

@@ -11,7 +11,7 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -140,34 +140,47 @@ class TokenManager:
 bearer = HTTPBearer(auto_error=False, description="a migratrack API token: `migratrack token create`")
 
 
-def principal_of(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
-    manager: TokenManager | None = request.app.state.tokens
+MISSING_TOKEN = ("missing bearer token: send 'Authorization: Bearer <token>' "
+                 "(create one with 'migratrack token create')")
+
+
+def identify(manager: TokenManager | None, token: str | None, role: Role) -> Principal:
+    """Who presents ``token``, if its role allows ``role``: else HTTPException 401 or 403."""
     if manager is None:  # auth disabled (loopback only, explicit flag)
         return ANONYMOUS
+    if not token:
+        raise HTTPException(401, MISSING_TOKEN, headers={"WWW-Authenticate": "Bearer"})
+    principal = manager.authenticate(token)
+    if principal is None:
+        raise HTTPException(401, "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})
+    if not principal.role.allows(role):
+        raise HTTPException(403, f"this needs the {role.value} role; token {principal.name!r} is "
+                                 f"{principal.role.value}")
+    return principal
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def principal_of(request: Request, credentials: HTTPAuthorizationCredentials | None, role: Role) -> Principal:
     token = credentials.credentials if credentials is not None else None
     if token is None and request.url.path.endswith("/events"):
         # EventSource in a browser cannot set headers; the stream alone takes ?token=
         token = request.query_params.get("token")
-    if not token:
-        raise HTTPException(401, "missing bearer token: send 'Authorization: Bearer <token>' "
-                                 "(create one with 'migratrack token create')",
-                            headers={"WWW-Authenticate": "Bearer"})
-    principal = manager.authenticate(token)
-    if principal is None:
-        raise HTTPException(401, "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})
-    return principal
+    return identify(request.app.state.tokens, token, role)
 
 
-def require(role: Role) -> Callable[..., Principal]:
+def require(role: Role) -> Callable[..., Awaitable[Principal]]:
     """A dependency: the caller's principal, if its role allows ``role``; else 401/403."""
 
-    def dependency(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-                   ) -> Principal:
-        principal = principal_of(request, credentials)
-        if not principal.role.allows(role):
-            raise HTTPException(403, f"this needs the {role.value} role; token {principal.name!r} is "
-                                     f"{principal.role.value}")
-        return principal
+    # async: a cached token check is a dict lookup, not worth a worker thread
+    async def dependency(request: Request,
+                         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
+        return principal_of(request, credentials, role)
 
     dependency.__name__ = f"require_{role.value}"
     return dependency
@@ -175,7 +188,11 @@ def require(role: Role) -> Callable[..., Principal]:
 
 def actor_of(request: Request, principal: Principal) -> str:
     """The audit trail's name for a write: the token, and the worker the client says it is."""
-    client = request.headers.get(ACTOR_HEADER, "").strip()
+    return actor_label(request.headers.get(ACTOR_HEADER), principal)
+
+
+def actor_label(client: str | None, principal: Principal) -> str:
+    client = (client or "").strip()
     if client and len(client) <= 200 and client.isprintable():
         return f"{client} via {principal.label}"
     return principal.label

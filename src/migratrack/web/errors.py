@@ -94,20 +94,33 @@ def validation_fields(errors: Any) -> list[FieldError]:
     return out
 
 
+def domain_error(exc: MigratrackError, method: str, path: str) -> JSONResponse:
+    status = status_of(exc)
+    if status >= 500:
+        log.error("request %s %s failed: %s", method, path, exc)
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return error_response(status, str(exc), type(exc).__name__, info=_info(exc), headers=headers)
+
+
+def invalid(fields: list[FieldError]) -> JSONResponse:
+    detail = "; ".join(f"{f.field}: {f.message}" for f in fields) or "invalid request"
+    return error_response(422, detail, "ValidationError", fields=fields)
+
+
+def http_error(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    reasons = {401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed",
+               413: "PayloadTooLarge"}
+    return error_response(status, detail, reasons.get(status, "HTTPError"), headers=headers)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(MigratrackError)
     async def _domain(request: Request, exc: MigratrackError) -> JSONResponse:
-        status = status_of(exc)
-        if status >= 500:
-            log.error("request %s %s failed: %s", request.method, request.url.path, exc)
-        headers = {"Retry-After": "1"} if status == 503 else None
-        return error_response(status, str(exc), type(exc).__name__, info=_info(exc), headers=headers)
+        return domain_error(exc, request.method, request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        fields = validation_fields(exc.errors())
-        detail = "; ".join(f"{f.field}: {f.message}" for f in fields) or "invalid request"
-        return error_response(422, detail, "ValidationError", fields=fields)
+        return invalid(validation_fields(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -115,10 +128,7 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 400:  # FastAPI could not decode the body at all (not UTF-8, …)
             fields = [FieldError(field="body", message=f"malformed request body: {exc.detail}")]
             return error_response(422, fields[0].message + "; send UTF-8 JSON", "ValidationError", fields=fields)
-        reasons = {401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed",
-                   413: "PayloadTooLarge"}
-        return error_response(exc.status_code, str(exc.detail), reasons.get(exc.status_code, "HTTPError"),
-                              headers=headers)
+        return http_error(exc.status_code, str(exc.detail), headers)
 
 
 class BodyLimit:

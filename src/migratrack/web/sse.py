@@ -22,6 +22,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from migratrack.core.models import Event
 from migratrack.errors import MigrationNotFound
@@ -51,6 +52,8 @@ class _Topic:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
     error: BaseException | None = None
+    #: set when this process wrote to the store: look now instead of at the next poll
+    poked: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class EventHub:
@@ -70,9 +73,10 @@ class EventHub:
             raise
         topic.ready.set()
         backoff = 0.5
+        feed = self._poll if type(self.storage).subscribe is Storage.subscribe else self.storage.subscribe
         while True:
             try:
-                async for event in self.storage.subscribe(mid, start, poll_interval=self.poll_interval):
+                async for event in feed(mid, start, poll_interval=self.poll_interval):
                     start = event.seq
                     backoff = 0.5
                     for listener in topic.listeners:
@@ -86,6 +90,29 @@ class EventHub:
                 log.warning("event stream of %s interrupted: %s; retrying", mid, exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+
+    async def _poll(self, mid: str, after: int, *, poll_interval: float) -> AsyncIterator[Event]:
+        """For stores without a change feed (SQLite, memory): poll, and look at once when this
+        process has just written (writes by other processes are seen at the next poll)."""
+        topic = self._topics.get(mid)
+        while True:
+            if topic is not None:
+                topic.poked.clear()
+            batch = await asyncio.to_thread(self.storage.events, mid, after, _PAGE)
+            for event in batch:
+                yield event
+                after = event.seq
+            if len(batch) < _PAGE:
+                if topic is None:
+                    await asyncio.sleep(poll_interval)
+                else:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(topic.poked.wait(), poll_interval)
+
+    def poke(self) -> None:
+        """This process wrote to the store: wake the followers that poll."""
+        for topic in self._topics.values():
+            topic.poked.set()
 
     async def _join(self, mid: str) -> tuple[_Topic, _Listener]:
         topic = self._topics.get(mid)
@@ -204,3 +231,20 @@ async def events(
 
     return EventSourceResponse(gen(), ping=request.app.state.sse_ping, headers={"Cache-Control": "no-cache",
                                                                                  "X-Accel-Buffering": "no"})
+
+
+class PokeOnWrite:
+    """After each write request, wake the event hub so local writes stream without poll delay."""
+
+    def __init__(self, app: ASGIApp, *, hub: EventHub) -> None:
+        self.app = app
+        self.hub = hub
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS") or not self.hub.watched:
+            await self.app(scope, receive, send)
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.hub.poke()

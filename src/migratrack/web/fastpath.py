@@ -1,0 +1,116 @@
+"""The fast lane for the hot path: single progress updates and the SDK's batches.
+
+These requests are the bulk of a server's traffic. FastAPI's per-request machinery (route
+matching over every route, dependency solving, a worker thread) costs several times the store
+write itself, so this ASGI middleware answers them directly: the same token check, the same
+pydantic models (validated from the raw bytes), the same service calls and the same JSON
+replies and errors as the FastAPI routes, which stay in place for the OpenAPI schema and for
+any request this lane declines (an unusual content type, an over-long id).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import HTTPException
+from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from migratrack.errors import MigratrackError
+from migratrack.service import MigrationService, ProgressUpdate
+from migratrack.web.auth import Role, actor_label, bearer_token, identify
+from migratrack.web.errors import FieldError, domain_error, http_error, invalid, validation_fields
+from migratrack.web.replay import Replays
+from migratrack.web.schemas import BatchIn, ProgressIn, SubTaskProgressIn
+
+_SEG = r"([^/]{1,200})"
+_ROUTES: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(rf"^/api/migrations/{_SEG}/phases/{_SEG}/progress$"), "phase"),
+    (re.compile(rf"^/api/migrations/{_SEG}/phases/{_SEG}/subtasks/{_SEG}/progress$"), "sub"),
+    (re.compile(rf"^/api/migrations/{_SEG}/batch$"), "batch"),
+]
+_MODELS: dict[str, type[BaseModel]] = {"phase": ProgressIn, "sub": SubTaskProgressIn, "batch": BatchIn}
+
+
+class FastPath:
+    def __init__(self, app: ASGIApp, *, state: Any) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path: str = scope["path"]
+            for pattern, kind in _ROUTES:
+                m = pattern.match(path)
+                if m is not None:
+                    headers = dict(scope["headers"])
+                    ctype = headers.get(b"content-type", b"application/json").split(b";")[0].strip()
+                    if ctype == b"application/json":
+                        response = await self._handle(kind, m.groups(), headers, receive)
+                        await response(scope, receive, send)
+                        return
+                    break
+        await self.app(scope, receive, send)
+
+    async def _handle(self, kind: str, ids: tuple[str, ...], headers: dict[bytes, bytes], receive: Receive
+                      ) -> Response:
+        chunks = []
+        while True:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        state = self.state
+        try:
+            who = identify(state.tokens, bearer_token(headers.get(b"authorization", b"").decode("latin-1")),
+                           Role.OPERATOR)
+        except HTTPException as exc:
+            return http_error(exc.status_code, str(exc.detail), dict(exc.headers) if exc.headers else None)
+        try:
+            body: Any = _MODELS[kind].model_validate_json(b"".join(chunks) or b"null")
+        except ValidationError as exc:
+            errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+            return invalid(validation_fields(errors))
+        actor = actor_label(headers.get(b"x-migratrack-actor", b"").decode("latin-1"), who)
+        svc: MigrationService = state.service
+        mid = ids[0]
+        write: Callable[[], object]
+        if kind == "phase":
+            b: ProgressIn = body
+
+            def write() -> object:
+                return svc.update_phase_progress(mid, ids[1], b.progress, b.metadata, done=b.done, total=b.total,
+                                                 add=b.add, actor=actor)
+        elif kind == "sub":
+            sb: SubTaskProgressIn = body
+
+            def write() -> object:
+                return svc.update_sub_task_progress(mid, ids[1], ids[2], sb.progress, actor=actor)
+        else:
+            bb: BatchIn = body
+            updates = [ProgressUpdate(phase=u.phase, sub_task=u.sub_task, progress=u.progress, done=u.done,
+                                      total=u.total, add=u.add, metadata=u.metadata or {}) for u in bb.updates]
+            replays: Replays = state.replays
+            key = headers.get(b"idempotency-key", b"").decode("latin-1") or None
+            if key is not None and len(key) > 200:
+                return invalid([FieldError(field="header.Idempotency-Key",
+                                           message="String should have at most 200 characters")])
+
+            def write() -> object:
+                return replays.run(key, f"{who.token_id}:batch:{mid}",
+                                   lambda: svc.apply_updates(mid, updates, bb.increments or None, actor=actor))
+
+        def run() -> bytes:
+            write()
+            return b'{"control":"%s"}' % svc.control(mid).value.encode()
+
+        try:
+            out = run() if state.inline else await run_in_threadpool(run)
+        except MigratrackError as exc:
+            return domain_error(exc, "POST", f"/api/migrations/{mid}")
+        return Response(out, media_type="application/json")
+
