@@ -45,6 +45,18 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
         time.sleep(0.005)
 
 
+def settled(value: Callable[[], int], timeout: float = 10.0) -> int:
+    """The value once it stopped changing for a while (the worker noticed the pause)."""
+    deadline = time.monotonic() + timeout
+    last = value()
+    while True:
+        time.sleep(0.2)
+        now = value()
+        if now == last or time.monotonic() > deadline:
+            return now
+        last = now
+
+
 def test_checkpoint_blocks_while_paused_and_returns_on_resume(
     pair: tuple[MigrationProgressTracker, MigrationProgressTracker], viewer: MigrationService
 ) -> None:
@@ -121,8 +133,7 @@ def test_track_honours_pause_and_cancel(
 
     th, errors = in_thread(loop)
     wait_until(lambda: viewer.control(MID).value == "paused")
-    time.sleep(0.3)
-    count = len(seen)
+    count = settled(lambda: len(seen))
     time.sleep(0.3)
     assert len(seen) == count < 10_000  # no items while paused
     operator.cancel()
