@@ -137,3 +137,24 @@ def test_an_explicit_storage_argument_wins(monkeypatch: pytest.MonkeyPatch, tmp_
     t.initialize_migration([{"id": "a"}])
     t.close()
     assert not (tmp_path / "env.db").exists()
+
+
+@pytest.mark.parametrize("value", ["fast", "-5"])
+def test_a_bad_coalesce_setting_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    from migratrack import ConfigurationError
+
+    monkeypatch.setenv("MIGRATRACK_COALESCE_MS", value)
+    with pytest.raises(ConfigurationError, match="MIGRATRACK_COALESCE_MS"):
+        MigrationProgressTracker("x", storage="memory://")
+
+
+@pytest.mark.parametrize("url,message", [
+    ("nosuch://x", "unknown storage scheme 'nosuch'"),
+    ("migratrack.db", "must be a URL"),
+    ("sqlite:///no/such/dir/x.db", "does not exist"),
+])
+def test_a_bad_storage_url_says_what_to_fix(url: str, message: str) -> None:
+    from migratrack import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=message):
+        MigrationProgressTracker("x", storage=url)
