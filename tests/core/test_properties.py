@@ -149,6 +149,13 @@ def test_random_commands_keep_the_invariants(store: Storage, cmds: list[tuple[An
         if cmd[0] != "retry":
             assert overview.overall_progress >= last_overall - 1e-9, cmd
         last_overall = overview.overall_progress
+        # the estimate is an interval around its point, never in the past
+        est = svc.estimate(mid)
+        if est.completion is not None:
+            assert est.earliest is not None and est.latest is not None
+            assert est.earliest <= est.completion <= est.latest
+            assert est.completion >= clock.now or est.completion == state.finished_at
+            assert all(not state.phases[p].status.finished for p in est.critical_path)
         # counters are the sum of the increments
         m = state.metrics
         assert (m.successful_operations, m.failed_operations, m.total_data_migrated) == tuple(sums.values())
