@@ -63,13 +63,14 @@ def serve(
             name = next(n for n in ("admin", *(f"admin-{i}" for i in range(2, 1000))) if n not in names)
             token, record = tokens.create(name, "admin")
             console.print(f"[bold]No API token existed, so an admin token was created[/] ({record.name}, id "
-                          f"{record.id}). It is shown only this once; store it now:\n")
+                          f"{record.id}). It is shown only this once; store it now:\n", soft_wrap=True)
             sys.stdout.write(f"    {token}\n\n")
             sys.stdout.flush()
             console.print(f"  use it as [bold]Authorization: Bearer <token>[/] (the SDK reads MIGRATRACK_TOKEN)\n"
                           f"  API docs: [bold]{base}/docs[/]\n"
-                          f"  more tokens: migratrack token create --role operator --name <name>")
-    console.print(f"migratrack serving {url} on [bold]{base}[/] (API docs: {base}/docs)", highlight=False)
+                          f"  more tokens: migratrack token create --role operator --name <name>", soft_wrap=True)
+    console.print(f"migratrack serving {url} on [bold]{base}[/] (API docs: {base}/docs)", highlight=False,
+                  soft_wrap=True)
     sys.stdout.flush()
     application = create_app(store, auth=not insecure_no_auth)
     uvicorn.run(application, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5,

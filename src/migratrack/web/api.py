@@ -93,8 +93,8 @@ def replays(request: Request) -> Replays:
 Svc = Annotated[MigrationService, Depends(service)]
 
 
-def _change(c: object) -> ChangeOut:
-    return ChangeOut(last_seq=c.last_seq if isinstance(c, Change) else 0)
+def _change(svc: MigrationService, mid: str, c: object) -> ChangeOut:
+    return ChangeOut(last_seq=c.last_seq if isinstance(c, Change) else 0, control=svc.control(mid))
 
 
 # -- migrations ------------------------------------------------------------------------------
@@ -156,7 +156,7 @@ def raw_state(mid: MigrationId, svc: Svc, _: Principal = RequireViewer) -> dict[
 @router.post("/{mid}/phases/{phase}/start", response_model=ChangeOut, summary="Start a phase")
 def start_phase(request: Request, mid: MigrationId, phase: PhaseId, svc: Svc,
                 who: Principal = RequireOperator) -> ChangeOut:
-    return _change(svc.start_phase(mid, phase, actor=actor_of(request, who)))
+    return _change(svc, mid, svc.start_phase(mid, phase, actor=actor_of(request, who)))
 
 
 @router.post("/{mid}/phases/{phase}/progress", response_model=ControlOut,
@@ -176,25 +176,25 @@ async def phase_progress(request: Request, mid: MigrationId, phase: PhaseId, bod
 @router.post("/{mid}/phases/{phase}/complete", response_model=ChangeOut, summary="Complete a phase")
 def complete_phase(request: Request, mid: MigrationId, phase: PhaseId, svc: Svc,
                    who: Principal = RequireOperator) -> ChangeOut:
-    return _change(svc.complete_phase(mid, phase, actor=actor_of(request, who)))
+    return _change(svc, mid, svc.complete_phase(mid, phase, actor=actor_of(request, who)))
 
 
 @router.post("/{mid}/phases/{phase}/fail", response_model=ChangeOut, summary="Fail a phase with an error")
 def fail_phase(request: Request, mid: MigrationId, phase: PhaseId, body: FailIn, svc: Svc,
                who: Principal = RequireOperator) -> ChangeOut:
-    return _change(svc.fail_phase(mid, phase, body.error, actor=actor_of(request, who)))
+    return _change(svc, mid, svc.fail_phase(mid, phase, body.error, actor=actor_of(request, who)))
 
 
 @router.post("/{mid}/phases/{phase}/skip", response_model=ChangeOut, summary="Skip a phase")
 def skip_phase(request: Request, mid: MigrationId, phase: PhaseId, body: SkipIn, svc: Svc,
                who: Principal = RequireOperator) -> ChangeOut:
-    return _change(svc.skip_phase(mid, phase, body.reason, actor=actor_of(request, who)))
+    return _change(svc, mid, svc.skip_phase(mid, phase, body.reason, actor=actor_of(request, who)))
 
 
 @router.post("/{mid}/phases/{phase}/retry", response_model=ChangeOut, summary="Retry a failed phase")
 def retry_phase(request: Request, mid: MigrationId, phase: PhaseId, svc: Svc,
                 who: Principal = RequireOperator) -> ChangeOut:
-    return _change(svc.retry_phase(mid, phase, actor=actor_of(request, who)))
+    return _change(svc, mid, svc.retry_phase(mid, phase, actor=actor_of(request, who)))
 
 
 @router.post("/{mid}/phases/{phase}/approve", response_model=ChangeOut,
@@ -202,7 +202,7 @@ def retry_phase(request: Request, mid: MigrationId, phase: PhaseId, svc: Svc,
 def approve_phase(request: Request, mid: MigrationId, phase: PhaseId, svc: Svc,
                   body: Annotated[ApproveIn | None, Body()] = None, who: Principal = RequireAdmin) -> ChangeOut:
     by = (body.by if body else None) or who.name
-    return _change(svc.approve_phase(mid, phase, by, actor=actor_of(request, who)))
+    return _change(svc, mid, svc.approve_phase(mid, phase, by, actor=actor_of(request, who)))
 
 
 # -- sub-tasks ---------------------------------------------------------------------------------
@@ -210,7 +210,7 @@ def approve_phase(request: Request, mid: MigrationId, phase: PhaseId, svc: Svc,
 @router.post("/{mid}/phases/{phase}/subtasks/{sub}/start", response_model=ChangeOut, summary="Start a sub-task")
 def start_sub_task(request: Request, mid: MigrationId, phase: PhaseId, sub: SubId, svc: Svc,
                    who: Principal = RequireOperator) -> ChangeOut:
-    return _change(svc.start_sub_task(mid, phase, sub, actor=actor_of(request, who)))
+    return _change(svc, mid, svc.start_sub_task(mid, phase, sub, actor=actor_of(request, who)))
 
 
 @router.post("/{mid}/phases/{phase}/subtasks/{sub}/progress", response_model=ControlOut,
@@ -230,19 +230,19 @@ async def sub_task_progress(request: Request, mid: MigrationId, phase: PhaseId, 
              summary="Complete a sub-task")
 def complete_sub_task(request: Request, mid: MigrationId, phase: PhaseId, sub: SubId, svc: Svc,
                       who: Principal = RequireOperator) -> ChangeOut:
-    return _change(svc.complete_sub_task(mid, phase, sub, actor=actor_of(request, who)))
+    return _change(svc, mid, svc.complete_sub_task(mid, phase, sub, actor=actor_of(request, who)))
 
 
 @router.post("/{mid}/phases/{phase}/subtasks/{sub}/fail", response_model=ChangeOut, summary="Fail a sub-task")
 def fail_sub_task(request: Request, mid: MigrationId, phase: PhaseId, sub: SubId, body: FailIn, svc: Svc,
                   who: Principal = RequireOperator) -> ChangeOut:
-    return _change(svc.fail_sub_task(mid, phase, sub, body.error, actor=actor_of(request, who)))
+    return _change(svc, mid, svc.fail_sub_task(mid, phase, sub, body.error, actor=actor_of(request, who)))
 
 
 @router.post("/{mid}/phases/{phase}/subtasks/{sub}/skip", response_model=ChangeOut, summary="Skip a sub-task")
 def skip_sub_task(request: Request, mid: MigrationId, phase: PhaseId, sub: SubId, body: SkipIn, svc: Svc,
                   who: Principal = RequireOperator) -> ChangeOut:
-    return _change(svc.skip_sub_task(mid, phase, sub, body.reason, actor=actor_of(request, who)))
+    return _change(svc, mid, svc.skip_sub_task(mid, phase, sub, body.reason, actor=actor_of(request, who)))
 
 
 # -- alerts, metrics, control, batch -----------------------------------------------------------

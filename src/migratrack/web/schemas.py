@@ -172,7 +172,7 @@ class ControlOut(BaseModel):
 
 class ChangeOut(BaseModel):
     last_seq: int = Field(description="sequence number of the last event written")
-    control: Control | None = None
+    control: Control = Field(description="running, paused or cancelled")
 
 
 class EventView(BaseModel):

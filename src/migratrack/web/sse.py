@@ -202,8 +202,9 @@ _SSE_DOC: dict[int | str, dict[str, Any]] = {
 
 
 def _sse(e: Event) -> ServerSentEvent:
-    data = json.dumps({"migration_id": e.migration_id, "seq": e.seq, "type": e.type, "ts": e.ts.isoformat(),
-                       "actor": e.actor, "payload": e.payload}, separators=(",", ":"), default=str)
+    ts = e.ts.isoformat().replace("+00:00", "Z")
+    data = json.dumps({"migration_id": e.migration_id, "seq": e.seq, "type": e.type, "ts": ts, "actor": e.actor,
+                       "payload": e.payload}, separators=(",", ":"), default=str)
     return ServerSentEvent(data=data, id=str(e.seq), event=e.type)
 
 
