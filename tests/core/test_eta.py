@@ -215,3 +215,16 @@ def test_a_phase_planned_at_zero_minutes_takes_no_time(service: MigrationService
     est = service.estimate(M)
     assert est.remaining_seconds == 600
     assert est.completion == clock() + timedelta(minutes=10)
+
+
+def test_a_stall_pushes_the_estimate_back_gradually(service: MigrationService, clock: FakeClock) -> None:
+    init(service, [{"id": "a", "estimated_duration": 20}])
+    service.start_phase(M, "a", actor=ACTOR)
+    clock.advance(minutes=10)
+    service.update_phase_progress(M, "a", 50, actor=ACTOR)
+    on_time = service.estimate(M).completion
+    clock.advance(minutes=30)  # no progress for half an hour
+    stalled = service.estimate(M)
+    assert stalled.completion is not None and on_time is not None
+    assert stalled.completion > on_time + timedelta(minutes=30)  # later than "the same, 30 minutes on"
+    assert stalled.remaining_seconds == pytest.approx(0.5 * 40 * 60 + 0.5 * 10 * 60)
