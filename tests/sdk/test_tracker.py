@@ -201,3 +201,11 @@ def test_a_restarted_script_meets_the_pause_or_cancel_it_left(make_tracker: Trac
         again.start_phase("infrastructure-setup")
     assert again.initialize_migration(PLAN, replace=True) is True  # a fresh start is explicit
     again.start_phase("infrastructure-setup")
+
+
+def test_a_naive_clock_is_refused(make_tracker: TrackerFactory) -> None:
+    from datetime import datetime
+
+    t = make_tracker(clock=lambda: datetime(2030, 1, 1))
+    with pytest.raises(InvalidInput, match="timezone-aware"):
+        t.initialize_migration(PLAN)
