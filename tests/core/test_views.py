@@ -30,7 +30,7 @@ def test_overview_contents(svc: MigrationService, clock: FakeClock) -> None:
     assert isinstance(o, Overview)
     assert o.migration_id == MID and o.name == MID
     assert o.status.value == "paused" and o.control.value == "paused"
-    assert o.phase_counts == {"pending": 1, "in_progress": 1, "completed": 1, "failed": 0 + 1, "skipped": 0}
+    assert o.phase_counts == {"pending": 1, "in_progress": 1, "completed": 1, "failed": 1, "skipped": 0}
     assert o.total_phases == 4
     assert [(p.id, p.progress) for p in o.current_phases] == [("files", 40)]
     assert o.started_at == t0
