@@ -142,3 +142,13 @@ def test_a_huge_exception_text_still_fails_the_phase(t: MigrationProgressTracker
     assert phase.status.value == "failed"
     assert phase.errors[0].startswith("RuntimeError: statement failed: INSERT INTO orders")
     assert len(phase.errors[0]) <= 10_000
+
+
+def test_track_past_its_total_warns_once_and_caps_progress(
+    t: MigrationProgressTracker, viewer: MigrationService
+) -> None:
+    assert sum(1 for _ in t.track((i for i in range(150)), phase="rows", total=100, complete=False)) == 150
+    phase = viewer.state(MID).phases["rows"]
+    assert (phase.done, phase.total, phase.progress, phase.status.value) == (150, 100, 100, "in_progress")
+    [alert] = [a for a in viewer.alerts(MID) if a.source == "rule:over-total"]
+    assert alert.level.value == "warning" and alert.phase == "rows"
