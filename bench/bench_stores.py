@@ -326,6 +326,8 @@ def main() -> int:
                                     ("sqlite", sqlite_url, raw_sqlite_read(sqlite_path))):
             ours, raw = dashboard(url, raw_read, repeats)
             print(f"{name:<12}{ours * 1000:>9.1f} ms  raw {raw * 1000:>7.1f} ms  ({ours / raw:.1f}x)", flush=True)
+        floor, _ = dashboard("memory://", lambda: None, repeats)
+        print(f"{'memory':<12}{floor * 1000:>9.1f} ms  (no I/O: the cost of building the state and the views)")
     finally:
         clean_redis(redis_url)
         drop_pg()
