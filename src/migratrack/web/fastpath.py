@@ -1,8 +1,8 @@
 """The fast lane for the hot path: single progress updates and the SDK's batches.
 
-These requests are the bulk of a server's traffic. FastAPI's per-request machinery (route
-matching over every route, dependency solving, a worker thread) costs several times the store
-write itself, so this ASGI middleware answers them directly: the same token check, the same
+These requests are the bulk of a server's traffic. FastAPI's per-request machinery (middleware
+layers, route matching over every route, dependency solving, a worker thread) costs several
+times the store write itself, so the application hands them to this lane first: the same token check, the same
 pydantic models (validated from the raw bytes), the same service calls and the same JSON
 replies and errors as the FastAPI routes, which stay in place for the OpenAPI schema and for
 any request this lane declines (an unusual content type, an over-long id).
@@ -10,6 +10,7 @@ any request this lane declines (an unusual content type, an over-long id).
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from typing import Any
@@ -18,14 +19,16 @@ from fastapi import HTTPException
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from migratrack.errors import MigratrackError
 from migratrack.service import MigrationService, ProgressUpdate
 from migratrack.web.auth import Role, actor_label, bearer_token, identify
-from migratrack.web.errors import FieldError, domain_error, http_error, invalid, validation_fields
+from migratrack.web.errors import FieldError, domain_error, error_response, http_error, invalid, validation_fields
 from migratrack.web.replay import Replays
 from migratrack.web.schemas import BatchIn, ProgressIn, SubTaskProgressIn
+
+log = logging.getLogger("migratrack.web")
 
 _SEG = r"([^/]{1,200})"
 _ROUTES: list[tuple[re.Pattern[str], str]] = [
@@ -37,31 +40,53 @@ _MODELS: dict[str, type[BaseModel]] = {"phase": ProgressIn, "sub": SubTaskProgre
 
 
 class FastPath:
-    def __init__(self, app: ASGIApp, *, state: Any) -> None:
-        self.app = app
-        self.state = state
+    """Answers the hot routes; ``handles(scope)`` says whether it takes a request. It runs in
+    front of the whole middleware stack, so it enforces the body limit and wakes the event hub
+    itself."""
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            path: str = scope["path"]
-            for pattern, kind in _ROUTES:
-                m = pattern.match(path)
-                if m is not None:
-                    headers = dict(scope["headers"])
-                    ctype = headers.get(b"content-type", b"application/json").split(b";")[0].strip()
-                    if ctype == b"application/json":
-                        response = await self._handle(kind, m.groups(), headers, receive)
-                        await response(scope, receive, send)
-                        return
-                    break
-        await self.app(scope, receive, send)
+    def __init__(self, state: Any, *, max_body: int) -> None:
+        self.state = state
+        self.max_body = max_body
+
+    def match(self, scope: Scope) -> tuple[str, tuple[str, ...], dict[bytes, bytes]] | None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return None
+        path: str = scope["path"]
+        for pattern, kind in _ROUTES:
+            m = pattern.match(path)
+            if m is not None:
+                headers = dict(scope["headers"])
+                ctype = headers.get(b"content-type", b"application/json").split(b";")[0].strip()
+                return (kind, m.groups(), headers) if ctype == b"application/json" else None
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send,
+                       matched: tuple[str, tuple[str, ...], dict[bytes, bytes]]) -> None:
+        kind, ids, headers = matched
+        try:
+            response = await self._handle(kind, ids, headers, receive)
+        except Exception:  # what ServerErrorMiddleware would do for the routes behind it
+            log.exception("request POST %s failed", scope["path"])
+            response = error_response(500, "internal error; see the server's log", "InternalError")
+        await response(scope, receive, send)
+        hub = self.state.hub
+        if hub.watched:
+            hub.poke()
 
     async def _handle(self, kind: str, ids: tuple[str, ...], headers: dict[bytes, bytes], receive: Receive
                       ) -> Response:
+        declared = headers.get(b"content-length", b"0")
+        if declared.isdigit() and int(declared) > self.max_body:
+            return _too_large(self.max_body)
         chunks = []
+        size = 0
         while True:
             message = await receive()
-            chunks.append(message.get("body", b""))
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                return _too_large(self.max_body)
+            chunks.append(chunk)
             if not message.get("more_body", False):
                 break
         state = self.state
@@ -114,3 +139,8 @@ class FastPath:
             return domain_error(exc, "POST", f"/api/migrations/{mid}")
         return Response(out, media_type="application/json")
 
+
+
+def _too_large(limit: int) -> Response:
+    return error_response(413, f"the request body is larger than {limit} bytes; send smaller batches",
+                          "PayloadTooLarge", headers={"Connection": "close"})
