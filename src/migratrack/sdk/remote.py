@@ -60,6 +60,8 @@ log = logging.getLogger("migratrack")
 
 DEFAULT_DEADLINE = 300.0
 DEFAULT_BUFFER = 10_000
+#: while the server is away, control() asks it at most this often (else answers the last state)
+PROBE_SECONDS = 2.0
 ACTOR_HEADER = "X-Migratrack-Actor"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
@@ -194,6 +196,7 @@ class RemoteBackend:
         self._drainer: threading.Thread | None = None
         self._down_since: float | None = None
         self._controls: dict[str, Control] = {}
+        self._probed = 0.0
         self._closed = False
         self.dropped = 0
         _live.add(self)
@@ -284,7 +287,9 @@ class RemoteBackend:
                 raise _error(r)
             return dict(r.json())
         with self._cv:
-            if self._outbox:
+            # while the server is known to be away, queue at once: the drainer probes it, and the
+            # migration never waits on a connect timeout
+            if self._outbox or self._down_since is not None:
                 self._enqueue(item)
                 return None
         try:
@@ -526,8 +531,10 @@ class RemoteBackend:
 
     def control(self, mid: str) -> Control:
         """The control state; during an outage, the last one the server told (never blocks long)."""
-        if self._outbox and not self.strict:
+        if not self.strict and (self._outbox or (self._down_since is not None
+                                                 and time.monotonic() - self._probed < PROBE_SECONDS)):
             return self._controls.get(mid, Control.RUNNING)
+        self._probed = time.monotonic()
         try:
             r = self._attempt("GET", f"/api/migrations/{_q(mid)}/control")
         except _Transient as exc:
@@ -535,6 +542,7 @@ class RemoteBackend:
                 raise StorageUnavailable(f"migratrack server {self.url} unavailable: {exc}") from None
             self._note_down(exc)
             return self._controls.get(mid, Control.RUNNING)
+        self._note_up()
         if r.status_code >= 400:
             raise _error(r)
         return self._remember(mid, r) or Control.RUNNING
@@ -599,4 +607,6 @@ def _drain_at_exit() -> None:
     _flush_all()
     for backend in list(_live):
         if backend.pending:
+            log.warning("migratrack: sending %d buffered writes to %s before exiting (waiting up to %.0f s)",
+                        backend.pending, backend.url, backend.deadline)
             backend.close()
