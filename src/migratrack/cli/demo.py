@@ -16,6 +16,7 @@ from rich.live import Live
 from migratrack import MigrationProgressTracker, Phase
 from migratrack.cli.display import render_dashboard
 from migratrack.service import MigrationService
+from migratrack.storage import Storage, open_storage
 
 DEMO_ID = "aws-conversion-2024"
 
@@ -41,7 +42,7 @@ def demo_plan() -> list[Phase]:
 
 
 class _Sim:
-    def __init__(self, storage: str, speed: float, seed: int) -> None:
+    def __init__(self, storage: Storage, speed: float, seed: int) -> None:
         self.storage = storage
         self.speed = speed
         self.rng = random.Random(seed)
@@ -144,12 +145,13 @@ class _Sim:
 def run_demo(storage: str, *, speed: float = 1.0, seed: int = 7, console: Console | None = None,
              live: bool = True) -> MigrationService:
     console = console or Console()
-    sim = _Sim(storage, speed, seed)
+    store = open_storage(storage)  # one store for every worker (memory:// lives in one object)
+    sim = _Sim(store, speed, seed)
     setup = sim.tracker("setup")
     setup.initialize_migration(demo_plan(), name="AWS conversion 2024", replace=True)
     setup.update_metrics(cost_metrics={"estimated_cost": 1200.0})
     setup.close()
-    viewer = MigrationService(storage)
+    viewer = MigrationService(store)
 
     def script() -> None:
         sim.infrastructure()

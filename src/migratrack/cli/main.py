@@ -68,8 +68,9 @@ def demo(
         return
     console.print(f"[bold]migratrack demo[/]: migration [cyan]{DEMO_ID}[/] in {url}")
     run_demo(url, speed=speed, console=console)
-    console.print(f"\nsee it again: [bold]migratrack status {DEMO_ID}[/]   "
-                  f"the audit trail: [bold]migratrack events {DEMO_ID}[/]")
+    if not url.startswith("memory:"):
+        console.print(f"\nsee it again: [bold]migratrack status {DEMO_ID}[/]   "
+                      f"the audit trail: [bold]migratrack events {DEMO_ID}[/]")
 
 
 @app.command("list")

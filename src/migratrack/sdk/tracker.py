@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from migratrack.core.eta import Estimate
 from migratrack.core.models import Alert, Event, Phase, check_count, check_progress
@@ -112,6 +112,7 @@ class MigrationProgressTracker:
         if self._interval < 0:
             raise InvalidInput("coalesce must be a non-negative number of seconds")
         self._backend: Backend
+        self._owned_storage: Storage | None = None
         if backend is not None:
             self._backend = backend
         elif url is not None or (storage is None and s.server_url):
@@ -123,7 +124,10 @@ class MigrationProgressTracker:
                 ) from exc
             self._backend = RemoteBackend(url or s.server_url, token=token or s.token, strict=strict)
         else:
-            self._backend = MigrationService(storage if storage is not None else s.storage_url, clock)
+            service = MigrationService(storage if storage is not None else s.storage_url, clock)
+            if not isinstance(storage, Storage):  # opened here from a URL: closed by close()
+                self._owned_storage = service.storage
+            self._backend = service
         self._lock = threading.RLock()
         self._send_lock = threading.Lock()
         self._pending: dict[_Key, _Pending] = {}
@@ -431,22 +435,45 @@ class MigrationProgressTracker:
     def _track_sized(self, it: Iterator[T], length: int, phase: str, complete: bool) -> Generator[T, None, None]:
         # A sized iterable is consumed in slices delegated to C (`yield from islice`), so the
         # per-item cost is the generator hop alone; bookkeeping runs between slices, about every
-        # 10 ms. When the caller stops early, the items of the unfinished slice are not counted.
+        # 10 ms. One look ahead after each slice proves it was full; the last slice is counted
+        # item by item, so an iterable shorter than its len() is never overcounted. When the
+        # caller stops early, the items of the unfinished slice are not counted.
         n = 0
         step = 1
         last = time.monotonic()
+        missing = object()
+        carried = 0  # the looked-ahead item: yielded, counted with the next slice
         try:
             while n < length:
                 chunk = min(step, length - n)
+                if chunk == length - n:
+                    counted = 0
+                    for item in islice(it, chunk):
+                        yield item
+                        counted += 1
+                    self._tick((phase, None), None, None, None, carried + counted, None)
+                    carried = 0
+                    break
                 yield from islice(it, chunk)
-                n += chunk
-                self._tick((phase, None), None, None, None, chunk, None)
+                ahead = next(it, missing)
+                if ahead is missing:  # shorter than announced: the last slice's count is unknown
+                    if carried:
+                        self._tick((phase, None), None, None, None, carried, None)
+                    carried = 0
+                    break
+                self._tick((phase, None), None, None, None, carried + chunk, None)
+                n += chunk + 1
+                carried = 1
+                yield cast(T, ahead)
                 now = time.monotonic()
                 elapsed, last = now - last, now
                 if elapsed < 0.005 and step < 1 << 20:
                     step <<= 1
                 elif elapsed > 0.05 and step > 1:
                     step >>= 1
+            if carried:
+                self._tick((phase, None), None, None, None, carried, None)
+                carried = 0
             yield from it  # anything beyond the announced length
         finally:
             self._safe(self.flush)
@@ -648,6 +675,8 @@ class MigrationProgressTracker:
         except MigratrackError:
             log.warning("migratrack: final flush failed", exc_info=True)
         _open_trackers.discard(self)
+        if self._owned_storage is not None:
+            self._owned_storage.close()
 
     def __enter__(self) -> MigrationProgressTracker:
         return self

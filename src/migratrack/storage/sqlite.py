@@ -218,24 +218,33 @@ class SQLiteStorage(Storage):
                 raise StorageUnavailable(f"SQLite store {self.path!r} is busy or unwritable: {exc}") from exc
             try:
                 yield c
+            except sqlite3.Error as exc:  # disk full, I/O error, corruption: the store failed
+                if c.in_transaction:
+                    c.execute("ROLLBACK")
+                raise StorageError(f"SQLite write to {self.path!r} failed: {exc}") from exc
             except BaseException:
-                c.execute("ROLLBACK")
+                if c.in_transaction:
+                    c.execute("ROLLBACK")
                 raise
             try:
                 c.execute("COMMIT")
-            except sqlite3.OperationalError as exc:
-                c.execute("ROLLBACK")
-                raise StorageError(f"SQLite commit failed: {exc}") from exc
+            except sqlite3.Error as exc:
+                if c.in_transaction:
+                    c.execute("ROLLBACK")
+                raise StorageError(f"SQLite commit to {self.path!r} failed: {exc}") from exc
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             c = self._conn
-            c.execute("BEGIN")
             try:
-                yield c
-            finally:
-                c.execute("COMMIT")
+                c.execute("BEGIN")
+                try:
+                    yield c
+                finally:
+                    c.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StorageError(f"SQLite read from {self.path!r} failed: {exc}") from exc
 
     def close(self) -> None:
         with self._lock:
@@ -360,13 +369,13 @@ class SQLiteStorage(Storage):
             return self._load(c, migration_id, sub_tasks)
 
     def exists(self, migration_id: str) -> bool:
-        with self._lock:
-            row = self._conn.execute("SELECT 1 FROM mt_migrations WHERE id = ?", (migration_id,)).fetchone()
+        with self._read() as c:
+            row = c.execute("SELECT 1 FROM mt_migrations WHERE id = ?", (migration_id,)).fetchone()
         return row is not None
 
     def list_ids(self) -> list[str]:
-        with self._lock:
-            return [r[0] for r in self._conn.execute("SELECT id FROM mt_migrations ORDER BY created_at, id")]
+        with self._read() as c:
+            return [r[0] for r in c.execute("SELECT id FROM mt_migrations ORDER BY created_at, id")]
 
     def _delete(self, c: sqlite3.Connection, migration_id: str) -> int:
         n = c.execute("DELETE FROM mt_migrations WHERE id = ?", (migration_id,)).rowcount
@@ -457,7 +466,7 @@ class SQLiteStorage(Storage):
                         {"done": done or 0, "add": add or 0, "progress": progress or 0.0,
                          "m": migration_id, "p": phase_id, "ts": ts_text, "actor": actor},
                     ).rowcount
-            except sqlite3.OperationalError as exc:
+            except sqlite3.Error as exc:
                 raise StorageUnavailable(f"SQLite store {self.path!r} is busy or unwritable: {exc}") from exc
             if written:
                 return MergeResult.APPLIED
@@ -497,15 +506,15 @@ class SQLiteStorage(Storage):
     # -- reads -----------------------------------------------------------------------------
 
     def control(self, migration_id: str) -> Control:
-        with self._lock:
-            row = self._conn.execute("SELECT control FROM mt_migrations WHERE id = ?", (migration_id,)).fetchone()
+        with self._read() as c:
+            row = c.execute("SELECT control FROM mt_migrations WHERE id = ?", (migration_id,)).fetchone()
         if row is None:
             raise MigrationNotFound(migration_id)
         return Control(row[0])
 
     def events(self, migration_id: str, after: int = 0, limit: int = 1000) -> list[Event]:
-        with self._lock:
-            rows = self._conn.execute(
+        with self._read() as c:
+            rows = c.execute(
                 "SELECT seq, ts, actor, type, payload, plain FROM mt_events WHERE migration_id = ? AND seq > ? "
                 "ORDER BY seq LIMIT ?", (migration_id, after, limit),
             ).fetchall()
@@ -517,13 +526,13 @@ class SQLiteStorage(Storage):
         sql = "SELECT data FROM mt_alerts WHERE migration_id = ?"
         if unacknowledged_only:
             sql += " AND acknowledged = 0"
-        with self._lock:
-            rows = self._conn.execute(sql + " ORDER BY n DESC LIMIT ?", (migration_id, limit)).fetchall()
+        with self._read() as c:
+            rows = c.execute(sql + " ORDER BY n DESC LIMIT ?", (migration_id, limit)).fetchall()
         return [Alert.from_dict(self.codec.loads(r[0])) for r in rows]
 
     def get_alert(self, migration_id: str, alert_id: str) -> Alert:
-        with self._lock:
-            row = self._conn.execute("SELECT data FROM mt_alerts WHERE migration_id = ? AND id = ?",
+        with self._read() as c:
+            row = c.execute("SELECT data FROM mt_alerts WHERE migration_id = ? AND id = ?",
                                      (migration_id, alert_id)).fetchone()
         if row is None:
             raise AlertNotFound(alert_id)
@@ -560,11 +569,11 @@ class SQLiteStorage(Storage):
                       (token.id, token.token_hash, token.created_at.isoformat(), json.dumps(token.to_dict())))
 
     def find_token(self, token_hash: str) -> TokenRecord | None:
-        with self._lock:
-            row = self._conn.execute("SELECT data FROM mt_tokens WHERE token_hash = ?", (token_hash,)).fetchone()
+        with self._read() as c:
+            row = c.execute("SELECT data FROM mt_tokens WHERE token_hash = ?", (token_hash,)).fetchone()
         return TokenRecord.from_dict(json.loads(row[0])) if row else None
 
     def list_tokens(self) -> list[TokenRecord]:
-        with self._lock:
-            rows = self._conn.execute("SELECT data FROM mt_tokens ORDER BY created_at, id").fetchall()
+        with self._read() as c:
+            rows = c.execute("SELECT data FROM mt_tokens ORDER BY created_at, id").fetchall()
         return [TokenRecord.from_dict(json.loads(r[0])) for r in rows]
