@@ -3,7 +3,8 @@
 (a) single progress updates: POST /api/migrations/{id}/phases/{phase}/progress (token checked,
     every request a durable write to the embedded SQLite store) against the bare endpoint, with
     1, 16 and 64 concurrent keep-alive clients: requests/s, p50 and p99 latency — target at
-    least 0.5x the bare endpoint's requests/s;
+    least 0.5x the bare endpoint's requests/s; the same app on memory:// shows what the web
+    layer costs without the store;
 (b) progress updates per second through the remote SDK's batches (RemoteBackend.apply_updates,
     100 updates a request, 16 threads; every update applied to the store) — target at least
     the bare endpoint's requests/s; and the tracker's own loop with coalescing on;
@@ -84,6 +85,24 @@ def run_server(args: list[str], port: int) -> Iterator[None]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def memory_server(port: int, token: str) -> None:
+    """The migratrack app on memory:// (no store cost): what the web layer itself costs."""
+    from datetime import UTC, datetime
+
+    import uvicorn
+
+    from migratrack.storage.base import TokenRecord
+    from migratrack.web import create_app
+    from migratrack.web.auth import hash_token
+
+    app = create_app("memory://")
+    app.state.storage.save_token(TokenRecord(id="bench", name="bench", role="operator",
+                                             token_hash=hash_token(token), created_at=datetime.now(UTC)))
+    app.state.service.initialize("bench", [{"id": "copy"}], actor="bench")
+    app.state.service.start_phase("bench", "copy", actor="bench")
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", loop="uvloop", http="httptools")
 
 
 # -- a lean HTTP/1.1 load generator ---------------------------------------------------------------
@@ -184,12 +203,16 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--sse-clients", type=int, default=500)
     ap.add_argument("--bare-server", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--memory-server", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.bare_server:
         import uvicorn
 
         uvicorn.run(bare_app(), host="127.0.0.1", port=args.bare_server, log_level="warning", access_log=False,
                     loop="uvloop", http="httptools")
+        return
+    if args.memory_server:
+        memory_server(int(args.memory_server[0]), args.memory_server[1])
         return
 
     import httpx
@@ -209,31 +232,34 @@ def main() -> None:
         svc.start_phase("bench", p, actor="bench")
     store.close()
 
-    bare_port, mt_port = free_port(), free_port()
+    bare_port, mt_port, mem_port = free_port(), free_port(), free_port()
+    mem_cmd = [sys.executable, __file__, "--memory-server", str(mem_port), token]
     bare_cmd = [sys.executable, __file__, "--bare-server", str(bare_port)]
     mt_cmd = [sys.executable, "-m", "migratrack.cli", "serve", "--port", str(mt_port), "--storage", db,
               "--log-level", "warning"]
     env_note = f"{os.cpu_count()} cores, Python {sys.version.split()[0]}"
     print(f"# bench_server: {env_note}; {args.seconds:.0f} s per point; store {db.split('/')[-1]} (SQLite)")
 
-    results: dict[str, dict[int, dict[str, float]]] = {"bare": {}, "migratrack": {}}
-    with run_server(bare_cmd, bare_port), run_server(mt_cmd, mt_port):
+    results: dict[str, dict[int, dict[str, float]]] = {"bare": {}, "migratrack": {}, "memory": {}}
+    with run_server(bare_cmd, bare_port), run_server(mt_cmd, mt_port), run_server(mem_cmd, mem_port):
         for clients in (1, 16, 64):
             # interleaved, best of two: the machine is shared, so each side gets its quietest slot
             for _ in range(2):
+                progress = raw_post("/api/migrations/bench/phases/copy/progress", BODY, token)
                 for name, port, raw in (("bare", bare_port, raw_post("/progress", BODY, None)),
-                                        ("migratrack", mt_port,
-                                         raw_post("/api/migrations/bench/phases/copy/progress", BODY, token))):
+                                        ("migratrack", mt_port, progress), ("memory", mem_port, progress)):
                     r = load(port, raw, clients, args.seconds)
                     if clients not in results[name] or r["rps"] > results[name][clients]["rps"]:
                         results[name][clients] = r
         print("\n(a) single progress update per request")
-        print("| clients | bare Starlette req/s | p50 ms | p99 ms | migratrack req/s | p50 ms | p99 ms | ratio |")
-        print("|---|---|---|---|---|---|---|---|")
+        print("| clients | bare Starlette req/s | p50 ms | p99 ms | migratrack (SQLite) req/s | p50 ms | p99 ms | "
+              "ratio | migratrack (memory://) req/s | ratio |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for c in (1, 16, 64):
-            b, m = results["bare"][c], results["migratrack"][c]
+            b, m, mem = results["bare"][c], results["migratrack"][c], results["memory"][c]
             print(f"| {c} | {b['rps']:,.0f} | {b['p50_ms']:.2f} | {b['p99_ms']:.2f} | {m['rps']:,.0f} | "
-                  f"{m['p50_ms']:.2f} | {m['p99_ms']:.2f} | {m['rps'] / b['rps']:.2f}x |")
+                  f"{m['p50_ms']:.2f} | {m['p99_ms']:.2f} | {m['rps'] / b['rps']:.2f}x | {mem['rps']:,.0f} | "
+                  f"{mem['rps'] / b['rps']:.2f}x |")
         best_bare = max(r["rps"] for r in results["bare"].values())
 
         # (b) the remote SDK's batches
