@@ -64,11 +64,15 @@ def mixed_worker(url: str, mid: str, worker: int, ops: int) -> dict[str, Any]:
                 for k, v in inc.items():
                     counters[k] += v
             elif r < 0.85:
-                svc.update_phase_progress(mid, "counted", add=1, actor=actor)
+                # now and then with metadata: that goes through a transition that rewrites the phase
+                # row, racing the other workers' in-place merges; no increment may be lost
+                meta = {"last_worker": worker} if rng.random() < 0.15 else None
+                svc.update_phase_progress(mid, "counted", None, meta, add=1, actor=actor)
                 adds += 1
             elif r < 0.92:
                 value = round(rng.uniform(0, 99.9), 3)  # out of order on purpose: stale ones are ignored
-                svc.update_phase_progress(mid, "pct", value, actor=actor)
+                meta = {"last_worker": worker} if rng.random() < 0.15 else None
+                svc.update_phase_progress(mid, "pct", value, meta, actor=actor)
                 pct_best = max(pct_best, value)
             elif r < 0.96:
                 svc.create_alert(mid, rng.choice(["info", "warning"]), f"worker {worker} op {i}", actor=actor)
