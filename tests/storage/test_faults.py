@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from migratrack import MigrationProgressTracker
 from migratrack.storage import open_storage
@@ -81,3 +82,17 @@ def test_postgres_connections_killed_by_the_server_are_replaced(postgres_url: st
     report(tracker, 51, 101)  # every call succeeds on a fresh pooled connection
     tracker.close()
     check(postgres_url, 100)
+
+
+def test_redis_down_for_good_fails_within_the_reconnect_budget(tmp_path: Path) -> None:
+    from migratrack.errors import StorageUnavailable
+    from migratrack.storage.redis import RedisStorage
+
+    server = RedisServer(tmp_path / "redis").start()
+    store = RedisStorage(server.url, reconnect=1.5)
+    server.stop()
+    t0 = time.monotonic()
+    with pytest.raises(StorageUnavailable, match="Redis is unreachable"):
+        store.control("anything")
+    assert 1.0 < time.monotonic() - t0 < 5.0
+    store.close()

@@ -309,12 +309,12 @@ class RedisStorage(Storage):
         scheme = "redis" if parts.scheme == "redis+cluster" else parts.scheme
         self.url = url
         self._conn_url = urlunsplit((scheme, parts.netloc, parts.path, urlencode(query, doseq=True), ""))
-        # bounded reconnect: exponential back-off capped at 1 s, about `reconnect` seconds in all
-        retries = max(1, int(reconnect / 0.5) + 3)
+        # bounded reconnect: redis-py retries a blip twice at once; _call() then backs off
+        # exponentially (capped at 1 s) for about `reconnect` seconds before giving up
         self._retry_budget = reconnect
         common: dict[str, Any] = {
             "decode_responses": True, "socket_connect_timeout": 5.0, "socket_timeout": 30.0,
-            "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), retries),
+            "retry": Retry(ExponentialBackoff(cap=0.2, base=0.01), 2),
             "retry_on_error": [redis.ConnectionError, redis.TimeoutError],
             "health_check_interval": 30,
         }
@@ -351,7 +351,6 @@ class RedisStorage(Storage):
             try:
                 return fn()
             except (redis.ConnectionError, redis.TimeoutError) as exc:
-                # redis-py retried already (non-cluster); the cluster client gets retries here
                 if time.monotonic() + delay > deadline:
                     raise _connection_error(exc) from exc
                 time.sleep(delay)
