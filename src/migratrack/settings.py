@@ -31,6 +31,8 @@ class Settings:
     coalesce_ms: float = 100.0
     #: MIGRATRACK_ENCRYPTION_KEY: encrypt free text at rest
     encryption_key: str | None = None
+    #: MIGRATRACK_RETENTION: finished migrations expire this long after they ended (e.g. 30d)
+    retention: str | None = None
     #: the seed's AWS_REGION, MIGRATION_ALERT_EMAIL, SLACK_WEBHOOK_URL
     aws_region: str | None = None
     alert_email: str | None = None
@@ -55,6 +57,7 @@ class Settings:
             actor=e.get("MIGRATRACK_ACTOR") or default_actor(),
             coalesce_ms=coalesce_ms,
             encryption_key=e.get("MIGRATRACK_ENCRYPTION_KEY") or None,
+            retention=e.get("MIGRATRACK_RETENTION") or None,
             aws_region=e.get("AWS_REGION") or None,
             alert_email=e.get("MIGRATION_ALERT_EMAIL") or None,
             slack_webhook_url=e.get("SLACK_WEBHOOK_URL") or None,

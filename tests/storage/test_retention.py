@@ -91,3 +91,14 @@ def test_bad_duration_says_what_is_expected(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["purge", "--older-than", "soon", "--storage", f"sqlite:///{tmp_path}/x.db"])
     assert result.exit_code != 0
     assert "30d" in str(result.exception)
+
+
+def test_retention_from_the_environment(tmp_path: Path, clock: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"sqlite:///{tmp_path}/env.db"
+    svc = MigrationService(url, clock)  # type: ignore[arg-type]
+    finished_and_active(svc)
+    svc.storage.close()
+    monkeypatch.setenv("MIGRATRACK_RETENTION", "30d")
+    store = open_storage(url)
+    assert store.list_ids() == ["active"]
+    store.close()

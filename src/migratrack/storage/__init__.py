@@ -39,16 +39,18 @@ def open_storage(url: str | Storage, **options: Any) -> Storage:
     """A store for ``url`` (or ``url`` itself when it already is one).
 
     Free text is encrypted at rest when ``MIGRATRACK_ENCRYPTION_KEY`` is set (or an
-    ``encryption_key=`` option is given); a ``codec=`` option overrides both."""
+    ``encryption_key=`` option is given); a ``codec=`` option overrides both. Finished
+    migrations expire after ``MIGRATRACK_RETENTION`` unless the URL or options say otherwise."""
     if isinstance(url, Storage):
         return url
-    key = options.pop("encryption_key", None)
-    if "codec" not in options:
-        from migratrack.settings import Settings
+    from migratrack.settings import Settings
 
-        key = key or Settings.from_env().encryption_key
-        if key:
-            options["codec"] = encryption_codec(key)
+    settings = Settings.from_env()
+    key = options.pop("encryption_key", None) or settings.encryption_key
+    if "codec" not in options and key:
+        options["codec"] = encryption_codec(key)
+    if settings.retention and "retention" not in options and "retention=" not in url:
+        options["retention"] = settings.retention
     if not isinstance(url, str) or "://" not in url:
         raise ConfigurationError(
             f"storage must be a URL such as sqlite:///migratrack.db, memory://, redis://host:6379/0 "
