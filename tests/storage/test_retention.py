@@ -35,6 +35,8 @@ def test_redis_expires_finished_migrations_and_keeps_active_ones(redis_url: str,
     assert 0 < ttls["finished"] <= 2 and 0 < ttls["cancelled"] <= 2
     assert ttls["active"] == -1  # no expiry
     assert all(raw.ttl(k) > 0 for k in raw.scan_iter(match=f"{redis_prefix}:{{finished}}:*"))
+    svc.create_alert("finished", "info", "a note after the end", actor="a")  # creates the alert keys
+    assert all(0 < raw.ttl(k) <= 2 for k in raw.scan_iter(match=f"{redis_prefix}:{{finished}}:*"))
     time.sleep(2.5)
     assert svc.storage.list_ids() == ["active"]
     assert not svc.storage.exists("finished")

@@ -622,7 +622,8 @@ class RedisStorage(Storage):
                 "updated_alerts": [[a.id, self.codec.dumps(a.to_dict()), int(a.acknowledged_at is not None)]
                                    for a in change.updated_alerts],
                 "events": self._event_rows(change.events),
-                "expire": self._expire(state) if change.header else -1,
+                # every write re-applies the expiry: keys created after the finish (alerts) get it too
+                "expire": self._expire(state),
             }
             try:
                 change.last_seq = int(self._call(lambda: self._write(keys=_write_keys(k),
