@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
+import pytest
 
 from .live import LiveServer
 
@@ -99,3 +101,30 @@ def test_the_stream_is_documented_as_text_event_stream(server: LiveServer) -> No
     spec = httpx.get(f"{server.url}/openapi.json").json()
     content = spec["paths"]["/api/migrations/{mid}/events"]["get"]["responses"]["200"]["content"]
     assert "text/event-stream" in content
+
+
+async def test_a_slow_client_misses_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client that falls further behind than its queue holds catches up from the store."""
+    from migratrack.service import MigrationService
+    from migratrack.storage import open_storage
+    from migratrack.web import sse
+
+    monkeypatch.setattr(sse, "QUEUE_SIZE", 4)
+    store = open_storage("memory://")
+    svc = MigrationService(store)
+    svc.initialize("m", [{"id": "p"}], actor="t")
+    svc.start_phase("m", "p", actor="t")
+    hub = sse.EventHub(store, poll_interval=0.01)
+    stream = hub.stream("m", 0)
+    seen = [(await anext(stream)).seq]  # joined, then falls behind
+    for i in range(1, 60):
+        svc.update_phase_progress("m", "p", i, actor="t")
+        hub.poke()
+    await asyncio.sleep(0.1)  # the follower pushes far more than the queue holds
+    last = store.load("m").seq
+    while seen[-1] < last:
+        seen.append((await anext(stream)).seq)
+    assert seen == list(range(1, last + 1))
+    await stream.aclose()
+    assert hub.watched == 0
+    await hub.close()
