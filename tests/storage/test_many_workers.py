@@ -26,19 +26,9 @@ OPS = 2_000
 def test_eight_workers_lose_nothing(store_url: str) -> None:
     mid = "many-workers"
     shared = open_storage(store_url)
+    # memory:// lives in one process: share the store object itself between threads
     url: str | Storage = shared if store_url.startswith("memory") else store_url
-    if isinstance(url, str):
-        workers.set_up(url, mid, WORKERS)
-    else:
-        from migratrack.service import MigrationService
-
-        svc = MigrationService(shared)
-        svc.initialize(mid, workers.plan(WORKERS), actor="setup", metadata={"error_rate_threshold": 100})
-        for pid in ("bulk", "counted", "pct"):
-            svc.start_phase(mid, pid, actor="setup")
-        for sid in workers.SUB_TASKS:
-            svc.start_sub_task(mid, "bulk", sid, actor="setup")
-        svc.update_phase_progress(mid, "counted", total=workers.COUNTED_TOTAL, actor="setup")
+    workers.set_up(url, mid, WORKERS)
     seq_before = shared.load(mid, sub_tasks=None).seq
     alerts_before = len(shared.alerts(mid, limit=100_000))
 
@@ -50,7 +40,7 @@ def test_eight_workers_lose_nothing(store_url: str) -> None:
             results = pool.starmap(workers.mixed_worker, [(url, mid, w, OPS) for w in range(WORKERS)])
     else:
         with ThreadPoolExecutor(WORKERS) as ex:
-            results = list(ex.map(lambda w: workers.mixed_worker(url, mid, w, OPS), range(WORKERS)))  # type: ignore[arg-type]
+            results = list(ex.map(lambda w: workers.mixed_worker(url, mid, w, OPS), range(WORKERS)))
     elapsed = time.monotonic() - started
 
     assert [r["errors"] for r in results] == [[]] * WORKERS

@@ -8,6 +8,7 @@ from typing import Any
 
 from migratrack.errors import DependencyNotMet, RuleViolation
 from migratrack.service import MigrationService
+from migratrack.storage import Storage
 
 SUB_TASKS = [f"s{i:03d}" for i in range(200)]
 #: phase that takes `add` counts; its total is never reached
@@ -24,7 +25,7 @@ def plan(workers: int) -> list[dict[str, Any]]:
     ]
 
 
-def set_up(url: str, mid: str, workers: int) -> None:
+def set_up(url: str | Storage, mid: str, workers: int) -> None:
     """The migration the workers share: bulk's 200 sub-tasks started, counted and pct running."""
     svc = MigrationService(url)
     svc.initialize(mid, plan(workers), actor="setup", replace=True, metadata={"error_rate_threshold": 100})
@@ -33,10 +34,11 @@ def set_up(url: str, mid: str, workers: int) -> None:
     for sid in SUB_TASKS:
         svc.start_sub_task(mid, "bulk", sid, actor="setup")
     svc.update_phase_progress(mid, "counted", total=COUNTED_TOTAL, actor="setup")
-    svc.storage.close()
+    if isinstance(url, str):
+        svc.storage.close()
 
 
-def mixed_worker(url: str, mid: str, worker: int, ops: int) -> dict[str, Any]:
+def mixed_worker(url: str | Storage, mid: str, worker: int, ops: int) -> dict[str, Any]:
     """``ops`` mixed operations; returns what it reported so the test can check the sum."""
     rng = random.Random(1000 + worker)
     svc = MigrationService(url)
