@@ -60,9 +60,9 @@ _PHASE_COLUMNS = ("status", "progress", "done", "total", "sub_tasks")
 _LOCKED = -1
 _MISSING = -2
 
+# Merges: a missing migration has no rows, so they answer FALLBACK and transact() reports it.
 _MERGE_SUB = """
 if redis.call('EXISTS', KEYS[4]) == 1 then return -1 end
-if redis.call('EXISTS', KEYS[1]) == 0 then return -2 end
 local f = ARGV[1]
 local v = redis.call('HMGET', KEYS[2], f .. 's', f .. 'p')
 if v[1] ~= 'in_progress' then return 0 end
@@ -76,7 +76,6 @@ return 2
 # ARGV: phase field prefix, progress ('' = none), done ('' = none), add, ts, actor, payload
 _MERGE_PHASE = """
 if redis.call('EXISTS', KEYS[4]) == 1 then return {-1} end
-if redis.call('EXISTS', KEYS[1]) == 0 then return {-2} end
 local f = ARGV[1]
 local v = redis.call('HMGET', KEYS[2], f .. 's', f .. 'p', f .. 'd', f .. 't')
 if v[1] ~= 'in_progress' then return {0} end
@@ -656,8 +655,6 @@ class RedisStorage(Storage):
                 keys=[k["h"], k["p"], k["e"], k["lock"]],
                 args=[phase_id + "/", "" if progress is None else _float_text(progress),
                       "" if done is None else str(done), str(add or 0), ts.isoformat(), actor, payload]))[0]
-        if code == _MISSING:
-            raise MigrationNotFound(migration_id)
         return (MergeResult.FALLBACK, MergeResult.STALE, MergeResult.APPLIED)[int(code)]
 
     def increment_counters(
