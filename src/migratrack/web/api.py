@@ -78,13 +78,9 @@ async def service(request: Request) -> MigrationService:
 
 
 async def call(request: Request, fn: Callable[[], T]) -> T:
-    """Run a hot-path store operation: inline for memory:// (a local write costs less than a
-    thread hop), on the writer thread for SQLite, in the thread pool for network stores."""
-    state = request.app.state
-    if state.writer is not None:
-        result: T = await state.writer.run(fn)
-        return result
-    if state.inline:
+    """Run a store operation: inline for the embedded stores (a local write costs less than a
+    thread hop), in a worker thread for network stores (Redis, PostgreSQL)."""
+    if request.app.state.inline:
         return fn()
     return await run_in_threadpool(fn)
 

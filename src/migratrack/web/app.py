@@ -17,7 +17,6 @@ from migratrack.web.auth import TokenManager
 from migratrack.web.fastpath import FastPath
 from migratrack.web.replay import Replays
 from migratrack.web.schemas import Health
-from migratrack.web.writer import SerialWriter
 
 DESCRIPTION = """\
 Track long, multi-phase migrations: phases, sub-tasks, progress, metrics, alerts, ETA, pause and resume.
@@ -70,8 +69,6 @@ def create_app(
             yield
         finally:
             await hub.close()
-            if writer is not None:
-                writer.close()
             if owned:
                 store.close()
 
@@ -83,10 +80,8 @@ def create_app(
     app.state.hub = hub
     app.state.sse_ping = sse_ping
     app.state.replays = Replays()
-    #: the in-memory store answers in microseconds: hot-path writes run on the event loop;
-    #: SQLite waits on its file: one writer thread; network stores: the thread pool
-    app.state.inline = type(store).__name__ == "MemoryStorage"
-    app.state.writer = writer = SerialWriter() if type(store).__name__ == "SQLiteStorage" else None
+    #: embedded stores answer in microseconds: hot-path writes run on the event loop
+    app.state.inline = type(store).__name__ in ("MemoryStorage", "SQLiteStorage")
     errors.install(app)
     app.include_router(api.router)
     app.include_router(sse.router)

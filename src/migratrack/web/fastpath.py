@@ -134,12 +134,7 @@ class FastPath:
             return b'{"control":"%s"}' % svc.control(mid).value.encode()
 
         try:
-            if state.writer is not None:
-                out = await state.writer.run(run)
-            elif state.inline:
-                out = run()
-            else:
-                out = await run_in_threadpool(run)
+            out = run() if state.inline else await run_in_threadpool(run)
         except MigratrackError as exc:
             return domain_error(exc, "POST", f"/api/migrations/{mid}")
         return Response(out, media_type="application/json")
