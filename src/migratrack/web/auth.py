@@ -7,6 +7,7 @@ metrics, create migrations) ⊃ ``viewer`` (read). No token: 401; a weaker role:
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import threading
 import time
@@ -140,6 +141,9 @@ class TokenManager:
 bearer = HTTPBearer(auto_error=False, description="a migratrack API token: `migratrack token create`")
 
 
+#: the one route that also takes ?token= (a browser's EventSource cannot set headers)
+_STREAM = re.compile(r"^/api/migrations/[^/]+/events$")
+
 MISSING_TOKEN = ("missing bearer token: send 'Authorization: Bearer <token>' "
                  "(create one with 'migratrack token create')")
 
@@ -168,7 +172,7 @@ def bearer_token(authorization: str | None) -> str | None:
 
 def principal_of(request: Request, credentials: HTTPAuthorizationCredentials | None, role: Role) -> Principal:
     token = credentials.credentials if credentials is not None else None
-    if token is None and request.url.path.endswith("/events"):
+    if token is None and _STREAM.match(request.url.path):
         # EventSource in a browser cannot set headers; the stream alone takes ?token=
         token = request.query_params.get("token")
     return identify(request.app.state.tokens, token, role)
