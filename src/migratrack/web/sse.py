@@ -22,7 +22,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from migratrack.core.models import Event
 from migratrack.errors import MigrationNotFound
@@ -188,6 +188,25 @@ class EventHub:
                     await topic.task
 
 
+class _Stream(EventSourceResponse):
+    """An event stream that always ends its HTTP response, also when the server shuts down
+    (sse-starlette returns without the final empty body then, and uvicorn logs an error)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        ended = False
+
+        async def tracking(message: Message) -> None:
+            nonlocal ended
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                ended = True
+            await send(message)
+
+        await super().__call__(scope, receive, tracking)
+        if not ended:
+            with contextlib.suppress(Exception):
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
 router = APIRouter(prefix="/api/migrations", tags=["migrations"], responses=ERRORS)
 
 _SSE_DOC: dict[int | str, dict[str, Any]] = {
@@ -230,8 +249,8 @@ async def events(
         async for e in hub.stream(mid, start):
             yield _sse(e)
 
-    return EventSourceResponse(gen(), ping=request.app.state.sse_ping, headers={"Cache-Control": "no-cache",
-                                                                                 "X-Accel-Buffering": "no"})
+    return _Stream(gen(), ping=request.app.state.sse_ping, headers={"Cache-Control": "no-cache",
+                                                                    "X-Accel-Buffering": "no"})
 
 
 class PokeOnWrite:
