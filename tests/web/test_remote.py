@@ -203,3 +203,38 @@ def test_the_remote_backend_speaks_plain_http(server: LiveServer, tokens: dict[s
     r = httpx.get(f"{server.url}/openapi.json")
     assert r.status_code == 200
     assert "/api/migrations/{mid}/batch" in r.json()["paths"]
+
+
+class LosesReplies(httpx.HTTPTransport):
+    """Delivers each request, but loses the reply of the first request to each listed path."""
+
+    def __init__(self, paths: set[str]) -> None:
+        super().__init__()
+        self.paths = set(paths)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        if request.url.path in self.paths:
+            self.paths.discard(request.url.path)
+            response.read()
+            response.close()
+            raise httpx.ReadError("connection reset before the reply", request=request)
+        return response
+
+
+def test_a_write_whose_reply_was_lost_is_applied_once(server: LiveServer, tokens: dict[str, str],
+                                                      store: Storage) -> None:
+    from migratrack.service import ProgressUpdate
+
+    transport = LosesReplies({"/api/migrations/m1/phases/schema/start", "/api/migrations/m1/batch"})
+    remote = RemoteBackend(server.url, token=tokens["operator"], transport=transport)
+    remote.initialize("m1", PLAN, actor="w")
+    remote.start_phase("m1", "schema", actor="w")  # retried; the retry finds it started: fine
+    remote.apply_updates("m1", [ProgressUpdate(phase="schema", add=5)], {"successful_operations": 5}, actor="w")
+    assert remote.flush(timeout=10)
+    state = store.load("m1")
+    assert state.phases["schema"].status is Status.IN_PROGRESS
+    assert state.phases["schema"].done == 5
+    assert state.metrics.successful_operations == 5
+    assert not transport.paths  # both replies were indeed lost once
+    remote.close()
