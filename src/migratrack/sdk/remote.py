@@ -315,9 +315,10 @@ class RemoteBackend:
     def _compact(self) -> None:  # caller holds self._cv
         """The buffer is full: fold every queued progress batch of a migration into one (highest
         progress and done count, summed increments); if still full, drop the oldest write."""
-        keep: list[_Item] = []
+        items = list(self._outbox)
+        keep: list[_Item] = items[:1]  # the head may be on the wire right now: never merge into it
         merged: dict[str, _Item] = {}
-        for item in self._outbox:
+        for item in items[1:]:
             if item.kind != "batch":
                 keep.append(item)
                 continue
@@ -344,9 +345,11 @@ class RemoteBackend:
                 item = self._outbox[0]
             try:
                 r = self._attempt(item.method, item.path, body=item.body, actor=item.actor, key=item.key)
-            except (_Transient, RuntimeError) as exc:  # RuntimeError: closed under our feet
+            except Exception as exc:  # _Transient; RuntimeError when closed under our feet; anything else
                 if self._closed:
                     return
+                if not isinstance(exc, _Transient):
+                    log.warning("migratrack: unexpected error sending a buffered write: %r", exc)
                 self._note_down(exc)
                 self._sleep(delay)
                 delay = min(delay * 2, self._backoff[1])
@@ -365,6 +368,9 @@ class RemoteBackend:
 
     def _wait_drained(self, end: float) -> None:
         with self._cv:
+            if self._outbox and (self._drainer is None or not self._drainer.is_alive()):
+                self._drainer = threading.Thread(target=self._drain, name="migratrack-remote-drain", daemon=True)
+                self._drainer.start()
             while self._outbox:
                 left = end - time.monotonic()
                 if left <= 0:
