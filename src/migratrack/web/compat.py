@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from migratrack.core.states import AlertLevel, Control, MigrationStatus, Status
 from migratrack.core.views import AlertView, Dashboard, MetricsView, Overview, PhaseView
-from migratrack.errors import InvalidInput, MigrationNotFound
+from migratrack.errors import InvalidInput, NotFound
 from migratrack.service import MigrationService
 from migratrack.web.api import ERRORS, service
 from migratrack.web.auth import Principal, RequireOperator, RequireViewer, Role, actor_of, check_role
@@ -261,7 +261,8 @@ def _pick(svc: MigrationService, mid: str | None) -> str:
         return mid
     ids = svc.storage.list_ids()
     if not ids:
-        raise MigrationNotFound("(none)")
+        raise NotFound("there are no migrations yet; create one (POST /api/migrations, or the "
+                       "initializeMigration action)")
     return ids[-1]
 
 
