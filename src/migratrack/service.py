@@ -38,7 +38,7 @@ from migratrack.errors import (
     StorageUnavailable,
 )
 from migratrack.storage import MergeResult, Storage, open_storage
-from migratrack.storage.base import SubTaskScope
+from migratrack.storage.base import ProgressMerge, SubTaskScope
 
 Clock = Callable[[], datetime]
 
@@ -274,20 +274,41 @@ class MigrationService:
         remote backend returns the state the server sent back with its reply)."""
         first_error: Exception | None = None
         todo = list(updates)
-        for i, u in enumerate(todo):
+        i = 0
+        while i < len(todo):
+            # a run of plain progress merges goes to the store in one call (one transaction where
+            # the store can); whatever the store cannot decide goes through the rules, in order
+            j = i
+            merges: list[ProgressMerge] = []
+            while self.storage.atomic_merge_many and j < len(todo) and (m := self._as_merge(todo[j])) is not None:
+                merges.append(m)
+                j += 1
             try:
-                if u.sub_task is None:
-                    self.update_phase_progress(mid, u.phase, u.progress, u.metadata or None, done=u.done,
-                                               total=u.total, add=u.add, actor=actor)
-                elif u.progress is not None:
-                    self.update_sub_task_progress(mid, u.phase, u.sub_task, u.progress, actor=actor)
+                if merges:
+                    results = self.storage.merge_many(mid, merges, ts=self.now(), actor=actor)
+                    rest = [todo[i + k] for k, r in enumerate(results) if r is MergeResult.FALLBACK]
+                else:
+                    rest, j = [todo[i]], i + 1
+            except StorageError as exc:
+                raise PartiallyApplied(exc, todo[i:], dict(increments or {})) from exc
             except (RuleViolation, NotFound, InvalidInput) as exc:
                 first_error = first_error or exc
-            except PartiallyApplied:
-                raise
-            except StorageError as exc:
-                # each update is atomic: this one and the rest were not written, the earlier ones were
-                raise PartiallyApplied(exc, todo[i:], dict(increments or {})) from exc
+                rest = []
+            for u in rest:
+                try:
+                    if u.sub_task is None:
+                        self.update_phase_progress(mid, u.phase, u.progress, u.metadata or None, done=u.done,
+                                                   total=u.total, add=u.add, actor=actor)
+                    elif u.progress is not None:
+                        self.update_sub_task_progress(mid, u.phase, u.sub_task, u.progress, actor=actor)
+                except (RuleViolation, NotFound, InvalidInput) as exc:
+                    first_error = first_error or exc
+                except PartiallyApplied:
+                    raise
+                except StorageError as exc:
+                    # each update is atomic: this one and those after it were not written
+                    raise PartiallyApplied(exc, [u, *todo[j:]], dict(increments or {})) from exc
+            i = j
         if increments:
             try:
                 self.update_metrics(mid, None, increments, actor=actor)
@@ -298,6 +319,22 @@ class MigrationService:
         if first_error is not None:
             raise first_error
         return None
+
+    @staticmethod
+    def _as_merge(u: ProgressUpdate) -> ProgressMerge | None:
+        """The update as a plain hot-path merge, or None when the rules must see it (metadata, a
+        total, or a value that does not validate)."""
+        if u.metadata or u.total is not None:
+            return None
+        try:
+            progress = None if u.progress is None else check_progress(u.progress)
+            done = None if u.done is None else check_count(u.done, "done")
+            add = None if u.add is None else check_count(u.add, "increment")
+        except InvalidInput:
+            return None
+        if u.sub_task is not None and progress is None:
+            return None
+        return ProgressMerge(u.phase, u.sub_task, progress, done, add)
 
     # -- queries ---------------------------------------------------------------------------
 

@@ -38,6 +38,10 @@ class Flaky:
         self._outage()
         return super().merge_progress(*args, **kwargs)  # type: ignore[misc]
 
+    def merge_many(self, *args: Any, **kwargs: Any) -> Any:
+        self._outage()
+        return super().merge_many(*args, **kwargs)  # type: ignore[misc]
+
     def increment_counters(self, *args: Any, **kwargs: Any) -> Any:
         self._outage()
         return super().increment_counters(*args, **kwargs)  # type: ignore[misc]

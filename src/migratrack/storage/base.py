@@ -116,6 +116,17 @@ def parse_duration(value: str | float | timedelta) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+@dataclass(frozen=True, slots=True)
+class ProgressMerge:
+    """One hot-path progress merge (the arguments of ``merge_progress``)."""
+
+    phase_id: str
+    sub_task_id: str | None = None
+    progress: float | None = None
+    done: int | None = None
+    add: int | None = None
+
+
 class Codec:
     """Turns JSON-able values into the text a store keeps, and back. Plain JSON by default."""
 
@@ -202,6 +213,21 @@ class Storage(ABC):
         the total is FALLBACK. On a change, append one ``phase.progress`` event
         (payload: phase, progress, done, total) or ``subtask.progress`` event (payload: phase,
         sub_task, progress)."""
+
+    #: True when ``merge_many`` applies all its merges or none (one transaction)
+    atomic_merge_many: bool = False
+
+    def merge_many(
+        self, migration_id: str, merges: Sequence[ProgressMerge], *, ts: datetime, actor: str
+    ) -> list[MergeResult]:
+        """Several ``merge_progress`` calls, with one result each, in order. A store that applies
+        them in one transaction (all or none) says so with ``atomic_merge_many``; this default
+        makes one call each, so a failure part-way leaves the earlier ones applied."""
+        return [
+            self.merge_progress(migration_id, m.phase_id, m.sub_task_id, progress=m.progress, done=m.done,
+                                add=m.add, ts=ts, actor=actor)
+            for m in merges
+        ]
 
     @abstractmethod
     def increment_counters(

@@ -38,7 +38,15 @@ from migratrack.errors import (
     StorageError,
     StorageUnavailable,
 )
-from migratrack.storage.base import Codec, MergeResult, Storage, SubTaskScope, TokenRecord, parse_duration
+from migratrack.storage.base import (
+    Codec,
+    MergeResult,
+    ProgressMerge,
+    Storage,
+    SubTaskScope,
+    TokenRecord,
+    parse_duration,
+)
 
 SCHEMA_VERSION = 1
 
@@ -163,6 +171,7 @@ def _ended(state: MigrationState) -> str | None:
 
 class SQLiteStorage(Storage):
     schemes = ("sqlite",)
+    atomic_merge_many = True
 
     def __init__(self, url: str = "sqlite:///migratrack.db", codec: Codec | None = None,
                  *, busy_timeout: float = 30.0, retention: str | float | timedelta | None = None) -> None:
@@ -431,60 +440,74 @@ class SQLiteStorage(Storage):
     ) -> MergeResult:
         # One UPDATE statement, run as its own transaction; a trigger appends the event.
         with self._lock:
-            c = self._conn
             try:
-                ts_text = ts.isoformat()
-                if sub_task_id is not None:
-                    if progress is None:
-                        return MergeResult.FALLBACK
-                    written = c.execute(
-                        "UPDATE mt_sub_tasks SET progress = ?, last_ts = ?, last_actor = ? WHERE migration_id = ? "
-                        "AND phase_id = ? AND id = ? AND status = 'in_progress' AND progress < ?",
-                        (progress, ts_text, actor, migration_id, phase_id, sub_task_id, progress),
-                    ).rowcount
-                elif done is None and not add and progress is None:
-                    written = 0  # nothing to merge: the status check below tells STALE from FALLBACK
-                elif done is None and not add:
-                    written = c.execute(
-                        "UPDATE mt_phases SET progress = ?, last_ts = ?, last_actor = ? WHERE migration_id = ? "
-                        "AND id = ? AND status = 'in_progress' AND progress < ?",
-                        (progress, ts_text, actor, migration_id, phase_id, progress),
-                    ).rowcount
-                else:
-                    # new done and progress as in core.rules.merge_values; SET expressions see the old row
-                    written = c.execute(
-                        """
-                        UPDATE mt_phases SET done = MAX(done, :done) + :add, progress = MAX(progress, :progress,
-                            CASE WHEN total IS NULL THEN 0.0 WHEN total = 0 THEN 100.0
-                                 ELSE MIN(100.0, (MAX(done, :done) + :add) * 100.0 / total) END),
-                            last_ts = :ts, last_actor = :actor
-                        WHERE migration_id = :m AND id = :p AND status = 'in_progress'
-                          AND (total IS NULL OR MAX(done, :done) + :add <= total)
-                          AND (MAX(done, :done) + :add <> done OR :progress > progress OR (total IS NOT NULL
-                               AND MIN(100.0, (MAX(done, :done) + :add) * 100.0 / MAX(total, 1)) > progress))
-                        """,
-                        {"done": done or 0, "add": add or 0, "progress": progress or 0.0,
-                         "m": migration_id, "p": phase_id, "ts": ts_text, "actor": actor},
-                    ).rowcount
+                return self._merge(self._conn, migration_id, phase_id, sub_task_id, progress, done, add,
+                                   ts.isoformat(), actor)
             except sqlite3.Error as exc:
                 raise StorageUnavailable(f"SQLite store {self.path!r} is busy or unwritable: {exc}") from exc
-            if written:
-                return MergeResult.APPLIED
-            # nothing written: tell a stale value from a case for the rules
-            if sub_task_id is not None:
-                cur = c.execute(
-                    "SELECT status FROM mt_sub_tasks WHERE migration_id = ? AND phase_id = ? AND id = ?",
-                    (migration_id, phase_id, sub_task_id),
-                ).fetchone()
-                return MergeResult.STALE if cur and cur[0] == "in_progress" else MergeResult.FALLBACK
-            row = c.execute(
-                "SELECT status, done, total FROM mt_phases WHERE migration_id = ? AND id = ?",
-                (migration_id, phase_id),
-            ).fetchone()
-            if row is None or row[0] != "in_progress":
+
+    def merge_many(
+        self, migration_id: str, merges: Sequence[ProgressMerge], *, ts: datetime, actor: str
+    ) -> list[MergeResult]:
+        # One transaction for the lot: one commit instead of one per update.
+        ts_text = ts.isoformat()
+        with self._write() as c:
+            return [self._merge(c, migration_id, m.phase_id, m.sub_task_id, m.progress, m.done, m.add, ts_text, actor)
+                    for m in merges]
+
+    def _merge(
+        self, c: sqlite3.Connection, migration_id: str, phase_id: str, sub_task_id: str | None,
+        progress: float | None, done: int | None, add: int | None, ts_text: str, actor: str,
+    ) -> MergeResult:
+        if sub_task_id is not None:
+            if progress is None:
                 return MergeResult.FALLBACK
-            over = row[2] is not None and (done is not None or add) and max(row[1], done or 0) + (add or 0) > row[2]
-            return MergeResult.FALLBACK if over else MergeResult.STALE
+            written = c.execute(
+                "UPDATE mt_sub_tasks SET progress = ?, last_ts = ?, last_actor = ? WHERE migration_id = ? "
+                "AND phase_id = ? AND id = ? AND status = 'in_progress' AND progress < ?",
+                (progress, ts_text, actor, migration_id, phase_id, sub_task_id, progress),
+            ).rowcount
+        elif done is None and not add and progress is None:
+            written = 0  # nothing to merge: the status check below tells STALE from FALLBACK
+        elif done is None and not add:
+            written = c.execute(
+                "UPDATE mt_phases SET progress = ?, last_ts = ?, last_actor = ? WHERE migration_id = ? "
+                "AND id = ? AND status = 'in_progress' AND progress < ?",
+                (progress, ts_text, actor, migration_id, phase_id, progress),
+            ).rowcount
+        else:
+            # new done and progress as in core.rules.merge_values; SET expressions see the old row
+            written = c.execute(
+                """
+                UPDATE mt_phases SET done = MAX(done, :done) + :add, progress = MAX(progress, :progress,
+                    CASE WHEN total IS NULL THEN 0.0 WHEN total = 0 THEN 100.0
+                         ELSE MIN(100.0, (MAX(done, :done) + :add) * 100.0 / total) END),
+                    last_ts = :ts, last_actor = :actor
+                WHERE migration_id = :m AND id = :p AND status = 'in_progress'
+                  AND (total IS NULL OR MAX(done, :done) + :add <= total)
+                  AND (MAX(done, :done) + :add <> done OR :progress > progress OR (total IS NOT NULL
+                       AND MIN(100.0, (MAX(done, :done) + :add) * 100.0 / MAX(total, 1)) > progress))
+                """,
+                {"done": done or 0, "add": add or 0, "progress": progress or 0.0,
+                 "m": migration_id, "p": phase_id, "ts": ts_text, "actor": actor},
+            ).rowcount
+        if written:
+            return MergeResult.APPLIED
+        # nothing written: tell a stale value from a case for the rules
+        if sub_task_id is not None:
+            cur = c.execute(
+                "SELECT status FROM mt_sub_tasks WHERE migration_id = ? AND phase_id = ? AND id = ?",
+                (migration_id, phase_id, sub_task_id),
+            ).fetchone()
+            return MergeResult.STALE if cur and cur[0] == "in_progress" else MergeResult.FALLBACK
+        row = c.execute(
+            "SELECT status, done, total FROM mt_phases WHERE migration_id = ? AND id = ?",
+            (migration_id, phase_id),
+        ).fetchone()
+        if row is None or row[0] != "in_progress":
+            return MergeResult.FALLBACK
+        over = row[2] is not None and (done is not None or add) and max(row[1], done or 0) + (add or 0) > row[2]
+        return MergeResult.FALLBACK if over else MergeResult.STALE
 
     def increment_counters(
         self, migration_id: str, deltas: Mapping[str, int], *, ts: datetime, actor: str
