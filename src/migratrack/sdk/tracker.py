@@ -677,6 +677,12 @@ class MigrationProgressTracker:
         _open_trackers.discard(self)
         if self._owned_storage is not None:
             self._owned_storage.close()
+        closer = getattr(self._backend, "close", None)  # a remote backend's connections
+        if callable(closer):
+            try:
+                closer()
+            except Exception:
+                log.warning("migratrack: closing the backend failed", exc_info=True)
 
     def __enter__(self) -> MigrationProgressTracker:
         return self
