@@ -333,3 +333,40 @@ def test_subscribe_replays_then_follows(svc: MigrationService, store: Storage) -
 
     assert asyncio.run(scenario()) == [(2, "phase.started"), (3, "phase.progress"), (4, "metrics.updated"),
                                        (5, "phase.progress")]
+
+
+def test_merge_many_matches_one_merge_at_a_time(store: Storage, clock: FakeClock) -> None:
+    """Batches give the same answers, state and events as the reference store's single merges."""
+    from migratrack.storage.base import ProgressMerge
+
+    plan = [{"id": "p1"}, {"id": "p2", "sub_tasks": ["a", "b"]}, {"id": "p3"}]
+    ref = open_storage("memory://")
+    services = [MigrationService(s, clock) for s in (ref, store)]
+    for s in services:
+        s.initialize("m", plan, actor="a")
+        s.start_phase("m", "p1", actor="a")
+        s.start_phase("m", "p2", actor="a")
+        s.start_sub_task("m", "p2", "a", actor="a")
+        s.update_phase_progress("m", "p1", total=300, actor="a")
+    rng = random.Random(7)
+    for i in range(40):
+        clock.advance(0.1)
+        batch = []
+        for _ in range(rng.randint(1, 8)):
+            kind = rng.random()
+            if kind < 0.5:
+                batch.append(ProgressMerge("p1", None, rng.choice([None, rng.uniform(0, 100)]),
+                                           rng.choice([None, rng.randint(0, 320)]),
+                                           rng.choice([None, rng.randint(1, 9)])))
+            elif kind < 0.9:
+                batch.append(ProgressMerge("p2", rng.choice(["a", "b", "zz"]), rng.uniform(0, 100)))
+            else:
+                batch.append(ProgressMerge(rng.choice(["p3", "nope"]), None, rng.uniform(0, 100)))
+        expected = [ref.merge_progress("m", b.phase_id, b.sub_task_id, progress=b.progress, done=b.done,
+                                       add=b.add, ts=clock(), actor=f"w{i}") for b in batch]
+        assert store.merge_many("m", batch, ts=clock(), actor=f"w{i}") == expected, i
+    a, b = ref.load("m"), store.load("m")
+    assert {p: ph.to_dict() for p, ph in b.phases.items()} == {p: ph.to_dict() for p, ph in a.phases.items()}
+    assert [(e.seq, e.type, e.actor, e.payload) for e in store.events("m", 0, 10_000)] == [
+        (e.seq, e.type, e.actor, e.payload) for e in ref.events("m", 0, 10_000)]
+    assert store.merge_many("m", [], ts=clock(), actor="w") == []

@@ -37,7 +37,15 @@ from migratrack.errors import (
     SchemaVersionError,
     StorageUnavailable,
 )
-from migratrack.storage.base import Codec, MergeResult, Storage, SubTaskScope, TokenRecord, parse_duration
+from migratrack.storage.base import (
+    Codec,
+    MergeResult,
+    ProgressMerge,
+    Storage,
+    SubTaskScope,
+    TokenRecord,
+    parse_duration,
+)
 
 SCHEMA_VERSION = 1
 NOTIFY_CHANNEL = "mt_events"
@@ -510,6 +518,38 @@ class PostgresStorage(Storage):
             self._maybe_purge()
         return change
 
+    def _sub_params(self, migration_id: str, phase_id: str, sub_task_id: str, progress: float,
+                    ts: datetime, actor: str) -> dict[str, Any]:
+        return {"m": migration_id, "phase": phase_id, "sub": sub_task_id, "progress": float(progress),
+                "ts": ts.isoformat(), "actor": actor, "type": "subtask.progress",
+                "payload": self.codec.dumps({"phase": phase_id, "sub_task": sub_task_id, "progress": progress})}
+
+    def _phase_params(self, migration_id: str, phase_id: str, progress: float | None, done: int | None,
+                      add: int | None, ts: datetime, actor: str) -> dict[str, Any]:
+        return {"m": migration_id, "phase": phase_id, "progress": float(progress or 0.0), "done": done or 0,
+                "add": add or 0, "counted": done is not None or bool(add), "ts": ts.isoformat(), "actor": actor,
+                "type": "phase.progress", "payload": self.codec.dumps({"phase": phase_id})}
+
+    @staticmethod
+    def _sub_result(migration_id: str, row: Any) -> MergeResult:
+        if not row[3]:
+            raise MigrationNotFound(migration_id)
+        if row[0] is not None:
+            return MergeResult.APPLIED
+        return MergeResult.STALE if row[2] == "in_progress" else MergeResult.FALLBACK
+
+    @staticmethod
+    def _phase_result(migration_id: str, row: Any, done: int | None, add: int | None) -> MergeResult:
+        if not row[3]:
+            raise MigrationNotFound(migration_id)
+        if row[0] is not None:
+            return MergeResult.APPLIED
+        if row[2] != "in_progress":
+            return MergeResult.FALLBACK
+        counted = done is not None or bool(add)
+        over = row[5] is not None and counted and max(row[4], done or 0) + (add or 0) > row[5]
+        return MergeResult.FALLBACK if over else MergeResult.STALE
+
     def merge_progress(
         self, migration_id: str, phase_id: str, sub_task_id: str | None, *,
         progress: float | None, done: int | None, add: int | None, ts: datetime, actor: str,
@@ -517,31 +557,46 @@ class PostgresStorage(Storage):
         if sub_task_id is not None:
             if progress is None:
                 return MergeResult.FALLBACK
-            payload = self.codec.dumps({"phase": phase_id, "sub_task": sub_task_id, "progress": progress})
-            row = self._run(lambda c: c.execute(MERGE_SUB_SQL, {
-                "m": migration_id, "phase": phase_id, "sub": sub_task_id, "progress": float(progress),
-                "ts": ts.isoformat(), "actor": actor, "type": "subtask.progress", "payload": payload,
-            }).fetchone())
-            if not row[3]:
-                raise MigrationNotFound(migration_id)
-            if row[0] is not None:
-                return MergeResult.APPLIED
-            return MergeResult.STALE if row[2] == "in_progress" else MergeResult.FALLBACK
-        counted = done is not None or bool(add)
-        payload = self.codec.dumps({"phase": phase_id})
-        row = self._run(lambda c: c.execute(MERGE_PHASE_SQL, {
-            "m": migration_id, "phase": phase_id, "progress": float(progress or 0.0), "done": done or 0,
-            "add": add or 0, "counted": counted, "ts": ts.isoformat(), "actor": actor,
-            "type": "phase.progress", "payload": payload,
-        }).fetchone())
-        if not row[3]:
-            raise MigrationNotFound(migration_id)
-        if row[0] is not None:
-            return MergeResult.APPLIED
-        if row[2] != "in_progress":
-            return MergeResult.FALLBACK
-        over = row[5] is not None and counted and max(row[4], done or 0) + (add or 0) > row[5]
-        return MergeResult.FALLBACK if over else MergeResult.STALE
+            params = self._sub_params(migration_id, phase_id, sub_task_id, progress, ts, actor)
+            row = self._run(lambda c: c.execute(MERGE_SUB_SQL, params).fetchone())
+            return self._sub_result(migration_id, row)
+        params = self._phase_params(migration_id, phase_id, progress, done, add, ts, actor)
+        row = self._run(lambda c: c.execute(MERGE_PHASE_SQL, params).fetchone())
+        return self._phase_result(migration_id, row, done, add)
+
+    #: merge_many is one transaction: all its merges are written, or none
+    atomic_merge_many = True
+
+    def merge_many(
+        self, migration_id: str, merges: Sequence[ProgressMerge], *, ts: datetime, actor: str
+    ) -> list[MergeResult]:
+        """Every merge in one transaction, the statements pipelined: one round trip."""
+        todo = [m for m in merges if m.sub_task_id is None or m.progress is not None]
+        if not todo:
+            return [MergeResult.FALLBACK] * len(merges)
+
+        def go(conn: psycopg.Connection[Any]) -> list[Any]:
+            with conn.transaction(), conn.pipeline():
+                cursors = [
+                    conn.execute(MERGE_SUB_SQL, self._sub_params(migration_id, m.phase_id, m.sub_task_id,
+                                                                 m.progress, ts, actor))
+                    if m.sub_task_id is not None and m.progress is not None else
+                    conn.execute(MERGE_PHASE_SQL, self._phase_params(migration_id, m.phase_id, m.progress, m.done,
+                                                                     m.add, ts, actor))
+                    for m in todo
+                ]
+            return [cur.fetchone() for cur in cursors]
+
+        rows = iter(self._run(go))
+        out: list[MergeResult] = []
+        for m in merges:
+            if m.sub_task_id is not None and m.progress is None:
+                out.append(MergeResult.FALLBACK)
+            elif m.sub_task_id is not None:
+                out.append(self._sub_result(migration_id, next(rows)))
+            else:
+                out.append(self._phase_result(migration_id, next(rows), m.done, m.add))
+        return out
 
     def increment_counters(
         self, migration_id: str, deltas: Mapping[str, int], *, ts: datetime, actor: str

@@ -49,7 +49,15 @@ from migratrack.errors import (
     StorageError,
     StorageUnavailable,
 )
-from migratrack.storage.base import Codec, MergeResult, Storage, SubTaskScope, TokenRecord, parse_duration
+from migratrack.storage.base import (
+    Codec,
+    MergeResult,
+    ProgressMerge,
+    Storage,
+    SubTaskScope,
+    TokenRecord,
+    parse_duration,
+)
 
 LAYOUT_VERSION = 1
 _SUFFIXES = ("h", "p", "s", "e", "a", "an", "au")
@@ -105,6 +113,60 @@ if total ~= '' then tj = total end
 redis.call('XADD', KEYS[3], seq .. '-0', 't', 'phase.progress', 'ts', ARGV[5], 'a', ARGV[6], 'p', ARGV[7],
   'x', '{"progress":' .. ps .. ',"done":' .. ds .. ',"total":' .. tj .. '}')
 return {2}
+"""
+
+# KEYS: h p s e lock.  ARGV: ts, actor, then per merge: kind ('s' sub-task | 'p' phase), field prefix,
+# progress ('' = none), done ('' = none), add, payload. The same merges as above, all in one call.
+_MERGE_MANY = """
+if redis.call('EXISTS', KEYS[5]) == 1 then return {-1} end
+local ts, actor = ARGV[1], ARGV[2]
+local function sub(f, prog, payload)
+  local v = redis.call('HMGET', KEYS[3], f .. 's', f .. 'p')
+  if v[1] ~= 'in_progress' then return 0 end
+  if tonumber(prog) <= tonumber(v[2]) then return 1 end
+  redis.call('HSET', KEYS[3], f .. 'p', prog)
+  local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+  redis.call('XADD', KEYS[4], seq .. '-0', 't', 'subtask.progress', 'ts', ts, 'a', actor, 'p', payload)
+  return 2
+end
+local function phase(f, prog, done, add, payload)
+  local v = redis.call('HMGET', KEYS[2], f .. 's', f .. 'p', f .. 'd', f .. 't')
+  if v[1] ~= 'in_progress' then return 0 end
+  local cur_p = tonumber(v[2])
+  local cur_d = tonumber(v[3])
+  local nd = cur_d
+  if done ~= '' then nd = math.max(cur_d, tonumber(done)) end
+  nd = nd + add
+  local np = cur_p
+  if prog ~= '' then np = math.max(np, tonumber(prog)) end
+  local total = v[4]
+  if total ~= '' and (done ~= '' or add > 0) then
+    local t = tonumber(total)
+    if nd > t then return 0 end
+    local ratio = 100.0
+    if t ~= 0 then ratio = math.min(100.0, nd * 100.0 / t) end
+    np = math.max(np, ratio)
+  end
+  if np == cur_p and nd == cur_d then return 1 end
+  local ps = string.format('%.17g', np)
+  local ds = string.format('%.0f', nd)
+  redis.call('HSET', KEYS[2], f .. 'p', ps, f .. 'd', ds)
+  local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+  local tj = 'null'
+  if total ~= '' then tj = total end
+  redis.call('XADD', KEYS[4], seq .. '-0', 't', 'phase.progress', 'ts', ts, 'a', actor, 'p', payload,
+    'x', '{"progress":' .. ps .. ',"done":' .. ds .. ',"total":' .. tj .. '}')
+  return 2
+end
+local out = {}
+for i = 3, #ARGV, 6 do
+  if ARGV[i] == 's' then
+    out[#out + 1] = sub(ARGV[i + 1], ARGV[i + 2], ARGV[i + 5])
+  else
+    out[#out + 1] = phase(ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4]), ARGV[i + 5])
+  end
+end
+return out
 """
 
 # ARGV: successful, failed, bytes deltas, ts, actor, payload
@@ -328,6 +390,7 @@ class RedisStorage(Storage):
             raise _connection_error(exc) from exc
         self._merge_sub = self._r.register_script(_MERGE_SUB)
         self._merge_phase = self._r.register_script(_MERGE_PHASE)
+        self._merge_many_script = self._r.register_script(_MERGE_MANY)
         self._increment = self._r.register_script(_INCREMENT)
         self._load_script = self._r.register_script(_LOAD)
         self._write = self._r.register_script(_WRITE)
@@ -656,6 +719,32 @@ class RedisStorage(Storage):
                 args=[phase_id + "/", "" if progress is None else _float_text(progress),
                       "" if done is None else str(done), str(add or 0), ts.isoformat(), actor, payload]))[0]
         return (MergeResult.FALLBACK, MergeResult.STALE, MergeResult.APPLIED)[int(code)]
+
+    #: merge_many is one script call: its merges run together, nothing interleaves with them
+    atomic_merge_many = True
+
+    def merge_many(
+        self, migration_id: str, merges: Sequence[ProgressMerge], *, ts: datetime, actor: str
+    ) -> list[MergeResult]:
+        """Every merge in one script call (one round trip), with ``merge_progress``'s semantics."""
+        if not merges:
+            return []
+        k = self._keys(migration_id)
+        args: list[str] = [ts.isoformat(), actor]
+        for m in merges:
+            if m.sub_task_id is not None:
+                if m.progress is None:  # nothing to merge: the rules decide (FALLBACK below)
+                    args += ["s", "\n", "0", "", "0", ""]
+                    continue
+                payload = self.codec.dumps({"phase": m.phase_id, "sub_task": m.sub_task_id, "progress": m.progress})
+                args += ["s", f"{m.phase_id}/{m.sub_task_id}/", _float_text(m.progress), "", "0", payload]
+            else:
+                args += ["p", m.phase_id + "/", "" if m.progress is None else _float_text(m.progress),
+                         "" if m.done is None else str(m.done), str(m.add or 0),
+                         self.codec.dumps({"phase": m.phase_id})]
+        codes = self._hot(lambda: self._merge_many_script(keys=[k["h"], k["p"], k["s"], k["e"], k["lock"]],
+                                                          args=args))
+        return [(MergeResult.FALLBACK, MergeResult.STALE, MergeResult.APPLIED)[int(c)] for c in codes]
 
     def increment_counters(
         self, migration_id: str, deltas: Mapping[str, int], *, ts: datetime, actor: str
