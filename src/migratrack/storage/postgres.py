@@ -576,7 +576,7 @@ class PostgresStorage(Storage):
             return [MergeResult.FALLBACK] * len(merges)
 
         def go(conn: psycopg.Connection[Any]) -> list[Any]:
-            with conn.transaction(), conn.pipeline():
+            with conn.pipeline(), conn.transaction():  # BEGIN, the merges and COMMIT in one flight
                 cursors = [
                     conn.execute(MERGE_SUB_SQL, self._sub_params(migration_id, m.phase_id, m.sub_task_id,
                                                                  m.progress, ts, actor))
