@@ -70,16 +70,19 @@ class RedisServer:
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis(host="127.0.0.1", port=self.port)
         deadline = time.monotonic() + 10
-        while True:
-            try:
-                if client.ping():
-                    break
-            except (redis.ConnectionError, redis.BusyLoadingError):
-                pass
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise RuntimeError(f"redis-server on port {self.port} did not start; see {self.folder}/redis.log")
-            time.sleep(0.05)
-        client.close()
+        try:
+            while True:
+                try:
+                    if client.ping():
+                        break
+                except (redis.ConnectionError, redis.BusyLoadingError):
+                    pass
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.stop()
+                    raise RuntimeError(f"redis-server on port {self.port} did not start; see {self.folder}/redis.log")
+                time.sleep(0.05)
+        finally:
+            client.close()
         return self
 
     def stop(self) -> None:
@@ -95,8 +98,10 @@ class RedisServer:
 
 
 def start_cluster(folder: Path, nodes: int = 3) -> list[RedisServer]:
-    servers = [RedisServer(folder / f"node{i}", cluster=True).start() for i in range(nodes)]
+    servers = [RedisServer(folder / f"node{i}", cluster=True) for i in range(nodes)]
     try:
+        for s in servers:
+            s.start()
         subprocess.run(
             [REDIS_CLI, "--cluster", "create", *(f"127.0.0.1:{s.port}" for s in servers),
              "--cluster-replicas", "0", "--cluster-yes"],
