@@ -110,10 +110,12 @@ CREATE TABLE IF NOT EXISTS mt_alerts (
     PRIMARY KEY (migration_id, id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS mt_alerts_order ON mt_alerts (migration_id, n);
+-- Triggers are re-created at every open, so a file always has this version's.
 -- The hot path is one UPDATE statement (its own transaction); these triggers append its event
 -- in the same statement. Cold-path writes use INSERT OR REPLACE and never fire them. Progress is
 -- printed with 17 digits: json_object() alone keeps 15 and the event would disagree with the state.
-CREATE TRIGGER IF NOT EXISTS mt_phase_progress_event AFTER UPDATE OF last_ts ON mt_phases
+DROP TRIGGER IF EXISTS mt_phase_progress_event;
+CREATE TRIGGER mt_phase_progress_event AFTER UPDATE OF last_ts ON mt_phases
 BEGIN
     INSERT INTO mt_events (migration_id, seq, ts, actor, type, payload, plain) VALUES (
         NEW.migration_id,
@@ -122,7 +124,8 @@ BEGIN
         json_object('phase', NEW.id, 'progress', json(printf('%!.17g', NEW.progress)),
                     'done', NEW.done, 'total', NEW.total), 1);
 END;
-CREATE TRIGGER IF NOT EXISTS mt_sub_task_progress_event AFTER UPDATE OF last_ts ON mt_sub_tasks
+DROP TRIGGER IF EXISTS mt_sub_task_progress_event;
+CREATE TRIGGER mt_sub_task_progress_event AFTER UPDATE OF last_ts ON mt_sub_tasks
 BEGIN
     INSERT INTO mt_events (migration_id, seq, ts, actor, type, payload, plain) VALUES (
         NEW.migration_id,
