@@ -7,9 +7,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from migratrack.core.models import Alert, Event
+from migratrack.core.models import Event
 from migratrack.core.states import AlertLevel, Control, MigrationStatus
-from migratrack.core.views import Overview
+from migratrack.core.views import AlertView, Overview
 
 Id = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^/\s]+$")]
 Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
@@ -193,20 +193,8 @@ class AuditPage(BaseModel):
     next_after: int | None = Field(description="pass as ?after= for the next page; null at the end")
 
 
-class AlertOut(BaseModel):
-    id: str
-    level: AlertLevel
-    message: str
-    phase: str | None
-    source: str
-    actor: str | None
-    created_at: datetime
-    acknowledged_at: datetime | None
-    acknowledged_by: str | None
-
-    @classmethod
-    def of(cls, a: Alert) -> AlertOut:
-        return cls(**a.to_dict())
+#: alerts as the API returns them: the same model as the dashboard's
+AlertOut = AlertView
 
 
 class TokenIn(_In):
