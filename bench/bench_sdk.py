@@ -70,8 +70,9 @@ def bench_coalesced(tmp: Path, calls: int) -> dict[str, float]:
     for i in range(calls):
         t.update_phase_progress("copy", i * 100.0 / calls)
     elapsed = time.perf_counter() - t0
-    t.close()
+    t.flush()
     writes = sum(1 for e in t.events() if e.type == "phase.progress")
+    t.close()
     return {"calls_per_s": calls / elapsed, "writes": writes, "seconds": elapsed}
 
 

@@ -280,15 +280,20 @@ class MigrationService:
             # the store can); whatever the store cannot decide goes through the rules, in order
             j = i
             merges: list[ProgressMerge] = []
-            while self.storage.atomic_merge_many and j < len(todo) and (m := self._as_merge(todo[j])) is not None:
+            limit = len(todo) if self.storage.atomic_merge_many else i + 1
+            while j < limit and (m := self._as_merge(todo[j])) is not None:
                 merges.append(m)
                 j += 1
             try:
-                if merges:
+                if len(merges) == 1:  # one statement, its own transaction
+                    m = merges[0]
+                    results = [self.storage.merge_progress(mid, m.phase_id, m.sub_task_id, progress=m.progress,
+                                                           done=m.done, add=m.add, ts=self.now(), actor=actor)]
+                elif merges:
                     results = self.storage.merge_many(mid, merges, ts=self.now(), actor=actor)
-                    rest = [todo[i + k] for k, r in enumerate(results) if r is MergeResult.FALLBACK]
                 else:
-                    rest, j = [todo[i]], i + 1
+                    results, j = [MergeResult.FALLBACK], i + 1
+                rest = [todo[i + k] for k, r in enumerate(results) if r is MergeResult.FALLBACK]
             except StorageError as exc:
                 raise PartiallyApplied(exc, todo[i:], dict(increments or {})) from exc
             except (RuleViolation, NotFound, InvalidInput) as exc:

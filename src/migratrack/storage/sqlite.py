@@ -223,6 +223,7 @@ class SQLiteStorage(Storage):
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
+            self._check_open()
             c = self._conn
             try:
                 c.execute("BEGIN IMMEDIATE")
@@ -248,6 +249,7 @@ class SQLiteStorage(Storage):
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
+            self._check_open()
             c = self._conn
             try:
                 c.execute("BEGIN")
@@ -261,6 +263,12 @@ class SQLiteStorage(Storage):
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+            self._closed = True
+
+    def _check_open(self) -> None:
+        if getattr(self, "_closed", False):
+            raise StorageError(f"the SQLite store {self.path!r} was closed (by close() on it or on its tracker); "
+                               "open a new one")
 
     # -- encode ----------------------------------------------------------------------------
 
@@ -443,6 +451,7 @@ class SQLiteStorage(Storage):
     ) -> MergeResult:
         # One UPDATE statement, run as its own transaction; a trigger appends the event.
         with self._lock:
+            self._check_open()
             try:
                 return self._merge(self._conn, migration_id, phase_id, sub_task_id, progress, done, add,
                                    ts.isoformat(), actor)
