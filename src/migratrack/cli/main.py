@@ -6,6 +6,7 @@ import importlib
 import json
 import sys
 import time
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -14,7 +15,8 @@ from rich.live import Live
 
 from migratrack import __version__
 from migratrack.cli.display import render_dashboard
-from migratrack.errors import MigratrackError
+from migratrack.errors import ConfigurationError, MigratrackError
+from migratrack.sdk.backend import Backend
 from migratrack.service import MigrationService
 from migratrack.settings import DEFAULT_STORAGE_URL, Settings, default_actor
 
@@ -36,21 +38,46 @@ StorageOpt = Annotated[
 MigrationArg = Annotated[str, typer.Argument(help="migration id")]
 
 
+#: set by the root options: a server to talk to instead of a store
+_remote: dict[str, str | None] = {"url": None, "token": None}
+
+
 def storage_url(value: str | None) -> str:
     return value or Settings.from_env().storage_url
 
 
-def service(value: str | None) -> MigrationService:
+def remote_url(storage: str | None) -> str | None:
+    """The server to use: --url (or MIGRATRACK_URL) unless a store was named with --storage."""
+    return None if storage else _remote["url"]
+
+
+def service(value: str | None) -> Backend:
+    """The migration's backend: the named (or default) store, or the server given by --url."""
+    url = remote_url(value)
+    if url:
+        from migratrack.sdk.remote import RemoteBackend
+
+        return RemoteBackend(url, token=_remote["token"], strict=True)
     return MigrationService(storage_url(value))
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
 
 
 @app.callback(invoke_without_command=True)
 def _root(
     version: Annotated[bool, typer.Option("--version", help="print the version and exit")] = False,
+    url: Annotated[str | None, typer.Option(
+        "--url", envvar="MIGRATRACK_URL",
+        help="a migratrack server to use instead of a store [env MIGRATRACK_URL]; --storage wins")] = None,
+    token: Annotated[str | None, typer.Option(
+        "--token", envvar="MIGRATRACK_TOKEN", help="bearer token for --url [env MIGRATRACK_TOKEN]")] = None,
 ) -> None:
     if version:
         console.print(f"migratrack {__version__}")
         raise typer.Exit()
+    _remote["url"], _remote["token"] = url, token
 
 
 @app.command()
@@ -76,7 +103,9 @@ def demo(
 @app.command("list")
 def list_(storage: StorageOpt = None) -> None:
     """List the migrations in the store."""
-    svc = service(storage)
+    if remote_url(storage):
+        raise ConfigurationError("list reads a store: give --storage (a server lists at GET /api/migrations)")
+    svc = MigrationService(storage_url(storage))
     ids = svc.storage.list_ids()
     if not ids:
         console.print("no migrations in " + storage_url(storage))
@@ -104,7 +133,7 @@ def status(
     if as_json:
         sys.stdout.write(d.model_dump_json(indent=2) + "\n")
     else:
-        console.print(render_dashboard(d, svc.now()))
+        console.print(render_dashboard(d, now()))
 
 
 @app.command()
@@ -119,7 +148,7 @@ def watch(
         with Live(console=console, refresh_per_second=4) as view:
             while True:
                 d = svc.dashboard(migration)
-                view.update(render_dashboard(d, svc.now()))
+                view.update(render_dashboard(d, now()))
                 if d.overview.status.value in ("completed", "cancelled"):
                     return
                 time.sleep(interval)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from migratrack.cli.main import MigrationArg, StorageOpt, app, console, storage_url
+from migratrack.cli.main import MigrationArg, StorageOpt, _remote, app, console, remote_url, storage_url
 from migratrack.errors import MigrationCancelled
 from migratrack.sdk.plan import load_plan
 from migratrack.sdk.tracker import MigrationProgressTracker
@@ -17,8 +17,12 @@ PhaseArg = Annotated[str, typer.Argument(help="phase id")]
 SubOpt = Annotated[str | None, typer.Option("--sub", help="a sub-task of the phase instead of the phase")]
 
 
-def _tracker(migration: str, storage: str | None) -> MigrationProgressTracker:
-    return MigrationProgressTracker(migration, storage=storage_url(storage), coalesce=0)
+def _tracker(migration: str, storage: str | None, **options: Any) -> MigrationProgressTracker:
+    url = remote_url(storage)
+    if url:
+        return MigrationProgressTracker(migration, url=url, token=_remote["token"], coalesce=0, strict=True,
+                                        **options)
+    return MigrationProgressTracker(migration, storage=storage_url(storage), coalesce=0, **options)
 
 
 @app.command()
@@ -145,7 +149,7 @@ def checkpoint(
 ) -> None:
     """Wait while the migration is paused; exit 3 if it was cancelled. For shell loops:
     `migratrack checkpoint ID || exit`."""
-    t = MigrationProgressTracker(migration, storage=storage_url(storage), poll_interval=poll)
+    t = _tracker(migration, storage, poll_interval=poll)
     try:
         t.checkpoint()
     except MigrationCancelled as exc:

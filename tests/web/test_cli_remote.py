@@ -1,0 +1,64 @@
+"""The CLI against a server (--url / MIGRATRACK_URL) instead of a store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from migratrack.cli.main import app as cli
+from migratrack.storage import Storage
+
+from .live import LiveServer
+
+PLAN = "phases:\n  - {id: schema}\n  - {id: copy, dependencies: [schema]}\n"
+
+
+@pytest.fixture
+def remote(server: LiveServer, tokens: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.delenv("MIGRATRACK_STORAGE_URL", raising=False)
+    monkeypatch.setenv("MIGRATRACK_URL", server.url)
+    monkeypatch.setenv("MIGRATRACK_TOKEN", tokens["operator"])
+    return CliRunner()
+
+
+def test_a_shell_migration_reports_through_the_server(remote: CliRunner, store: Storage, tmp_path: Path) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(PLAN)
+    for args in (["init", "r1", str(plan)], ["start", "r1", "schema"], ["progress", "r1", "schema", "40"]):
+        result = remote.invoke(cli, args)
+        assert result.exit_code == 0, (args, result.output, result.exception)
+    state = store.load("r1")  # the server's store has it
+    assert state.phases["schema"].progress == 40
+    events = store.events("r1")
+    assert "token:operator-bot" in events[-1].actor  # the audit trail names the token
+
+
+def test_status_and_events_read_the_server(remote: CliRunner, store: Storage, tmp_path: Path) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(PLAN)
+    remote.invoke(cli, ["init", "r1", str(plan)])
+    remote.invoke(cli, ["start", "r1", "schema"])
+    status = remote.invoke(cli, ["status", "r1", "--json"])
+    assert status.exit_code == 0 and '"migration_id": "r1"' in status.output
+    events = remote.invoke(cli, ["events", "r1"])
+    assert "phase.started" in events.output
+
+
+def test_rule_violations_from_the_server_exit_non_zero(remote: CliRunner, tmp_path: Path) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(PLAN)
+    remote.invoke(cli, ["init", "r1", str(plan)])
+    result = remote.invoke(cli, ["start", "r1", "copy"])
+    assert result.exit_code != 0
+    assert "schema" in str(result.exception)  # names the blocking phase
+
+
+def test_an_operator_token_cannot_pause(remote: CliRunner, tmp_path: Path) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(PLAN)
+    remote.invoke(cli, ["init", "r1", str(plan)])
+    result = remote.invoke(cli, ["pause", "r1"])
+    assert result.exit_code != 0
+    assert "admin" in str(result.exception)
