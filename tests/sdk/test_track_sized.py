@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from migratrack import MigrationProgressTracker
+from migratrack import MigrationProgressTracker, Storage
 from migratrack.errors import StorageError
 
 
@@ -65,3 +65,29 @@ def test_close_leaves_a_store_it_was_given_open(tmp_path: Path) -> None:
     t.initialize_migration([{"id": "copy"}])
     t.close()
     assert store.exists("m")
+
+
+def test_a_rerun_resumes_a_loop_from_the_phase_done_count() -> None:
+    store = open_store()
+    rows = list(range(1000))
+    first = MigrationProgressTracker("m", storage=store)
+    assert first.initialize_migration([{"id": "copy"}]) is True
+    for i, _ in enumerate(first.track(rows, phase="copy")):
+        if i == 600:
+            break  # the script dies part-way
+    first.close()
+
+    again = MigrationProgressTracker("m", storage=store)
+    assert again.initialize_migration([{"id": "copy"}]) is False  # resumed
+    copy = again.get_phase("copy")
+    assert copy.status.value == "in_progress" and 0 < copy.done <= 601
+    redone = sum(1 for _ in again.track(rows[copy.done:], phase="copy", total=len(rows)))
+    final = again.get_phase("copy")
+    assert (final.status.value, final.done, final.total) == ("completed", 1000, 1000)
+    assert redone == 1000 - copy.done
+
+
+def open_store() -> Storage:
+    from migratrack import open_storage
+
+    return open_storage("memory://")

@@ -17,7 +17,7 @@ from typing import Any, TypeVar, cast
 from migratrack.core.eta import Estimate
 from migratrack.core.models import Alert, Event, Phase
 from migratrack.core.states import AlertLevel
-from migratrack.core.views import Dashboard, Overview
+from migratrack.core.views import Dashboard, Overview, PhaseView
 from migratrack.errors import MigrationCancelled
 from migratrack.sdk.tracker import MigrationProgressTracker
 
@@ -112,6 +112,10 @@ class AsyncMigrationProgressTracker:
 
     async def get_dashboard(self, *, alerts: int = 20) -> Dashboard:
         result: Dashboard = await self._call(self.sync.get_dashboard, alerts=alerts)
+        return result
+
+    async def get_phase(self, phase_id: str) -> PhaseView:
+        result: PhaseView = await self._call(self.sync.get_phase, phase_id)
         return result
 
     async def estimate(self) -> Estimate:

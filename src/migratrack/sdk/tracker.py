@@ -27,13 +27,14 @@ from migratrack.core.eta import Estimate
 from migratrack.core.models import Alert, Event, Phase, check_count, check_progress
 from migratrack.core.rules import MAX_TEXT, normalise_metrics
 from migratrack.core.states import AlertLevel, Control
-from migratrack.core.views import Dashboard, Overview
+from migratrack.core.views import Dashboard, Overview, PhaseView
 from migratrack.errors import (
     ConfigurationError,
     InvalidInput,
     MigrationCancelled,
     MigratrackError,
     NotFound,
+    PhaseNotFound,
     RuleViolation,
     StorageError,
 )
@@ -356,6 +357,14 @@ class MigrationProgressTracker:
     def get_dashboard(self, *, alerts: int = 20) -> Dashboard:
         self.flush()
         return self._backend.dashboard(self.migration_id, alerts=alerts)
+
+    def get_phase(self, phase_id: str) -> PhaseView:
+        """One phase as the dashboard shows it (status, progress, done/total, attempts, errors…):
+        what a re-run script reads to resume where it stopped."""
+        for phase in self.get_dashboard(alerts=0).phases:
+            if phase.id == phase_id:
+                return phase
+        raise PhaseNotFound(self.migration_id, phase_id)
 
     def estimate(self) -> Estimate:
         """The completion estimate with its interval and critical path."""
