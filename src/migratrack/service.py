@@ -281,7 +281,7 @@ class MigrationService:
             j = i
             merges: list[ProgressMerge] = []
             limit = len(todo) if self.storage.atomic_merge_many else i + 1
-            while j < limit and (m := self._as_merge(todo[j])) is not None:
+            while j < limit and (m := self.as_merge(todo[j])) is not None:
                 merges.append(m)
                 j += 1
             try:
@@ -326,7 +326,7 @@ class MigrationService:
         return None
 
     @staticmethod
-    def _as_merge(u: ProgressUpdate) -> ProgressMerge | None:
+    def as_merge(u: ProgressUpdate) -> ProgressMerge | None:
         """The update as a plain hot-path merge, or None when the rules must see it (metadata, a
         total, or a value that does not validate)."""
         if u.metadata or u.total is not None:
