@@ -48,10 +48,13 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Literal
 
-from migratrack.core.models import Alert, Event, MigrationState, NewEvent
+from migratrack.core.models import Alert, Event, MigrationState, NewEvent, PhaseState, SubTaskState
 from migratrack.core.rules import Change
 from migratrack.core.states import Control
 from migratrack.errors import ConfigurationError
+
+#: phase fields a store keeps as plain values, merged in place by the hot path
+PHASE_HOT_FIELDS = ("status", "progress", "done", "total", "sub_tasks")
 
 #: which sub-tasks ``load`` materialises: every phase's ("all"), one phase's (its id), or none
 SubTaskScope = Literal["all"] | str | None
@@ -291,6 +294,23 @@ class Storage(ABC):
     @abstractmethod
     def list_tokens(self) -> list[TokenRecord]:
         """Every token record, oldest first."""
+
+    # -- row encoding shared by the stores ---------------------------------------------------
+
+    def phase_rest(self, p: PhaseState) -> str:
+        """A phase's fields but those the hot path merges in place (``PHASE_HOT_FIELDS``), encoded
+        by the codec: what a store keeps beside its plain columns."""
+        data = p.to_dict(with_sub_tasks=False)
+        for k in PHASE_HOT_FIELDS:
+            data.pop(k, None)
+        return self.codec.dumps(data)
+
+    def sub_task_rest(self, s: SubTaskState) -> str:
+        """A sub-task's fields but its status and progress, encoded by the codec."""
+        data = s.to_dict()
+        data.pop("status")
+        data.pop("progress")
+        return self.codec.dumps(data)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections. The store is unusable afterwards."""

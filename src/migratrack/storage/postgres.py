@@ -186,7 +186,6 @@ SELECT u.successful_operations, u.failed_operations, u.total_data_migrated,
 FROM u, ev
 """
 
-_PHASE_COLUMNS = ("status", "progress", "done", "total", "sub_tasks")
 _RETRYABLE = (pgerrors.AdminShutdown,)
 
 
@@ -318,16 +317,10 @@ class PostgresStorage(Storage):
     # -- encode ----------------------------------------------------------------------------
 
     def _phase_row(self, migration_id: str, pos: int, p: PhaseState) -> tuple[Any, ...]:
-        data = p.to_dict(with_sub_tasks=False)
-        for k in _PHASE_COLUMNS:
-            data.pop(k, None)
-        return (migration_id, p.id, pos, p.status.value, p.progress, p.done, p.total, self.codec.dumps(data))
+        return (migration_id, p.id, pos, p.status.value, p.progress, p.done, p.total, self.phase_rest(p))
 
     def _sub_row(self, migration_id: str, phase_id: str, pos: int, s: SubTaskState) -> tuple[Any, ...]:
-        data = s.to_dict()
-        data.pop("status")
-        data.pop("progress")
-        return (migration_id, phase_id, s.id, pos, s.status.value, s.progress, self.codec.dumps(data))
+        return (migration_id, phase_id, s.id, pos, s.status.value, s.progress, self.sub_task_rest(s))
 
     def _insert_events(self, conn: psycopg.Connection[Any], migration_id: str, first: int,
                        events: Sequence[NewEvent]) -> int:

@@ -61,7 +61,6 @@ from migratrack.storage.base import (
 
 LAYOUT_VERSION = 1
 _SUFFIXES = ("h", "p", "s", "e", "a", "an", "au")
-_PHASE_COLUMNS = ("status", "progress", "done", "total", "sub_tasks")
 
 # -- scripts ---------------------------------------------------------------------------------
 
@@ -486,11 +485,8 @@ class RedisStorage(Storage):
     # -- encode / decode -------------------------------------------------------------------
 
     def _phase_fields(self, p: PhaseState, *, full: bool) -> list[str]:
-        data = p.to_dict(with_sub_tasks=False)
-        for k in _PHASE_COLUMNS:
-            data.pop(k, None)
         f = p.id + "/"
-        out = [f + "s", p.status.value, f + "x", self.codec.dumps(data)]
+        out = [f + "s", p.status.value, f + "x", self.phase_rest(p)]
         if full:
             out += [f + "p", _float_text(p.progress), f + "d", str(p.done),
                     f + "t", "" if p.total is None else str(p.total),
@@ -502,11 +498,8 @@ class RedisStorage(Storage):
         return self._phase_fields(p, full=True)[:-2]
 
     def _sub_fields(self, phase_id: str, s: SubTaskState) -> list[str]:
-        data = s.to_dict()
-        data.pop("status")
-        data.pop("progress")
         f = f"{phase_id}/{s.id}/"
-        return [f + "s", s.status.value, f + "p", _float_text(s.progress), f + "x", self.codec.dumps(data)]
+        return [f + "s", s.status.value, f + "p", _float_text(s.progress), f + "x", self.sub_task_rest(s)]
 
     def _header_fields(self, state: MigrationState, updated: datetime) -> list[str]:
         ended = state.finished_at or state.cancelled_at

@@ -147,7 +147,6 @@ _INSERT_EVENT = (
     f"VALUES (?, {_NEXT_SEQ}, ?, ?, ?, ?) RETURNING seq"
 )
 
-_PHASE_COLUMNS = ("status", "progress", "done", "total", "sub_tasks")
 
 
 def path_from_url(url: str) -> str:
@@ -273,17 +272,10 @@ class SQLiteStorage(Storage):
     # -- encode ----------------------------------------------------------------------------
 
     def _phase_row(self, migration_id: str, pos: int, p: PhaseState) -> tuple[Any, ...]:
-        data = p.to_dict(with_sub_tasks=False)
-        for k in _PHASE_COLUMNS:
-            data.pop(k, None)
-        return (migration_id, p.id, pos, p.status.value, p.progress, p.done, p.total, self.codec.dumps(data),
-                None, None)
+        return (migration_id, p.id, pos, p.status.value, p.progress, p.done, p.total, self.phase_rest(p), None, None)
 
     def _sub_row(self, migration_id: str, phase_id: str, pos: int, s: SubTaskState) -> tuple[Any, ...]:
-        data = s.to_dict()
-        data.pop("status")
-        data.pop("progress")
-        return (migration_id, phase_id, s.id, pos, s.status.value, s.progress, self.codec.dumps(data), None, None)
+        return (migration_id, phase_id, s.id, pos, s.status.value, s.progress, self.sub_task_rest(s), None, None)
 
     def _insert_events(self, c: sqlite3.Connection, migration_id: str, events: Sequence[NewEvent]) -> int:
         seq = 0
