@@ -20,10 +20,10 @@ from migratrack.core.models import (
     plan_signature,
 )
 from migratrack.core.rules import (
-    DEFAULT_ERROR_RATE_THRESHOLD,
     Change,
     Rules,
     derived_error_rate,
+    error_rate_threshold,
     normalise_metrics,
 )
 from migratrack.core.states import AlertLevel, Control
@@ -239,16 +239,19 @@ class MigrationService:
         before = derived_error_rate(before_ok, before_failed, {})
         try:
             threshold = self._threshold(mid)
-            if after is not None and after > threshold and (before is None or before <= threshold):
-                self.run(mid, actor, lambda r: r.check_error_rate(before))
+            # the rules decide (under the migration's lock) only when this increment moved the rate
+            # across the threshold, or back across half of it (which re-arms the alert)
+            up = after is not None and after > threshold and (before is None or before <= threshold)
+            down = after is not None and before is not None and after <= threshold / 2 < before
+            if up or down:
+                self.run(mid, actor, lambda r: r.check_error_rate())
         except StorageError as exc:
             # the increments are in: a caller that sent them again would count them twice
             raise PartiallyApplied(exc, [], {}) from exc
 
     def _threshold(self, mid: str) -> float:
         if mid not in self._thresholds:
-            meta = self.storage.load(mid, sub_tasks=None).metadata
-            self._thresholds[mid] = float(meta.get("error_rate_threshold", DEFAULT_ERROR_RATE_THRESHOLD))
+            self._thresholds[mid] = error_rate_threshold(self.storage.load(mid, sub_tasks=None))
         return self._thresholds[mid]
 
     def pause(self, mid: str, reason: str | None = None, *, actor: str) -> Change:

@@ -480,6 +480,21 @@ def test_error_rate_above_ten_percent_warns_once_per_crossing(svc: MigrationServ
     assert len(rate_alerts()) == 2
 
 
+def test_an_error_rate_hovering_around_the_threshold_warns_once(svc: MigrationService) -> None:
+    def rate_alerts() -> list[Any]:
+        return [a for a in svc.alerts(MID) if a.source == "rule:error-rate"]
+
+    svc.update_metrics(MID, increments={"successful_operations": 88, "failed_operations": 12}, actor=ACTOR)
+    assert len(rate_alerts()) == 1  # 12%
+    for _ in range(5):  # 9.x% and back above 10%, again and again: no new alert
+        svc.update_metrics(MID, increments={"successful_operations": 30}, actor=ACTOR)
+        svc.update_metrics(MID, increments={"failed_operations": 5}, actor=ACTOR)
+    assert len(rate_alerts()) == 1
+    svc.update_metrics(MID, increments={"successful_operations": 2000}, actor=ACTOR)  # down to half: re-armed
+    svc.update_metrics(MID, increments={"failed_operations": 400}, actor=ACTOR)
+    assert len(rate_alerts()) == 2
+
+
 def test_nested_resource_and_cost_metrics(svc: MigrationService) -> None:
     svc.update_metrics(MID, {
         "migrationSpeed": 25 * 1024 * 1024, "averageOperationTime": 12.5,

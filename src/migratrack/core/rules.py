@@ -40,6 +40,8 @@ from migratrack.errors import (
 #: the error rate (percent) above which an automatic warning is raised, unless the
 #: migration's metadata sets ``error_rate_threshold``
 DEFAULT_ERROR_RATE_THRESHOLD = 10.0
+#: header metadata key set while an error-rate alert is out and not yet re-armed
+ERROR_RATE_ALERTED = "_error_rate_alerted"
 MAX_TEXT = 10_000
 
 
@@ -414,7 +416,6 @@ class Rules:
         if not sets and not deltas:
             return
         m = self.state.metrics
-        before = derived_error_rate(m.successful_operations, m.failed_operations, m.gauges)
         for name, val in sets.items():
             if name in COUNTERS:
                 setattr(m, name, int(val))
@@ -429,16 +430,26 @@ class Rules:
         if deltas:
             payload["increment"] = deltas
         self._event("metrics.updated", **payload)
-        self.check_error_rate(before)
+        self.check_error_rate()
 
-    def check_error_rate(self, before: float | None) -> None:
+    def check_error_rate(self) -> None:
+        """Warn once when the error rate goes above the threshold; re-arm only once it is back at
+        half the threshold, so a rate hovering around the line (or several workers seeing the
+        same crossing) raises one alert, not a stream of them."""
         m = self.state.metrics
-        after = derived_error_rate(m.successful_operations, m.failed_operations, m.gauges)
-        threshold = float(self.state.metadata.get("error_rate_threshold", DEFAULT_ERROR_RATE_THRESHOLD))
-        if after is not None and after > threshold and (before is None or before <= threshold):
-            self._alert(AlertLevel.WARNING,
-                        f"error rate {after:.1f}% is above the {threshold:g}% threshold",
+        rate = derived_error_rate(m.successful_operations, m.failed_operations, m.gauges)
+        if rate is None:
+            return
+        threshold = error_rate_threshold(self.state)
+        alerted = bool(self.state.metadata.get(ERROR_RATE_ALERTED))
+        if rate > threshold and not alerted:
+            self.state.metadata[ERROR_RATE_ALERTED] = True
+            self.change.header = True
+            self._alert(AlertLevel.WARNING, f"error rate {rate:.1f}% is above the {threshold:g}% threshold",
                         None, "rule:error-rate")
+        elif alerted and rate <= threshold / 2:
+            del self.state.metadata[ERROR_RATE_ALERTED]
+            self.change.header = True
 
     # -- control -------------------------------------------------------------------------
 
@@ -592,3 +603,7 @@ def merge_values(
     if new_progress == cur_progress and new_done == cur_done:
         return "stale", cur_progress, cur_done
     return "applied", new_progress, new_done
+
+
+def error_rate_threshold(state: MigrationState) -> float:
+    return float(state.metadata.get("error_rate_threshold", DEFAULT_ERROR_RATE_THRESHOLD))
