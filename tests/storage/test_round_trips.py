@@ -53,17 +53,22 @@ def test_redis_hot_path_is_one_script_call(private_redis: RedisServer) -> None:
 
     def watch() -> None:
         with admin.monitor() as m:
-            ready.set()
             for cmd in m.listen():
                 if cmd["command"] == "ECHO end-of-test":
                     return
-                if cmd.get("client_type") != "lua":
+                if cmd["command"] == "ECHO start-of-test":
+                    ready.set()  # MONITOR is live: count from here
+                    continue
+                if ready.is_set() and cmd.get("client_type") != "lua":
                     sent.append(cmd["command"].split()[0].upper())
 
     watcher = threading.Thread(target=watch)
     watcher.start()
-    ready.wait(5)
-    time.sleep(0.2)
+    deadline = time.monotonic() + 10
+    while not ready.is_set() and time.monotonic() < deadline:
+        marker.echo("start-of-test")
+        ready.wait(0.1)
+    assert ready.is_set(), "MONITOR never started"
     hot_ops(svc)
     batch = [ProgressMerge("p", "s", 99.0), ProgressMerge("p", None, None, N + 10), ProgressMerge("p", None, 99.5)]
     assert svc.storage.merge_many("rt", batch, ts=svc.now(), actor="w") == [MergeResult.APPLIED] * 3
