@@ -67,55 +67,11 @@ _SUFFIXES = ("h", "p", "s", "e", "a", "an", "au")
 _LOCKED = -1
 _MISSING = -2
 
-# Merges: a missing migration has no rows, so they answer FALLBACK and transact() reports it.
-_MERGE_SUB = """
-if redis.call('EXISTS', KEYS[4]) == 1 then return -1 end
-local f = ARGV[1]
-local v = redis.call('HMGET', KEYS[2], f .. 's', f .. 'p')
-if v[1] ~= 'in_progress' then return 0 end
-if tonumber(ARGV[2]) <= tonumber(v[2]) then return 1 end
-redis.call('HSET', KEYS[2], f .. 'p', ARGV[2])
-local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-redis.call('XADD', KEYS[3], seq .. '-0', 't', 'subtask.progress', 'ts', ARGV[3], 'a', ARGV[4], 'p', ARGV[5])
-return 2
-"""
-
-# ARGV: phase field prefix, progress ('' = none), done ('' = none), add, ts, actor, payload
-_MERGE_PHASE = """
-if redis.call('EXISTS', KEYS[4]) == 1 then return {-1} end
-local f = ARGV[1]
-local v = redis.call('HMGET', KEYS[2], f .. 's', f .. 'p', f .. 'd', f .. 't')
-if v[1] ~= 'in_progress' then return {0} end
-local cur_p = tonumber(v[2])
-local cur_d = tonumber(v[3])
-local add = tonumber(ARGV[4])
-local nd = cur_d
-if ARGV[3] ~= '' then nd = math.max(cur_d, tonumber(ARGV[3])) end
-nd = nd + add
-local np = cur_p
-if ARGV[2] ~= '' then np = math.max(np, tonumber(ARGV[2])) end
-local total = v[4]
-if total ~= '' and (ARGV[3] ~= '' or add > 0) then
-  local t = tonumber(total)
-  if nd > t then return {0} end
-  local ratio = 100.0
-  if t ~= 0 then ratio = math.min(100.0, nd * 100.0 / t) end
-  np = math.max(np, ratio)
-end
-if np == cur_p and nd == cur_d then return {1} end
-local ps = string.format('%.17g', np)
-local ds = string.format('%.0f', nd)
-redis.call('HSET', KEYS[2], f .. 'p', ps, f .. 'd', ds)
-local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-local tj = 'null'
-if total ~= '' then tj = total end
-redis.call('XADD', KEYS[3], seq .. '-0', 't', 'phase.progress', 'ts', ARGV[5], 'a', ARGV[6], 'p', ARGV[7],
-  'x', '{"progress":' .. ps .. ',"done":' .. ds .. ',"total":' .. tj .. '}')
-return {2}
-"""
-
+# Hot-path merges (one or many, in one call). A missing migration has no rows, so they answer
+# FALLBACK and transact() reports it. Returns per merge 0 FALLBACK, 1 STALE, 2 APPLIED; {-1} if a
+# transition holds the lock.
 # KEYS: h p s e lock.  ARGV: ts, actor, then per merge: kind ('s' sub-task | 'p' phase), field prefix,
-# progress ('' = none), done ('' = none), add, payload. The same merges as above, all in one call.
+# progress ('' = none), done ('' = none), add, payload.
 _MERGE_MANY = """
 if redis.call('EXISTS', KEYS[5]) == 1 then return {-1} end
 local ts, actor = ARGV[1], ARGV[2]
@@ -387,8 +343,6 @@ class RedisStorage(Storage):
                 self._r = redis.Redis.from_url(self._conn_url, **common)
         except redis.RedisError as exc:
             raise _connection_error(exc) from exc
-        self._merge_sub = self._r.register_script(_MERGE_SUB)
-        self._merge_phase = self._r.register_script(_MERGE_PHASE)
         self._merge_many_script = self._r.register_script(_MERGE_MANY)
         self._increment = self._r.register_script(_INCREMENT)
         self._load_script = self._r.register_script(_LOAD)
@@ -697,21 +651,9 @@ class RedisStorage(Storage):
         self, migration_id: str, phase_id: str, sub_task_id: str | None, *,
         progress: float | None, done: int | None, add: int | None, ts: datetime, actor: str,
     ) -> MergeResult:
-        k = self._keys(migration_id)
-        if sub_task_id is not None:
-            if progress is None:
-                return MergeResult.FALLBACK
-            payload = self.codec.dumps({"phase": phase_id, "sub_task": sub_task_id, "progress": progress})
-            code = self._hot(lambda: self._merge_sub(
-                keys=[k["h"], k["s"], k["e"], k["lock"]],
-                args=[f"{phase_id}/{sub_task_id}/", _float_text(progress), ts.isoformat(), actor, payload]))
-        else:
-            payload = self.codec.dumps({"phase": phase_id})
-            code = self._hot(lambda: self._merge_phase(
-                keys=[k["h"], k["p"], k["e"], k["lock"]],
-                args=[phase_id + "/", "" if progress is None else _float_text(progress),
-                      "" if done is None else str(done), str(add or 0), ts.isoformat(), actor, payload]))[0]
-        return (MergeResult.FALLBACK, MergeResult.STALE, MergeResult.APPLIED)[int(code)]
+        [result] = self.merge_many(migration_id, [ProgressMerge(phase_id, sub_task_id, progress, done, add)],
+                                   ts=ts, actor=actor)
+        return result
 
     #: merge_many is one script call: its merges run together, nothing interleaves with them
     atomic_merge_many = True
