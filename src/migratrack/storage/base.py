@@ -267,12 +267,21 @@ class Storage(ABC):
         LISTEN/NOTIFY) override it to wake on writes instead of on a timer."""
         seq = after
         while True:
+            async for event in self.stored_events(migration_id, seq):
+                yield event
+                seq = event.seq
+            await asyncio.sleep(poll_interval)
+
+    async def stored_events(self, migration_id: str, after: int) -> AsyncIterator[Event]:
+        """Every event already stored with ``seq > after``, read page by page off the event loop."""
+        seq = after
+        while True:
             batch = await asyncio.to_thread(self.events, migration_id, seq, 1000)
             for event in batch:
                 yield event
                 seq = event.seq
             if len(batch) < 1000:
-                await asyncio.sleep(poll_interval)
+                return
 
     # -- retention ---------------------------------------------------------------------------
 

@@ -657,13 +657,9 @@ class PostgresStorage(Storage):
                     except psycopg.OperationalError:
                         aconn = None
                 # listening before reading: a write after the read still wakes us
-                while True:
-                    batch = await asyncio.to_thread(self.events, migration_id, seq, 1000)
-                    for event in batch:
-                        yield event
-                        seq = event.seq
-                    if len(batch) < 1000:
-                        break
+                async for event in self.stored_events(migration_id, seq):
+                    yield event
+                    seq = event.seq
                 if aconn is None:
                     await asyncio.sleep(poll_interval)
                     continue
