@@ -16,7 +16,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
@@ -383,26 +383,23 @@ class MigrationProgressTracker:
 
     # -- helpers for loops -----------------------------------------------------------------
 
-    @contextmanager
-    def phase(self, phase_id: str) -> Iterator[MigrationProgressTracker]:
+    def phase(self, phase_id: str) -> AbstractContextManager[MigrationProgressTracker]:
         """Start the phase (unless already running), complete it on exit, or fail it with the
         exception's text (the exception propagates). MigrationCancelled leaves it as it is."""
-        self.start_phase(phase_id)
-        try:
-            yield self
-        except MigrationCancelled:
-            self.flush()
-            raise
-        except BaseException as exc:
-            error = exc
-            self._safe(lambda: self.fail_phase(phase_id, error))
-            raise
-        self.complete_phase(phase_id)
+        return self._step(lambda: self.start_phase(phase_id), lambda: self.complete_phase(phase_id),
+                          lambda exc: self.fail_phase(phase_id, exc))
+
+    def sub_task(self, phase_id: str, sub_task_id: str) -> AbstractContextManager[MigrationProgressTracker]:
+        """Start a sub-task, complete it on exit, or fail it with the exception's text."""
+        return self._step(lambda: self.start_sub_task(phase_id, sub_task_id),
+                          lambda: self.complete_sub_task(phase_id, sub_task_id),
+                          lambda exc: self.fail_sub_task(phase_id, sub_task_id, exc))
 
     @contextmanager
-    def sub_task(self, phase_id: str, sub_task_id: str) -> Iterator[MigrationProgressTracker]:
-        """Start a sub-task, complete it on exit, or fail it with the exception's text."""
-        self.start_sub_task(phase_id, sub_task_id)
+    def _step(
+        self, start: Callable[[], None], complete: Callable[[], None], fail: Callable[[BaseException], None]
+    ) -> Iterator[MigrationProgressTracker]:
+        start()
         try:
             yield self
         except MigrationCancelled:
@@ -410,9 +407,9 @@ class MigrationProgressTracker:
             raise
         except BaseException as exc:
             error = exc
-            self._safe(lambda: self.fail_sub_task(phase_id, sub_task_id, error))
+            self._safe(lambda: fail(error))
             raise
-        self.complete_sub_task(phase_id, sub_task_id)
+        complete()
 
     def track(
         self,
