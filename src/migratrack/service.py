@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -288,12 +288,8 @@ class MigrationService:
                 merges.append(m)
                 j += 1
             try:
-                if len(merges) == 1:  # one statement, its own transaction
-                    m = merges[0]
-                    results = [self.storage.merge_progress(mid, m.phase_id, m.sub_task_id, progress=m.progress,
-                                                           done=m.done, add=m.add, ts=self.now(), actor=actor)]
-                elif merges:
-                    results = self.storage.merge_many(mid, merges, ts=self.now(), actor=actor)
+                if merges:
+                    results = self.merge(mid, merges, actor=actor)
                 else:
                     results, j = [MergeResult.FALLBACK], i + 1
                 rest = [todo[i + k] for k, r in enumerate(results) if r is MergeResult.FALLBACK]
@@ -327,6 +323,15 @@ class MigrationService:
         if first_error is not None:
             raise first_error
         return None
+
+    def merge(self, mid: str, merges: Sequence[ProgressMerge], *, actor: str) -> list[MergeResult]:
+        """Plain progress merges on the hot path, one result each: a single one is one statement
+        (its own transaction); several are one transaction where the store can (``merge_many``)."""
+        ts = self.now()
+        if len(merges) > 1 and self.storage.atomic_merge_many:
+            return self.storage.merge_many(mid, merges, ts=ts, actor=actor)
+        return [self.storage.merge_progress(mid, m.phase_id, m.sub_task_id, progress=m.progress, done=m.done,
+                                            add=m.add, ts=ts, actor=actor) for m in merges]
 
     @staticmethod
     def as_merge(u: ProgressUpdate) -> ProgressMerge | None:

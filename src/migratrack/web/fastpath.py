@@ -70,16 +70,10 @@ class GroupCommit:
         groups: dict[tuple[str, str], list[tuple[ProgressMerge, asyncio.Future[tuple[MergeResult, Control]]]]] = {}
         for mid, actor, merge, future in items:
             groups.setdefault((mid, actor), []).append((merge, future))
-        store = self.svc.storage
         for (mid, actor), group in groups.items():
             try:
-                ts = self.svc.now()
-                if len(group) > 1 and store.atomic_merge_many:
-                    results = store.merge_many(mid, [m for m, _ in group], ts=ts, actor=actor)
-                else:
-                    results = [store.merge_progress(mid, m.phase_id, m.sub_task_id, progress=m.progress,
-                                                    done=m.done, add=m.add, ts=ts, actor=actor) for m, _ in group]
-                control = store.control(mid) if any(r is not MergeResult.FALLBACK for r in results) else None
+                results = self.svc.merge(mid, [m for m, _ in group], actor=actor)
+                control = self.svc.control(mid) if any(r is not MergeResult.FALLBACK for r in results) else None
             except Exception as exc:
                 for _, future in group:
                     if not future.done():
