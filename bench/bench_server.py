@@ -33,6 +33,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from migratrack.core.commands import StartPhase
+
 BODY = b'{"add":1}'
 
 
@@ -101,7 +103,7 @@ def memory_server(port: int, token: str) -> None:
     app.state.storage.save_token(TokenRecord(id="bench", name="bench", role="operator",
                                              token_hash=hash_token(token), created_at=datetime.now(UTC)))
     app.state.service.initialize("bench", [{"id": "copy"}], actor="bench")
-    app.state.service.start_phase("bench", "copy", actor="bench")
+    app.state.service.execute("bench", StartPhase("copy"), actor="bench")
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", loop="uvloop", http="httptools")
 
 
@@ -229,7 +231,7 @@ def main() -> None:
     svc = MigrationService(store)
     svc.initialize("bench", [{"id": "copy"}, {"id": "batch"}, {"id": "sdk"}, {"id": "sse"}], actor="bench")
     for p in ("copy", "batch", "sdk", "sse"):
-        svc.start_phase("bench", p, actor="bench")
+        svc.execute("bench", StartPhase(p), actor="bench")
     store.close()
 
     bare_port, mt_port, mem_port = free_port(), free_port(), free_port()

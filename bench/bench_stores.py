@@ -39,6 +39,7 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from migratrack import MigrationProgressTracker
+from migratrack.core.commands import StartPhase
 from migratrack.core.models import NewEvent, build_state
 from migratrack.service import MigrationService
 from migratrack.storage import open_storage
@@ -142,7 +143,7 @@ def fresh_migration(url: str, workers: int = 8) -> None:
     svc = MigrationService(url)
     svc.initialize("bench", [{"id": f"w{w}"} for w in range(workers)], actor="b", replace=True)
     for w in range(workers):
-        svc.start_phase("bench", f"w{w}", actor="b")
+        svc.execute("bench", StartPhase(f"w{w}"), actor="b")
     svc.storage.close()
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from migratrack.core.commands import Command
 from migratrack.core.eta import Estimate, estimate
 from migratrack.core.models import (
     Alert,
@@ -136,23 +137,9 @@ class MigrationService:
 
         return self.storage.transact(migration_id, fn, sub_tasks=sub_tasks)
 
-    def start_phase(self, mid: str, phase_id: str, *, actor: str) -> Change:
-        return self.run(mid, actor, lambda r: r.start_phase(phase_id))
-
-    def complete_phase(self, mid: str, phase_id: str, *, actor: str) -> Change:
-        return self.run(mid, actor, lambda r: r.complete_phase(phase_id), sub_tasks=phase_id)
-
-    def fail_phase(self, mid: str, phase_id: str, error: str, *, actor: str) -> Change:
-        return self.run(mid, actor, lambda r: r.fail_phase(phase_id, error))
-
-    def skip_phase(self, mid: str, phase_id: str, reason: str, *, actor: str) -> Change:
-        return self.run(mid, actor, lambda r: r.skip_phase(phase_id, reason))
-
-    def retry_phase(self, mid: str, phase_id: str, *, actor: str) -> Change:
-        return self.run(mid, actor, lambda r: r.retry_phase(phase_id), sub_tasks=phase_id)
-
-    def approve_phase(self, mid: str, phase_id: str, by: str, *, actor: str) -> Change:
-        return self.run(mid, actor, lambda r: r.approve_phase(phase_id, by))
+    def execute(self, migration_id: str, command: Command, *, actor: str) -> Change:
+        """Run one command (see ``core/commands.py``) under the migration's lock."""
+        return self.run(migration_id, actor, command.apply, sub_tasks=command.scope)
 
     def update_phase_progress(
         self,
@@ -179,8 +166,17 @@ class MigrationService:
         return self.run(mid, actor, lambda r: r.update_phase_progress(
             phase_id, value, metadata, done=done_v, total=total, add=add_v))
 
-    def start_sub_task(self, mid: str, phase_id: str, sub_id: str, *, actor: str) -> Change:
-        return self.run(mid, actor, lambda r: r.start_sub_task(phase_id, sub_id), sub_tasks=phase_id)
+    def _progress_by_rules(self, mid: str, u: ProgressUpdate, *, actor: str) -> Change:
+        """The cold path of a progress report: under the lock, through the rules (what the hot
+        path answered FALLBACK to, or what it cannot carry: metadata, a total)."""
+        if u.sub_task is None:
+            return self.run(mid, actor, lambda r: r.update_phase_progress(
+                u.phase, u.progress, u.metadata or None, done=u.done, total=u.total, add=u.add))
+        progress = u.progress
+        if progress is None:
+            raise InvalidInput("a sub-task takes a progress percentage")
+        return self.run(mid, actor, lambda r: r.update_sub_task_progress(u.phase, str(u.sub_task), progress),
+                        sub_tasks=u.phase)
 
     def update_sub_task_progress(
         self, mid: str, phase_id: str, sub_id: str, progress: float, *, actor: str
@@ -191,17 +187,7 @@ class MigrationService:
         )
         if result is not MergeResult.FALLBACK:
             return result
-        return self.run(mid, actor, lambda r: r.update_sub_task_progress(phase_id, sub_id, value),
-                        sub_tasks=phase_id)
-
-    def complete_sub_task(self, mid: str, phase_id: str, sub_id: str, *, actor: str) -> Change:
-        return self.run(mid, actor, lambda r: r.complete_sub_task(phase_id, sub_id), sub_tasks=phase_id)
-
-    def fail_sub_task(self, mid: str, phase_id: str, sub_id: str, error: str, *, actor: str) -> Change:
-        return self.run(mid, actor, lambda r: r.fail_sub_task(phase_id, sub_id, error), sub_tasks=phase_id)
-
-    def skip_sub_task(self, mid: str, phase_id: str, sub_id: str, reason: str, *, actor: str) -> Change:
-        return self.run(mid, actor, lambda r: r.skip_sub_task(phase_id, sub_id, reason), sub_tasks=phase_id)
+        return self._progress_by_rules(mid, ProgressUpdate(phase_id, sub_id, value), actor=actor)
 
     def create_alert(
         self, mid: str, level: str | AlertLevel, message: str, phase: str | None = None, *, actor: str
@@ -254,15 +240,6 @@ class MigrationService:
             self._thresholds[mid] = error_rate_threshold(self.storage.load(mid, sub_tasks=None))
         return self._thresholds[mid]
 
-    def pause(self, mid: str, reason: str | None = None, *, actor: str) -> Change:
-        return self.run(mid, actor, lambda r: r.pause(reason))
-
-    def resume(self, mid: str, *, actor: str) -> Change:
-        return self.run(mid, actor, lambda r: r.resume())
-
-    def cancel(self, mid: str, reason: str | None = None, *, actor: str) -> Change:
-        return self.run(mid, actor, lambda r: r.cancel(reason))
-
     def apply_updates(
         self,
         mid: str,
@@ -300,7 +277,9 @@ class MigrationService:
                 rest = []
             for u in rest:
                 try:
-                    if u.sub_task is None:
+                    if merges:  # the store has answered FALLBACK already: straight to the rules
+                        self._progress_by_rules(mid, u, actor=actor)
+                    elif u.sub_task is None:
                         self.update_phase_progress(mid, u.phase, u.progress, u.metadata or None, done=u.done,
                                                    total=u.total, add=u.add, actor=actor)
                     elif u.progress is not None:
@@ -350,6 +329,12 @@ class MigrationService:
         return ProgressMerge(u.phase, u.sub_task, progress, done, add)
 
     # -- queries ---------------------------------------------------------------------------
+
+    def list_ids(self) -> list[str]:
+        return self.storage.list_ids()
+
+    def exists(self, mid: str) -> bool:
+        return self.storage.exists(mid)
 
     def state(self, mid: str) -> MigrationState:
         return self.storage.load(mid)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from migratrack.core.commands import Cancel, CompletePhase, FailPhase, Pause, Resume, RetryPhase, SkipPhase, StartPhase
 from migratrack.service import MigrationService
 
 from .conftest import ACTOR
@@ -59,10 +60,10 @@ def test_finished_phases_leave_the_critical_path(service: MigrationService, cloc
         {"id": "db", "dependencies": ["setup"], "estimated_duration": 40},
         {"id": "files", "dependencies": ["setup"], "estimated_duration": 30},
     ])
-    service.start_phase(M, "setup", actor=ACTOR)
+    service.execute(M, StartPhase("setup"), actor=ACTOR)
     clock.advance(minutes=10)
-    service.complete_phase(M, "setup", actor=ACTOR)
-    service.skip_phase(M, "db", "done elsewhere", actor=ACTOR)
+    service.execute(M, CompletePhase("setup"), actor=ACTOR)
+    service.execute(M, SkipPhase("db", "done elsewhere"), actor=ACTOR)
     est = service.estimate(M)
     assert est.critical_path == ("files",)
     assert est.remaining_seconds == 30 * 60
@@ -70,7 +71,7 @@ def test_finished_phases_leave_the_critical_path(service: MigrationService, cloc
 
 def test_observed_rate_blends_in_as_progress_grows(service: MigrationService, clock: FakeClock) -> None:
     init(service, [{"id": "a", "estimated_duration": 100}])  # plan: 100 minutes
-    service.start_phase(M, "a", actor=ACTOR)
+    service.execute(M, StartPhase("a"), actor=ACTOR)
     clock.advance(minutes=10)
     service.update_phase_progress(M, "a", 50, actor=ACTOR)  # observed: 10 more minutes
     est = service.estimate(M)
@@ -87,7 +88,7 @@ def test_observed_rate_blends_in_as_progress_grows(service: MigrationService, cl
 
 def test_tiny_progress_is_not_trusted_as_a_rate(service: MigrationService, clock: FakeClock) -> None:
     init(service, [{"id": "a", "estimated_duration": 60}])
-    service.start_phase(M, "a", actor=ACTOR)
+    service.execute(M, StartPhase("a"), actor=ACTOR)
     clock.advance(minutes=30)
     service.update_phase_progress(M, "a", 0.1, actor=ACTOR)
     assert remaining(service) == pytest.approx(60 * 60 * 0.999)
@@ -95,7 +96,7 @@ def test_tiny_progress_is_not_trusted_as_a_rate(service: MigrationService, clock
 
 def test_without_a_plan_the_observed_rate_speaks_alone(service: MigrationService, clock: FakeClock) -> None:
     init(service, [{"id": "a"}])
-    service.start_phase(M, "a", actor=ACTOR)
+    service.execute(M, StartPhase("a"), actor=ACTOR)
     assert remaining(service) is None
     clock.advance(100)
     service.update_phase_progress(M, "a", 25, actor=ACTOR)
@@ -107,9 +108,9 @@ def test_pending_phases_are_calibrated_by_completed_ones(service: MigrationServi
         {"id": "a", "estimated_duration": 10},
         {"id": "b", "dependencies": ["a"], "estimated_duration": 20},
     ])
-    service.start_phase(M, "a", actor=ACTOR)
+    service.execute(M, StartPhase("a"), actor=ACTOR)
     clock.advance(minutes=20)  # took twice its plan
-    service.complete_phase(M, "a", actor=ACTOR)
+    service.execute(M, CompletePhase("a"), actor=ACTOR)
     est = service.estimate(M)
     assert est.calibration == pytest.approx(2.0)
     assert est.remaining_seconds == pytest.approx(40 * 60)
@@ -120,34 +121,34 @@ def test_calibration_is_clamped(service: MigrationService, clock: FakeClock) -> 
         {"id": "a", "estimated_duration": 1},
         {"id": "b", "dependencies": ["a"], "estimated_duration": 10},
     ])
-    service.start_phase(M, "a", actor=ACTOR)
+    service.execute(M, StartPhase("a"), actor=ACTOR)
     clock.advance(minutes=100)
-    service.complete_phase(M, "a", actor=ACTOR)
+    service.execute(M, CompletePhase("a"), actor=ACTOR)
     assert service.estimate(M).calibration == 4.0
     assert remaining(service) == pytest.approx(40 * 60)
 
 
 def test_unplanned_pending_phase_takes_the_typical_duration(service: MigrationService, clock: FakeClock) -> None:
     init(service, [{"id": "a"}, {"id": "b", "dependencies": ["a"]}])
-    service.start_phase(M, "a", actor=ACTOR)
+    service.execute(M, StartPhase("a"), actor=ACTOR)
     clock.advance(300)
-    service.complete_phase(M, "a", actor=ACTOR)
+    service.execute(M, CompletePhase("a"), actor=ACTOR)
     assert remaining(service) == pytest.approx(300)
 
 
 def test_paused_time_is_not_slowness(service: MigrationService, clock: FakeClock) -> None:
     init(service, [{"id": "a", "estimated_duration": 1000}])
-    service.start_phase(M, "a", actor=ACTOR)
+    service.execute(M, StartPhase("a"), actor=ACTOR)
     clock.advance(600)
     service.update_phase_progress(M, "a", 50, actor=ACTOR)
     before = remaining(service)
-    service.pause(M, "night", actor="ops")
+    service.execute(M, Pause("night"), actor="ops")
     clock.advance(hours=8)
-    service.resume(M, actor="ops")
+    service.execute(M, Resume(), actor="ops")
     after = remaining(service)
     assert after == pytest.approx(before)  # 8 paused hours did not change the observed rate
     # and a paused-then-finished phase is not counted as slow when calibrating the next
-    service.complete_phase(M, "a", actor=ACTOR)
+    service.execute(M, CompletePhase("a"), actor=ACTOR)
     assert service.estimate(M).completion == clock()
 
 
@@ -156,40 +157,40 @@ def test_paused_time_does_not_slow_calibration(service: MigrationService, clock:
         {"id": "a", "estimated_duration": 10},
         {"id": "b", "dependencies": ["a"], "estimated_duration": 10},
     ])
-    service.start_phase(M, "a", actor=ACTOR)
+    service.execute(M, StartPhase("a"), actor=ACTOR)
     clock.advance(minutes=5)
-    service.pause(M, actor="ops")
+    service.execute(M, Pause(), actor="ops")
     clock.advance(hours=3)
-    service.resume(M, actor="ops")
+    service.execute(M, Resume(), actor="ops")
     clock.advance(minutes=5)
-    service.complete_phase(M, "a", actor=ACTOR)
+    service.execute(M, CompletePhase("a"), actor=ACTOR)
     assert service.estimate(M).calibration == pytest.approx(1.0)
     assert remaining(service) == pytest.approx(600)
 
 
 def test_finished_and_cancelled_migrations(service: MigrationService, clock: FakeClock) -> None:
     init(service, [{"id": "a", "estimated_duration": 5}])
-    service.start_phase(M, "a", actor=ACTOR)
+    service.execute(M, StartPhase("a"), actor=ACTOR)
     clock.advance(60)
-    service.complete_phase(M, "a", actor=ACTOR)
+    service.execute(M, CompletePhase("a"), actor=ACTOR)
     done_at = clock()
     clock.advance(3600)
     est = service.estimate(M)
     assert est.completion == done_at and est.remaining_seconds == 0
     service.initialize("c", [{"id": "a", "estimated_duration": 5}], actor=ACTOR)
-    service.cancel("c", actor="ops")
+    service.execute("c", Cancel(), actor="ops")
     assert service.estimate("c").completion is None
 
 
 def test_a_retry_does_not_make_the_phase_look_fast(service: MigrationService, clock: FakeClock) -> None:
     init(service, [{"id": "a", "estimated_duration": 100}])
-    service.start_phase(M, "a", actor=ACTOR)
+    service.execute(M, StartPhase("a"), actor=ACTOR)
     clock.advance(minutes=50)
     service.update_phase_progress(M, "a", 50, actor=ACTOR)
     before = remaining(service)
     assert before == pytest.approx(50 * 60)
-    service.fail_phase(M, "a", "network blip", actor=ACTOR)
-    service.retry_phase(M, "a", actor=ACTOR)
+    service.execute(M, FailPhase("a", "network blip"), actor=ACTOR)
+    service.execute(M, RetryPhase("a"), actor=ACTOR)
     clock.advance(1)
     # 50% took 50 active minutes over two attempts: the rest is still about 50 minutes away,
     # not the one second that "50% in the 1 s since the retry" would suggest
@@ -198,10 +199,10 @@ def test_a_retry_does_not_make_the_phase_look_fast(service: MigrationService, cl
 
 def test_while_paused_the_remaining_time_stands_still(service: MigrationService, clock: FakeClock) -> None:
     init(service, [{"id": "a", "estimated_duration": 60}])
-    service.start_phase(M, "a", actor=ACTOR)
+    service.execute(M, StartPhase("a"), actor=ACTOR)
     clock.advance(minutes=10)
     service.update_phase_progress(M, "a", 25, actor=ACTOR)
-    service.pause(M, actor="ops")
+    service.execute(M, Pause(), actor="ops")
     first = service.estimate(M)
     clock.advance(hours=2)
     later = service.estimate(M)
@@ -219,7 +220,7 @@ def test_a_phase_planned_at_zero_minutes_takes_no_time(service: MigrationService
 
 def test_a_stall_pushes_the_estimate_back_gradually(service: MigrationService, clock: FakeClock) -> None:
     init(service, [{"id": "a", "estimated_duration": 20}])
-    service.start_phase(M, "a", actor=ACTOR)
+    service.execute(M, StartPhase("a"), actor=ACTOR)
     clock.advance(minutes=10)
     service.update_phase_progress(M, "a", 50, actor=ACTOR)
     on_time = service.estimate(M).completion

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from migratrack import InvalidPlan, Phase, PlanMismatch, SubTask
+from migratrack.core.commands import StartPhase
 from migratrack.core.models import build_state
 from migratrack.service import MigrationService
 
@@ -152,7 +153,7 @@ def test_initialize_records_an_event_and_resumes_with_the_same_plan(service: Mig
     assert event.type == "migration.initialized"
     assert event.actor == ACTOR
     assert event.payload["phases"] == ["setup", "copy", "files", "cutover"]
-    service.start_phase("m", "setup", actor=ACTOR)
+    service.execute("m", StartPhase("setup"), actor=ACTOR)
     again, created = service.initialize("m", plan(), actor=ACTOR)
     assert not created
     assert again.phases["setup"].status.value == "in_progress"  # the run's state is kept
@@ -188,7 +189,7 @@ def test_a_changed_estimate_or_name_still_resumes(service: MigrationService) -> 
 
 def test_replace_discards_the_old_history(service: MigrationService) -> None:
     service.initialize("m", plan(), actor=ACTOR)
-    service.start_phase("m", "setup", actor=ACTOR)
+    service.execute("m", StartPhase("setup"), actor=ACTOR)
     _, created = service.initialize("m", [{"id": "only"}], replace=True, actor=ACTOR)
     assert created
     assert list(service.state("m").phases) == ["only"]

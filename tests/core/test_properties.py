@@ -13,6 +13,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from migratrack import MigrationProgressTracker, MigratrackError
+from migratrack.core.commands import (
+    CompletePhase,
+    CompleteSubTask,
+    FailPhase,
+    FailSubTask,
+    Pause,
+    Resume,
+    RetryPhase,
+    SkipPhase,
+    StartPhase,
+    StartSubTask,
+)
 from migratrack.core.progress import phase_progress
 from migratrack.service import MigrationService
 from migratrack.storage import Storage, open_storage
@@ -71,15 +83,15 @@ def apply(svc: MigrationService, mid: str, clock: Clock, cmd: tuple[Any, ...]) -
     kind, *args = cmd
     a = "w"
     if kind == "start":
-        svc.start_phase(mid, args[0], actor=a)
+        svc.execute(mid, StartPhase(args[0]), actor=a)
     elif kind == "complete":
-        svc.complete_phase(mid, args[0], actor=a)
+        svc.execute(mid, CompletePhase(args[0]), actor=a)
     elif kind == "fail":
-        svc.fail_phase(mid, args[0], "boom", actor=a)
+        svc.execute(mid, FailPhase(args[0], "boom"), actor=a)
     elif kind == "retry":
-        svc.retry_phase(mid, args[0], actor=a)
+        svc.execute(mid, RetryPhase(args[0]), actor=a)
     elif kind == "skip":
-        svc.skip_phase(mid, args[0], "not needed", actor=a)
+        svc.execute(mid, SkipPhase(args[0], "not needed"), actor=a)
     elif kind == "progress":
         svc.update_phase_progress(mid, args[0], args[1], actor=a)
     elif kind == "counts":
@@ -87,19 +99,19 @@ def apply(svc: MigrationService, mid: str, clock: Clock, cmd: tuple[Any, ...]) -
     elif kind == "add":
         svc.update_phase_progress(mid, args[0], add=args[1], actor=a)
     elif kind == "sub_start":
-        svc.start_sub_task(mid, "a", args[0], actor=a)
+        svc.execute(mid, StartSubTask("a", args[0]), actor=a)
     elif kind == "sub_progress":
         svc.update_sub_task_progress(mid, "a", args[0], args[1], actor=a)
     elif kind == "sub_complete":
-        svc.complete_sub_task(mid, "a", args[0], actor=a)
+        svc.execute(mid, CompleteSubTask("a", args[0]), actor=a)
     elif kind == "sub_fail":
-        svc.fail_sub_task(mid, "a", args[0], "sub boom", actor=a)
+        svc.execute(mid, FailSubTask("a", args[0], "sub boom"), actor=a)
     elif kind == "increment":
         svc.update_metrics(mid, increments={args[0]: args[1]}, actor=a)
     elif kind == "pause":
-        svc.pause(mid, actor=a)
+        svc.execute(mid, Pause(), actor=a)
     elif kind == "resume":
-        svc.resume(mid, actor=a)
+        svc.execute(mid, Resume(), actor=a)
     elif kind == "tick":
         clock.now += timedelta(seconds=args[0])
 

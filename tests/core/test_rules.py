@@ -15,6 +15,21 @@ from migratrack import (
     MigrationNotFound,
     RuleViolation,
 )
+from migratrack.core.commands import (
+    ApprovePhase,
+    Cancel,
+    CompletePhase,
+    CompleteSubTask,
+    FailPhase,
+    FailSubTask,
+    Pause,
+    Resume,
+    RetryPhase,
+    SkipPhase,
+    SkipSubTask,
+    StartPhase,
+    StartSubTask,
+)
 from migratrack.errors import PhaseNotFound, SubTaskNotFound
 from migratrack.service import MigrationService
 
@@ -33,8 +48,8 @@ def progress(svc: MigrationService, phase: str) -> float:
 
 
 def run_setup(svc: MigrationService) -> None:
-    svc.start_phase(MID, "setup", actor=ACTOR)
-    svc.complete_phase(MID, "setup", actor=ACTOR)
+    svc.execute(MID, StartPhase("setup"), actor=ACTOR)
+    svc.execute(MID, CompletePhase("setup"), actor=ACTOR)
 
 
 def snapshot(svc: MigrationService) -> tuple[Any, ...]:
@@ -51,20 +66,20 @@ def snapshot(svc: MigrationService) -> tuple[Any, ...]:
 
 def test_a_phase_goes_pending_in_progress_completed(svc: MigrationService) -> None:
     assert status(svc, "setup") == "pending"
-    svc.start_phase(MID, "setup", actor=ACTOR)
+    svc.execute(MID, StartPhase("setup"), actor=ACTOR)
     assert status(svc, "setup") == "in_progress"
-    svc.complete_phase(MID, "setup", actor=ACTOR)
+    svc.execute(MID, CompletePhase("setup"), actor=ACTOR)
     assert status(svc, "setup") == "completed"
     assert progress(svc, "setup") == 100
 
 
 def test_a_phase_can_fail_from_in_progress_and_be_retried_only_then(svc: MigrationService) -> None:
-    svc.start_phase(MID, "setup", actor=ACTOR)
-    svc.fail_phase(MID, "setup", "disk full", actor=ACTOR)
+    svc.execute(MID, StartPhase("setup"), actor=ACTOR)
+    svc.execute(MID, FailPhase("setup", "disk full"), actor=ACTOR)
     assert status(svc, "setup") == "failed"
     with pytest.raises(InvalidTransition, match="retry_phase"):
-        svc.start_phase(MID, "setup", actor=ACTOR)
-    svc.retry_phase(MID, "setup", actor=ACTOR)
+        svc.execute(MID, StartPhase("setup"), actor=ACTOR)
+    svc.execute(MID, RetryPhase("setup"), actor=ACTOR)
     phase = svc.state(MID).phases["setup"]
     assert phase.status.value == "in_progress"
     assert phase.attempts == 2
@@ -74,58 +89,58 @@ def test_a_phase_can_fail_from_in_progress_and_be_retried_only_then(svc: Migrati
 @pytest.mark.parametrize("prepare", ["pending", "in_progress", "completed", "skipped"])
 def test_retry_is_refused_unless_failed(svc: MigrationService, prepare: str) -> None:
     if prepare in ("in_progress", "completed"):
-        svc.start_phase(MID, "setup", actor=ACTOR)
+        svc.execute(MID, StartPhase("setup"), actor=ACTOR)
     if prepare == "completed":
-        svc.complete_phase(MID, "setup", actor=ACTOR)
+        svc.execute(MID, CompletePhase("setup"), actor=ACTOR)
     if prepare == "skipped":
-        svc.skip_phase(MID, "setup", "not needed", actor=ACTOR)
+        svc.execute(MID, SkipPhase("setup", "not needed"), actor=ACTOR)
     before = snapshot(svc)
     if prepare == "in_progress":
-        svc.retry_phase(MID, "setup", actor=ACTOR)  # already running: a repeat is harmless
+        svc.execute(MID, RetryPhase("setup"), actor=ACTOR)  # already running: a repeat is harmless
     else:
         with pytest.raises(InvalidTransition) as info:
-            svc.retry_phase(MID, "setup", actor=ACTOR)
+            svc.execute(MID, RetryPhase("setup"), actor=ACTOR)
         assert info.value.current == prepare
         assert info.value.requested == "retry"
     assert snapshot(svc) == before
 
 
 def test_skip_from_pending_and_failed_but_not_from_running_or_completed(svc: MigrationService) -> None:
-    svc.skip_phase(MID, "setup", "done by hand", actor=ACTOR)
+    svc.execute(MID, SkipPhase("setup", "done by hand"), actor=ACTOR)
     phase = svc.state(MID).phases["setup"]
     assert phase.status.value == "skipped" and phase.skip_reason == "done by hand"
-    svc.start_phase(MID, "files", actor=ACTOR)
+    svc.execute(MID, StartPhase("files"), actor=ACTOR)
     with pytest.raises(InvalidTransition, match="only pending or failed"):
-        svc.skip_phase(MID, "files", "x", actor=ACTOR)
-    svc.fail_phase(MID, "files", "boom", actor=ACTOR)
-    svc.skip_phase(MID, "files", "copied by the vendor", actor=ACTOR)
+        svc.execute(MID, SkipPhase("files", "x"), actor=ACTOR)
+    svc.execute(MID, FailPhase("files", "boom"), actor=ACTOR)
+    svc.execute(MID, SkipPhase("files", "copied by the vendor"), actor=ACTOR)
     assert status(svc, "files") == "skipped"
-    svc.start_phase(MID, "copy", actor=ACTOR)  # a skipped dependency counts as done
+    svc.execute(MID, StartPhase("copy"), actor=ACTOR)  # a skipped dependency counts as done
     for sub in ("users", "orders"):
-        svc.start_sub_task(MID, "copy", sub, actor=ACTOR)
-        svc.complete_sub_task(MID, "copy", sub, actor=ACTOR)
-    svc.complete_phase(MID, "copy", actor=ACTOR)
+        svc.execute(MID, StartSubTask("copy", sub), actor=ACTOR)
+        svc.execute(MID, CompleteSubTask("copy", sub), actor=ACTOR)
+    svc.execute(MID, CompletePhase("copy"), actor=ACTOR)
     with pytest.raises(InvalidTransition):
-        svc.skip_phase(MID, "copy", "x", actor=ACTOR)
+        svc.execute(MID, SkipPhase("copy", "x"), actor=ACTOR)
 
 
 @pytest.mark.parametrize("verb", ["complete", "start_after_complete", "fail_after_complete", "fail_after_skip"])
 def test_illegal_moves_carry_current_and_requested_state(svc: MigrationService, verb: str) -> None:
     if verb != "complete":
-        svc.start_phase(MID, "setup", actor=ACTOR)
-        svc.complete_phase(MID, "setup", actor=ACTOR)
+        svc.execute(MID, StartPhase("setup"), actor=ACTOR)
+        svc.execute(MID, CompletePhase("setup"), actor=ACTOR)
     if verb == "fail_after_skip":
-        svc.skip_phase(MID, "files", "no", actor=ACTOR)
+        svc.execute(MID, SkipPhase("files", "no"), actor=ACTOR)
     before = snapshot(svc)
     with pytest.raises(InvalidTransition) as info:
         if verb == "complete":
-            svc.complete_phase(MID, "setup", actor=ACTOR)
+            svc.execute(MID, CompletePhase("setup"), actor=ACTOR)
         elif verb == "start_after_complete":
-            svc.start_phase(MID, "setup", actor=ACTOR)
+            svc.execute(MID, StartPhase("setup"), actor=ACTOR)
         elif verb == "fail_after_complete":
-            svc.fail_phase(MID, "setup", "late", actor=ACTOR)
+            svc.execute(MID, FailPhase("setup", "late"), actor=ACTOR)
         else:
-            svc.fail_phase(MID, "files", "late", actor=ACTOR)
+            svc.execute(MID, FailPhase("files", "late"), actor=ACTOR)
     expected = {"complete": ("pending", "complete"), "start_after_complete": ("completed", "start"),
                 "fail_after_complete": ("completed", "fail"), "fail_after_skip": ("skipped", "fail")}[verb]
     assert (info.value.current, info.value.requested) == expected
@@ -133,36 +148,36 @@ def test_illegal_moves_carry_current_and_requested_state(svc: MigrationService, 
 
 
 def test_repeating_a_transition_is_idempotent(svc: MigrationService) -> None:
-    svc.start_phase(MID, "setup", actor=ACTOR)
+    svc.execute(MID, StartPhase("setup"), actor=ACTOR)
     seq = svc.state(MID).seq
-    svc.start_phase(MID, "setup", actor=ACTOR)
+    svc.execute(MID, StartPhase("setup"), actor=ACTOR)
     assert svc.state(MID).seq == seq
     assert svc.state(MID).phases["setup"].attempts == 1
-    svc.complete_phase(MID, "setup", actor=ACTOR)
+    svc.execute(MID, CompletePhase("setup"), actor=ACTOR)
     seq = svc.state(MID).seq
-    svc.complete_phase(MID, "setup", actor=ACTOR)
+    svc.execute(MID, CompletePhase("setup"), actor=ACTOR)
     assert svc.state(MID).seq == seq
-    svc.start_phase(MID, "files", actor=ACTOR)
-    svc.fail_phase(MID, "files", "boom", actor=ACTOR)
+    svc.execute(MID, StartPhase("files"), actor=ACTOR)
+    svc.execute(MID, FailPhase("files", "boom"), actor=ACTOR)
     seq = svc.state(MID).seq
-    svc.fail_phase(MID, "files", "boom", actor=ACTOR)  # the same failure reported twice
+    svc.execute(MID, FailPhase("files", "boom"), actor=ACTOR)  # the same failure reported twice
     assert svc.state(MID).seq == seq
     assert svc.state(MID).phases["files"].errors == ["boom"]
-    svc.skip_phase(MID, "files", "later", actor=ACTOR)
+    svc.execute(MID, SkipPhase("files", "later"), actor=ACTOR)
     seq = svc.state(MID).seq
-    svc.skip_phase(MID, "files", "later", actor=ACTOR)
+    svc.execute(MID, SkipPhase("files", "later"), actor=ACTOR)
     assert svc.state(MID).seq == seq
 
 
 def test_unknown_migration_phase_and_sub_task_are_not_found(svc: MigrationService) -> None:
     with pytest.raises(MigrationNotFound, match="initialize_migration"):
-        svc.start_phase("nope", "setup", actor=ACTOR)
+        svc.execute("nope", StartPhase("setup"), actor=ACTOR)
     with pytest.raises(PhaseNotFound, match="known phases: setup, copy, files, cutover"):
-        svc.start_phase(MID, "nope", actor=ACTOR)
+        svc.execute(MID, StartPhase("nope"), actor=ACTOR)
     run_setup(svc)
-    svc.start_phase(MID, "copy", actor=ACTOR)
+    svc.execute(MID, StartPhase("copy"), actor=ACTOR)
     with pytest.raises(SubTaskNotFound, match="known sub-tasks: users, orders"):
-        svc.start_sub_task(MID, "copy", "nope", actor=ACTOR)
+        svc.execute(MID, StartSubTask("copy", "nope"), actor=ACTOR)
     with pytest.raises(SubTaskNotFound):
         svc.update_sub_task_progress(MID, "copy", "nope", 10, actor=ACTOR)
 
@@ -172,70 +187,70 @@ def test_unknown_migration_phase_and_sub_task_are_not_found(svc: MigrationServic
 def test_dependency_error_names_every_blocking_phase(svc: MigrationService) -> None:
     before = snapshot(svc)
     with pytest.raises(DependencyNotMet) as info:
-        svc.start_phase(MID, "cutover", actor=ACTOR)
+        svc.execute(MID, StartPhase("cutover"), actor=ACTOR)
     assert info.value.blocking == ["copy", "files"]
     assert "'copy'" in str(info.value) and "'files'" in str(info.value)
     assert snapshot(svc) == before
     run_setup(svc)
-    svc.start_phase(MID, "files", actor=ACTOR)
-    svc.complete_phase(MID, "files", actor=ACTOR)
+    svc.execute(MID, StartPhase("files"), actor=ACTOR)
+    svc.execute(MID, CompletePhase("files"), actor=ACTOR)
     with pytest.raises(DependencyNotMet) as info:
-        svc.start_phase(MID, "cutover", actor=ACTOR)
+        svc.execute(MID, StartPhase("cutover"), actor=ACTOR)
     assert info.value.blocking == ["copy"]
 
 
 def test_an_in_progress_or_failed_dependency_still_blocks(svc: MigrationService) -> None:
-    svc.start_phase(MID, "setup", actor=ACTOR)
+    svc.execute(MID, StartPhase("setup"), actor=ACTOR)
     with pytest.raises(DependencyNotMet, match="'setup'"):
-        svc.start_phase(MID, "files", actor=ACTOR)
-    svc.fail_phase(MID, "setup", "x", actor=ACTOR)
+        svc.execute(MID, StartPhase("files"), actor=ACTOR)
+    svc.execute(MID, FailPhase("setup", "x"), actor=ACTOR)
     with pytest.raises(DependencyNotMet, match="'setup'"):
-        svc.start_phase(MID, "files", actor=ACTOR)
+        svc.execute(MID, StartPhase("files"), actor=ACTOR)
 
 
 def finish_all_but_cutover(svc: MigrationService) -> None:
     run_setup(svc)
-    svc.skip_phase(MID, "copy", "no data", actor=ACTOR)
-    svc.start_phase(MID, "files", actor=ACTOR)
-    svc.complete_phase(MID, "files", actor=ACTOR)
+    svc.execute(MID, SkipPhase("copy", "no data"), actor=ACTOR)
+    svc.execute(MID, StartPhase("files"), actor=ACTOR)
+    svc.execute(MID, CompletePhase("files"), actor=ACTOR)
 
 
 def test_approval_gate(svc: MigrationService, clock: FakeClock) -> None:
     finish_all_but_cutover(svc)
     before = snapshot(svc)
     with pytest.raises(ApprovalRequired, match=r"approve_phase\('cutover'"):
-        svc.start_phase(MID, "cutover", actor=ACTOR)
+        svc.execute(MID, StartPhase("cutover"), actor=ACTOR)
     assert snapshot(svc) == before
-    svc.approve_phase(MID, "cutover", "alice", actor="ops")
+    svc.execute(MID, ApprovePhase("cutover", "alice"), actor="ops")
     phase = svc.state(MID).phases["cutover"]
     assert phase.approved_by == "alice" and phase.approved_at == clock()
-    svc.start_phase(MID, "cutover", actor=ACTOR)
+    svc.execute(MID, StartPhase("cutover"), actor=ACTOR)
     assert status(svc, "cutover") == "in_progress"
     approval = [e for e in svc.events(MID) if e.type == "phase.approved"]
     assert [(e.actor, e.payload) for e in approval] == [("ops", {"phase": "cutover", "by": "alice"})]
 
 
 def test_approval_may_come_before_the_dependencies_finish(svc: MigrationService) -> None:
-    svc.approve_phase(MID, "cutover", "alice", actor=ACTOR)
+    svc.execute(MID, ApprovePhase("cutover", "alice"), actor=ACTOR)
     with pytest.raises(DependencyNotMet):
-        svc.start_phase(MID, "cutover", actor=ACTOR)
+        svc.execute(MID, StartPhase("cutover"), actor=ACTOR)
     finish_all_but_cutover(svc)
-    svc.start_phase(MID, "cutover", actor=ACTOR)
+    svc.execute(MID, StartPhase("cutover"), actor=ACTOR)
 
 
 def test_approval_needs_an_approver_and_is_refused_for_finished_phases(svc: MigrationService) -> None:
     with pytest.raises(InvalidInput):
-        svc.approve_phase(MID, "cutover", "  ", actor=ACTOR)
+        svc.execute(MID, ApprovePhase("cutover", "  "), actor=ACTOR)
     run_setup(svc)
     with pytest.raises(InvalidTransition):
-        svc.approve_phase(MID, "setup", "alice", actor=ACTOR)
+        svc.execute(MID, ApprovePhase("setup", "alice"), actor=ACTOR)
 
 
 # -- progress -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf"), -0.1, 100.5, True, "50", None])
 def test_invalid_progress_is_rejected_and_writes_nothing(svc: MigrationService, bad: Any) -> None:
-    svc.start_phase(MID, "setup", actor=ACTOR)
+    svc.execute(MID, StartPhase("setup"), actor=ACTOR)
     svc.update_phase_progress(MID, "setup", 10, actor=ACTOR)
     before = snapshot(svc)
     with pytest.raises(InvalidInput):
@@ -250,19 +265,19 @@ def test_invalid_progress_is_rejected_and_writes_nothing(svc: MigrationService, 
 
 def run_setup_copy_started(svc: MigrationService) -> None:
     run_setup(svc)
-    svc.start_phase(MID, "copy", actor=ACTOR)
+    svc.execute(MID, StartPhase("copy"), actor=ACTOR)
 
 
 @pytest.mark.parametrize("value", [0, 0.0, 42, 99.999, 100])
 def test_progress_bounds_are_inclusive(svc: MigrationService, value: float) -> None:
-    svc.start_phase(MID, "setup", actor=ACTOR)
+    svc.execute(MID, StartPhase("setup"), actor=ACTOR)
     svc.update_phase_progress(MID, "setup", value, actor=ACTOR)
     assert progress(svc, "setup") == value
     assert status(svc, "setup") == "in_progress"  # 100% is not completion
 
 
 def test_progress_never_goes_backwards_and_stale_values_are_silently_ignored(svc: MigrationService) -> None:
-    svc.start_phase(MID, "setup", actor=ACTOR)
+    svc.execute(MID, StartPhase("setup"), actor=ACTOR)
     svc.update_phase_progress(MID, "setup", 60, actor=ACTOR)
     seq = svc.state(MID).seq
     svc.update_phase_progress(MID, "setup", 30, actor=ACTOR)  # a stale update from another worker
@@ -287,7 +302,7 @@ def test_progress_on_a_pending_phase_is_an_error_and_late_progress_after_the_end
 
 
 def test_counts_give_progress_and_the_total_may_be_revised(svc: MigrationService) -> None:
-    svc.start_phase(MID, "setup", actor=ACTOR)
+    svc.execute(MID, StartPhase("setup"), actor=ACTOR)
     svc.update_phase_progress(MID, "setup", done=25, total=100, actor=ACTOR)
     phase = svc.state(MID).phases["setup"]
     assert (phase.done, phase.total, phase.progress) == (25, 100, 25)
@@ -303,7 +318,7 @@ def test_counts_give_progress_and_the_total_may_be_revised(svc: MigrationService
 
 
 def test_done_above_total_warns_once_and_caps_progress(svc: MigrationService) -> None:
-    svc.start_phase(MID, "setup", actor=ACTOR)
+    svc.execute(MID, StartPhase("setup"), actor=ACTOR)
     svc.update_phase_progress(MID, "setup", done=10, total=100, actor=ACTOR)
     svc.update_phase_progress(MID, "setup", done=120, actor=ACTOR)
     phase = svc.state(MID).phases["setup"]
@@ -324,7 +339,7 @@ def test_done_above_total_warns_once_and_caps_progress(svc: MigrationService) ->
 
 
 def test_add_progress_sums_increments(svc: MigrationService) -> None:
-    svc.start_phase(MID, "setup", actor=ACTOR)
+    svc.execute(MID, StartPhase("setup"), actor=ACTOR)
     svc.update_phase_progress(MID, "setup", total=40, actor=ACTOR)
     for _ in range(10):
         svc.update_phase_progress(MID, "setup", add=2, actor=ACTOR)
@@ -335,7 +350,7 @@ def test_add_progress_sums_increments(svc: MigrationService) -> None:
 @pytest.mark.parametrize("field", ["done", "total", "add"])
 @pytest.mark.parametrize("bad", [-1, 1.5, float("nan"), True, "3"])
 def test_invalid_counts_are_rejected(svc: MigrationService, field: str, bad: Any) -> None:
-    svc.start_phase(MID, "setup", actor=ACTOR)
+    svc.execute(MID, StartPhase("setup"), actor=ACTOR)
     before = snapshot(svc)
     with pytest.raises(InvalidInput):
         svc.update_phase_progress(MID, "setup", **{field: bad}, actor=ACTOR)
@@ -343,13 +358,13 @@ def test_invalid_counts_are_rejected(svc: MigrationService, field: str, bad: Any
 
 
 def test_zero_total_means_done(svc: MigrationService) -> None:
-    svc.start_phase(MID, "setup", actor=ACTOR)
+    svc.execute(MID, StartPhase("setup"), actor=ACTOR)
     svc.update_phase_progress(MID, "setup", done=0, total=0, actor=ACTOR)
     assert progress(svc, "setup") == 100
 
 
 def test_metadata_is_merged_per_phase(svc: MigrationService) -> None:
-    svc.start_phase(MID, "setup", actor=ACTOR)
+    svc.execute(MID, StartPhase("setup"), actor=ACTOR)
     svc.update_phase_progress(MID, "setup", 50, {"currentTask": "Creating VPC", "resourcesCreated": 10},
                               actor=ACTOR)
     svc.update_phase_progress(MID, "setup", 40, {"resourcesCreated": 12}, actor=ACTOR)
@@ -364,11 +379,11 @@ def test_metadata_is_merged_per_phase(svc: MigrationService) -> None:
 
 def test_sub_tasks_roll_up_weighted_by_estimate(svc: MigrationService) -> None:
     run_setup_copy_started(svc)
-    svc.start_sub_task(MID, "copy", "orders", actor=ACTOR)  # weight 3 of 4
+    svc.execute(MID, StartSubTask("copy", "orders"), actor=ACTOR)  # weight 3 of 4
     svc.update_sub_task_progress(MID, "copy", "orders", 50, actor=ACTOR)
     assert svc.dashboard(MID).phases[1].progress == pytest.approx(37.5)
-    svc.start_sub_task(MID, "copy", "users", actor=ACTOR)
-    svc.complete_sub_task(MID, "copy", "users", actor=ACTOR)
+    svc.execute(MID, StartSubTask("copy", "users"), actor=ACTOR)
+    svc.execute(MID, CompleteSubTask("copy", "users"), actor=ACTOR)
     assert svc.dashboard(MID).phases[1].progress == pytest.approx(62.5)
     svc.update_sub_task_progress(MID, "copy", "orders", 20, actor=ACTOR)  # stale: ignored
     assert svc.state(MID).phases["copy"].sub_tasks["orders"].progress == 50
@@ -376,49 +391,49 @@ def test_sub_tasks_roll_up_weighted_by_estimate(svc: MigrationService) -> None:
 
 def test_a_phase_completes_only_when_its_sub_tasks_are_finished(svc: MigrationService) -> None:
     run_setup_copy_started(svc)
-    svc.start_sub_task(MID, "copy", "users", actor=ACTOR)
-    svc.complete_sub_task(MID, "copy", "users", actor=ACTOR)
+    svc.execute(MID, StartSubTask("copy", "users"), actor=ACTOR)
+    svc.execute(MID, CompleteSubTask("copy", "users"), actor=ACTOR)
     before = snapshot(svc)
     with pytest.raises(RuleViolation, match="orders"):
-        svc.complete_phase(MID, "copy", actor=ACTOR)
+        svc.execute(MID, CompletePhase("copy"), actor=ACTOR)
     assert snapshot(svc) == before
-    svc.skip_sub_task(MID, "copy", "orders", "empty table", actor=ACTOR)
-    svc.complete_phase(MID, "copy", actor=ACTOR)
+    svc.execute(MID, SkipSubTask("copy", "orders", "empty table"), actor=ACTOR)
+    svc.execute(MID, CompletePhase("copy"), actor=ACTOR)
     assert status(svc, "copy") == "completed"
 
 
 def test_sub_task_lifecycle_and_errors(svc: MigrationService) -> None:
     with pytest.raises(InvalidTransition, match="start phase 'copy' first"):
-        svc.start_sub_task(MID, "copy", "users", actor=ACTOR)
+        svc.execute(MID, StartSubTask("copy", "users"), actor=ACTOR)
     run_setup_copy_started(svc)
     with pytest.raises(InvalidTransition, match="start_sub_task"):
         svc.update_sub_task_progress(MID, "copy", "users", 5, actor=ACTOR)
     with pytest.raises(InvalidTransition):
-        svc.complete_sub_task(MID, "copy", "users", actor=ACTOR)
-    svc.start_sub_task(MID, "copy", "users", actor=ACTOR)
+        svc.execute(MID, CompleteSubTask("copy", "users"), actor=ACTOR)
+    svc.execute(MID, StartSubTask("copy", "users"), actor=ACTOR)
     svc.update_sub_task_progress(MID, "copy", "users", 40, actor=ACTOR)
-    svc.fail_sub_task(MID, "copy", "users", "connection reset", actor=ACTOR)
+    svc.execute(MID, FailSubTask("copy", "users", "connection reset"), actor=ACTOR)
     state = svc.state(MID)
     sub = state.phases["copy"].sub_tasks["users"]
     assert sub.status.value == "failed" and sub.error == "connection reset"
     assert state.phases["copy"].errors == ["users: connection reset"]
     [alert] = svc.alerts(MID)
     assert alert.level.value == "warning" and "connection reset" in alert.message
-    svc.start_sub_task(MID, "copy", "users", actor=ACTOR)  # a failed sub-task starts again
+    svc.execute(MID, StartSubTask("copy", "users"), actor=ACTOR)  # a failed sub-task starts again
     sub = svc.state(MID).phases["copy"].sub_tasks["users"]
     assert sub.status.value == "in_progress" and sub.error is None and sub.progress == 40
-    svc.complete_sub_task(MID, "copy", "users", actor=ACTOR)
+    svc.execute(MID, CompleteSubTask("copy", "users"), actor=ACTOR)
     assert svc.state(MID).phases["copy"].sub_tasks["users"].progress == 100
 
 
 def test_retry_of_a_phase_resets_its_failed_sub_tasks(svc: MigrationService) -> None:
     run_setup_copy_started(svc)
-    svc.start_sub_task(MID, "copy", "users", actor=ACTOR)
-    svc.complete_sub_task(MID, "copy", "users", actor=ACTOR)
-    svc.start_sub_task(MID, "copy", "orders", actor=ACTOR)
-    svc.fail_sub_task(MID, "copy", "orders", "timeout", actor=ACTOR)
-    svc.fail_phase(MID, "copy", "orders failed", actor=ACTOR)
-    svc.retry_phase(MID, "copy", actor=ACTOR)
+    svc.execute(MID, StartSubTask("copy", "users"), actor=ACTOR)
+    svc.execute(MID, CompleteSubTask("copy", "users"), actor=ACTOR)
+    svc.execute(MID, StartSubTask("copy", "orders"), actor=ACTOR)
+    svc.execute(MID, FailSubTask("copy", "orders", "timeout"), actor=ACTOR)
+    svc.execute(MID, FailPhase("copy", "orders failed"), actor=ACTOR)
+    svc.execute(MID, RetryPhase("copy"), actor=ACTOR)
     subs = svc.state(MID).phases["copy"].sub_tasks
     assert subs["users"].status.value == "completed"
     assert subs["orders"].status.value == "pending"
@@ -431,18 +446,18 @@ def test_overall_progress_is_weighted_by_estimate_and_skipped_counts_as_done(svc
     assert svc.overview(MID).overall_progress == 0
     run_setup(svc)
     assert svc.overview(MID).overall_progress == pytest.approx(100 * 10 / 65, abs=1e-3)
-    svc.start_phase(MID, "files", actor=ACTOR)
+    svc.execute(MID, StartPhase("files"), actor=ACTOR)
     svc.update_phase_progress(MID, "files", 50, actor=ACTOR)
     assert svc.overview(MID).overall_progress == pytest.approx(100 * 20 / 65, abs=1e-3)
-    svc.skip_phase(MID, "copy", "already there", actor=ACTOR)
+    svc.execute(MID, SkipPhase("copy", "already there"), actor=ACTOR)
     assert svc.overview(MID).overall_progress == pytest.approx(100 * 50 / 65, abs=1e-3)
 
 
 def test_overall_progress_is_equal_weights_without_estimates(service: MigrationService) -> None:
     service.initialize("m", [{"id": "a"}, {"id": "b"}, {"id": "c"}, {"id": "d"}], actor=ACTOR)
-    service.start_phase("m", "a", actor=ACTOR)
+    service.execute("m", StartPhase("a"), actor=ACTOR)
     service.update_phase_progress("m", "a", 100, actor=ACTOR)
-    service.skip_phase("m", "b", "no", actor=ACTOR)
+    service.execute("m", SkipPhase("b", "no"), actor=ACTOR)
     assert service.overview("m").overall_progress == 50
 
 
@@ -532,16 +547,16 @@ def test_invalid_metrics_are_rejected_and_write_nothing(
 # -- durations, errors --------------------------------------------------------------------
 
 def test_actual_durations_come_from_the_injected_clock(svc: MigrationService, clock: FakeClock) -> None:
-    svc.start_phase(MID, "setup", actor=ACTOR)
+    svc.execute(MID, StartPhase("setup"), actor=ACTOR)
     clock.advance(90)
-    svc.complete_phase(MID, "setup", actor=ACTOR)
-    svc.start_phase(MID, "files", actor=ACTOR)
+    svc.execute(MID, CompletePhase("setup"), actor=ACTOR)
+    svc.execute(MID, StartPhase("files"), actor=ACTOR)
     clock.advance(30)
-    svc.fail_phase(MID, "files", "boom", actor=ACTOR)
+    svc.execute(MID, FailPhase("files", "boom"), actor=ACTOR)
     clock.advance(1000)  # time spent failed is not work
-    svc.retry_phase(MID, "files", actor=ACTOR)
+    svc.execute(MID, RetryPhase("files"), actor=ACTOR)
     clock.advance(20)
-    svc.complete_phase(MID, "files", actor=ACTOR)
+    svc.execute(MID, CompletePhase("files"), actor=ACTOR)
     phases = {p.id: p for p in svc.dashboard(MID).phases}
     assert phases["setup"].actual_seconds == 90
     assert phases["files"].actual_seconds == 50
@@ -552,10 +567,10 @@ def test_actual_durations_come_from_the_injected_clock(svc: MigrationService, cl
 
 
 def test_errors_and_failure_alerts_are_kept_per_phase(svc: MigrationService) -> None:
-    svc.start_phase(MID, "setup", actor=ACTOR)
-    svc.fail_phase(MID, "setup", "quota exceeded", actor=ACTOR)
-    svc.retry_phase(MID, "setup", actor=ACTOR)
-    svc.fail_phase(MID, "setup", "quota still exceeded", actor=ACTOR)
+    svc.execute(MID, StartPhase("setup"), actor=ACTOR)
+    svc.execute(MID, FailPhase("setup", "quota exceeded"), actor=ACTOR)
+    svc.execute(MID, RetryPhase("setup"), actor=ACTOR)
+    svc.execute(MID, FailPhase("setup", "quota still exceeded"), actor=ACTOR)
     d = svc.dashboard(MID)
     assert d.phases[0].errors == ["quota exceeded", "quota still exceeded"]
     assert [(e.phase, e.error) for e in d.overview.errors] == [("setup", "quota exceeded"),
@@ -563,7 +578,7 @@ def test_errors_and_failure_alerts_are_kept_per_phase(svc: MigrationService) -> 
     levels = [(a.level.value, a.phase) for a in svc.alerts(MID)]
     assert levels == [("error", "setup"), ("error", "setup")]
     with pytest.raises(InvalidInput):
-        svc.fail_phase(MID, "files", "", actor=ACTOR)
+        svc.execute(MID, FailPhase("files", ""), actor=ACTOR)
 
 
 # -- alerts -------------------------------------------------------------------------------
@@ -612,17 +627,17 @@ def test_migration_status_is_derived(svc: MigrationService) -> None:
         return svc.overview(MID).status.value
 
     assert st() == "pending"
-    svc.start_phase(MID, "setup", actor=ACTOR)
+    svc.execute(MID, StartPhase("setup"), actor=ACTOR)
     assert st() == "running"
-    svc.pause(MID, "maintenance window", actor="ops")
+    svc.execute(MID, Pause("maintenance window"), actor="ops")
     assert st() == "paused"
-    svc.resume(MID, actor="ops")
+    svc.execute(MID, Resume(), actor="ops")
     assert st() == "running"
-    svc.fail_phase(MID, "setup", "boom", actor=ACTOR)
+    svc.execute(MID, FailPhase("setup", "boom"), actor=ACTOR)
     assert st() == "failed"
-    svc.retry_phase(MID, "setup", actor=ACTOR)
+    svc.execute(MID, RetryPhase("setup"), actor=ACTOR)
     assert st() == "running"
-    svc.complete_phase(MID, "setup", actor=ACTOR)
+    svc.execute(MID, CompletePhase("setup"), actor=ACTOR)
     assert st() == "running"  # started, not finished, nothing in progress right now
     finish_rest(svc)
     assert st() == "completed"
@@ -630,11 +645,11 @@ def test_migration_status_is_derived(svc: MigrationService) -> None:
 
 
 def finish_rest(svc: MigrationService) -> None:
-    svc.skip_phase(MID, "copy", "no", actor=ACTOR)
-    svc.skip_phase(MID, "files", "no", actor=ACTOR)
-    svc.approve_phase(MID, "cutover", "alice", actor=ACTOR)
-    svc.start_phase(MID, "cutover", actor=ACTOR)
-    svc.complete_phase(MID, "cutover", actor=ACTOR)
+    svc.execute(MID, SkipPhase("copy", "no"), actor=ACTOR)
+    svc.execute(MID, SkipPhase("files", "no"), actor=ACTOR)
+    svc.execute(MID, ApprovePhase("cutover", "alice"), actor=ACTOR)
+    svc.execute(MID, StartPhase("cutover"), actor=ACTOR)
+    svc.execute(MID, CompletePhase("cutover"), actor=ACTOR)
 
 
 def test_completion_records_an_event_and_an_info_alert(svc: MigrationService) -> None:
@@ -646,28 +661,28 @@ def test_completion_records_an_event_and_an_info_alert(svc: MigrationService) ->
     assert types[last_phase_done + 1] == "migration.completed"  # announced by the change that finished it
     assert any(a.source == "rule:completed" and a.level.value == "info" for a in svc.alerts(MID))
     with pytest.raises(InvalidTransition):
-        svc.pause(MID, actor=ACTOR)
+        svc.execute(MID, Pause(), actor=ACTOR)
     with pytest.raises(InvalidTransition):
-        svc.cancel(MID, actor=ACTOR)
+        svc.execute(MID, Cancel(), actor=ACTOR)
 
 
 def test_pause_resume_cancel(svc: MigrationService, clock: FakeClock) -> None:
-    svc.start_phase(MID, "setup", actor=ACTOR)
-    svc.pause(MID, "risky step next", actor="ops")
+    svc.execute(MID, StartPhase("setup"), actor=ACTOR)
+    svc.execute(MID, Pause("risky step next"), actor="ops")
     seq = svc.state(MID).seq
-    svc.pause(MID, actor="ops")  # already paused
+    svc.execute(MID, Pause(), actor="ops")  # already paused
     assert svc.state(MID).seq == seq
     assert svc.control(MID).value == "paused"
     clock.advance(60)
-    svc.resume(MID, actor="ops")
-    svc.resume(MID, actor="ops")
+    svc.execute(MID, Resume(), actor="ops")
+    svc.execute(MID, Resume(), actor="ops")
     assert svc.control(MID).value == "running"
     assert svc.overview(MID).paused_seconds == 60
-    svc.cancel(MID, "wrong account", actor="ops")
+    svc.execute(MID, Cancel("wrong account"), actor="ops")
     assert svc.overview(MID).status.value == "cancelled"
-    svc.cancel(MID, actor="ops")
+    svc.execute(MID, Cancel(), actor="ops")
     before = snapshot(svc)
-    for action in (lambda: svc.resume(MID, actor="ops"), lambda: svc.pause(MID, actor="ops")):
+    for action in (lambda: svc.execute(MID, Resume(), actor="ops"), lambda: svc.execute(MID, Pause(), actor="ops")):
         with pytest.raises(InvalidTransition, match="cancelled"):
             action()
     assert snapshot(svc) == before
@@ -678,10 +693,10 @@ def test_pause_resume_cancel(svc: MigrationService, clock: FakeClock) -> None:
 
 
 def test_cancel_while_paused_closes_the_pause(svc: MigrationService, clock: FakeClock) -> None:
-    svc.start_phase(MID, "setup", actor=ACTOR)
-    svc.pause(MID, actor="ops")
+    svc.execute(MID, StartPhase("setup"), actor=ACTOR)
+    svc.execute(MID, Pause(), actor="ops")
     clock.advance(30)
-    svc.cancel(MID, actor="ops")
+    svc.execute(MID, Cancel(), actor="ops")
     clock.advance(100)
     o = svc.overview(MID)
     assert o.status.value == "cancelled"
@@ -689,25 +704,25 @@ def test_cancel_while_paused_closes_the_pause(svc: MigrationService, clock: Fake
 
 
 def test_no_phase_starts_after_cancel(svc: MigrationService) -> None:
-    svc.cancel(MID, actor="ops")
+    svc.execute(MID, Cancel(), actor="ops")
     with pytest.raises(InvalidTransition, match="cancelled"):
-        svc.start_phase(MID, "setup", actor=ACTOR)
+        svc.execute(MID, StartPhase("setup"), actor=ACTOR)
 
 
 # -- the event log ------------------------------------------------------------------------
 
 def test_every_change_is_in_a_gap_free_event_log(svc: MigrationService, clock: FakeClock) -> None:
     steps: list[Callable[[], object]] = [
-        lambda: svc.start_phase(MID, "setup", actor="w1"),
+        lambda: svc.execute(MID, StartPhase("setup"), actor="w1"),
         lambda: svc.update_phase_progress(MID, "setup", 10, actor="w1"),
         lambda: svc.update_phase_progress(MID, "setup", done=5, total=10, actor="w2"),
         lambda: svc.update_metrics(MID, increments={"successful_operations": 1}, actor="w2"),
         lambda: svc.update_metrics(MID, {"migration_speed": 3}, actor="w2"),
         lambda: svc.create_alert(MID, "info", "hello", actor="w1"),
-        lambda: svc.pause(MID, actor="ops"),
-        lambda: svc.resume(MID, actor="ops"),
-        lambda: svc.complete_phase(MID, "setup", actor="w1"),
-        lambda: svc.approve_phase(MID, "cutover", "alice", actor="ops"),
+        lambda: svc.execute(MID, Pause(), actor="ops"),
+        lambda: svc.execute(MID, Resume(), actor="ops"),
+        lambda: svc.execute(MID, CompletePhase("setup"), actor="w1"),
+        lambda: svc.execute(MID, ApprovePhase("cutover", "alice"), actor="ops"),
     ]
     for step in steps:
         clock.advance(1)
@@ -732,23 +747,23 @@ def test_every_change_is_in_a_gap_free_event_log(svc: MigrationService, clock: F
 def test_a_phase_failed_before_it_started_is_retried_only_when_its_dependencies_are_done(
     svc: MigrationService,
 ) -> None:
-    svc.fail_phase(MID, "files", "pre-check: bucket missing", actor=ACTOR)  # pending -> failed
+    svc.execute(MID, FailPhase("files", "pre-check: bucket missing"), actor=ACTOR)  # pending -> failed
     before = snapshot(svc)
     with pytest.raises(DependencyNotMet, match="'setup'"):
-        svc.retry_phase(MID, "files", actor=ACTOR)
+        svc.execute(MID, RetryPhase("files"), actor=ACTOR)
     assert snapshot(svc) == before
     run_setup(svc)
-    svc.retry_phase(MID, "files", actor=ACTOR)
+    svc.execute(MID, RetryPhase("files"), actor=ACTOR)
     assert status(svc, "files") == "in_progress"
 
 
 def test_a_gated_phase_failed_before_it_started_still_needs_approval(svc: MigrationService) -> None:
     finish_all_but_cutover(svc)
-    svc.fail_phase(MID, "cutover", "change freeze", actor=ACTOR)
+    svc.execute(MID, FailPhase("cutover", "change freeze"), actor=ACTOR)
     with pytest.raises(ApprovalRequired):
-        svc.retry_phase(MID, "cutover", actor=ACTOR)
-    svc.approve_phase(MID, "cutover", "alice", actor=ACTOR)
-    svc.retry_phase(MID, "cutover", actor=ACTOR)
+        svc.execute(MID, RetryPhase("cutover"), actor=ACTOR)
+    svc.execute(MID, ApprovePhase("cutover", "alice"), actor=ACTOR)
+    svc.execute(MID, RetryPhase("cutover"), actor=ACTOR)
     assert status(svc, "cutover") == "in_progress"
 
 
@@ -768,7 +783,7 @@ def test_an_empty_increment_is_still_checked(svc: MigrationService) -> None:
         svc.update_phase_progress(MID, "setup", add=0, actor=ACTOR)
     with pytest.raises(PhaseNotFound):
         svc.update_phase_progress(MID, "nope", add=0, actor=ACTOR)
-    svc.start_phase(MID, "setup", actor=ACTOR)
+    svc.execute(MID, StartPhase("setup"), actor=ACTOR)
     seq = svc.state(MID).seq
     svc.update_phase_progress(MID, "setup", add=0, actor=ACTOR)  # running: a harmless no-op
     assert svc.state(MID).seq == seq
@@ -776,11 +791,11 @@ def test_an_empty_increment_is_still_checked(svc: MigrationService) -> None:
 
 def test_a_cancelled_migration_is_not_announced_as_completed(svc: MigrationService) -> None:
     run_setup(svc)
-    svc.skip_phase(MID, "copy", "no", actor=ACTOR)
-    svc.skip_phase(MID, "cutover", "no", actor=ACTOR)
-    svc.start_phase(MID, "files", actor=ACTOR)
-    svc.cancel(MID, "abandon", actor="ops")
-    svc.complete_phase(MID, "files", actor=ACTOR)  # the worker finishes the step it was on
+    svc.execute(MID, SkipPhase("copy", "no"), actor=ACTOR)
+    svc.execute(MID, SkipPhase("cutover", "no"), actor=ACTOR)
+    svc.execute(MID, StartPhase("files"), actor=ACTOR)
+    svc.execute(MID, Cancel("abandon"), actor="ops")
+    svc.execute(MID, CompletePhase("files"), actor=ACTOR)  # the worker finishes the step it was on
     assert status(svc, "files") == "completed"  # the truth is recorded
     assert svc.overview(MID).status.value == "cancelled"
     assert "migration.completed" not in [e.type for e in svc.events(MID)]

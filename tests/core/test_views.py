@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from migratrack import Dashboard, Overview
+from migratrack.core.commands import CompletePhase, CompleteSubTask, FailPhase, Pause, Resume, StartPhase, StartSubTask
 from migratrack.service import MigrationService
 
 from .conftest import ACTOR, MID
@@ -17,14 +18,14 @@ if TYPE_CHECKING:
 
 def test_overview_contents(svc: MigrationService, clock: FakeClock) -> None:
     t0 = clock()
-    svc.start_phase(MID, "setup", actor=ACTOR)
+    svc.execute(MID, StartPhase("setup"), actor=ACTOR)
     clock.advance(600)
-    svc.complete_phase(MID, "setup", actor=ACTOR)
-    svc.start_phase(MID, "files", actor=ACTOR)
-    svc.start_phase(MID, "copy", actor=ACTOR)
+    svc.execute(MID, CompletePhase("setup"), actor=ACTOR)
+    svc.execute(MID, StartPhase("files"), actor=ACTOR)
+    svc.execute(MID, StartPhase("copy"), actor=ACTOR)
     svc.update_phase_progress(MID, "files", 40, actor=ACTOR)
-    svc.fail_phase(MID, "copy", "permission denied", actor=ACTOR)
-    svc.pause(MID, actor="ops")
+    svc.execute(MID, FailPhase("copy", "permission denied"), actor=ACTOR)
+    svc.execute(MID, Pause(), actor="ops")
     clock.advance(100)
     o = svc.overview(MID)
     assert isinstance(o, Overview)
@@ -44,12 +45,12 @@ def test_overview_contents(svc: MigrationService, clock: FakeClock) -> None:
 
 
 def test_dashboard_phases_sub_tasks_and_blocking(svc: MigrationService, clock: FakeClock) -> None:
-    svc.start_phase(MID, "setup", actor=ACTOR)
-    svc.complete_phase(MID, "setup", actor=ACTOR)
-    svc.start_phase(MID, "copy", actor=ACTOR)
-    svc.start_sub_task(MID, "copy", "users", actor=ACTOR)
+    svc.execute(MID, StartPhase("setup"), actor=ACTOR)
+    svc.execute(MID, CompletePhase("setup"), actor=ACTOR)
+    svc.execute(MID, StartPhase("copy"), actor=ACTOR)
+    svc.execute(MID, StartSubTask("copy", "users"), actor=ACTOR)
     clock.advance(42)
-    svc.complete_sub_task(MID, "copy", "users", actor=ACTOR)
+    svc.execute(MID, CompleteSubTask("copy", "users"), actor=ACTOR)
     d = svc.dashboard(MID)
     phases = {p.id: p for p in d.phases}
     assert list(phases) == ["setup", "copy", "files", "cutover"]
@@ -64,10 +65,10 @@ def test_dashboard_phases_sub_tasks_and_blocking(svc: MigrationService, clock: F
 
 def test_timeline_planned_and_actual(svc: MigrationService, clock: FakeClock) -> None:
     t0 = clock()
-    svc.start_phase(MID, "setup", actor=ACTOR)
+    svc.execute(MID, StartPhase("setup"), actor=ACTOR)
     clock.advance(minutes=15)
-    svc.complete_phase(MID, "setup", actor=ACTOR)
-    svc.start_phase(MID, "files", actor=ACTOR)
+    svc.execute(MID, CompletePhase("setup"), actor=ACTOR)
+    svc.execute(MID, StartPhase("files"), actor=ACTOR)
     timeline = {t.phase: t for t in svc.dashboard(MID).timeline}
     minute = timedelta(minutes=1)
     # planned from the first start: setup 0-10, copy 10-40, files 10-30, cutover 40-45 (minutes)
@@ -92,11 +93,11 @@ def test_recent_alerts_newest_first_and_limited(svc: MigrationService, clock: Fa
 
 
 def test_metrics_speed_is_derived_from_data_and_active_time(svc: MigrationService, clock: FakeClock) -> None:
-    svc.start_phase(MID, "setup", actor=ACTOR)
+    svc.execute(MID, StartPhase("setup"), actor=ACTOR)
     clock.advance(100)
-    svc.pause(MID, actor="ops")
+    svc.execute(MID, Pause(), actor="ops")
     clock.advance(1000)
-    svc.resume(MID, actor="ops")
+    svc.execute(MID, Resume(), actor="ops")
     svc.update_metrics(MID, increments={"total_data_migrated": 5000}, actor=ACTOR)
     assert svc.dashboard(MID).metrics.migration_speed == 50
     svc.update_metrics(MID, {"migration_speed": 7}, actor=ACTOR)  # a reported speed wins
@@ -104,7 +105,7 @@ def test_metrics_speed_is_derived_from_data_and_active_time(svc: MigrationServic
 
 
 def test_dashboard_is_json_ready(svc: MigrationService, clock: FakeClock) -> None:
-    svc.start_phase(MID, "setup", actor=ACTOR)
+    svc.execute(MID, StartPhase("setup"), actor=ACTOR)
     svc.update_phase_progress(MID, "setup", 50, {"currentTask": "Creating VPC", "resourcesCreated": 10},
                               actor=ACTOR)
     svc.create_alert(MID, "warning", "High resource usage detected", "setup", actor=ACTOR)
@@ -127,11 +128,11 @@ def test_a_migration_finished_while_paused_stops_counting_paused_time(
     service: MigrationService, clock: FakeClock
 ) -> None:
     service.initialize("p", [{"id": "a"}], actor=ACTOR)
-    service.start_phase("p", "a", actor=ACTOR)
+    service.execute("p", StartPhase("a"), actor=ACTOR)
     clock.advance(100)
-    service.pause("p", actor="ops")
+    service.execute("p", Pause(), actor="ops")
     clock.advance(50)
-    service.complete_phase("p", "a", actor=ACTOR)  # the worker finished its step after the pause
+    service.execute("p", CompletePhase("a"), actor=ACTOR)  # the worker finished its step after the pause
     clock.advance(3600)
     o = service.overview("p")
     assert o.status.value == "completed"

@@ -6,6 +6,7 @@ import asyncio
 import multiprocessing
 import time
 
+from migratrack.core.commands import StartPhase
 from migratrack.service import MigrationService
 from migratrack.storage import open_storage
 
@@ -15,7 +16,7 @@ from . import workers
 def test_another_process_sees_a_write_within_a_second(shared_url: str) -> None:
     svc = MigrationService(shared_url)
     svc.initialize("feed", [{"id": "pct"}], actor="a")
-    svc.start_phase("feed", "pct", actor="a")
+    svc.execute("feed", StartPhase("pct"), actor="a")
     after = svc.storage.load("feed", sub_tasks=None).seq
     svc.storage.close()
     push = not shared_url.startswith("sqlite")

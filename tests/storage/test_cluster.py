@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from migratrack.core.commands import StartPhase, StartSubTask
 from migratrack.service import MigrationService
 from migratrack.storage import open_storage
 from migratrack.storage.base import TokenRecord
@@ -41,8 +42,8 @@ def test_one_slot_per_migration_and_migrations_spread(cluster: list[RedisServer]
     ids = [f"mig-{i}" for i in range(12)] + ["brace{d}-id"]
     for mid in ids:
         svc.initialize(mid, [{"id": "a", "sub_tasks": ["x", "y"]}, {"id": "b", "dependencies": ["a"]}], actor="t")
-        svc.start_phase(mid, "a", actor="t")
-        svc.start_sub_task(mid, "a", "x", actor="t")
+        svc.execute(mid, StartPhase("a"), actor="t")
+        svc.execute(mid, StartSubTask("a", "x"), actor="t")
         svc.update_sub_task_progress(mid, "a", "x", 40.0, actor="t")
         svc.update_phase_progress(mid, "a", 25.0, actor="t")
         svc.update_metrics(mid, None, {"successful_operations": 2}, actor="t")

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from migratrack.core.commands import Cancel, CompletePhase, CompleteSubTask, Pause, Resume, StartPhase, StartSubTask
 from migratrack.core.models import NewEvent, build_state
 from migratrack.core.rules import Change, Rules
 from migratrack.errors import (
@@ -59,7 +60,7 @@ def test_create_then_load_round_trips_every_field(store: Storage, clock: FakeClo
 
 def test_create_twice_is_refused_and_replace_drops_history(svc: MigrationService, store: Storage) -> None:
     init(svc)
-    svc.start_phase("m1", "extract", actor="w")
+    svc.execute("m1", StartPhase("extract"), actor="w")
     svc.create_alert("m1", "error", "boom", actor="w")
     state = build_state("m1", PLAN, svc.now())
     with pytest.raises(MigrationAlreadyExists):
@@ -106,11 +107,11 @@ def test_sub_task_scopes(svc: MigrationService, store: Storage) -> None:
 
 def test_transitions_number_events_without_gaps(svc: MigrationService, store: Storage) -> None:
     init(svc)
-    svc.start_phase("m1", "extract", actor="w1")
+    svc.execute("m1", StartPhase("extract"), actor="w1")
     for sid in ("t1", "t2", "t3"):
-        svc.start_sub_task("m1", "extract", sid, actor="w1")
-        svc.complete_sub_task("m1", "extract", sid, actor="w1")
-    change = svc.complete_phase("m1", "extract", actor="w1")
+        svc.execute("m1", StartSubTask("extract", sid), actor="w1")
+        svc.execute("m1", CompleteSubTask("extract", sid), actor="w1")
+    change = svc.execute("m1", CompletePhase("extract"), actor="w1")
     events = store.events("m1")
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     assert change.last_seq == events[-1].seq == store.load("m1").seq
@@ -125,7 +126,7 @@ def test_a_rejected_command_writes_nothing(svc: MigrationService, store: Storage
     init(svc)
     before = store.load("m1")
     with pytest.raises(DependencyNotMet):
-        svc.start_phase("m1", "load", actor="w")
+        svc.execute("m1", StartPhase("load"), actor="w")
 
     def half_then_fail(state):  # type: ignore[no-untyped-def]
         Rules(state, svc.now(), "w").start_phase("extract")
@@ -141,9 +142,9 @@ def test_a_rejected_command_writes_nothing(svc: MigrationService, store: Storage
 
 def test_empty_change_writes_nothing(svc: MigrationService, store: Storage) -> None:
     init(svc)
-    svc.start_phase("m1", "extract", actor="w")
+    svc.execute("m1", StartPhase("extract"), actor="w")
     seq = store.load("m1").seq
-    change = svc.start_phase("m1", "extract", actor="w")  # idempotent
+    change = svc.execute("m1", StartPhase("extract"), actor="w")  # idempotent
     assert change.last_seq == seq and store.load("m1").seq == seq
 
 
@@ -154,10 +155,10 @@ def test_merge_progress_matches_the_reference_store(store: Storage, clock: FakeC
     services = [MigrationService(s, clock) for s in (ref, store)]
     for s in services:
         s.initialize("m", plan, actor="a")
-        s.start_phase("m", "p1", actor="a")
-        s.start_phase("m", "p2", actor="a")
-        s.start_sub_task("m", "p2", "a", actor="a")
-        s.start_sub_task("m", "p2", "b", actor="a")
+        s.execute("m", StartPhase("p1"), actor="a")
+        s.execute("m", StartPhase("p2"), actor="a")
+        s.execute("m", StartSubTask("p2", "a"), actor="a")
+        s.execute("m", StartSubTask("p2", "b"), actor="a")
         s.update_phase_progress("m", "p1", total=500, actor="a")
     rng = random.Random(42)
     for i in range(300):
@@ -194,7 +195,7 @@ def test_merge_progress_answers(svc: MigrationService, store: Storage, clock: Fa
     ts = clock()
     assert store.merge_progress("m1", "extract", None, progress=5, done=None, add=None, ts=ts, actor="a") \
         is MergeResult.FALLBACK  # pending: the rules decide
-    svc.start_phase("m1", "extract", actor="a")
+    svc.execute("m1", StartPhase("extract"), actor="a")
     assert store.merge_progress("m1", "extract", None, progress=5, done=None, add=None, ts=ts, actor="a") \
         is MergeResult.APPLIED
     assert store.merge_progress("m1", "extract", None, progress=4, done=None, add=None, ts=ts, actor="a") \
@@ -236,7 +237,7 @@ def test_counters_add_up_and_log_an_event(svc: MigrationService, store: Storage,
 
 def test_events_after_and_limit(svc: MigrationService, store: Storage) -> None:
     init(svc)
-    svc.start_phase("m1", "extract", actor="w")
+    svc.execute("m1", StartPhase("extract"), actor="w")
     for p in range(1, 30):
         svc.update_phase_progress("m1", "extract", p, actor="w")
     assert [e.seq for e in store.events("m1", after=5, limit=3)] == [6, 7, 8]
@@ -267,10 +268,10 @@ def test_alerts_newest_first_acknowledge_and_counts(svc: MigrationService, store
 def test_control_follows_pause_resume_cancel(svc: MigrationService, store: Storage) -> None:
     init(svc)
     assert store.control("m1").value == "running"
-    svc.pause("m1", "risky step", actor="ops")
+    svc.execute("m1", Pause("risky step"), actor="ops")
     assert store.control("m1").value == "paused"
-    svc.resume("m1", actor="ops")
-    svc.cancel("m1", actor="ops")
+    svc.execute("m1", Resume(), actor="ops")
+    svc.execute("m1", Cancel(), actor="ops")
     assert store.control("m1").value == "cancelled"
     state = store.load("m1")
     assert state.cancelled_at is not None and len(state.pauses) == 1
@@ -293,18 +294,18 @@ def test_tokens(store: Storage) -> None:
 def test_purge_finished_drops_only_finished_migrations(svc: MigrationService, store: Storage,
                                                        clock: FakeClock) -> None:
     svc.initialize("done", [{"id": "only"}], actor="a")
-    svc.start_phase("done", "only", actor="a")
-    svc.complete_phase("done", "only", actor="a")
+    svc.execute("done", StartPhase("only"), actor="a")
+    svc.execute("done", CompletePhase("only"), actor="a")
     clock.advance(1)
     svc.initialize("cancelled", [{"id": "only"}], actor="a")
-    svc.cancel("cancelled", actor="a")
+    svc.execute("cancelled", Cancel(), actor="a")
     clock.advance(1)
     svc.initialize("active", [{"id": "only"}], actor="a")
-    svc.start_phase("active", "only", actor="a")
+    svc.execute("active", StartPhase("only"), actor="a")
     clock.advance(days=40)
     svc.initialize("recent", [{"id": "only"}], actor="a")
-    svc.start_phase("recent", "only", actor="a")
-    svc.complete_phase("recent", "only", actor="a")
+    svc.execute("recent", StartPhase("only"), actor="a")
+    svc.execute("recent", CompletePhase("only"), actor="a")
     assert store.purge_finished(clock() - timedelta(days=30)) == ["done", "cancelled"]
     assert store.list_ids() == ["active", "recent"]
     assert store.purge_finished(clock() - timedelta(days=30)) == []
@@ -312,7 +313,7 @@ def test_purge_finished_drops_only_finished_migrations(svc: MigrationService, st
 
 def test_subscribe_replays_then_follows(svc: MigrationService, store: Storage) -> None:
     init(svc)
-    svc.start_phase("m1", "extract", actor="w")
+    svc.execute("m1", StartPhase("extract"), actor="w")
 
     async def scenario() -> list[tuple[int, str]]:
         seen: list[tuple[int, str]] = []
@@ -344,9 +345,9 @@ def test_merge_many_matches_one_merge_at_a_time(store: Storage, clock: FakeClock
     services = [MigrationService(s, clock) for s in (ref, store)]
     for s in services:
         s.initialize("m", plan, actor="a")
-        s.start_phase("m", "p1", actor="a")
-        s.start_phase("m", "p2", actor="a")
-        s.start_sub_task("m", "p2", "a", actor="a")
+        s.execute("m", StartPhase("p1"), actor="a")
+        s.execute("m", StartPhase("p2"), actor="a")
+        s.execute("m", StartSubTask("p2", "a"), actor="a")
         s.update_phase_progress("m", "p1", total=300, actor="a")
     rng = random.Random(7)
     for i in range(40):

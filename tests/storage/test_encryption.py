@@ -8,6 +8,7 @@ import psycopg
 import pytest
 import redis
 
+from migratrack.core.commands import FailSubTask, Pause, SkipPhase, StartPhase, StartSubTask
 from migratrack.errors import ConfigurationError
 from migratrack.service import MigrationService
 from migratrack.storage import open_storage
@@ -26,15 +27,15 @@ def write_secrets(url: str) -> str:
          "sub_tasks": [{"id": "s1", "name": SECRETS[7]}], "metadata": {"owner": SECRETS[4]}},
         {"id": "p2"}, {"id": "p3"},
     ], name=SECRETS[0], actor="a", metadata={"note": SECRETS[4]})
-    svc.start_phase(mid, "p1", actor="a")
-    svc.start_sub_task(mid, "p1", "s1", actor="a")
+    svc.execute(mid, StartPhase("p1"), actor="a")
+    svc.execute(mid, StartSubTask("p1", "s1"), actor="a")
     svc.update_sub_task_progress(mid, "p1", "s1", 50.0, actor="a")
     svc.update_phase_progress(mid, "p1", 10.0, {"comment": SECRETS[3]}, actor="a")
-    svc.fail_sub_task(mid, "p1", "s1", SECRETS[2], actor="a")
-    svc.skip_phase(mid, "p2", SECRETS[6], actor="a")
+    svc.execute(mid, FailSubTask("p1", "s1", SECRETS[2]), actor="a")
+    svc.execute(mid, SkipPhase("p2", SECRETS[6]), actor="a")
     alert = svc.create_alert(mid, "critical", SECRETS[3], actor="a")
     svc.acknowledge_alert(mid, alert.id, SECRETS[8], actor="a")
-    svc.pause(mid, SECRETS[5], actor="a")
+    svc.execute(mid, Pause(SECRETS[5]), actor="a")
     svc.update_metrics(mid, None, {"successful_operations": 3}, actor="a")
     svc.storage.close()
     return mid

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from migratrack.core.commands import StartPhase, StartSubTask
 from migratrack.core.models import NewEvent, build_state
 from migratrack.service import MigrationService
 from migratrack.storage import Storage
@@ -21,9 +22,9 @@ def test_ten_thousand_sub_tasks_read_back(store: Storage, clock: Any) -> None:
     phase = state.phases["p000"]
     store.create(state, [NewEvent("migration.initialized", clock(), "a", {})])
     svc = MigrationService(store, clock)
-    svc.start_phase("big", "p000", actor="a")
+    svc.execute("big", StartPhase("p000"), actor="a")
     for j in range(0, SUBS, 10):
-        svc.start_sub_task("big", "p000", f"s{j:03d}", actor="a")
+        svc.execute("big", StartSubTask("p000", f"s{j:03d}"), actor="a")
         svc.update_sub_task_progress("big", "p000", f"s{j:03d}", j / 3, actor="a")
     dash = svc.dashboard("big")
     assert len(dash.phases) == PHASES

@@ -11,6 +11,7 @@ import redis
 from typer.testing import CliRunner
 
 from migratrack.cli.main import app
+from migratrack.core.commands import Cancel, CompletePhase, StartPhase
 from migratrack.service import MigrationService
 from migratrack.storage import open_storage
 
@@ -19,12 +20,12 @@ from .conftest import REDIS_URL
 
 def finished_and_active(svc: MigrationService) -> None:
     svc.initialize("finished", [{"id": "only"}], actor="a")
-    svc.start_phase("finished", "only", actor="a")
-    svc.complete_phase("finished", "only", actor="a")
+    svc.execute("finished", StartPhase("only"), actor="a")
+    svc.execute("finished", CompletePhase("only"), actor="a")
     svc.initialize("cancelled", [{"id": "only"}], actor="a")
-    svc.cancel("cancelled", actor="a")
+    svc.execute("cancelled", Cancel(), actor="a")
     svc.initialize("active", [{"id": "only"}, {"id": "two"}], actor="a")
-    svc.start_phase("active", "only", actor="a")
+    svc.execute("active", StartPhase("only"), actor="a")
 
 
 def test_redis_expires_finished_migrations_and_keeps_active_ones(redis_url: str, redis_prefix: str) -> None:
@@ -42,7 +43,7 @@ def test_redis_expires_finished_migrations_and_keeps_active_ones(redis_url: str,
     assert not svc.storage.exists("finished")
     assert list(raw.scan_iter(match=f"{redis_prefix}:{{finished}}:*")) == []
     # transitions on a migration that is still running never give it an expiry
-    svc.complete_phase("active", "only", actor="a")
+    svc.execute("active", CompletePhase("only"), actor="a")
     assert raw.ttl(f"{redis_prefix}:{{active}}:h") == -1
     raw.close()
     svc.storage.close()

@@ -12,6 +12,7 @@ import psycopg
 import pytest
 import redis
 
+from migratrack.core.commands import StartPhase, StartSubTask
 from migratrack.service import MigrationService
 from migratrack.storage import MergeResult
 from migratrack.storage.base import ProgressMerge
@@ -23,8 +24,8 @@ N = 200
 
 def prepare(svc: MigrationService) -> None:
     svc.initialize("rt", [{"id": "p", "sub_tasks": ["s"]}], actor="a")
-    svc.start_phase("rt", "p", actor="a")
-    svc.start_sub_task("rt", "p", "s", actor="a")
+    svc.execute("rt", StartPhase("p"), actor="a")
+    svc.execute("rt", StartSubTask("p", "s"), actor="a")
 
 
 def hot_ops(svc: MigrationService) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from migratrack import MigrationProgressTracker
+from migratrack.core.commands import StartPhase, StartSubTask
 from migratrack.service import MigrationService
 
 MID = "shared"
@@ -40,10 +41,10 @@ def test_processes_sharing_one_file_lose_nothing(tmp_path: Path, workers: int, c
     url = f"sqlite:///{tmp_path}/shared.db"
     setup = MigrationService(url)
     setup.initialize(MID, [{"id": "load", "sub_tasks": SUBS}], actor="setup")
-    setup.start_phase(MID, "load", actor="setup")
+    setup.execute(MID, StartPhase("load"), actor="setup")
     setup.update_phase_progress(MID, "load", total=workers * ROUNDS, actor="setup")
     for s in SUBS:
-        setup.start_sub_task(MID, "load", s, actor="setup")
+        setup.execute(MID, StartSubTask("load", s), actor="setup")
 
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(workers)

@@ -6,6 +6,7 @@ import random
 import time
 from typing import Any
 
+from migratrack.core.commands import CompletePhase, StartPhase, StartSubTask
 from migratrack.errors import DependencyNotMet, RuleViolation
 from migratrack.service import MigrationService
 from migratrack.storage import Storage
@@ -30,9 +31,9 @@ def set_up(url: str | Storage, mid: str, workers: int) -> None:
     svc = MigrationService(url)
     svc.initialize(mid, plan(workers), actor="setup", replace=True, metadata={"error_rate_threshold": 100})
     for pid in ("bulk", "counted", "pct"):
-        svc.start_phase(mid, pid, actor="setup")
+        svc.execute(mid, StartPhase(pid), actor="setup")
     for sid in SUB_TASKS:
-        svc.start_sub_task(mid, "bulk", sid, actor="setup")
+        svc.execute(mid, StartSubTask("bulk", sid), actor="setup")
     svc.update_phase_progress(mid, "counted", total=COUNTED_TOTAL, actor="setup")
     if isinstance(url, str):
         svc.storage.close()
@@ -81,14 +82,14 @@ def mixed_worker(url: str | Storage, mid: str, worker: int, ops: int) -> dict[st
                 alerts += 1
             elif r < 0.98:
                 if not side_started:
-                    svc.start_phase(mid, f"side{worker}", actor=actor)
+                    svc.execute(mid, StartPhase(f"side{worker}"), actor=actor)
                     side_started = True
                 elif not side_completed:
-                    svc.complete_phase(mid, f"side{worker}", actor=actor)
+                    svc.execute(mid, CompletePhase(f"side{worker}"), actor=actor)
                     side_completed = True
                 else:  # expected rule violation: gated waits for bulk
                     try:
-                        svc.start_phase(mid, "gated", actor=actor)
+                        svc.execute(mid, StartPhase("gated"), actor=actor)
                         errors.append("gated started before bulk completed")
                     except DependencyNotMet:
                         violations += 1

@@ -10,6 +10,7 @@ import pytest
 from fastapi import FastAPI
 
 from migratrack import MigrationProgressTracker
+from migratrack.core.commands import StartPhase
 from migratrack.core.states import Status
 from migratrack.errors import (
     ConfigurationError,
@@ -117,7 +118,7 @@ def test_strict_raises_at_once_and_transitions_raise_after_the_deadline() -> Non
     assert lenient.apply_updates("m", [], {"successful_operations": 1}, actor="a") is None  # buffered
     assert lenient.pending == 1
     with pytest.raises(StorageUnavailable, match="unavailable"):
-        lenient.start_phase("m", "p", actor="a")
+        lenient.execute("m", StartPhase("p"), actor="a")
     strict.close()
     lenient.close(timeout=0)
 
@@ -128,7 +129,7 @@ def test_the_buffer_is_bounded_and_keeps_every_increment(app: FastAPI, tokens: d
     remote = RemoteBackend(f"http://127.0.0.1:{port}", token=tokens["operator"], buffer_size=5)
     live = LiveServer(app, port).start()
     remote.initialize("b", [{"id": "p"}], actor="a")
-    remote.start_phase("b", "p", actor="a")
+    remote.execute("b", StartPhase("p"), actor="a")
     live.stop()
     from migratrack.service import ProgressUpdate
 
@@ -229,7 +230,7 @@ def test_a_write_whose_reply_was_lost_is_applied_once(server: LiveServer, tokens
     transport = LosesReplies({"/api/migrations/m1/phases/schema/start", "/api/migrations/m1/batch"})
     remote = RemoteBackend(server.url, token=tokens["operator"], transport=transport)
     remote.initialize("m1", PLAN, actor="w")
-    remote.start_phase("m1", "schema", actor="w")  # retried; the retry finds it started: fine
+    remote.execute("m1", StartPhase("schema"), actor="w")  # retried; the retry finds it started: fine
     remote.apply_updates("m1", [ProgressUpdate(phase="schema", add=5)], {"successful_operations": 5}, actor="w")
     assert remote.flush(timeout=10)
     state = store.load("m1")

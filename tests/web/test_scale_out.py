@@ -16,6 +16,7 @@ import psycopg
 import pytest
 import redis
 
+from migratrack.core.commands import StartPhase
 from migratrack.service import MigrationService
 from migratrack.storage import open_storage
 from migratrack.web.auth import TokenManager
@@ -51,7 +52,7 @@ def test_an_update_posted_to_one_server_reaches_a_stream_client_of_the_other(sha
     token, _ = TokenManager(store).create("ops", "operator")
     svc = MigrationService(store)
     svc.initialize("fleet", [{"id": "reencode"}], actor="test")
-    svc.start_phase("fleet", "reencode", actor="test")
+    svc.execute("fleet", StartPhase("reencode"), actor="test")
     after = store.load("fleet").seq
     store.close()
     auth = {"Authorization": f"Bearer {token}"}

@@ -17,6 +17,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from migratrack.core.commands import StartPhase
 from migratrack.storage import open_storage
 from migratrack.web import create_app
 
@@ -43,7 +44,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     app.state.service.initialize("db-move-2026", [
         {"id": "schema"}, {"id": "copy", "sub_tasks": ["orders"]}, {"id": "cutover", "dependencies": ["copy"]},
     ], actor="test")
-    app.state.service.start_phase("db-move-2026", "copy", actor="test")
+    app.state.service.execute("db-move-2026", StartPhase("copy"), actor="test")
     live = LiveServer(app).start()
     yield Api(live.url, token)
     live.stop()

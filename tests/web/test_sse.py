@@ -11,6 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
+from migratrack.core.commands import StartPhase
+
 from .live import LiveServer
 
 Client = Callable[[str | None], httpx.Client]
@@ -113,7 +115,7 @@ async def test_a_slow_client_misses_nothing(monkeypatch: pytest.MonkeyPatch) -> 
     store = open_storage("memory://")
     svc = MigrationService(store)
     svc.initialize("m", [{"id": "p"}], actor="t")
-    svc.start_phase("m", "p", actor="t")
+    svc.execute("m", StartPhase("p"), actor="t")
     hub = sse.EventHub(store, poll_interval=0.01)
     stream = hub.stream("m", 0)
     seen = [(await anext(stream)).seq]  # joined, then falls behind

@@ -15,6 +15,7 @@ from rich.live import Live
 
 from migratrack import __version__
 from migratrack.cli.display import render_dashboard
+from migratrack.core.commands import ApprovePhase, Cancel, Pause, Resume
 from migratrack.errors import ConfigurationError, MigratrackError
 from migratrack.sdk.backend import Backend
 from migratrack.service import MigrationService
@@ -106,7 +107,7 @@ def list_(storage: StorageOpt = None) -> None:
     if remote_url(storage):
         raise ConfigurationError("list reads a store: give --storage (a server lists at GET /api/migrations)")
     svc = MigrationService(storage_url(storage))
-    ids = svc.storage.list_ids()
+    ids = svc.list_ids()
     if not ids:
         console.print("no migrations in " + storage_url(storage))
         return
@@ -176,12 +177,8 @@ def events(
 def _control(action: str, migration: str, storage: str | None, reason: str | None = None) -> None:
     svc = service(storage)
     actor = Settings.from_env().actor or default_actor()
-    if action == "pause":
-        svc.pause(migration, reason, actor=actor)
-    elif action == "resume":
-        svc.resume(migration, actor=actor)
-    else:
-        svc.cancel(migration, reason, actor=actor)
+    command = {"pause": Pause(reason), "resume": Resume(), "cancel": Cancel(reason)}[action]
+    svc.execute(migration, command, actor=actor)
     console.print(f"{migration}: {svc.overview(migration).status.value}")
 
 
@@ -214,7 +211,7 @@ def approve(
 ) -> None:
     """Approve a phase that requires approval (the go/no-go before a cut-over)."""
     svc = service(storage)
-    svc.approve_phase(migration, phase, by, actor=Settings.from_env().actor)
+    svc.execute(migration, ApprovePhase(phase, by), actor=Settings.from_env().actor)
     console.print(f"{migration}: phase {phase} approved by {by}")
 
 

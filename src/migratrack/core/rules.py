@@ -119,6 +119,12 @@ class Rules:
     def _touch(self, phase: PhaseState) -> None:
         self.change.phases.add(phase.id)
 
+    def record(self, phase: PhaseState | None, type_: str, /, **payload: Any) -> None:
+        """For a command's rule: the phase it changed (written back by the store) and its event."""
+        if phase is not None:
+            self._touch(phase)
+        self._event(type_, **payload)
+
     def _alert(self, level: AlertLevel, message: str, phase: str | None, source: str) -> Alert:
         alert = Alert(
             id=self.new_id(), level=level, message=message[:MAX_TEXT], created_at=self.now,

@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+from migratrack.core.commands import Command
 from migratrack.core.eta import Estimate
 from migratrack.core.models import Alert, Event, Phase
 from migratrack.core.states import AlertLevel
@@ -64,6 +65,12 @@ class AsyncMigrationProgressTracker:
 
     async def approve_phase(self, phase_id: str, *, by: str) -> None:
         await self._call(self.sync.approve_phase, phase_id, by=by)
+
+    async def revise_estimate(self, phase_id: str, minutes: float) -> None:
+        await self._call(self.sync.revise_estimate, phase_id, minutes)
+
+    async def execute(self, command: Command) -> None:
+        await self._call(self.sync.execute, command)
 
     async def start_sub_task(self, phase_id: str, sub_task_id: str) -> None:
         await self._call(self.sync.start_sub_task, phase_id, sub_task_id)

@@ -34,6 +34,7 @@ from urllib.parse import quote
 import httpx
 
 from migratrack import errors as _errors
+from migratrack.core.commands import Command
 from migratrack.core.eta import Estimate
 from migratrack.core.models import (
     Alert,
@@ -429,45 +430,10 @@ class RemoteBackend:
             return _state(self._reliable("GET", f"/api/migrations/{_q(migration_id)}/state")), True
         return _state(reply["state"]), bool(reply["created"])
 
-    def _phase(self, mid: str, phase_id: str, verb: str, actor: str, body: Any = None) -> object:
-        return self._reliable("POST", f"/api/migrations/{_q(mid)}/phases/{_q(phase_id)}/{verb}", body=body,
-                              actor=actor, verb=verb)
-
-    def _sub(self, mid: str, phase_id: str, sub_id: str, verb: str, actor: str, body: Any = None) -> object:
-        return self._reliable(
-            "POST", f"/api/migrations/{_q(mid)}/phases/{_q(phase_id)}/subtasks/{_q(sub_id)}/{verb}",
-            body=body, actor=actor, verb=verb)
-
-    def start_phase(self, mid: str, phase_id: str, *, actor: str) -> object:
-        return self._phase(mid, phase_id, "start", actor)
-
-    def complete_phase(self, mid: str, phase_id: str, *, actor: str) -> object:
-        return self._phase(mid, phase_id, "complete", actor)
-
-    def fail_phase(self, mid: str, phase_id: str, error: str, *, actor: str) -> object:
-        return self._phase(mid, phase_id, "fail", actor, {"error": error})
-
-    def skip_phase(self, mid: str, phase_id: str, reason: str, *, actor: str) -> object:
-        return self._phase(mid, phase_id, "skip", actor, {"reason": reason})
-
-    def retry_phase(self, mid: str, phase_id: str, *, actor: str) -> object:
-        return self._phase(mid, phase_id, "retry", actor)
-
-    def approve_phase(self, mid: str, phase_id: str, by: str, *, actor: str) -> object:
-        return self._reliable("POST", f"/api/migrations/{_q(mid)}/phases/{_q(phase_id)}/approve",
-                              body={"by": by}, actor=actor)
-
-    def start_sub_task(self, mid: str, phase_id: str, sub_id: str, *, actor: str) -> object:
-        return self._sub(mid, phase_id, sub_id, "start", actor)
-
-    def complete_sub_task(self, mid: str, phase_id: str, sub_id: str, *, actor: str) -> object:
-        return self._sub(mid, phase_id, sub_id, "complete", actor)
-
-    def fail_sub_task(self, mid: str, phase_id: str, sub_id: str, error: str, *, actor: str) -> object:
-        return self._sub(mid, phase_id, sub_id, "fail", actor, {"error": error})
-
-    def skip_sub_task(self, mid: str, phase_id: str, sub_id: str, reason: str, *, actor: str) -> object:
-        return self._sub(mid, phase_id, sub_id, "skip", actor, {"reason": reason})
+    def execute(self, mid: str, command: Command, *, actor: str) -> object:
+        path = command.path().format(**{k: _q(v) for k, v in command.address.items()})
+        return self._reliable("POST", f"/api/migrations/{_q(mid)}/{path}", body=command.arguments or None,
+                              actor=actor, verb=command.verb)
 
     def create_alert(
         self, mid: str, level: str | AlertLevel, message: str, phase: str | None = None, *, actor: str
@@ -510,17 +476,6 @@ class RemoteBackend:
             self._controls[mid] = control
             return control
         return self._controls.get(mid)
-
-    def pause(self, mid: str, reason: str | None = None, *, actor: str) -> object:
-        return self._reliable("POST", f"/api/migrations/{_q(mid)}/control", body={"action": "pause", "reason": reason},
-                              actor=actor)
-
-    def resume(self, mid: str, *, actor: str) -> object:
-        return self._reliable("POST", f"/api/migrations/{_q(mid)}/control", body={"action": "resume"}, actor=actor)
-
-    def cancel(self, mid: str, reason: str | None = None, *, actor: str) -> object:
-        return self._reliable("POST", f"/api/migrations/{_q(mid)}/control",
-                              body={"action": "cancel", "reason": reason}, actor=actor)
 
     def overview(self, mid: str) -> Overview:
         return Overview.model_validate(self._reliable("GET", f"/api/migrations/{_q(mid)}"))

@@ -23,6 +23,23 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+from migratrack.core.commands import (
+    ApprovePhase,
+    Cancel,
+    Command,
+    CompletePhase,
+    CompleteSubTask,
+    FailPhase,
+    FailSubTask,
+    Pause,
+    Resume,
+    RetryPhase,
+    ReviseEstimate,
+    SkipPhase,
+    SkipSubTask,
+    StartPhase,
+    StartSubTask,
+)
 from migratrack.core.eta import Estimate
 from migratrack.core.models import Alert, Event, Phase, check_count, check_progress
 from migratrack.core.rules import MAX_TEXT, normalise_metrics
@@ -181,10 +198,24 @@ class MigrationProgressTracker:
 
     # -- phases ----------------------------------------------------------------------------
 
+    def execute(self, command: Command) -> None:
+        """Send one command of ``migratrack.core.commands`` (what every verb below does): after
+        waiting out a pause if it starts work, and after writing the coalesced progress of its
+        phase or sub-task, so that reports made before a transition are judged before it."""
+        if command.waits_on_pause:
+            self.checkpoint()
+        if command.flushes_progress:
+            phase, sub = getattr(command, "phase", None), getattr(command, "sub_task", None)
+            if sub is not None:
+                self._flush_keys([(str(phase), sub)], raise_rules=False)  # a stale report must not stop it
+            elif phase is not None:
+                self._flush_phase(phase)
+        self._backend.execute(self.migration_id, command, actor=self.actor)
+        if command.control_after is not None:
+            self._control = command.control_after
+
     def start_phase(self, phase_id: str) -> None:
-        self.checkpoint()
-        self._flush_phase(phase_id)  # reports made before a transition are judged before it
-        self._backend.start_phase(self.migration_id, phase_id, actor=self.actor)
+        self.execute(StartPhase(phase_id))
 
     def update_phase_progress(
         self,
@@ -210,47 +241,40 @@ class MigrationProgressTracker:
         self._tick((phase_id, None), None, None, None, check_count(n, "n"), None)
 
     def complete_phase(self, phase_id: str) -> None:
-        self._flush_phase(phase_id)
-        self._backend.complete_phase(self.migration_id, phase_id, actor=self.actor)
+        self.execute(CompletePhase(phase_id))
 
     def fail_phase(self, phase_id: str, error: str | BaseException) -> None:
-        self._flush_phase(phase_id)
-        self._backend.fail_phase(self.migration_id, phase_id, _error_text(error), actor=self.actor)
+        self.execute(FailPhase(phase_id, _error_text(error)))
 
     def skip_phase(self, phase_id: str, reason: str) -> None:
-        self._flush_phase(phase_id)
-        self._backend.skip_phase(self.migration_id, phase_id, reason, actor=self.actor)
+        self.execute(SkipPhase(phase_id, reason))
 
     def retry_phase(self, phase_id: str) -> None:
-        self.checkpoint()
-        self._flush_phase(phase_id)
-        self._backend.retry_phase(self.migration_id, phase_id, actor=self.actor)
+        self.execute(RetryPhase(phase_id))
 
     def approve_phase(self, phase_id: str, *, by: str) -> None:
-        self._backend.approve_phase(self.migration_id, phase_id, by, actor=self.actor)
+        self.execute(ApprovePhase(phase_id, by))
+
+    def revise_estimate(self, phase_id: str, minutes: float) -> None:
+        """Revise a phase's estimated duration mid-run; the ETA uses the new figure (audited)."""
+        self.execute(ReviseEstimate(phase_id, minutes))
 
     # -- sub-tasks -------------------------------------------------------------------------
 
     def start_sub_task(self, phase_id: str, sub_task_id: str) -> None:
-        self.checkpoint()
-        self._flush_keys([(phase_id, sub_task_id)], raise_rules=False)
-        self._backend.start_sub_task(self.migration_id, phase_id, sub_task_id, actor=self.actor)
+        self.execute(StartSubTask(phase_id, sub_task_id))
 
     def update_sub_task_progress(self, phase_id: str, sub_task_id: str, progress: float) -> None:
         self._tick((phase_id, sub_task_id), check_progress(progress), None, None, 0, None)
 
     def complete_sub_task(self, phase_id: str, sub_task_id: str) -> None:
-        self._flush_keys([(phase_id, sub_task_id)], raise_rules=False)  # a stale report must not stop it
-        self._backend.complete_sub_task(self.migration_id, phase_id, sub_task_id, actor=self.actor)
+        self.execute(CompleteSubTask(phase_id, sub_task_id))
 
     def fail_sub_task(self, phase_id: str, sub_task_id: str, error: str | BaseException) -> None:
-        self._flush_keys([(phase_id, sub_task_id)], raise_rules=False)
-        self._backend.fail_sub_task(self.migration_id, phase_id, sub_task_id, _error_text(error),
-                                    actor=self.actor)
+        self.execute(FailSubTask(phase_id, sub_task_id, _error_text(error)))
 
     def skip_sub_task(self, phase_id: str, sub_task_id: str, reason: str) -> None:
-        self._flush_keys([(phase_id, sub_task_id)], raise_rules=False)
-        self._backend.skip_sub_task(self.migration_id, phase_id, sub_task_id, reason, actor=self.actor)
+        self.execute(SkipSubTask(phase_id, sub_task_id, reason))
 
     # -- alerts and metrics ----------------------------------------------------------------
 
@@ -308,16 +332,13 @@ class MigrationProgressTracker:
     # -- control ---------------------------------------------------------------------------
 
     def pause(self, reason: str | None = None) -> None:
-        self._backend.pause(self.migration_id, reason, actor=self.actor)
-        self._control = Control.PAUSED
+        self.execute(Pause(reason))
 
     def resume(self) -> None:
-        self._backend.resume(self.migration_id, actor=self.actor)
-        self._control = Control.RUNNING
+        self.execute(Resume())
 
     def cancel(self, reason: str | None = None) -> None:
-        self._backend.cancel(self.migration_id, reason, actor=self.actor)
-        self._control = Control.CANCELLED
+        self.execute(Cancel(reason))
 
     def checkpoint(self) -> None:
         """Block while the migration is paused; raise MigrationCancelled once it is cancelled."""

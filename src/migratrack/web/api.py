@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from dataclasses import MISSING, fields
+from typing import Annotated, Any, TypeVar, get_type_hints
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response
+from pydantic import BaseModel, create_model
 from starlette.concurrency import run_in_threadpool
 
+from migratrack.core.commands import ADDRESS_FIELDS, BY_VERB, COMMANDS, Command, Target
 from migratrack.core.rules import Change
 from migratrack.core.views import Dashboard, EstimateView, Overview
 from migratrack.errors import MigrationNotFound
@@ -29,20 +33,18 @@ from migratrack.web.schemas import (
     AckIn,
     AlertIn,
     AlertOut,
-    ApproveIn,
     AuditPage,
     BatchIn,
     ChangeOut,
+    CommandBody,
     ControlIn,
     ControlOut,
     Created,
     CreateMigration,
     EventView,
-    FailIn,
     MetricsIn,
     MigrationSummary,
     ProgressIn,
-    SkipIn,
     SubTaskProgressIn,
     TokenCreated,
     TokenIn,
@@ -102,7 +104,7 @@ def _change(svc: MigrationService, mid: str, c: object) -> ChangeOut:
 @router.get("", response_model=list[MigrationSummary], summary="List migrations (status, progress, ETA)")
 def list_migrations(svc: Svc, _: Principal = RequireViewer) -> list[MigrationSummary]:
     out = []
-    for mid in svc.storage.list_ids():
+    for mid in svc.list_ids():
         try:
             out.append(MigrationSummary.of(svc.overview(mid)))
         except MigrationNotFound:  # deleted meanwhile
@@ -125,7 +127,7 @@ def create_migration(request: Request, response: Response, body: CreateMigration
 
 
 def state_dict(svc: MigrationService, mid: str) -> dict[str, Any]:
-    s = svc.storage.load(mid)
+    s = svc.state(mid)
     return {**s.header_dict(), "seq": s.seq, "metrics": s.metrics.to_dict(),
             "phases": [p.to_dict() for p in s.phases.values()]}
 
@@ -151,13 +153,66 @@ def raw_state(mid: MigrationId, svc: Svc, _: Principal = RequireViewer) -> dict[
     return state_dict(svc, mid)
 
 
+# -- commands: one route per class of core/commands.py ----------------------------------------
+
+_ADDRESS_PARAMS: dict[str, Any] = {"phase": PhaseId, "sub_task": SubId}
+
+
+def _field_names(cls: type[Command]) -> set[str]:
+    return {f.name for f in fields(cls)}
+
+
+def _body_model(cls: type[Command]) -> type[BaseModel] | None:
+    """A command's request body: its arguments, validated by the constraints on its fields."""
+    hints = get_type_hints(cls, include_extras=True)
+    spec: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.name not in ADDRESS_FIELDS:
+            spec[f.name] = (hints[f.name], ... if f.default is MISSING else f.default)
+    if not spec:
+        return None
+    model: type[BaseModel] = create_model(f"{cls.__name__}In", __base__=CommandBody, **spec)
+    return model
+
+
+def _command_route(cls: type[Command]) -> None:
+    """Register ``POST /api/migrations/{mid}/<the command's path>``, which runs the command."""
+    body_model = _body_model(cls)
+    optional_body = body_model is not None and not any(f.is_required() for f in body_model.model_fields.values())
+    names = _field_names(cls)
+
+    def handler(request: Request, mid: str, svc: MigrationService, who: Principal, body: BaseModel | None = None,
+                **address: str) -> ChangeOut:
+        args: dict[str, Any] = {**address, **(body.model_dump(exclude_none=True) if body is not None else {})}
+        if "by" in names and args.get("by") is None:
+            args["by"] = who.name  # who approves, when the request does not say: the token's name
+        return _change(svc, mid, svc.execute(mid, cls(**args), actor=actor_of(request, who)))
+
+    kw = inspect.Parameter.KEYWORD_ONLY
+    params = [
+        inspect.Parameter("request", kw, annotation=Request),
+        inspect.Parameter("mid", kw, annotation=MigrationId),
+        *(inspect.Parameter(n, kw, annotation=_ADDRESS_PARAMS[n]) for n in ADDRESS_FIELDS if n in names),
+        inspect.Parameter("svc", kw, annotation=Svc),
+    ]
+    if body_model is not None:
+        if optional_body:
+            params.append(inspect.Parameter("body", kw, annotation=Annotated[body_model | None, Body()],
+                                            default=None))
+        else:
+            params.append(inspect.Parameter("body", kw, annotation=body_model))
+    require = RequireAdmin if cls.role == Role.ADMIN.value else RequireOperator
+    params.append(inspect.Parameter("who", kw, annotation=Principal, default=require))
+    handler.__signature__ = inspect.Signature(params, return_annotation=ChangeOut)  # type: ignore[attr-defined]
+    router.add_api_route("/{mid}/" + cls.path(), handler, methods=["POST"], response_model=ChangeOut,
+                         summary=cls.summary, name=f"{cls.target.value}_{cls.verb}")
+
+
+for _command in COMMANDS:
+    _command_route(_command)
+
+
 # -- phases ------------------------------------------------------------------------------------
-
-@router.post("/{mid}/phases/{phase}/start", response_model=ChangeOut, summary="Start a phase")
-def start_phase(request: Request, mid: MigrationId, phase: PhaseId, svc: Svc,
-                who: Principal = RequireOperator) -> ChangeOut:
-    return _change(svc, mid, svc.start_phase(mid, phase, actor=actor_of(request, who)))
-
 
 @router.post("/{mid}/phases/{phase}/progress", response_model=ControlOut,
              summary="Report a phase's progress (percent or done/total); answers the control state")
@@ -173,46 +228,6 @@ async def phase_progress(request: Request, mid: MigrationId, phase: PhaseId, bod
     return await call(request, write)
 
 
-@router.post("/{mid}/phases/{phase}/complete", response_model=ChangeOut, summary="Complete a phase")
-def complete_phase(request: Request, mid: MigrationId, phase: PhaseId, svc: Svc,
-                   who: Principal = RequireOperator) -> ChangeOut:
-    return _change(svc, mid, svc.complete_phase(mid, phase, actor=actor_of(request, who)))
-
-
-@router.post("/{mid}/phases/{phase}/fail", response_model=ChangeOut, summary="Fail a phase with an error")
-def fail_phase(request: Request, mid: MigrationId, phase: PhaseId, body: FailIn, svc: Svc,
-               who: Principal = RequireOperator) -> ChangeOut:
-    return _change(svc, mid, svc.fail_phase(mid, phase, body.error, actor=actor_of(request, who)))
-
-
-@router.post("/{mid}/phases/{phase}/skip", response_model=ChangeOut, summary="Skip a phase")
-def skip_phase(request: Request, mid: MigrationId, phase: PhaseId, body: SkipIn, svc: Svc,
-               who: Principal = RequireOperator) -> ChangeOut:
-    return _change(svc, mid, svc.skip_phase(mid, phase, body.reason, actor=actor_of(request, who)))
-
-
-@router.post("/{mid}/phases/{phase}/retry", response_model=ChangeOut, summary="Retry a failed phase")
-def retry_phase(request: Request, mid: MigrationId, phase: PhaseId, svc: Svc,
-                who: Principal = RequireOperator) -> ChangeOut:
-    return _change(svc, mid, svc.retry_phase(mid, phase, actor=actor_of(request, who)))
-
-
-@router.post("/{mid}/phases/{phase}/approve", response_model=ChangeOut,
-             summary="Approve a phase that requires approval (admin)")
-def approve_phase(request: Request, mid: MigrationId, phase: PhaseId, svc: Svc,
-                  body: Annotated[ApproveIn | None, Body()] = None, who: Principal = RequireAdmin) -> ChangeOut:
-    by = (body.by if body else None) or who.name
-    return _change(svc, mid, svc.approve_phase(mid, phase, by, actor=actor_of(request, who)))
-
-
-# -- sub-tasks ---------------------------------------------------------------------------------
-
-@router.post("/{mid}/phases/{phase}/subtasks/{sub}/start", response_model=ChangeOut, summary="Start a sub-task")
-def start_sub_task(request: Request, mid: MigrationId, phase: PhaseId, sub: SubId, svc: Svc,
-                   who: Principal = RequireOperator) -> ChangeOut:
-    return _change(svc, mid, svc.start_sub_task(mid, phase, sub, actor=actor_of(request, who)))
-
-
 @router.post("/{mid}/phases/{phase}/subtasks/{sub}/progress", response_model=ControlOut,
              summary="Report a sub-task's progress; answers the control state")
 async def sub_task_progress(request: Request, mid: MigrationId, phase: PhaseId, sub: SubId,
@@ -224,25 +239,6 @@ async def sub_task_progress(request: Request, mid: MigrationId, phase: PhaseId, 
         return ControlOut(control=svc.control(mid))
 
     return await call(request, write)
-
-
-@router.post("/{mid}/phases/{phase}/subtasks/{sub}/complete", response_model=ChangeOut,
-             summary="Complete a sub-task")
-def complete_sub_task(request: Request, mid: MigrationId, phase: PhaseId, sub: SubId, svc: Svc,
-                      who: Principal = RequireOperator) -> ChangeOut:
-    return _change(svc, mid, svc.complete_sub_task(mid, phase, sub, actor=actor_of(request, who)))
-
-
-@router.post("/{mid}/phases/{phase}/subtasks/{sub}/fail", response_model=ChangeOut, summary="Fail a sub-task")
-def fail_sub_task(request: Request, mid: MigrationId, phase: PhaseId, sub: SubId, body: FailIn, svc: Svc,
-                  who: Principal = RequireOperator) -> ChangeOut:
-    return _change(svc, mid, svc.fail_sub_task(mid, phase, sub, body.error, actor=actor_of(request, who)))
-
-
-@router.post("/{mid}/phases/{phase}/subtasks/{sub}/skip", response_model=ChangeOut, summary="Skip a sub-task")
-def skip_sub_task(request: Request, mid: MigrationId, phase: PhaseId, sub: SubId, body: SkipIn, svc: Svc,
-                  who: Principal = RequireOperator) -> ChangeOut:
-    return _change(svc, mid, svc.skip_sub_task(mid, phase, sub, body.reason, actor=actor_of(request, who)))
 
 
 # -- alerts, metrics, control, batch -----------------------------------------------------------
@@ -294,13 +290,9 @@ def post_metrics(request: Request, mid: MigrationId, body: MetricsIn, svc: Svc, 
 @router.post("/{mid}/control", response_model=ControlOut, summary="Pause, resume or cancel (admin)")
 def control(request: Request, mid: MigrationId, body: ControlIn, svc: Svc,
             who: Principal = RequireAdmin) -> ControlOut:
-    actor = actor_of(request, who)
-    if body.action == "pause":
-        svc.pause(mid, body.reason, actor=actor)
-    elif body.action == "resume":
-        svc.resume(mid, actor=actor)
-    else:
-        svc.cancel(mid, body.reason, actor=actor)
+    cls = BY_VERB[(Target.MIGRATION, body.action)]
+    args = {"reason": body.reason} if body.reason is not None and "reason" in _field_names(cls) else {}
+    svc.execute(mid, cls(**args), actor=actor_of(request, who))
     return ControlOut(control=svc.control(mid))
 
 

@@ -6,12 +6,28 @@
 
 from __future__ import annotations
 
+from dataclasses import MISSING, fields
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from migratrack.core.commands import (
+    Cancel,
+    Command,
+    CompletePhase,
+    CompleteSubTask,
+    FailPhase,
+    FailSubTask,
+    Pause,
+    Resume,
+    RetryPhase,
+    SkipPhase,
+    SkipSubTask,
+    StartPhase,
+    StartSubTask,
+)
 from migratrack.core.states import AlertLevel, Control, MigrationStatus, Status
 from migratrack.core.views import AlertView, Dashboard, MetricsView, Overview, PhaseView
 from migratrack.errors import InvalidInput, NotFound
@@ -259,7 +275,7 @@ class SeedEstimateIn(BaseModel):
 def _pick(svc: MigrationService, mid: str | None) -> str:
     if mid:
         return mid
-    ids = svc.storage.list_ids()
+    ids = svc.list_ids()
     if not ids:
         raise NotFound("there are no migrations yet; create one (POST /api/migrations, or the "
                        "initializeMigration action)")
@@ -294,38 +310,50 @@ def post_progress(request: Request, body: SeedProgressIn, svc: Svc,
         if body.metrics is None:
             raise InvalidInput("metrics is required for action 'updateMetrics'")
         svc.update_metrics(mid, body.metrics, None, actor=actor)
+    elif a == "updatePhaseProgress":
+        if body.progress is None and not body.metadata:
+            raise InvalidInput("progress is required for action 'updatePhaseProgress'")
+        svc.update_phase_progress(mid, _need(body.phaseId, "phaseId", a), body.progress, body.metadata, actor=actor)
+    elif a == "updateSubTaskProgress":
+        if body.progress is None:
+            raise InvalidInput("progress is required for action 'updateSubTaskProgress'")
+        svc.update_sub_task_progress(mid, _need(body.phaseId, "phaseId", a), _need(body.subTaskId, "subTaskId", a),
+                                     body.progress, actor=actor)
     else:
-        phase = _need(body.phaseId, "phaseId", a)
-        if a == "startPhase":
-            svc.start_phase(mid, phase, actor=actor)
-        elif a == "updatePhaseProgress":
-            if body.progress is None and not body.metadata:
-                raise InvalidInput("progress is required for action 'updatePhaseProgress'")
-            svc.update_phase_progress(mid, phase, body.progress, body.metadata, actor=actor)
-        elif a == "completePhase":
-            svc.complete_phase(mid, phase, actor=actor)
-        elif a == "failPhase":
-            svc.fail_phase(mid, phase, _need(body.error, "error", a), actor=actor)
-        elif a == "skipPhase":
-            svc.skip_phase(mid, phase, _need(body.message, "message", a), actor=actor)
-        elif a == "retryPhase":
-            svc.retry_phase(mid, phase, actor=actor)
-        else:
-            sub = _need(body.subTaskId, "subTaskId", a)
-            if a == "startSubTask":
-                svc.start_sub_task(mid, phase, sub, actor=actor)
-            elif a == "updateSubTaskProgress":
-                if body.progress is None:
-                    raise InvalidInput("progress is required for action 'updateSubTaskProgress'")
-                svc.update_sub_task_progress(mid, phase, sub, body.progress, actor=actor)
-            elif a == "completeSubTask":
-                svc.complete_sub_task(mid, phase, sub, actor=actor)
-            elif a == "failSubTask":
-                svc.fail_sub_task(mid, phase, sub, _need(body.error, "error", a), actor=actor)
-            else:
-                svc.skip_sub_task(mid, phase, sub, _need(body.message, "message", a), actor=actor)
+        svc.execute(mid, _seed_command(a, body), actor=actor)
     return SeedResult(success=True, action=a, migrationId=mid, control=svc.control(mid), alertId=alert_id,
                       created=created)
+
+
+#: the seed's action names for commands, and where each command field is in the seed's body
+SEED_COMMANDS: dict[str, tuple[type[Command], dict[str, str]]] = {
+    "startPhase": (StartPhase, {}),
+    "completePhase": (CompletePhase, {}),
+    "failPhase": (FailPhase, {"error": "error"}),
+    "skipPhase": (SkipPhase, {"reason": "message"}),
+    "retryPhase": (RetryPhase, {}),
+    "startSubTask": (StartSubTask, {}),
+    "completeSubTask": (CompleteSubTask, {}),
+    "failSubTask": (FailSubTask, {"error": "error"}),
+    "skipSubTask": (SkipSubTask, {"reason": "message"}),
+    "pause": (Pause, {"reason": "reason"}),
+    "resume": (Resume, {}),
+    "cancel": (Cancel, {"reason": "reason"}),
+}
+_ADDRESS = {"phase": "phaseId", "sub_task": "subTaskId"}
+
+
+def _seed_command(action: str, body: BaseModel) -> Command:
+    cls, names = SEED_COMMANDS[action]
+    args: dict[str, Any] = {}
+    for f in fields(cls):
+        seed = _ADDRESS.get(f.name) or names.get(f.name, f.name)
+        value = getattr(body, seed, None)
+        if value is None and f.default is MISSING:
+            raise InvalidInput(f"{seed} is required for action {action!r}")
+        if value is not None:
+            args[f.name] = value
+    return cls(**args)
 
 
 def _need_list(value: list[dict[str, Any]] | None, action: str) -> list[dict[str, Any]]:
@@ -359,12 +387,7 @@ def post_dashboard(request: Request, body: SeedDashboardIn, svc: Svc,
     alert_id: str | None = None
     if a in ("pause", "resume", "cancel"):
         check_role(who, Role.ADMIN)
-        if a == "pause":
-            svc.pause(mid, body.reason, actor=actor)
-        elif a == "resume":
-            svc.resume(mid, actor=actor)
-        else:
-            svc.cancel(mid, body.reason, actor=actor)
+        svc.execute(mid, _seed_command(a, body), actor=actor)
     elif a == "createAlert":
         alert_id = svc.create_alert(mid, _need(body.type, "type", a), _need(body.message, "message", a),
                                     body.phaseId, actor=actor).id

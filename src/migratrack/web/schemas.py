@@ -12,14 +12,18 @@ from migratrack.core.states import AlertLevel, Control, MigrationStatus
 from migratrack.core.views import AlertView, Overview
 
 Id = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^/\s]+$")]
-Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
-Count = Annotated[int, Field(ge=0, le=2**62)]
+Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False, strict=True)]  # strict: no true/false
+Count = Annotated[int, Field(ge=0, le=2**62, strict=True)]
 Text = Annotated[str, Field(min_length=1, max_length=10_000)]
 Number = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class CommandBody(_In):
+    """The base of the request bodies that ``web/api.py`` builds from the commands' fields."""
 
 
 class SubTaskIn(_In):
