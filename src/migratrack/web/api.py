@@ -16,6 +16,7 @@ from migratrack.core.rules import Change
 from migratrack.core.views import Dashboard, EstimateView, Overview
 from migratrack.errors import MigrationNotFound
 from migratrack.service import MigrationService, ProgressUpdate
+from migratrack.storage import MergeResult
 from migratrack.web.auth import (
     Principal,
     RequireAdmin,
@@ -27,6 +28,8 @@ from migratrack.web.auth import (
     check_role,
 )
 from migratrack.web.errors import ErrorBody
+from migratrack.web.group import GroupCommit
+from migratrack.web.lean import LeanRoute
 from migratrack.web.replay import HEADER as IDEMPOTENCY_HEADER
 from migratrack.web.replay import Replays
 from migratrack.web.schemas import (
@@ -64,6 +67,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 router = APIRouter(prefix="/api/migrations", tags=["migrations"], responses=ERRORS)
+#: the progress routes, the bulk of a server's traffic
+hot_router = APIRouter(prefix="/api/migrations", tags=["migrations"], responses=ERRORS, route_class=LeanRoute)
 tokens_router = APIRouter(prefix="/api/tokens", tags=["tokens"], responses=ERRORS)
 
 MigrationId = Annotated[str, Path(min_length=1, max_length=200, description="migration id",
@@ -214,31 +219,60 @@ for _command in COMMANDS:
 
 # -- phases ------------------------------------------------------------------------------------
 
-@router.post("/{mid}/phases/{phase}/progress", response_model=ControlOut,
-             summary="Report a phase's progress (percent or done/total); answers the control state")
+def _lean(path: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``@router.post`` for a hot route: the same kind of route, filled by ``web/lean.py``'s
+    plan, in a router of its own that the app includes first (matched before the others)."""
+
+    def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+        hot_router.add_api_route(path, fn, methods=["POST"], **kwargs)
+        return fn
+
+    return register
+
+
+def group_commit(request: Request) -> GroupCommit:
+    group: GroupCommit | None = getattr(request.app.state, "group", None)
+    if group is None:
+        group = request.app.state.group = GroupCommit(request.app.state.service)
+    return group
+
+
+async def _progress(request: Request, svc: MigrationService, mid: str, update: ProgressUpdate, actor: str,
+                    write: Callable[[], object]) -> ControlOut:
+    """A single progress report: on an embedded store, a plain merge joins the group commit of
+    this turn of the event loop; anything else (or what the store answers FALLBACK to) is
+    written on its own."""
+    if request.app.state.inline:
+        merge = MigrationService.as_merge(update)
+        if merge is not None:
+            result, control = await group_commit(request).submit(mid, actor, merge)
+            if result is not MergeResult.FALLBACK:
+                return ControlOut(control=control)
+
+    def run() -> ControlOut:
+        write()
+        return ControlOut(control=svc.control(mid))
+
+    return await call(request, run)
+
+
+@_lean("/{mid}/phases/{phase}/progress", response_model=ControlOut,
+       summary="Report a phase's progress (percent or done/total); answers the control state")
 async def phase_progress(request: Request, mid: MigrationId, phase: PhaseId, body: ProgressIn, svc: Svc,
                          who: Principal = RequireOperator) -> ControlOut:
     actor = actor_of(request, who)
-
-    def write() -> ControlOut:
-        svc.update_phase_progress(mid, phase, body.progress, body.metadata, done=body.done, total=body.total,
-                                  add=body.add, actor=actor)
-        return ControlOut(control=svc.control(mid))
-
-    return await call(request, write)
+    update = ProgressUpdate(phase, None, body.progress, body.done, body.total, body.add, body.metadata or {})
+    return await _progress(request, svc, mid, update, actor, lambda: svc.update_phase_progress(
+        mid, phase, body.progress, body.metadata, done=body.done, total=body.total, add=body.add, actor=actor))
 
 
-@router.post("/{mid}/phases/{phase}/subtasks/{sub}/progress", response_model=ControlOut,
-             summary="Report a sub-task's progress; answers the control state")
+@_lean("/{mid}/phases/{phase}/subtasks/{sub}/progress", response_model=ControlOut,
+       summary="Report a sub-task's progress; answers the control state")
 async def sub_task_progress(request: Request, mid: MigrationId, phase: PhaseId, sub: SubId,
                             body: SubTaskProgressIn, svc: Svc, who: Principal = RequireOperator) -> ControlOut:
     actor = actor_of(request, who)
-
-    def write() -> ControlOut:
-        svc.update_sub_task_progress(mid, phase, sub, body.progress, actor=actor)
-        return ControlOut(control=svc.control(mid))
-
-    return await call(request, write)
+    return await _progress(request, svc, mid, ProgressUpdate(phase, sub, body.progress), actor,
+                           lambda: svc.update_sub_task_progress(mid, phase, sub, body.progress, actor=actor))
 
 
 # -- alerts, metrics, control, batch -----------------------------------------------------------
@@ -296,11 +330,11 @@ def control(request: Request, mid: MigrationId, body: ControlIn, svc: Svc,
     return ControlOut(control=svc.control(mid))
 
 
-@router.post("/{mid}/batch", response_model=ControlOut,
-             summary="Apply a list of progress updates and counter increments in order (what the SDK sends)",
-             description="Each update is applied on its own, in order. If one is refused (unknown phase, "
-                         "phase not in progress) the others are still applied and the response is the first "
-                         "refusal's error.")
+@_lean("/{mid}/batch", response_model=ControlOut,
+       summary="Apply a list of progress updates and counter increments in order (what the SDK sends)",
+       description="Each update is applied on its own, in order. If one is refused (unknown phase, "
+                   "phase not in progress) the others are still applied and the response is the first "
+                   "refusal's error.")
 async def batch(request: Request, mid: MigrationId, body: BatchIn, svc: Svc, key: IdemKey = None,
                 who: Principal = RequireOperator) -> ControlOut:
     actor = actor_of(request, who)

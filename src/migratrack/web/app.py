@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from starlette.types import Receive, Scope, Send
 
 from migratrack import __version__
 from migratrack.service import Clock, MigrationService
@@ -14,7 +13,7 @@ from migratrack.settings import Settings
 from migratrack.storage import Storage, open_storage
 from migratrack.web import api, compat, errors, sse
 from migratrack.web.auth import TokenManager
-from migratrack.web.fastpath import FastPath
+from migratrack.web.lean import HotRoutes
 from migratrack.web.replay import Replays
 from migratrack.web.schemas import Health
 
@@ -30,20 +29,6 @@ Roles: `viewer` reads; `operator` also reports progress, alerts and metrics and 
 409 when the migration's state forbids the command, 422 for malformed input (naming the field), 413 for bodies
 over 1 MiB.
 """
-
-
-class MigratrackApp(FastAPI):
-    """FastAPI, with the hot routes (progress, batches) answered by a fast lane in front of it."""
-
-    fast: FastPath | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.fast is not None:
-            matched = self.fast.match(scope)
-            if matched is not None:
-                await self.fast(scope, receive, send, matched)
-                return
-        await super().__call__(scope, receive, send)
 
 
 def create_app(
@@ -72,7 +57,7 @@ def create_app(
             if owned:
                 store.close()
 
-    app = MigratrackApp(title="migratrack", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+    app = FastAPI(title="migratrack", version=__version__, description=DESCRIPTION, lifespan=lifespan,
                   docs_url="/docs", redoc_url=None, openapi_url="/openapi.json")
     app.state.service = svc
     app.state.storage = store
@@ -83,6 +68,7 @@ def create_app(
     #: embedded stores answer in microseconds: hot-path writes run on the event loop
     app.state.inline = type(store).__name__ in ("MemoryStorage", "SQLiteStorage")
     errors.install(app)
+    app.include_router(api.hot_router)
     app.include_router(api.router)
     app.include_router(sse.router)
     app.include_router(compat.router)
@@ -92,7 +78,8 @@ def create_app(
     def healthz() -> Health:
         return Health(status="ok", version=__version__)
 
-    app.fast = FastPath(app.state, max_body=max_body)
+    # innermost: whatever middleware is added around it sees the hot routes too
+    app.add_middleware(HotRoutes, routes=api.hot_router.routes, handlers=app.exception_handlers)
     app.add_middleware(sse.PokeOnWrite, hub=hub)
-    app.add_middleware(errors.BodyLimit, limit=max_body)  # added last: outermost, before the fast lane
+    app.add_middleware(errors.BodyLimit, limit=max_body)  # added last: outermost
     return app

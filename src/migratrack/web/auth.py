@@ -187,6 +187,7 @@ def require(role: Role) -> Callable[..., Awaitable[Principal]]:
         return principal_of(request, credentials, role)
 
     dependency.__name__ = f"require_{role.value}"
+    dependency.role = role  # type: ignore[attr-defined]  # read by web/lean.py's resolver
     return dependency
 
 

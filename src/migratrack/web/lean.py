@@ -1,0 +1,173 @@
+"""A lean way in for the hot routes: the same route, resolved without the dependency solver.
+
+Progress updates and the SDK's batches are the bulk of a server's traffic, and FastAPI's
+dependency solving costs several times the store write itself. :class:`LeanRoute` is an
+``APIRoute`` like any other (in the router, behind every middleware, documented in OpenAPI from
+its endpoint's signature, its errors mapped by the app's exception handlers); only the way it
+fills its endpoint's parameters differs: a plan made once from the signature, instead of a
+solve per request. It knows the few kinds of parameter the hot routes use: the request, path
+parameters, one JSON body model, the service, the caller's principal (``require(role)``) and a
+header. Anything else is refused when the route is declared.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Coroutine
+from email.message import Message
+from typing import Annotated, Any, get_args, get_origin, get_type_hints
+
+from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.params import Depends, Header, Path
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from migratrack.service import MigrationService
+from migratrack.web.auth import Principal, bearer_token, identify
+
+Resolver = Callable[[Request, dict[str, Any], list[Any]], Awaitable[None]]
+
+
+def _is_json(content_type: str | None) -> bool:
+    if not content_type:
+        return False  # as FastAPI: a browser can send an untyped body cross-site without a preflight
+    if content_type == "application/json":
+        return True
+    m = Message()
+    m["content-type"] = content_type
+    sub = m.get_content_subtype()
+    return m.get_content_maintype() == "application" and (sub == "json" or sub.endswith("+json"))
+
+
+def _errors(exc: ValidationError, *prefix: str) -> list[Any]:
+    return [{**e, "loc": (*prefix, *e["loc"])} for e in exc.errors(include_url=False)]
+
+
+def _resolver(name: str, annotation: Any, default: Any) -> Resolver:
+    base, extras = (get_args(annotation)[0], get_args(annotation)[1:]) \
+        if get_origin(annotation) is Annotated else (annotation, ())
+    marker = next((e for e in extras if isinstance(e, Path | Header | Depends)), None)
+    if base is Request:
+        async def request_(request: Request, kwargs: dict[str, Any], errors: list[Any]) -> None:
+            kwargs[name] = request
+        return request_
+    if base is MigrationService:
+        async def service(request: Request, kwargs: dict[str, Any], errors: list[Any]) -> None:
+            kwargs[name] = request.app.state.service
+        return service
+    if base is Principal and isinstance(default, Depends):
+        role = getattr(default.dependency, "role", None)
+        if role is None:
+            raise TypeError(f"{name}: a principal must come from require(role)")
+
+        async def principal(request: Request, kwargs: dict[str, Any], errors: list[Any]) -> None:
+            token = bearer_token(request.headers.get("authorization"))
+            kwargs[name] = identify(request.app.state.tokens, token, role)
+        return principal
+    if isinstance(marker, Path):
+        path_check = TypeAdapter(annotation)
+
+        async def path(request: Request, kwargs: dict[str, Any], errors: list[Any]) -> None:
+            try:
+                kwargs[name] = path_check.validate_python(request.path_params[name])
+            except ValidationError as exc:
+                errors.extend(_errors(exc, "path", name))
+        return path
+    if isinstance(marker, Header):
+        header_check = TypeAdapter(annotation)
+        alias = marker.alias or name.replace("_", "-")
+
+        async def header(request: Request, kwargs: dict[str, Any], errors: list[Any]) -> None:
+            try:
+                kwargs[name] = header_check.validate_python(request.headers.get(alias))
+            except ValidationError as exc:
+                errors.extend(_errors(exc, "header", alias))
+        return header
+    if inspect.isclass(base) and issubclass(base, BaseModel):
+        model = base
+
+        async def body(request: Request, kwargs: dict[str, Any], errors: list[Any]) -> None:
+            raw = await request.body()
+            if not _is_json(request.headers.get("content-type")):
+                errors.append({"type": "model_attributes_type", "loc": ("body",),
+                               "msg": "send the body as JSON (Content-Type: application/json)", "input": None})
+                return
+            try:
+                kwargs[name] = model.model_validate_json(raw or b"null")
+            except ValidationError as exc:
+                errors.extend(_errors(exc, "body"))
+        return body
+    raise TypeError(f"a lean route cannot fill parameter {name!r} ({annotation!r})")
+
+
+class LeanRoute(APIRoute):
+    """An APIRoute whose async endpoint's parameters are filled by a plan made once."""
+
+    lean_handler: Callable[[Request], Coroutine[Any, Any, Response]]
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        endpoint = self.endpoint
+        if not inspect.iscoroutinefunction(endpoint):
+            raise TypeError(f"{endpoint.__name__}: a lean route needs an async endpoint")
+        hints = get_type_hints(endpoint, include_extras=True)
+        signature = inspect.signature(endpoint)
+        plan = [_resolver(p.name, hints[p.name], p.default) for p in signature.parameters.values()]
+        status = self.status_code or 200
+
+        async def handler(request: Request) -> Response:
+            kwargs: dict[str, Any] = {}
+            errors: list[Any] = []
+            for resolve in plan:
+                await resolve(request, kwargs, errors)
+            if errors:
+                raise RequestValidationError(errors)
+            result: BaseModel = await endpoint(**kwargs)
+            return Response(result.model_dump_json(), status_code=status, media_type="application/json")
+
+        self.lean_handler = handler
+        return handler
+
+
+class HotRoutes:
+    """Routes a few hot paths straight to their :class:`LeanRoute`'s handler.
+
+    FastAPI's router walks every route of every included router (twice: once to pick the
+    router, once inside it) and keeps its own context per request, which costs several times a
+    store write. This middleware sits innermost among the app's middleware, so everything added
+    around it (body limit, event-hub poke, a Host check, tracing) still sees every request; it
+    matches the few hot routes itself and calls the very handler the router would, mapping
+    errors with the app's own exception handlers. A request it does not match goes on to the
+    router unchanged.
+    """
+
+    def __init__(self, app: ASGIApp, *, routes: list[BaseRoute], handlers: dict[Any, Any]) -> None:
+        self.app = app
+        self.routes = [r for r in routes if isinstance(r, LeanRoute)]
+        self.handlers = handlers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path, method = scope["path"], scope["method"]
+            for route in self.routes:
+                m = route.path_regex.match(path)
+                if m is not None and method in route.methods:
+                    scope["path_params"] = m.groupdict()  # the hot routes' parameters are plain strings
+                    scope["route"] = route
+                    scope["endpoint"] = route.endpoint
+                    await self._serve(route, scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+    async def _serve(self, route: LeanRoute, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive, send)
+        try:
+            response = await route.lean_handler(request)
+        except Exception as exc:
+            handler = next((self.handlers[c] for c in type(exc).__mro__ if c in self.handlers), None)
+            if handler is None:
+                raise  # to the server-error middleware, as from any other route
+            response = await handler(request, exc)
+        await response(scope, receive, send)
