@@ -26,6 +26,8 @@ class _Record:
 
 class MemoryStorage(Storage):
     schemes = ("memory",)
+    embedded = True
+    has_change_feed = False
 
     def __init__(self, url: str = "memory://", codec: Codec | None = None,
                  *, retention: str | float | timedelta | None = None) -> None:

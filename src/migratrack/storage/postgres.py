@@ -207,6 +207,8 @@ class PostgresStorage(Storage):
     this), ``?pool_size=10`` (connections per process); the rest goes to libpq."""
 
     schemes = ("postgresql", "postgres")
+    embedded = False
+    has_change_feed = True
 
     def __init__(
         self,

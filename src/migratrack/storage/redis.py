@@ -293,6 +293,8 @@ class RedisStorage(Storage):
     """
 
     schemes = ("redis", "rediss", "redis+cluster")
+    embedded = False
+    has_change_feed = True
 
     def __init__(
         self,

@@ -174,6 +174,8 @@ def _ended(state: MigrationState) -> str | None:
 class SQLiteStorage(Storage):
     schemes = ("sqlite",)
     atomic_merge_many = True
+    embedded = True
+    has_change_feed = False
 
     def __init__(self, url: str = "sqlite:///migratrack.db", codec: Codec | None = None,
                  *, busy_timeout: float = 30.0, retention: str | float | timedelta | None = None) -> None:
