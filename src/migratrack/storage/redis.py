@@ -31,7 +31,6 @@ from datetime import UTC, datetime, timedelta
 from functools import cache, partial
 from importlib.resources import files
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import redis
 import redis.asyncio
@@ -59,6 +58,7 @@ from migratrack.storage.base import (
     TokenRecord,
     parse_duration,
 )
+from migratrack.storage.url import StoreURL, store_url_for
 
 LAYOUT_VERSION = 1
 _SUFFIXES = ("h", "p", "s", "e", "a", "an", "au")
@@ -118,7 +118,7 @@ class RedisStorage(Storage):
 
     def __init__(
         self,
-        url: str = "redis://127.0.0.1:6379/0",
+        url: str | StoreURL = "redis://127.0.0.1:6379/0",
         codec: Codec | None = None,
         *,
         retention: str | float | timedelta | None = None,
@@ -127,26 +127,24 @@ class RedisStorage(Storage):
         check_schema: bool = True,
     ) -> None:
         super().__init__(codec)
-        parts = urlsplit(url)
-        query = parse_qs(parts.query)
-        cluster_opt = query.pop("cluster", ["false"])[0].lower() in ("1", "true", "yes")
-        self.cluster = parts.scheme == "redis+cluster" or cluster_opt
+        self.location = store_url_for("redis", url)
+        options = self.location.options
+        cluster_opt = options.get("cluster", "false").lower() in ("1", "true", "yes")
+        self.cluster = self.location.scheme == "redis+cluster" or cluster_opt
         if retention is None:
-            retention = query.pop("retention", [None])[0]
-        else:
-            query.pop("retention", None)
+            retention = options.get("retention")
         self.retention = parse_duration(retention) if retention is not None else None
         #: every key starts with this (``?prefix=``), so several deployments can share one Redis
-        self.prefix = query.pop("prefix", ["mt"])[0]
+        self.prefix = options.get("prefix", "mt")
         self._layout_key = f"{self.prefix}:layout"
         self._ids_key = f"{self.prefix}:ids"
         self._tokens_key = f"{self.prefix}:{{tokens}}:d"
         self._token_hash_key = f"{self.prefix}:{{tokens}}:x"
-        lock_opt = query.pop("lock_timeout", [None])[0]
+        lock_opt = options.get("lock_timeout")
         self.lock_timeout = float(lock_timeout if lock_timeout is not None else (lock_opt or 30.0))
-        scheme = "redis" if parts.scheme == "redis+cluster" else parts.scheme
-        self.url = url
-        self._conn_url = urlunsplit((scheme, parts.netloc, parts.path, urlencode(query, doseq=True), ""))
+        #: the URL, its password masked: what messages show
+        self.url = str(self.location)
+        self._conn_url = self.location.driver_url()
         # bounded reconnect: redis-py retries a blip twice at once; _call() then backs off
         # exponentially (capped at 1 s) for about `reconnect` seconds before giving up
         self._retry_budget = reconnect
