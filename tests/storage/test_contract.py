@@ -371,3 +371,39 @@ def test_merge_many_matches_one_merge_at_a_time(store: Storage, clock: FakeClock
     assert [(e.seq, e.type, e.actor, e.payload) for e in store.events("m", 0, 10_000)] == [
         (e.seq, e.type, e.actor, e.payload) for e in ref.events("m", 0, 10_000)]
     assert store.merge_many("m", [], ts=clock(), actor="w") == []
+
+
+#: what each store declares it is: (embedded, has_change_feed)
+DECLARED = {"memory": (True, False), "sqlite": (True, False), "redis": (False, True), "postgresql": (False, True)}
+
+
+def test_each_store_declares_what_it_is(store: Storage, store_url: str) -> None:
+    """The server runs embedded stores on its event loop and follows a change feed instead of
+    polling: each store must say which it is, as a plain bool, whatever its class is called."""
+    declared = (store.embedded, store.has_change_feed)
+    assert all(type(flag) is bool for flag in declared)
+    assert declared == DECLARED[store_url.split("://", 1)[0]]
+
+
+def test_a_change_feed_wakes_a_reader_on_the_write(svc: MigrationService, store: Storage) -> None:
+    """A store with ``has_change_feed`` hands a subscriber the new event at once, however long
+    the poll interval; one without it waits for the next poll (so the server polls it itself)."""
+    init(svc)
+    after = store.load("m1", sub_tasks=None).seq
+
+    async def first_new_event(wait: float) -> int | None:
+        feed = store.subscribe("m1", after=after, poll_interval=60)
+        waiter = asyncio.ensure_future(anext(feed))
+        await asyncio.sleep(0.3)  # the reader is waiting before the write
+        await asyncio.to_thread(svc.start_phase, "m1", "extract", actor="w")
+        try:
+            return (await asyncio.wait_for(waiter, wait)).seq
+        except TimeoutError:
+            return None
+        finally:
+            await feed.aclose()  # type: ignore[attr-defined]
+
+    if store.has_change_feed:
+        assert asyncio.run(first_new_event(5.0)) == after + 1
+    else:
+        assert asyncio.run(first_new_event(1.0)) is None

@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import importlib
 from typing import Any
-from urllib.parse import urlsplit
 
 from migratrack.errors import ConfigurationError
 from migratrack.storage.base import Codec, MergeResult, Storage
+from migratrack.storage.url import SCHEMES, StoreKind, StoreURL, parse_store_url
 
-__all__ = ["BACKENDS", "Codec", "MergeResult", "Storage", "open_storage"]
+__all__ = ["BACKENDS", "Codec", "MergeResult", "Storage", "StoreURL", "open_storage", "parse_store_url"]
 
-#: scheme -> (module, class, extra that provides its driver)
-BACKENDS: dict[str, tuple[str, str, str | None]] = {
+#: store -> (module, class, extra that provides its driver)
+_STORES: dict[StoreKind, tuple[str, str, str | None]] = {
     "memory": ("migratrack.storage.memory", "MemoryStorage", None),
     "sqlite": ("migratrack.storage.sqlite", "SQLiteStorage", None),
     "redis": ("migratrack.storage.redis", "RedisStorage", "redis"),
-    "rediss": ("migratrack.storage.redis", "RedisStorage", "redis"),
-    "redis+cluster": ("migratrack.storage.redis", "RedisStorage", "redis"),
     "postgresql": ("migratrack.storage.postgres", "PostgresStorage", "postgres"),
-    "postgres": ("migratrack.storage.postgres", "PostgresStorage", "postgres"),
 }
+
+#: scheme -> (module, class, extra that provides its driver)
+BACKENDS: dict[str, tuple[str, str, str | None]] = {scheme: _STORES[kind] for scheme, kind in SCHEMES.items()}
 
 
 def encryption_codec(setting: str) -> Codec:
@@ -35,8 +35,8 @@ def encryption_codec(setting: str) -> Codec:
     return EncryptingCodec.from_setting(setting)
 
 
-def open_storage(url: str | Storage, **options: Any) -> Storage:
-    """A store for ``url`` (or ``url`` itself when it already is one).
+def open_storage(url: str | StoreURL | Storage, **options: Any) -> Storage:
+    """A store for ``url``, a URL as text or parsed (or ``url`` itself when it already is a store).
 
     Free text is encrypted at rest when ``MIGRATRACK_ENCRYPTION_KEY`` is set (or an
     ``encryption_key=`` option is given); a ``codec=`` option overrides both. Finished
@@ -45,31 +45,22 @@ def open_storage(url: str | Storage, **options: Any) -> Storage:
         return url
     from migratrack.settings import Settings
 
+    parsed = url if isinstance(url, StoreURL) else parse_store_url(url)
     settings = Settings.from_env()
     key = options.pop("encryption_key", None) or settings.encryption_key
     if "codec" not in options and key:
         options["codec"] = encryption_codec(key)
-    if settings.retention and "retention" not in options and "retention=" not in url:
+    if settings.retention and "retention" not in options and "retention" not in parsed.options:
         options["retention"] = settings.retention
-    if not isinstance(url, str) or "://" not in url:
-        raise ConfigurationError(
-            f"storage must be a URL such as sqlite:///migratrack.db, memory://, redis://host:6379/0 "
-            f"or postgresql://user@host/db; got {url!r}"
-        )
-    scheme = urlsplit(url).scheme.lower()
-    if scheme not in BACKENDS:
-        raise ConfigurationError(
-            f"unknown storage scheme {scheme!r} in {url!r}; supported: {', '.join(sorted(BACKENDS))}"
-        )
-    module_name, class_name, extra = BACKENDS[scheme]
+    module_name, class_name, extra = _STORES[parsed.kind]
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         if extra is None:
             raise
         raise ConfigurationError(
-            f"the {scheme}:// store needs an optional driver ({exc.name}): pip install 'migratrack[{extra}]'"
+            f"the {parsed.scheme}:// store needs an optional driver ({exc.name}): pip install 'migratrack[{extra}]'"
         ) from exc
     cls: Any = getattr(module, class_name)
-    store: Storage = cls(url, **options)
+    store: Storage = cls(parsed, **options)
     return store

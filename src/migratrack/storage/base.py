@@ -152,6 +152,21 @@ class Storage(ABC):
     #: URL schemes this class serves, e.g. ("sqlite",)
     schemes: tuple[str, ...] = ()
 
+    # What a store is, declared rather than guessed from its class: callers (the server, the
+    # event hub) choose how to use a store from these, so a subclass or a new store is served
+    # by what it says it can do.
+
+    #: True when the store lives in this process or on a local disk and answers in microseconds
+    #: (memory, SQLite): the server may call it on the event loop instead of a worker thread.
+    #: False for a store across a network, whose calls can wait on a server.
+    embedded: bool = False
+    #: True when the store pushes new events to ``subscribe()`` as they are written (a Redis
+    #: stream read with XREAD BLOCK, PostgreSQL LISTEN/NOTIFY), so a reader wakes on the write,
+    #: also one made by another process. False: ``subscribe()`` polls ``events()`` every
+    #: ``poll_interval``; a reader that needs news sooner must learn of writes some other way
+    #: (the server's event hub is poked after its own writes).
+    has_change_feed: bool = False
+
     def __init__(self, codec: Codec | None = None) -> None:
         self.codec = codec or Codec()
 
@@ -264,7 +279,8 @@ class Storage(ABC):
     ) -> AsyncIterator[Event]:
         """Every event with ``seq > after``, once and in order, then new ones as they are written;
         endless. This default polls ``events()``; stores with a change feed (Redis, PostgreSQL
-        LISTEN/NOTIFY) override it to wake on writes instead of on a timer."""
+        LISTEN/NOTIFY) override it to wake on writes instead of on a timer, and say so with
+        ``has_change_feed``."""
         seq = after
         while True:
             async for event in self.stored_events(migration_id, seq):

@@ -8,13 +8,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from urllib.parse import parse_qs, urlsplit
 
 from migratrack.core.models import Alert, Event, MigrationState, NewEvent
 from migratrack.core.rules import Change, merge_values
 from migratrack.core.states import Control, Status
 from migratrack.errors import AlertNotFound, MigrationAlreadyExists, MigrationNotFound
 from migratrack.storage.base import Codec, MergeResult, Storage, SubTaskScope, TokenRecord, parse_duration
+from migratrack.storage.url import StoreURL, store_url_for
 
 
 @dataclass
@@ -26,13 +26,16 @@ class _Record:
 
 class MemoryStorage(Storage):
     schemes = ("memory",)
+    embedded = True
+    has_change_feed = False
 
-    def __init__(self, url: str = "memory://", codec: Codec | None = None,
+    def __init__(self, url: str | StoreURL = "memory://", codec: Codec | None = None,
                  *, retention: str | float | timedelta | None = None) -> None:
         super().__init__(codec)
-        self.url = url
+        self.location = store_url_for("memory", url)
+        self.url = str(self.location)
         if retention is None:
-            retention = parse_qs(urlsplit(url).query).get("retention", [None])[0]
+            retention = self.location.options.get("retention")
         self.retention = parse_duration(retention) if retention is not None else None
         self._lock = threading.RLock()
         self._data: dict[str, _Record] = {}

@@ -21,7 +21,6 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import errors as pgerrors
@@ -46,6 +45,7 @@ from migratrack.storage.base import (
     TokenRecord,
     parse_duration,
 )
+from migratrack.storage.url import StoreURL, store_url_for
 
 SCHEMA_VERSION = 1
 NOTIFY_CHANNEL = "mt_events"
@@ -189,15 +189,6 @@ FROM u, ev
 _RETRYABLE = (pgerrors.AdminShutdown,)
 
 
-def _conninfo(url: str) -> tuple[str, dict[str, list[str]]]:
-    """The libpq URL without migratrack's own query options, and those options."""
-    parts = urlsplit(url)
-    query = parse_qs(parts.query)
-    ours: dict[str, list[str]] = {k: query.pop(k) for k in ("retention", "pool_size") if k in query}
-    scheme = "postgresql" if parts.scheme == "postgres" else parts.scheme
-    return urlunsplit((scheme, parts.netloc, parts.path, urlencode(query, doseq=True), "")), ours
-
-
 def _unavailable(exc: Exception) -> StorageUnavailable:
     return StorageUnavailable(f"PostgreSQL is unreachable or failed: {exc}; check the server and the storage URL")
 
@@ -207,10 +198,12 @@ class PostgresStorage(Storage):
     this), ``?pool_size=10`` (connections per process); the rest goes to libpq."""
 
     schemes = ("postgresql", "postgres")
+    embedded = False
+    has_change_feed = True
 
     def __init__(
         self,
-        url: str = "postgresql://postgres@127.0.0.1/postgres",
+        url: str | StoreURL = "postgresql://postgres@127.0.0.1/postgres",
         codec: Codec | None = None,
         *,
         retention: str | float | timedelta | None = None,
@@ -219,23 +212,25 @@ class PostgresStorage(Storage):
         check_schema: bool = True,
     ) -> None:
         super().__init__(codec)
-        self.url = url
-        conninfo, ours = _conninfo(url)
-        if retention is None and "retention" in ours:
-            retention = ours["retention"][0]
+        self.location = store_url_for("postgresql", url)
+        #: the URL, its password masked: what messages show
+        self.url = str(self.location)
+        options = self.location.options
+        if retention is None:
+            retention = options.get("retention")
         self.retention = parse_duration(retention) if retention is not None else None
-        size = pool_size or int(ours.get("pool_size", ["10"])[0])
+        size = pool_size or int(options.get("pool_size", "10"))
         self._purged_at = 0.0
-        self._conninfo = conninfo
+        self._conninfo = self.location.driver_url()
         self._pool = ConnectionPool(
-            conninfo, min_size=1, max_size=max(1, size), open=False, timeout=connect_timeout,
+            self._conninfo, min_size=1, max_size=max(1, size), open=False, timeout=connect_timeout,
             kwargs={"autocommit": True, "options": "-c timezone=UTC"}, name="migratrack",
         )
         try:
             self._pool.open(wait=True, timeout=connect_timeout)
         except PoolTimeout as exc:
             self._pool.close()
-            raise StorageUnavailable(f"cannot connect to PostgreSQL at {url}: {exc}") from exc
+            raise StorageUnavailable(f"cannot connect to PostgreSQL at {self.url}: {exc}") from exc
         try:
             if check_schema:  # False only for `migratrack upgrade-store`
                 self._migrate()

@@ -2,7 +2,7 @@
 
 Key layout (version :data:`LAYOUT_VERSION`, kept in ``mt:layout``). Every key of one migration
 carries the hash tag ``{<id>}`` so that, on Redis Cluster, they share a slot and the scripts
-below stay atomic; migrations spread over the cluster's nodes::
+(``lua/*.lua``) stay atomic; migrations spread over the cluster's nodes::
 
     mt:{m}:h    hash   header (encoded), control, seq, counters, gauges, phase order, alert counts
     mt:{m}:p    hash   per phase <pid>/s status, /p progress, /d done, /t total, /o sub-task order, /x rest
@@ -28,9 +28,9 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
-from functools import partial
+from functools import cache, partial
+from importlib.resources import files
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import redis
 import redis.asyncio
@@ -58,202 +58,22 @@ from migratrack.storage.base import (
     TokenRecord,
     parse_duration,
 )
+from migratrack.storage.url import StoreURL, store_url_for
 
 LAYOUT_VERSION = 1
 _SUFFIXES = ("h", "p", "s", "e", "a", "an", "au")
 
-# -- scripts ---------------------------------------------------------------------------------
+# -- scripts: lua/<name>.lua -----------------------------------------------------------------
 
+#: what the hot-path scripts answer when a transition holds the lock, or the migration is missing
 _LOCKED = -1
 _MISSING = -2
 
-# Hot-path merges (one or many, in one call). A missing migration has no rows, so they answer
-# FALLBACK and transact() reports it. Returns per merge 0 FALLBACK, 1 STALE, 2 APPLIED; {-1} if a
-# transition holds the lock.
-# KEYS: h p s e lock.  ARGV: ts, actor, then per merge: kind ('s' sub-task | 'p' phase), field prefix,
-# progress ('' = none), done ('' = none), add, payload.
-_MERGE_MANY = """
-if redis.call('EXISTS', KEYS[5]) == 1 then return {-1} end
-local ts, actor = ARGV[1], ARGV[2]
-local function sub(f, prog, payload)
-  local v = redis.call('HMGET', KEYS[3], f .. 's', f .. 'p')
-  if v[1] ~= 'in_progress' then return 0 end
-  if tonumber(prog) <= tonumber(v[2]) then return 1 end
-  redis.call('HSET', KEYS[3], f .. 'p', prog)
-  local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-  redis.call('XADD', KEYS[4], seq .. '-0', 't', 'subtask.progress', 'ts', ts, 'a', actor, 'p', payload)
-  return 2
-end
-local function phase(f, prog, done, add, payload)
-  local v = redis.call('HMGET', KEYS[2], f .. 's', f .. 'p', f .. 'd', f .. 't')
-  if v[1] ~= 'in_progress' then return 0 end
-  local cur_p = tonumber(v[2])
-  local cur_d = tonumber(v[3])
-  local nd = cur_d
-  if done ~= '' then nd = math.max(cur_d, tonumber(done)) end
-  nd = nd + add
-  local np = cur_p
-  if prog ~= '' then np = math.max(np, tonumber(prog)) end
-  local total = v[4]
-  if total ~= '' and (done ~= '' or add > 0) then
-    local t = tonumber(total)
-    if nd > t then return 0 end
-    local ratio = 100.0
-    if t ~= 0 then ratio = math.min(100.0, nd * 100.0 / t) end
-    np = math.max(np, ratio)
-  end
-  if np == cur_p and nd == cur_d then return 1 end
-  local ps = string.format('%.17g', np)
-  local ds = string.format('%.0f', nd)
-  redis.call('HSET', KEYS[2], f .. 'p', ps, f .. 'd', ds)
-  local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-  local tj = 'null'
-  if total ~= '' then tj = total end
-  redis.call('XADD', KEYS[4], seq .. '-0', 't', 'phase.progress', 'ts', ts, 'a', actor, 'p', payload,
-    'x', '{"progress":' .. ps .. ',"done":' .. ds .. ',"total":' .. tj .. '}')
-  return 2
-end
-local out = {}
-for i = 3, #ARGV, 6 do
-  if ARGV[i] == 's' then
-    out[#out + 1] = sub(ARGV[i + 1], ARGV[i + 2], ARGV[i + 5])
-  else
-    out[#out + 1] = phase(ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4]), ARGV[i + 5])
-  end
-end
-return out
-"""
 
-# ARGV: successful, failed, bytes deltas, ts, actor, payload
-_INCREMENT = """
-if redis.call('EXISTS', KEYS[3]) == 1 then return {-1} end
-if redis.call('EXISTS', KEYS[1]) == 0 then return {-2} end
-local a = redis.call('HINCRBY', KEYS[1], 'so', ARGV[1])
-local b = redis.call('HINCRBY', KEYS[1], 'fo', ARGV[2])
-local c = redis.call('HINCRBY', KEYS[1], 'td', ARGV[3])
-local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-redis.call('XADD', KEYS[2], seq .. '-0', 't', 'metrics.updated', 'ts', ARGV[4], 'a', ARGV[5], 'p', ARGV[6])
-return {a, b, c}
-"""
-
-# KEYS: h, p, s.  ARGV[1]: '*' every phase's sub-tasks, '' none, else one phase id
-_LOAD = """
-local h = redis.call('HGETALL', KEYS[1])
-if #h == 0 then return false end
-local p = redis.call('HGETALL', KEYS[2])
-local s = {}
-if ARGV[1] == '*' then
-  s = redis.call('HGETALL', KEYS[3])
-elseif ARGV[1] ~= '' then
-  local order = redis.call('HGET', KEYS[2], ARGV[1] .. '/o')
-  if order then
-    local ids = cjson.decode(order)
-    local fields = {}
-    for _, sid in ipairs(ids) do
-      local f = ARGV[1] .. '/' .. sid .. '/'
-      fields[#fields + 1] = f .. 's'
-      fields[#fields + 1] = f .. 'p'
-      fields[#fields + 1] = f .. 'x'
-    end
-    for i = 1, #fields, 3000 do
-      local vals = redis.call('HMGET', KEYS[3], unpack(fields, i, math.min(i + 2999, #fields)))
-      for j, val in ipairs(vals) do
-        s[#s + 1] = fields[i + j - 1]
-        s[#s + 1] = val
-      end
-    end
-  end
-end
-return {h, p, s}
-"""
-
-# KEYS: h p s e a an au lock.  ARGV[1]: lock token, ARGV[2]: JSON document of the writes
-_WRITE = """
-local doc = cjson.decode(ARGV[2])
-if redis.call('GET', KEYS[8]) ~= ARGV[1] then return redis.error_reply('MTLOCKLOST') end
-if doc.mode == 'create' then
-  if redis.call('EXISTS', KEYS[1]) == 1 then
-    redis.call('DEL', KEYS[8])
-    return redis.error_reply('MTEXISTS')
-  end
-elseif doc.mode == 'replace' then
-  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
-elseif redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('DEL', KEYS[8])
-  return redis.error_reply('MTMISSING')
-end
-local function hset(key, flat)
-  for i = 1, #flat, 4000 do
-    redis.call('HSET', key, unpack(flat, i, math.min(i + 3999, #flat)))
-  end
-end
-if #doc.h > 0 then hset(KEYS[1], doc.h) end
-if #doc.p > 0 then hset(KEYS[2], doc.p) end
-if #doc.s > 0 then hset(KEYS[3], doc.s) end
-for _, a in ipairs(doc.new_alerts) do
-  redis.call('HSET', KEYS[5], a[1], a[3])
-  redis.call('ZADD', KEYS[6], redis.call('HINCRBY', KEYS[1], 'an', 1), a[1])
-  redis.call('HINCRBY', KEYS[1], 'ac:' .. a[2], 1)
-  if a[4] == 0 then
-    redis.call('SADD', KEYS[7], a[1])
-    redis.call('HINCRBY', KEYS[1], 'unack', 1)
-  end
-end
-for _, a in ipairs(doc.updated_alerts) do
-  redis.call('HSET', KEYS[5], a[1], a[2])
-  if a[3] == 1 and redis.call('SREM', KEYS[7], a[1]) == 1 then
-    redis.call('HINCRBY', KEYS[1], 'unack', -1)
-  end
-end
-local seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
-for _, e in ipairs(doc.events) do
-  seq = seq + 1
-  redis.call('XADD', KEYS[4], seq .. '-0', 't', e[1], 'ts', e[2], 'a', e[3], 'p', e[4])
-end
-redis.call('HSET', KEYS[1], 'seq', seq)
-if doc.expire > 0 then
-  for i = 1, 7 do redis.call('EXPIRE', KEYS[i], doc.expire) end
-elseif doc.expire == 0 then
-  for i = 1, 7 do redis.call('PERSIST', KEYS[i]) end
-end
-redis.call('DEL', KEYS[8])
-return seq
-"""
-
-_UNLOCK = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-# KEYS: a an au.  ARGV: limit, unacknowledged only (0/1)
-_ALERTS = """
-local limit = tonumber(ARGV[1])
-local out = {}
-local start = 0
-while #out < limit do
-  local ids = redis.call('ZREVRANGE', KEYS[2], start, start + 199)
-  if #ids == 0 then break end
-  for _, id in ipairs(ids) do
-    if ARGV[2] == '0' or redis.call('SISMEMBER', KEYS[3], id) == 1 then
-      out[#out + 1] = redis.call('HGET', KEYS[1], id)
-      if #out >= limit then break end
-    end
-  end
-  start = start + 200
-end
-return out
-"""
-
-_SAVE_TOKEN = """
-local old = redis.call('HGET', KEYS[1], ARGV[1])
-if old then
-  local prev = cjson.decode(old)
-  if redis.call('HGET', KEYS[2], prev.token_hash) == ARGV[1] then redis.call('HDEL', KEYS[2], prev.token_hash) end
-end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
-return 1
-"""
+@cache
+def _script(name: str) -> str:
+    """The source of ``lua/<name>.lua``, shipped as package data beside this module."""
+    return files("migratrack.storage").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
 
 
 def _esc(ident: str) -> str:
@@ -293,10 +113,12 @@ class RedisStorage(Storage):
     """
 
     schemes = ("redis", "rediss", "redis+cluster")
+    embedded = False
+    has_change_feed = True
 
     def __init__(
         self,
-        url: str = "redis://127.0.0.1:6379/0",
+        url: str | StoreURL = "redis://127.0.0.1:6379/0",
         codec: Codec | None = None,
         *,
         retention: str | float | timedelta | None = None,
@@ -305,26 +127,24 @@ class RedisStorage(Storage):
         check_schema: bool = True,
     ) -> None:
         super().__init__(codec)
-        parts = urlsplit(url)
-        query = parse_qs(parts.query)
-        cluster_opt = query.pop("cluster", ["false"])[0].lower() in ("1", "true", "yes")
-        self.cluster = parts.scheme == "redis+cluster" or cluster_opt
+        self.location = store_url_for("redis", url)
+        options = self.location.options
+        cluster_opt = options.get("cluster", "false").lower() in ("1", "true", "yes")
+        self.cluster = self.location.scheme == "redis+cluster" or cluster_opt
         if retention is None:
-            retention = query.pop("retention", [None])[0]
-        else:
-            query.pop("retention", None)
+            retention = options.get("retention")
         self.retention = parse_duration(retention) if retention is not None else None
         #: every key starts with this (``?prefix=``), so several deployments can share one Redis
-        self.prefix = query.pop("prefix", ["mt"])[0]
+        self.prefix = options.get("prefix", "mt")
         self._layout_key = f"{self.prefix}:layout"
         self._ids_key = f"{self.prefix}:ids"
         self._tokens_key = f"{self.prefix}:{{tokens}}:d"
         self._token_hash_key = f"{self.prefix}:{{tokens}}:x"
-        lock_opt = query.pop("lock_timeout", [None])[0]
+        lock_opt = options.get("lock_timeout")
         self.lock_timeout = float(lock_timeout if lock_timeout is not None else (lock_opt or 30.0))
-        scheme = "redis" if parts.scheme == "redis+cluster" else parts.scheme
-        self.url = url
-        self._conn_url = urlunsplit((scheme, parts.netloc, parts.path, urlencode(query, doseq=True), ""))
+        #: the URL, its password masked: what messages show
+        self.url = str(self.location)
+        self._conn_url = self.location.driver_url()
         # bounded reconnect: redis-py retries a blip twice at once; _call() then backs off
         # exponentially (capped at 1 s) for about `reconnect` seconds before giving up
         self._retry_budget = reconnect
@@ -343,13 +163,13 @@ class RedisStorage(Storage):
                 self._r = redis.Redis.from_url(self._conn_url, **common)
         except redis.RedisError as exc:
             raise _connection_error(exc) from exc
-        self._merge_many_script = self._r.register_script(_MERGE_MANY)
-        self._increment = self._r.register_script(_INCREMENT)
-        self._load_script = self._r.register_script(_LOAD)
-        self._write = self._r.register_script(_WRITE)
-        self._unlock = self._r.register_script(_UNLOCK)
-        self._alerts = self._r.register_script(_ALERTS)
-        self._save_token = self._r.register_script(_SAVE_TOKEN)
+        self._merge_many_script = self._r.register_script(_script("merge_many"))
+        self._increment = self._r.register_script(_script("increment"))
+        self._load_script = self._r.register_script(_script("load"))
+        self._write = self._r.register_script(_script("write"))
+        self._unlock = self._r.register_script(_script("unlock"))
+        self._alerts = self._r.register_script(_script("alerts"))
+        self._save_token = self._r.register_script(_script("save_token"))
         if check_schema:  # False only for `migratrack upgrade-store`
             self._check_layout()
 

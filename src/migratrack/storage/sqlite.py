@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
 from migratrack.core.models import (
     Alert,
@@ -47,6 +46,7 @@ from migratrack.storage.base import (
     TokenRecord,
     parse_duration,
 )
+from migratrack.storage.url import StoreURL, store_url_for
 
 SCHEMA_VERSION = 1
 
@@ -148,23 +148,6 @@ _INSERT_EVENT = (
 )
 
 
-
-def path_from_url(url: str) -> str:
-    """``sqlite:///rel.db`` -> ``rel.db``; ``sqlite:////abs/x.db`` -> ``/abs/x.db``;
-    ``sqlite://:memory:`` is refused (use memory://)."""
-    parts = urlsplit(url)
-    if parts.scheme != "sqlite":
-        raise ConfigurationError(f"not a sqlite URL: {url!r}")
-    raw = unquote((parts.netloc or "") + parts.path)
-    path = raw[1:] if raw.startswith("/") else raw
-    if not path or path == ":memory:":
-        raise ConfigurationError(
-            f"{url!r} names no file; use sqlite:///migratrack.db (relative) or "
-            "sqlite:////abs/path.db, or memory:// for a throw-away store"
-        )
-    return path
-
-
 def _ended(state: MigrationState) -> str | None:
     """The ``finished_at`` column: when the migration ended (completed or cancelled), UTC ISO."""
     ended = state.finished_at or state.cancelled_at
@@ -174,19 +157,23 @@ def _ended(state: MigrationState) -> str | None:
 class SQLiteStorage(Storage):
     schemes = ("sqlite",)
     atomic_merge_many = True
+    embedded = True
+    has_change_feed = False
 
-    def __init__(self, url: str = "sqlite:///migratrack.db", codec: Codec | None = None,
+    def __init__(self, url: str | StoreURL = "sqlite:///migratrack.db", codec: Codec | None = None,
                  *, busy_timeout: float = 30.0, retention: str | float | timedelta | None = None) -> None:
         super().__init__(codec)
-        self.url = url
-        self.path = path_from_url(url)
-        query = parse_qs(urlsplit(url).query)
+        self.location = store_url_for("sqlite", url)
+        self.url = str(self.location)
+        assert self.location.path is not None  # the parser refuses a sqlite URL without a file
+        self.path = self.location.path
+        options = self.location.options
         if retention is None:
-            retention = query.get("retention", [None])[0]
+            retention = options.get("retention")
         #: finished migrations older than this are purged (on open, then at most once a minute)
         self.retention = parse_duration(retention) if retention is not None else None
         self._purged_at = 0.0
-        self._sync = query.get("synchronous", ["NORMAL"])[0].upper()
+        self._sync = options.get("synchronous", "NORMAL").upper()
         if self._sync not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ConfigurationError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, got {self._sync!r}")
         parent = Path(self.path).parent

@@ -66,7 +66,7 @@ def create_app(
     app.state.sse_ping = sse_ping
     app.state.replays = Replays()
     #: embedded stores answer in microseconds: hot-path writes run on the event loop
-    app.state.inline = type(store).__name__ in ("MemoryStorage", "SQLiteStorage")
+    app.state.inline = store.embedded
     errors.install(app)
     app.include_router(api.hot_router)
     app.include_router(api.router)

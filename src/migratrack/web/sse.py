@@ -73,7 +73,7 @@ class EventHub:
             raise
         topic.ready.set()
         backoff = 0.5
-        feed = self._poll if type(self.storage).subscribe is Storage.subscribe else self.storage.subscribe
+        feed = self.storage.subscribe if self.storage.has_change_feed else self._poll
         while True:
             try:
                 async for event in feed(mid, start, poll_interval=self.poll_interval):

@@ -1,0 +1,29 @@
+-- A migration's header, phases and (some) sub-tasks as flat field/value lists; false if it does not exist.
+-- KEYS: h, p, s.  ARGV[1]: '*' every phase's sub-tasks, '' none, else one phase id
+local h = redis.call('HGETALL', KEYS[1])
+if #h == 0 then return false end
+local p = redis.call('HGETALL', KEYS[2])
+local s = {}
+if ARGV[1] == '*' then
+  s = redis.call('HGETALL', KEYS[3])
+elseif ARGV[1] ~= '' then
+  local order = redis.call('HGET', KEYS[2], ARGV[1] .. '/o')
+  if order then
+    local ids = cjson.decode(order)
+    local fields = {}
+    for _, sid in ipairs(ids) do
+      local f = ARGV[1] .. '/' .. sid .. '/'
+      fields[#fields + 1] = f .. 's'
+      fields[#fields + 1] = f .. 'p'
+      fields[#fields + 1] = f .. 'x'
+    end
+    for i = 1, #fields, 3000 do
+      local vals = redis.call('HMGET', KEYS[3], unpack(fields, i, math.min(i + 2999, #fields)))
+      for j, val in ipairs(vals) do
+        s[#s + 1] = fields[i + j - 1]
+        s[#s + 1] = val
+      end
+    end
+  end
+end
+return {h, p, s}

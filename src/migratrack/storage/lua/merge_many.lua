@@ -1,0 +1,54 @@
+-- Hot-path merges (one or many, in one call). A missing migration has no rows, so they answer
+-- FALLBACK and transact() reports it. Returns per merge 0 FALLBACK, 1 STALE, 2 APPLIED; {-1} if a
+-- transition holds the lock.
+-- KEYS: h p s e lock.  ARGV: ts, actor, then per merge: kind ('s' sub-task | 'p' phase), field prefix,
+-- progress ('' = none), done ('' = none), add, payload.
+if redis.call('EXISTS', KEYS[5]) == 1 then return {-1} end
+local ts, actor = ARGV[1], ARGV[2]
+local function sub(f, prog, payload)
+  local v = redis.call('HMGET', KEYS[3], f .. 's', f .. 'p')
+  if v[1] ~= 'in_progress' then return 0 end
+  if tonumber(prog) <= tonumber(v[2]) then return 1 end
+  redis.call('HSET', KEYS[3], f .. 'p', prog)
+  local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+  redis.call('XADD', KEYS[4], seq .. '-0', 't', 'subtask.progress', 'ts', ts, 'a', actor, 'p', payload)
+  return 2
+end
+local function phase(f, prog, done, add, payload)
+  local v = redis.call('HMGET', KEYS[2], f .. 's', f .. 'p', f .. 'd', f .. 't')
+  if v[1] ~= 'in_progress' then return 0 end
+  local cur_p = tonumber(v[2])
+  local cur_d = tonumber(v[3])
+  local nd = cur_d
+  if done ~= '' then nd = math.max(cur_d, tonumber(done)) end
+  nd = nd + add
+  local np = cur_p
+  if prog ~= '' then np = math.max(np, tonumber(prog)) end
+  local total = v[4]
+  if total ~= '' and (done ~= '' or add > 0) then
+    local t = tonumber(total)
+    if nd > t then return 0 end
+    local ratio = 100.0
+    if t ~= 0 then ratio = math.min(100.0, nd * 100.0 / t) end
+    np = math.max(np, ratio)
+  end
+  if np == cur_p and nd == cur_d then return 1 end
+  local ps = string.format('%.17g', np)
+  local ds = string.format('%.0f', nd)
+  redis.call('HSET', KEYS[2], f .. 'p', ps, f .. 'd', ds)
+  local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+  local tj = 'null'
+  if total ~= '' then tj = total end
+  redis.call('XADD', KEYS[4], seq .. '-0', 't', 'phase.progress', 'ts', ts, 'a', actor, 'p', payload,
+    'x', '{"progress":' .. ps .. ',"done":' .. ds .. ',"total":' .. tj .. '}')
+  return 2
+end
+local out = {}
+for i = 3, #ARGV, 6 do
+  if ARGV[i] == 's' then
+    out[#out + 1] = sub(ARGV[i + 1], ARGV[i + 2], ARGV[i + 5])
+  else
+    out[#out + 1] = phase(ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4]), ARGV[i + 5])
+  end
+end
+return out
