@@ -153,7 +153,7 @@ class HotRoutes:
             path, method = scope["path"], scope["method"]
             for route in self.routes:
                 m = route.path_regex.match(path)
-                if m is not None and method in route.methods:
+                if m is not None and method in (route.methods or ()):
                     scope["path_params"] = m.groupdict()  # the hot routes' parameters are plain strings
                     scope["route"] = route
                     scope["endpoint"] = route.endpoint
