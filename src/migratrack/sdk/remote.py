@@ -19,7 +19,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import logging
-import os
 import threading
 import time
 import uuid
@@ -55,10 +54,10 @@ from migratrack.errors import (
     StorageUnavailable,
 )
 from migratrack.service import ProgressUpdate
+from migratrack.settings import Settings
 
 log = logging.getLogger("migratrack")
 
-DEFAULT_DEADLINE = 300.0
 DEFAULT_BUFFER = 10_000
 #: while the server is away, control() asks it at most this often (else answers the last state)
 PROBE_SECONDS = 2.0
@@ -172,11 +171,7 @@ class RemoteBackend:
         if not url or not url.startswith(("http://", "https://")):
             raise ConfigurationError(f"the server URL must start with http:// or https://, got {url!r}")
         if deadline is None:
-            env = os.environ.get("MIGRATRACK_RETRY_DEADLINE")
-            try:
-                deadline = float(env) if env else DEFAULT_DEADLINE
-            except ValueError:
-                raise ConfigurationError(f"MIGRATRACK_RETRY_DEADLINE must be seconds, got {env!r}") from None
+            deadline = Settings.from_env().retry_deadline
         if buffer_size < 1:
             raise ConfigurationError("buffer_size must be at least 1")
         self.url = url.rstrip("/")

@@ -123,7 +123,8 @@ class MigrationProgressTracker:
                 raise ConfigurationError(
                     "reporting to a server needs the HTTP client: pip install 'migratrack[server]'"
                 ) from exc
-            self._backend = RemoteBackend(url or s.server_url, token=token or s.token, strict=strict)
+            self._backend = RemoteBackend(url or s.server_url, token=token or s.token, strict=strict,
+                                          deadline=s.retry_deadline)
         else:
             service = MigrationService(storage if storage is not None else s.storage_url, clock)
             if not isinstance(storage, Storage):  # opened here from a URL: closed by close()
