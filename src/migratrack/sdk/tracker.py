@@ -121,7 +121,7 @@ class MigrationProgressTracker:
                 from migratrack.sdk.remote import RemoteBackend  # type: ignore[import-not-found,unused-ignore]
             except ImportError as exc:
                 raise ConfigurationError(
-                    "reporting to a server needs the HTTP client: pip install 'migratrack[server]'"
+                    "reporting to a server needs the HTTP client: pip install 'migratrack[client]'"
                 ) from exc
             self._backend = RemoteBackend(url or s.server_url, token=token or s.token, strict=strict,
                                           deadline=s.retry_deadline)
