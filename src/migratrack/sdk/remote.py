@@ -197,6 +197,8 @@ class RemoteBackend:
         _live.add(self)
         # the tracker does not close its backend: release the connections when it is dropped
         self._finalizer = weakref.finalize(self, self._http.close)
+        # weakref's own exit hook would close the connections before _drain_at_exit sends the buffer
+        self._finalizer.atexit = False
 
     # -- transport ---------------------------------------------------------------------------
 
