@@ -16,7 +16,6 @@ Writes carry an ``Idempotency-Key``, so a write retried after a lost reply is ap
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import logging
 import threading
@@ -53,6 +52,7 @@ from migratrack.errors import (
     RuleViolation,
     StorageUnavailable,
 )
+from migratrack.sdk import lifecycle
 from migratrack.service import ProgressUpdate
 from migratrack.settings import Settings
 
@@ -601,13 +601,9 @@ def _merge_batch(into: dict[str, Any], other: Mapping[str, Any]) -> None:
 _live: weakref.WeakSet[RemoteBackend] = weakref.WeakSet()
 
 
-@atexit.register
+@lifecycle.at_exit(lifecycle.TRANSPORTS)
 def _drain_at_exit() -> None:
-    # Registered after the tracker's own exit hook, so it runs first: close the trackers (their
-    # final flush may land in the buffer), then send what is buffered.
-    from migratrack.sdk.tracker import _flush_all
-
-    _flush_all()
+    # after the trackers were closed: their final flush may have landed in the buffer
     for backend in list(_live):
         if backend.pending:
             log.warning("migratrack: sending %d buffered writes to %s before exiting (waiting up to %.0f s)",

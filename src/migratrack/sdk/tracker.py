@@ -10,7 +10,6 @@ transient store failure there is logged and retried, never raised into the migra
 
 from __future__ import annotations
 
-import atexit
 import logging
 import threading
 import time
@@ -38,6 +37,7 @@ from migratrack.errors import (
     RuleViolation,
     StorageError,
 )
+from migratrack.sdk import lifecycle
 from migratrack.sdk.backend import Backend
 from migratrack.sdk.plan import load_plan
 from migratrack.service import Clock, MigrationService, PartiallyApplied, ProgressUpdate
@@ -713,7 +713,7 @@ def _error_text(error: str | BaseException) -> str:
 _open_trackers: weakref.WeakSet[MigrationProgressTracker] = weakref.WeakSet()
 
 
-@atexit.register
+@lifecycle.at_exit(lifecycle.TRACKERS)
 def _flush_all() -> None:
     for tracker in list(_open_trackers):
         tracker.close()
