@@ -1,15 +1,26 @@
-"""Typed settings from the environment (``MIGRATRACK_*`` plus the seed's names)."""
+"""Typed settings from the environment (``MIGRATRACK_*`` plus the seed's names).
+
+This is the one module that reads migratrack's configuration from the environment: everything
+else takes a :class:`Settings` (or ``Settings.from_env()``). An empty variable counts as unset.
+"""
 
 from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+from pydantic import AliasChoices, Field, ValidationError
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from migratrack.errors import ConfigurationError
 
 DEFAULT_STORAGE_URL = "sqlite:///migratrack.db"
+DEFAULT_RETRY_DEADLINE = 300.0
+PREFIX = "MIGRATRACK_"
 
 
 def default_actor() -> str:
@@ -17,48 +28,153 @@ def default_actor() -> str:
     return f"{user}@{socket.gethostname()}:{os.getpid()}"
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
-    #: MIGRATRACK_STORAGE_URL, else the seed's REDIS_URL, else sqlite:///migratrack.db
-    storage_url: str = DEFAULT_STORAGE_URL
-    #: MIGRATRACK_URL: a server to report to instead of a store (the remote SDK)
-    server_url: str | None = None
-    #: MIGRATRACK_TOKEN: bearer token for the server
-    token: str | None = None
-    #: MIGRATRACK_ACTOR: who the audit trail names for this process
-    actor: str = field(default_factory=default_actor)
-    #: MIGRATRACK_COALESCE_MS: at most one progress write per phase/sub-task per this many ms
-    coalesce_ms: float = 100.0
-    #: MIGRATRACK_ENCRYPTION_KEY: encrypt free text at rest
-    encryption_key: str | None = None
-    #: MIGRATRACK_RETENTION: finished migrations expire this long after they ended (e.g. 30d)
-    retention: str | None = None
-    #: the seed's AWS_REGION, MIGRATION_ALERT_EMAIL, SLACK_WEBHOOK_URL
-    aws_region: str | None = None
-    alert_email: str | None = None
-    slack_webhook_url: str | None = None
+#: the variables from_env() was given; None reads os.environ. A context variable rather than an
+#: argument because pydantic-settings builds its sources in a classmethod that sees no arguments.
+_environ: ContextVar[Mapping[str, str] | None] = ContextVar("migratrack_environ", default=None)
+
+#: what a value must look like, for the error message of a bad one
+_EXPECTS = {
+    "coalesce_ms": "a number of milliseconds, 0 or more",
+    "retry_deadline": "a number of seconds, 0 or more",
+}
+
+
+class _Environment(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping: its own reads os.environ in
+    _load_env_vars(), the one method overridden here (present since pydantic-settings 2.0)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ  # read by _load_env_vars(), which the base __init__ calls
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        # `VAR= migratrack …` is how a shell unsets a variable for one command: empty is unset
+        return {k if self.case_sensitive else k.lower(): v for k, v in self._environ.items() if v != ""}
+
+
+class Settings(BaseSettings):
+    """migratrack's configuration. ``Settings.from_env()`` reads it from the environment;
+    ``Settings(storage_url=...)`` sets fields by name (arguments win over the environment).
+    A bad value raises :class:`~migratrack.errors.ConfigurationError` naming the variable."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX,
+        extra="forbid",
+        frozen=True,
+    )
+
+    storage_url: str = Field(
+        DEFAULT_STORAGE_URL,
+        validation_alias=AliasChoices("MIGRATRACK_STORAGE_URL", "REDIS_URL"),
+        description="MIGRATRACK_STORAGE_URL, else the seed's REDIS_URL: the store to open when none is given",
+    )
+    server_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("MIGRATRACK_URL"),
+        description="MIGRATRACK_URL: a server to report to instead of a store (the remote SDK)",
+    )
+    token: str | None = Field(None, description="MIGRATRACK_TOKEN: bearer token for the server")
+    actor: str = Field(
+        default_factory=default_actor,
+        description="MIGRATRACK_ACTOR: who the audit trail names for this process (default user@host:pid)",
+    )
+    coalesce_ms: float = Field(
+        100.0, ge=0,
+        description="MIGRATRACK_COALESCE_MS: at most one progress write per phase/sub-task per this many ms",
+    )
+    retry_deadline: float = Field(
+        DEFAULT_RETRY_DEADLINE, ge=0,
+        description="MIGRATRACK_RETRY_DEADLINE: seconds the remote SDK retries a server that is away before "
+                    "raising StorageUnavailable (and drains its buffer at exit)",
+    )
+    encryption_key: str | None = Field(
+        None, description="MIGRATRACK_ENCRYPTION_KEY: encrypt free text at rest (comma-separated keys, newest first)",
+    )
+    retention: str | None = Field(
+        None, description="MIGRATRACK_RETENTION: finished migrations expire this long after they ended (e.g. 30d)",
+    )
+    aws_region: str | None = Field(None, validation_alias=AliasChoices("AWS_REGION"),
+                                   description="the seed's AWS_REGION, kept for its scripts")
+    alert_email: str | None = Field(None, validation_alias=AliasChoices("MIGRATION_ALERT_EMAIL"),
+                                    description="the seed's MIGRATION_ALERT_EMAIL, kept for its scripts")
+    slack_webhook_url: str | None = Field(None, validation_alias=AliasChoices("SLACK_WEBHOOK_URL"),
+                                          description="the seed's SLACK_WEBHOOK_URL, kept for its scripts")
+
+    def __init__(self, **values: Any) -> None:
+        # A field is given by its name; pydantic would take an aliased one by its variable's name
+        # only, and populate_by_name would also accept MIGRATRACK_<NAME> for it from the environment.
+        values = {_ALIASES.get(k, k): v for k, v in values.items()}
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise ConfigurationError(_explain(exc, values)) from None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        e = os.environ if env is None else env
-        coalesce = e.get("MIGRATRACK_COALESCE_MS", "100")
-        try:
-            coalesce_ms = float(coalesce)
-        except ValueError:
-            raise ConfigurationError(
-                f"MIGRATRACK_COALESCE_MS must be a number of milliseconds, got {coalesce!r}"
-            ) from None
-        if coalesce_ms < 0:
-            raise ConfigurationError("MIGRATRACK_COALESCE_MS must not be negative")
-        return cls(
-            storage_url=e.get("MIGRATRACK_STORAGE_URL") or e.get("REDIS_URL") or DEFAULT_STORAGE_URL,
-            server_url=e.get("MIGRATRACK_URL") or None,
-            token=e.get("MIGRATRACK_TOKEN") or None,
-            actor=e.get("MIGRATRACK_ACTOR") or default_actor(),
-            coalesce_ms=coalesce_ms,
-            encryption_key=e.get("MIGRATRACK_ENCRYPTION_KEY") or None,
-            retention=e.get("MIGRATRACK_RETENTION") or None,
-            aws_region=e.get("AWS_REGION") or None,
-            alert_email=e.get("MIGRATION_ALERT_EMAIL") or None,
-            slack_webhook_url=e.get("SLACK_WEBHOOK_URL") or None,
-        )
+        """The settings from ``env`` (default: ``os.environ``)."""
+        with _reading(env):
+            return cls()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # No .env file and no secrets directory: the process environment is the whole configuration.
+        environ = _environ.get()
+        return init_settings, _Environment(settings_cls, os.environ if environ is None else environ)
+
+
+#: field name -> the variable that names it, for the fields whose variable is not MIGRATRACK_<NAME>
+_ALIASES = {
+    name: str(field.validation_alias.choices[0])
+    for name, field in Settings.model_fields.items()
+    if isinstance(field.validation_alias, AliasChoices)
+}
+
+
+@contextmanager
+def _reading(env: Mapping[str, str] | None) -> Iterator[None]:
+    token = _environ.set(env)
+    try:
+        yield
+    finally:
+        _environ.reset(token)
+
+
+def _variable(key: str) -> str:
+    """The environment variable a validation error's key stands for (an alias already is one)."""
+    field = Settings.model_fields.get(key)
+    return key if field is None or field.validation_alias is not None else PREFIX + key.upper()
+
+
+def _field_of(key: str) -> str:
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        if name == key or (isinstance(alias, AliasChoices) and key in alias.choices):
+            return name
+    return key
+
+
+def _explain(exc: ValidationError, values: Mapping[str, Any]) -> str:
+    problems = []
+    for error in exc.errors(include_url=False):
+        key = str(error["loc"][0]) if error["loc"] else ""
+        if error["type"] == "extra_forbidden":
+            problems.append(f"Settings has no field {key!r}; its fields are {', '.join(Settings.model_fields)}")
+            continue
+        name = _field_of(key)
+        expects = _EXPECTS.get(name)
+        problem = f"must be {expects}" if expects else f"is not valid ({error['msg']})"
+        if key in values:  # an argument, named as the caller wrote it
+            problems.append(f"{name}= {problem}, got {error['input']!r}")
+            continue
+        default = Settings.model_fields[name].default if name in Settings.model_fields else None
+        unset = f", or unset it for the default {default:g}" if isinstance(default, float) else ""
+        variable = _variable(key)
+        problems.append(f"{variable} {problem}, got {error['input']!r}: correct {variable}{unset}")
+    return "; ".join(problems)

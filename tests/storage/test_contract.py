@@ -395,7 +395,7 @@ def test_a_change_feed_wakes_a_reader_on_the_write(svc: MigrationService, store:
         feed = store.subscribe("m1", after=after, poll_interval=60)
         waiter = asyncio.ensure_future(anext(feed))
         await asyncio.sleep(0.3)  # the reader is waiting before the write
-        await asyncio.to_thread(svc.start_phase, "m1", "extract", actor="w")
+        await asyncio.to_thread(svc.execute, "m1", StartPhase("extract"), actor="w")
         try:
             return (await asyncio.wait_for(waiter, wait)).seq
         except TimeoutError:

@@ -62,3 +62,22 @@ def test_an_operator_token_cannot_pause(remote: CliRunner, tmp_path: Path) -> No
     result = remote.invoke(cli, ["pause", "r1"])
     assert result.exit_code != 0
     assert "admin" in str(result.exception)
+
+
+def test_the_root_options_name_the_server_for_one_invocation(
+    server: LiveServer, tokens: dict[str, str], store: Storage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for var in ("MIGRATRACK_URL", "MIGRATRACK_TOKEN", "MIGRATRACK_STORAGE_URL", "REDIS_URL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)  # the default store, sqlite:///migratrack.db, is local to the test
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(PLAN)
+    runner = CliRunner()
+    root = ["--url", server.url, "--token", tokens["operator"]]
+    for args in (["init", "r2", str(plan)], ["start", "r2", "schema"], ["status", "r2", "--json"]):
+        result = runner.invoke(cli, [*root, *args])
+        assert result.exit_code == 0, (args, result.output, result.exception)
+    assert '"migration_id": "r2"' in result.output
+    assert store.load("r2").phases["schema"].status.value == "in_progress"
+    local = runner.invoke(cli, ["status", "r2"])  # without them, the default store: nothing carried over
+    assert local.exit_code != 0 and "does not exist" in str(local.exception)

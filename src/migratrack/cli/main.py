@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 import time
@@ -10,16 +9,26 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.live import Live
 
 from migratrack import __version__
+from migratrack.cli import report, serve, store
+from migratrack.cli.common import (
+    CliContext,
+    MigrationArg,
+    StorageOpt,
+    cli_context,
+    console,
+    err_console,
+    remote_url,
+    storage_url,
+)
 from migratrack.cli.display import render_dashboard
 from migratrack.core.commands import ApprovePhase, Cancel, Pause, Resume
 from migratrack.errors import ConfigurationError, MigratrackError
 from migratrack.sdk.backend import Backend
 from migratrack.service import MigrationService
-from migratrack.settings import DEFAULT_STORAGE_URL, Settings, default_actor
+from migratrack.settings import Settings, default_actor
 
 app = typer.Typer(
     name="migratrack",
@@ -28,37 +37,15 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
-
-StorageOpt = Annotated[
-    str | None,
-    typer.Option("--storage", envvar="MIGRATRACK_STORAGE_URL",
-                 help=f"store URL [env MIGRATRACK_STORAGE_URL, else REDIS_URL, else {DEFAULT_STORAGE_URL}]"),
-]
-MigrationArg = Annotated[str, typer.Argument(help="migration id")]
 
 
-#: set by the root options: a server to talk to instead of a store
-_remote: dict[str, str | None] = {"url": None, "token": None}
-
-
-def storage_url(value: str | None) -> str:
-    return value or Settings.from_env().storage_url
-
-
-def remote_url(storage: str | None) -> str | None:
-    """The server to use: --url (or MIGRATRACK_URL) unless a store was named with --storage."""
-    return None if storage else _remote["url"]
-
-
-def service(value: str | None) -> Backend:
+def service(ctx: typer.Context, value: str | None) -> Backend:
     """The migration's backend: the named (or default) store, or the server given by --url."""
-    url = remote_url(value)
+    url = remote_url(ctx, value)
     if url:
         from migratrack.sdk.remote import RemoteBackend
 
-        return RemoteBackend(url, token=_remote["token"], strict=True)
+        return RemoteBackend(url, token=cli_context(ctx).token, strict=True)
     return MigrationService(storage_url(value))
 
 
@@ -68,6 +55,7 @@ def now() -> datetime:
 
 @app.callback(invoke_without_command=True)
 def _root(
+    ctx: typer.Context,
     version: Annotated[bool, typer.Option("--version", help="print the version and exit")] = False,
     url: Annotated[str | None, typer.Option(
         "--url", envvar="MIGRATRACK_URL",
@@ -78,7 +66,7 @@ def _root(
     if version:
         console.print(f"migratrack {__version__}")
         raise typer.Exit()
-    _remote["url"], _remote["token"] = url, token
+    ctx.obj = CliContext(url, token)
 
 
 @app.command()
@@ -102,9 +90,9 @@ def demo(
 
 
 @app.command("list")
-def list_(storage: StorageOpt = None) -> None:
+def list_(ctx: typer.Context, storage: StorageOpt = None) -> None:
     """List the migrations in the store."""
-    if remote_url(storage):
+    if remote_url(ctx, storage):
         raise ConfigurationError("list reads a store: give --storage (a server lists at GET /api/migrations)")
     svc = MigrationService(storage_url(storage))
     ids = svc.list_ids()
@@ -124,12 +112,13 @@ def list_(storage: StorageOpt = None) -> None:
 
 @app.command()
 def status(
+    ctx: typer.Context,
     migration: MigrationArg,
     storage: StorageOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the dashboard as JSON")] = False,
 ) -> None:
     """Show a migration's dashboard once."""
-    svc = service(storage)
+    svc = service(ctx, storage)
     d = svc.dashboard(migration)
     if as_json:
         sys.stdout.write(d.model_dump_json(indent=2) + "\n")
@@ -139,12 +128,13 @@ def status(
 
 @app.command()
 def watch(
+    ctx: typer.Context,
     migration: MigrationArg,
     storage: StorageOpt = None,
     interval: Annotated[float, typer.Option(help="seconds between refreshes")] = 1.0,
 ) -> None:
     """Follow a migration live until it finishes (Ctrl-C to leave)."""
-    svc = service(storage)
+    svc = service(ctx, storage)
     try:
         with Live(console=console, refresh_per_second=4) as view:
             while True:
@@ -159,6 +149,7 @@ def watch(
 
 @app.command()
 def events(
+    ctx: typer.Context,
     migration: MigrationArg,
     storage: StorageOpt = None,
     after: Annotated[int, typer.Option(help="only events after this sequence number")] = 0,
@@ -166,7 +157,7 @@ def events(
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
 ) -> None:
     """Print the migration's event log (the audit trail)."""
-    for e in service(storage).events(migration, after, limit):
+    for e in service(ctx, storage).events(migration, after, limit):
         if as_json:
             sys.stdout.write(json.dumps(e.to_dict()) + "\n")
         else:
@@ -174,8 +165,8 @@ def events(
             sys.stdout.write(f"{e.seq:>6} {e.ts.astimezone():%H:%M:%S} {e.type:<20} {e.actor:<20} {payload}\n")
 
 
-def _control(action: str, migration: str, storage: str | None, reason: str | None = None) -> None:
-    svc = service(storage)
+def _control(ctx: typer.Context, action: str, migration: str, storage: str | None, reason: str | None = None) -> None:
+    svc = service(ctx, storage)
     actor = Settings.from_env().actor or default_actor()
     command = {"pause": Pause(reason), "resume": Resume(), "cancel": Cancel(reason)}[action]
     svc.execute(migration, command, actor=actor)
@@ -183,47 +174,44 @@ def _control(action: str, migration: str, storage: str | None, reason: str | Non
 
 
 @app.command()
-def pause(migration: MigrationArg, storage: StorageOpt = None,
+def pause(ctx: typer.Context, migration: MigrationArg, storage: StorageOpt = None,
           reason: Annotated[str | None, typer.Option(help="why, for the audit trail")] = None) -> None:
     """Pause a migration: its workers wait at their next checkpoint."""
-    _control("pause", migration, storage, reason)
+    _control(ctx, "pause", migration, storage, reason)
 
 
 @app.command()
-def resume(migration: MigrationArg, storage: StorageOpt = None) -> None:
+def resume(ctx: typer.Context, migration: MigrationArg, storage: StorageOpt = None) -> None:
     """Resume a paused migration."""
-    _control("resume", migration, storage)
+    _control(ctx, "resume", migration, storage)
 
 
 @app.command()
-def cancel(migration: MigrationArg, storage: StorageOpt = None,
+def cancel(ctx: typer.Context, migration: MigrationArg, storage: StorageOpt = None,
            reason: Annotated[str | None, typer.Option(help="why, for the audit trail")] = None) -> None:
     """Cancel a migration: its workers raise MigrationCancelled at their next checkpoint."""
-    _control("cancel", migration, storage, reason)
+    _control(ctx, "cancel", migration, storage, reason)
 
 
 @app.command()
 def approve(
+    ctx: typer.Context,
     migration: MigrationArg,
     phase: Annotated[str, typer.Argument(help="the phase to approve")],
     by: Annotated[str, typer.Option("--by", help="who approves (recorded in the audit trail)")],
     storage: StorageOpt = None,
 ) -> None:
     """Approve a phase that requires approval (the go/no-go before a cut-over)."""
-    svc = service(storage)
+    svc = service(ctx, storage)
     svc.execute(migration, ApprovePhase(phase, by), actor=Settings.from_env().actor)
     console.print(f"{migration}: phase {phase} approved by {by}")
 
 
-#: modules that add commands to `app` (server, tokens, store maintenance…), imported if present
-COMMAND_MODULES = ("migratrack.cli.report", "migratrack.cli.serve", "migratrack.cli.store")
-
-for _name in COMMAND_MODULES:
-    try:
-        importlib.import_module(_name)
-    except ModuleNotFoundError as _exc:
-        if _exc.name != _name:
-            raise
+# the shell-script commands, the server and tokens, store maintenance: after this module's own
+# commands in --help
+for _module in (report, serve, store):
+    app.registered_commands.extend(_module.app.registered_commands)
+    app.registered_groups.extend(_module.app.registered_groups)
 
 
 def main() -> None:

@@ -8,9 +8,11 @@ from typing import Annotated
 
 import typer
 
-from migratrack.cli.main import StorageOpt, app, console, err_console, storage_url
+from migratrack.cli.common import StorageOpt, console, err_console, storage_url
 from migratrack.storage import open_storage
 
+#: this module's commands; cli.main adds them to `migratrack`
+app = typer.Typer()
 token_app = typer.Typer(help="API tokens for the server: create, list, revoke.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 

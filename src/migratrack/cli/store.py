@@ -7,12 +7,15 @@ from typing import Annotated, Any
 
 import typer
 
-from migratrack.cli.main import StorageOpt, app, console, storage_url
+from migratrack.cli.common import StorageOpt, console, storage_url
 from migratrack.core.models import NewEvent
 from migratrack.core.rules import Change
 from migratrack.errors import ConfigurationError
 from migratrack.storage import Storage, open_storage
 from migratrack.storage.base import parse_duration
+
+#: this module's commands; cli.main adds them to `migratrack`
+app = typer.Typer()
 
 
 @app.command()

@@ -16,10 +16,8 @@ Writes carry an ``Idempotency-Key``, so a write retried after a lost reply is ap
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import logging
-import os
 import threading
 import time
 import uuid
@@ -55,11 +53,12 @@ from migratrack.errors import (
     RuleViolation,
     StorageUnavailable,
 )
+from migratrack.sdk import lifecycle
 from migratrack.service import ProgressUpdate
+from migratrack.settings import Settings
 
 log = logging.getLogger("migratrack")
 
-DEFAULT_DEADLINE = 300.0
 DEFAULT_BUFFER = 10_000
 #: while the server is away, control() asks it at most this often (else answers the last state)
 PROBE_SECONDS = 2.0
@@ -173,11 +172,7 @@ class RemoteBackend:
         if not url or not url.startswith(("http://", "https://")):
             raise ConfigurationError(f"the server URL must start with http:// or https://, got {url!r}")
         if deadline is None:
-            env = os.environ.get("MIGRATRACK_RETRY_DEADLINE")
-            try:
-                deadline = float(env) if env else DEFAULT_DEADLINE
-            except ValueError:
-                raise ConfigurationError(f"MIGRATRACK_RETRY_DEADLINE must be seconds, got {env!r}") from None
+            deadline = Settings.from_env().retry_deadline
         if buffer_size < 1:
             raise ConfigurationError("buffer_size must be at least 1")
         self.url = url.rstrip("/")
@@ -203,6 +198,8 @@ class RemoteBackend:
         _live.add(self)
         # the tracker does not close its backend: release the connections when it is dropped
         self._finalizer = weakref.finalize(self, self._http.close)
+        # weakref's own exit hook would close the connections before _drain_at_exit sends the buffer
+        self._finalizer.atexit = False
 
     # -- transport ---------------------------------------------------------------------------
 
@@ -559,13 +556,9 @@ def _merge_batch(into: dict[str, Any], other: Mapping[str, Any]) -> None:
 _live: weakref.WeakSet[RemoteBackend] = weakref.WeakSet()
 
 
-@atexit.register
+@lifecycle.at_exit(lifecycle.TRANSPORTS)
 def _drain_at_exit() -> None:
-    # Registered after the tracker's own exit hook, so it runs first: close the trackers (their
-    # final flush may land in the buffer), then send what is buffered.
-    from migratrack.sdk.tracker import _flush_all
-
-    _flush_all()
+    # after the trackers were closed: their final flush may have landed in the buffer
     for backend in list(_live):
         if backend.pending:
             log.warning("migratrack: sending %d buffered writes to %s before exiting (waiting up to %.0f s)",

@@ -10,7 +10,6 @@ transient store failure there is logged and retried, never raised into the migra
 
 from __future__ import annotations
 
-import atexit
 import logging
 import threading
 import time
@@ -55,6 +54,7 @@ from migratrack.errors import (
     RuleViolation,
     StorageError,
 )
+from migratrack.sdk import lifecycle
 from migratrack.sdk.backend import Backend
 from migratrack.sdk.plan import load_plan
 from migratrack.service import Clock, MigrationService, PartiallyApplied, ProgressUpdate
@@ -138,9 +138,10 @@ class MigrationProgressTracker:
                 from migratrack.sdk.remote import RemoteBackend  # type: ignore[import-not-found,unused-ignore]
             except ImportError as exc:
                 raise ConfigurationError(
-                    "reporting to a server needs the HTTP client: pip install 'migratrack[server]'"
+                    "reporting to a server needs the HTTP client: pip install 'migratrack[client]'"
                 ) from exc
-            self._backend = RemoteBackend(url or s.server_url, token=token or s.token, strict=strict)
+            self._backend = RemoteBackend(url or s.server_url, token=token or s.token, strict=strict,
+                                          deadline=s.retry_deadline)
         else:
             service = MigrationService(storage if storage is not None else s.storage_url, clock)
             if not isinstance(storage, Storage):  # opened here from a URL: closed by close()
@@ -733,7 +734,7 @@ def _error_text(error: str | BaseException) -> str:
 _open_trackers: weakref.WeakSet[MigrationProgressTracker] = weakref.WeakSet()
 
 
-@atexit.register
+@lifecycle.at_exit(lifecycle.TRACKERS)
 def _flush_all() -> None:
     for tracker in list(_open_trackers):
         tracker.close()

@@ -241,7 +241,7 @@ async def events(
     start = after
     if start is None:
         start = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
-    if not await asyncio.to_thread(svc.storage.exists, mid):
+    if not await asyncio.to_thread(svc.exists, mid):
         raise MigrationNotFound(mid)
     hub: EventHub = request.app.state.hub
 

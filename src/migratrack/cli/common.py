@@ -1,0 +1,44 @@
+"""What the command modules share: the consoles, the common options, and the store or server a
+command works on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from migratrack.settings import DEFAULT_STORAGE_URL, Settings
+
+console = Console()
+err_console = Console(stderr=True)
+
+StorageOpt = Annotated[
+    str | None,
+    typer.Option("--storage", envvar="MIGRATRACK_STORAGE_URL",
+                 help=f"store URL [env MIGRATRACK_STORAGE_URL, else REDIS_URL, else {DEFAULT_STORAGE_URL}]"),
+]
+MigrationArg = Annotated[str, typer.Argument(help="migration id")]
+
+
+@dataclass(frozen=True, slots=True)
+class CliContext:
+    """The root options (``ctx.obj`` of every command): a server to talk to instead of a store."""
+
+    url: str | None = None
+    token: str | None = None
+
+
+def cli_context(ctx: typer.Context) -> CliContext:
+    # a command invoked without the root callback (as a test may) sees no server
+    return ctx.ensure_object(CliContext)
+
+
+def storage_url(value: str | None) -> str:
+    return value or Settings.from_env().storage_url
+
+
+def remote_url(ctx: typer.Context, storage: str | None) -> str | None:
+    """The server to use: --url (or MIGRATRACK_URL) unless a store was named with --storage."""
+    return None if storage else cli_context(ctx).url
