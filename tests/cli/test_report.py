@@ -82,3 +82,30 @@ def test_check_plan_reports_a_cycle(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["check-plan", str(bad)])
     assert result.exit_code != 0
     assert "a -> b -> a" in str(result.exception)
+
+
+def test_estimate_revises_a_phase_and_the_eta_follows(env: tuple[CliRunner, str, Path]) -> None:
+    runner, url, plan = env
+    run(runner, url, "init", "m", str(plan))
+    run(runner, url, "start", "m", "schema")
+    before = MigrationService(url).estimate("m").remaining_seconds
+    code, out = run(runner, url, "estimate", "m", "copy", "125")
+    assert code == 0, out
+    assert out.startswith("m: phase copy now estimated at 125 min; ETA ")
+    after = MigrationService(url).estimate("m").remaining_seconds
+    assert before is not None and after is not None and after - before == pytest.approx(120 * 60)
+    event = MigrationService(url).events("m")[-1]
+    assert (event.type, event.payload["minutes"], event.payload["previous_minutes"]) == \
+        ("phase.estimate_revised", 125.0, 5.0)
+    code, out = run(runner, url, "estimate", "m", "copy", "0")
+    assert code == 1 and "minutes must be a positive number" in out
+
+
+def test_control_and_approval_verbs_print_what_they_did(env: tuple[CliRunner, str, Path]) -> None:
+    runner, url, plan = env
+    run(runner, url, "init", "m", str(plan))
+    assert run(runner, url, "pause", "m", "--reason", "window") == (0, "m: paused\n")
+    assert run(runner, url, "resume", "m") == (0, "m: pending\n")  # nothing started yet
+    code, out = run(runner, url, "approve", "m", "copy", "--by", "alice")
+    assert (code, out) == (0, "m: phase copy approved by alice\n")
+    assert MigrationService(url).state("m").phases["copy"].approved_by == "alice"

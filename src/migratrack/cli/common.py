@@ -4,12 +4,15 @@ command works on."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 from migratrack.settings import DEFAULT_STORAGE_URL, Settings
+
+if TYPE_CHECKING:
+    from migratrack.sdk.tracker import MigrationProgressTracker
 
 console = Console()
 err_console = Console(stderr=True)
@@ -42,3 +45,15 @@ def storage_url(value: str | None) -> str:
 def remote_url(ctx: typer.Context, storage: str | None) -> str | None:
     """The server to use: --url (or MIGRATRACK_URL) unless a store was named with --storage."""
     return None if storage else cli_context(ctx).url
+
+
+def open_tracker(ctx: typer.Context, migration: str, storage: str | None, **options: Any) -> MigrationProgressTracker:
+    """A tracker for one command: on the named (or default) store, or the server given by --url.
+    Every call is written at once (no coalescing), and against a server a failure raises."""
+    from migratrack.sdk.tracker import MigrationProgressTracker
+
+    url = remote_url(ctx, storage)
+    if url:
+        return MigrationProgressTracker(migration, url=url, token=cli_context(ctx).token, coalesce=0, strict=True,
+                                        **options)
+    return MigrationProgressTracker(migration, storage=storage_url(storage), coalesce=0, **options)

@@ -12,7 +12,7 @@ import typer
 from rich.live import Live
 
 from migratrack import __version__
-from migratrack.cli import report, serve, store
+from migratrack.cli import report, serve, store, verbs
 from migratrack.cli.common import (
     CliContext,
     MigrationArg,
@@ -24,11 +24,9 @@ from migratrack.cli.common import (
     storage_url,
 )
 from migratrack.cli.display import render_dashboard
-from migratrack.core.commands import ApprovePhase, Cancel, Pause, Resume
 from migratrack.errors import ConfigurationError, MigratrackError
 from migratrack.sdk.backend import Backend
 from migratrack.service import MigrationService
-from migratrack.settings import Settings, default_actor
 
 app = typer.Typer(
     name="migratrack",
@@ -165,51 +163,10 @@ def events(
             sys.stdout.write(f"{e.seq:>6} {e.ts.astimezone():%H:%M:%S} {e.type:<20} {e.actor:<20} {payload}\n")
 
 
-def _control(ctx: typer.Context, action: str, migration: str, storage: str | None, reason: str | None = None) -> None:
-    svc = service(ctx, storage)
-    actor = Settings.from_env().actor or default_actor()
-    command = {"pause": Pause(reason), "resume": Resume(), "cancel": Cancel(reason)}[action]
-    svc.execute(migration, command, actor=actor)
-    console.print(f"{migration}: {svc.overview(migration).status.value}")
-
-
-@app.command()
-def pause(ctx: typer.Context, migration: MigrationArg, storage: StorageOpt = None,
-          reason: Annotated[str | None, typer.Option(help="why, for the audit trail")] = None) -> None:
-    """Pause a migration: its workers wait at their next checkpoint."""
-    _control(ctx, "pause", migration, storage, reason)
-
-
-@app.command()
-def resume(ctx: typer.Context, migration: MigrationArg, storage: StorageOpt = None) -> None:
-    """Resume a paused migration."""
-    _control(ctx, "resume", migration, storage)
-
-
-@app.command()
-def cancel(ctx: typer.Context, migration: MigrationArg, storage: StorageOpt = None,
-           reason: Annotated[str | None, typer.Option(help="why, for the audit trail")] = None) -> None:
-    """Cancel a migration: its workers raise MigrationCancelled at their next checkpoint."""
-    _control(ctx, "cancel", migration, storage, reason)
-
-
-@app.command()
-def approve(
-    ctx: typer.Context,
-    migration: MigrationArg,
-    phase: Annotated[str, typer.Argument(help="the phase to approve")],
-    by: Annotated[str, typer.Option("--by", help="who approves (recorded in the audit trail)")],
-    storage: StorageOpt = None,
-) -> None:
-    """Approve a phase that requires approval (the go/no-go before a cut-over)."""
-    svc = service(ctx, storage)
-    svc.execute(migration, ApprovePhase(phase, by), actor=Settings.from_env().actor)
-    console.print(f"{migration}: phase {phase} approved by {by}")
-
-
-# the shell-script commands, the server and tokens, store maintenance: after this module's own
+# the commands' verbs, the shell-script commands, the server and tokens, store maintenance: after this
+# module's own
 # commands in --help
-for _module in (report, serve, store):
+for _module in (verbs, report, serve, store):
     app.registered_commands.extend(_module.app.registered_commands)
     app.registered_groups.extend(_module.app.registered_groups)
 

@@ -4,28 +4,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from migratrack.cli.common import MigrationArg, StorageOpt, cli_context, console, remote_url, storage_url
+from migratrack.cli.common import MigrationArg, StorageOpt, console, open_tracker
 from migratrack.errors import MigrationCancelled
 from migratrack.sdk.plan import load_plan
-from migratrack.sdk.tracker import MigrationProgressTracker
 
 #: this module's commands; cli.main adds them to `migratrack`
 app = typer.Typer()
 
 PhaseArg = Annotated[str, typer.Argument(help="phase id")]
 SubOpt = Annotated[str | None, typer.Option("--sub", help="a sub-task of the phase instead of the phase")]
-
-
-def _tracker(ctx: typer.Context, migration: str, storage: str | None, **options: Any) -> MigrationProgressTracker:
-    url = remote_url(ctx, storage)
-    if url:
-        return MigrationProgressTracker(migration, url=url, token=cli_context(ctx).token, coalesce=0, strict=True,
-                                        **options)
-    return MigrationProgressTracker(migration, storage=storage_url(storage), coalesce=0, **options)
 
 
 @app.command()
@@ -38,7 +29,7 @@ def init(
     replace: Annotated[bool, typer.Option("--replace", help="discard an existing migration of this id")] = False,
 ) -> None:
     """Create a migration from a plan file (resumes it if it exists with the same plan)."""
-    with _tracker(ctx, migration, storage) as t:
+    with open_tracker(ctx, migration, storage) as t:
         created = t.initialize_migration(plan, name=name, replace=replace)
     console.print(f"{migration}: {'created' if created else 'exists with the same plan; resumed'}")
 
@@ -62,14 +53,6 @@ def check_plan(plan: Annotated[Path, typer.Argument(help="YAML or JSON plan file
 
 
 @app.command()
-def start(ctx: typer.Context, migration: MigrationArg, phase: PhaseArg, storage: StorageOpt = None,
-          sub: SubOpt = None) -> None:
-    """Start a phase (or one of its sub-tasks with --sub)."""
-    with _tracker(ctx, migration, storage) as t:
-        t.start_sub_task(phase, sub) if sub else t.start_phase(phase)
-
-
-@app.command()
 def progress(
     ctx: typer.Context,
     migration: MigrationArg,
@@ -85,56 +68,13 @@ def progress(
     meta = json.loads(metadata) if metadata else None
     if meta is not None and not isinstance(meta, dict):
         raise typer.BadParameter("--metadata must be a JSON object")
-    with _tracker(ctx, migration, storage) as t:
+    with open_tracker(ctx, migration, storage) as t:
         if sub:
             if value is None:
                 raise typer.BadParameter("a sub-task takes a percentage")
             t.update_sub_task_progress(phase, sub, value)
         else:
             t.update_phase_progress(phase, value, meta, done=done, total=total)
-
-
-@app.command()
-def complete(ctx: typer.Context, migration: MigrationArg, phase: PhaseArg, storage: StorageOpt = None,
-             sub: SubOpt = None) -> None:
-    """Complete a phase (or a sub-task with --sub)."""
-    with _tracker(ctx, migration, storage) as t:
-        t.complete_sub_task(phase, sub) if sub else t.complete_phase(phase)
-
-
-@app.command()
-def fail(
-    ctx: typer.Context,
-    migration: MigrationArg,
-    phase: PhaseArg,
-    error: Annotated[str, typer.Option("--error", help="what went wrong")],
-    storage: StorageOpt = None,
-    sub: SubOpt = None,
-) -> None:
-    """Mark a phase (or a sub-task) failed."""
-    with _tracker(ctx, migration, storage) as t:
-        t.fail_sub_task(phase, sub, error) if sub else t.fail_phase(phase, error)
-
-
-@app.command()
-def skip(
-    ctx: typer.Context,
-    migration: MigrationArg,
-    phase: PhaseArg,
-    reason: Annotated[str, typer.Option("--reason", help="why it is skipped")],
-    storage: StorageOpt = None,
-    sub: SubOpt = None,
-) -> None:
-    """Skip a pending or failed phase (or sub-task)."""
-    with _tracker(ctx, migration, storage) as t:
-        t.skip_sub_task(phase, sub, reason) if sub else t.skip_phase(phase, reason)
-
-
-@app.command()
-def retry(ctx: typer.Context, migration: MigrationArg, phase: PhaseArg, storage: StorageOpt = None) -> None:
-    """Retry a failed phase."""
-    with _tracker(ctx, migration, storage) as t:
-        t.retry_phase(phase)
 
 
 @app.command()
@@ -147,7 +87,7 @@ def alert(
     phase: Annotated[str | None, typer.Option(help="the phase it concerns")] = None,
 ) -> None:
     """Record an alert."""
-    with _tracker(ctx, migration, storage) as t:
+    with open_tracker(ctx, migration, storage) as t:
         t.create_alert(level, message, phase)
 
 
@@ -160,7 +100,7 @@ def checkpoint(
 ) -> None:
     """Wait while the migration is paused; exit 3 if it was cancelled. For shell loops:
     `migratrack checkpoint ID || exit`."""
-    t = _tracker(ctx, migration, storage, poll_interval=poll)
+    t = open_tracker(ctx, migration, storage, poll_interval=poll)
     try:
         t.checkpoint()
     except MigrationCancelled as exc:

@@ -23,9 +23,11 @@ from migratrack.core.rules import MAX_TEXT, Rules
 from migratrack.core.states import Control, Status
 from migratrack.errors import InvalidInput, InvalidTransition
 
-Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
-OptionalText = Annotated[str | None, Field(max_length=MAX_TEXT)]
-Who = Annotated[str | None, Field(max_length=200, description="who approves; default the caller's name")]
+Error = Annotated[str, Field(min_length=1, max_length=MAX_TEXT, description="what went wrong")]
+Reason = Annotated[str, Field(min_length=1, max_length=MAX_TEXT, description="why it is skipped")]
+Why = Annotated[str | None, Field(max_length=MAX_TEXT, description="why, for the audit trail")]
+Who = Annotated[str | None, Field(max_length=200, description="who approves (recorded in the audit trail); "
+                                                              "default the caller's name")]
 
 
 class Target(str, Enum):
@@ -61,6 +63,11 @@ class Command:
     control_after: ClassVar[Control | None] = None
     #: fields given as positional arguments on the command line (the others are options)
     cli_arguments: ClassVar[tuple[str, ...]] = ()
+    #: the command line's help, when it says more than ``summary``
+    cli_help: ClassVar[str | None] = None
+    #: what the command line prints once it is done: a format of the command's fields and
+    #: ``migration``, ``status`` and ``eta`` (the migration's, after the command)
+    cli_reply: ClassVar[str | None] = None
 
     def apply(self, rules: Rules) -> None:
         raise NotImplementedError
@@ -111,6 +118,7 @@ class SubTaskCommand(Command):
 class StartPhase(PhaseCommand):
     verb: ClassVar[str] = "start"
     summary: ClassVar[str] = "Start a phase"
+    cli_help: ClassVar[str | None] = "Start a phase (or one of its sub-tasks with --sub)."
     waits_on_pause: ClassVar[bool] = True
 
     def apply(self, rules: Rules) -> None:
@@ -121,6 +129,7 @@ class StartPhase(PhaseCommand):
 class CompletePhase(PhaseCommand):
     verb: ClassVar[str] = "complete"
     summary: ClassVar[str] = "Complete a phase"
+    cli_help: ClassVar[str | None] = "Complete a phase (or a sub-task with --sub)."
     reads_sub_tasks: ClassVar[bool] = True
 
     def apply(self, rules: Rules) -> None:
@@ -129,9 +138,10 @@ class CompletePhase(PhaseCommand):
 
 @dataclass(frozen=True, slots=True)
 class FailPhase(PhaseCommand):
-    error: Text
+    error: Error
     verb: ClassVar[str] = "fail"
     summary: ClassVar[str] = "Fail a phase with an error"
+    cli_help: ClassVar[str | None] = "Mark a phase (or a sub-task with --sub) failed."
 
     def apply(self, rules: Rules) -> None:
         rules.fail_phase(self.phase, self.error)
@@ -139,9 +149,10 @@ class FailPhase(PhaseCommand):
 
 @dataclass(frozen=True, slots=True)
 class SkipPhase(PhaseCommand):
-    reason: Text
+    reason: Reason
     verb: ClassVar[str] = "skip"
     summary: ClassVar[str] = "Skip a phase"
+    cli_help: ClassVar[str | None] = "Skip a pending or failed phase (or a sub-task with --sub)."
 
     def apply(self, rules: Rules) -> None:
         rules.skip_phase(self.phase, self.reason)
@@ -164,6 +175,8 @@ class ApprovePhase(PhaseCommand):
     verb: ClassVar[str] = "approve"
     role: ClassVar[str] = "admin"
     summary: ClassVar[str] = "Approve a phase that requires approval (admin)"
+    cli_help: ClassVar[str | None] = "Approve a phase that requires approval (the go/no-go before a cut-over)."
+    cli_reply: ClassVar[str | None] = "{migration}: phase {phase} approved by {by}"
     flushes_progress: ClassVar[bool] = False
 
     def apply(self, rules: Rules) -> None:
@@ -180,6 +193,7 @@ class ReviseEstimate(PhaseCommand):
     summary: ClassVar[str] = "Revise a phase's estimated duration (minutes)"
     flushes_progress: ClassVar[bool] = False
     cli_arguments: ClassVar[tuple[str, ...]] = ("minutes",)
+    cli_reply: ClassVar[str | None] = "{migration}: phase {phase} now estimated at {minutes:g} min; ETA {eta}"
 
     def apply(self, rules: Rules) -> None:
         minutes = self.minutes
@@ -219,7 +233,7 @@ class CompleteSubTask(SubTaskCommand):
 
 @dataclass(frozen=True, slots=True)
 class FailSubTask(SubTaskCommand):
-    error: Text
+    error: Error
     verb: ClassVar[str] = "fail"
     summary: ClassVar[str] = "Fail a sub-task"
 
@@ -229,7 +243,7 @@ class FailSubTask(SubTaskCommand):
 
 @dataclass(frozen=True, slots=True)
 class SkipSubTask(SubTaskCommand):
-    reason: Text
+    reason: Reason
     verb: ClassVar[str] = "skip"
     summary: ClassVar[str] = "Skip a sub-task"
 
@@ -241,13 +255,15 @@ class SkipSubTask(SubTaskCommand):
 
 @dataclass(frozen=True, slots=True)
 class Pause(Command):
-    reason: OptionalText = None
+    reason: Why = None
     verb: ClassVar[str] = "pause"
     target: ClassVar[Target] = Target.MIGRATION
     role: ClassVar[str] = "admin"
     summary: ClassVar[str] = "Pause a migration: its workers wait at their next checkpoint (admin)"
+    cli_help: ClassVar[str | None] = "Pause a migration: its workers wait at their next checkpoint."
     flushes_progress: ClassVar[bool] = False
     control_after: ClassVar[Control | None] = Control.PAUSED
+    cli_reply: ClassVar[str | None] = "{migration}: {status}"
 
     def apply(self, rules: Rules) -> None:
         rules.pause(self.reason)
@@ -259,8 +275,10 @@ class Resume(Command):
     target: ClassVar[Target] = Target.MIGRATION
     role: ClassVar[str] = "admin"
     summary: ClassVar[str] = "Resume a paused migration (admin)"
+    cli_help: ClassVar[str | None] = "Resume a paused migration."
     flushes_progress: ClassVar[bool] = False
     control_after: ClassVar[Control | None] = Control.RUNNING
+    cli_reply: ClassVar[str | None] = "{migration}: {status}"
 
     def apply(self, rules: Rules) -> None:
         rules.resume()
@@ -268,13 +286,16 @@ class Resume(Command):
 
 @dataclass(frozen=True, slots=True)
 class Cancel(Command):
-    reason: OptionalText = None
+    reason: Why = None
     verb: ClassVar[str] = "cancel"
     target: ClassVar[Target] = Target.MIGRATION
     role: ClassVar[str] = "admin"
     summary: ClassVar[str] = "Cancel a migration: its workers raise MigrationCancelled (admin)"
+    cli_help: ClassVar[str | None] = ("Cancel a migration: its workers raise MigrationCancelled at their next "
+                                      "checkpoint.")
     flushes_progress: ClassVar[bool] = False
     control_after: ClassVar[Control | None] = Control.CANCELLED
+    cli_reply: ClassVar[str | None] = "{migration}: {status}"
 
     def apply(self, rules: Rules) -> None:
         rules.cancel(self.reason)
