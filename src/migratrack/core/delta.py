@@ -64,6 +64,8 @@ class ProgressDelta:
     nothing changes a delta once it was handed on (slotted rather than frozen: the tracker
     builds one on every progress call, and a frozen dataclass is several times slower to make).
     ``add`` of 0 and None mean the same. A sub-task report carries only ``progress``.
+    ``service.ProgressUpdate`` is this class; ``storage.base.ProgressMerge`` is one without a
+    total or metadata, made in ``merge_progress``'s argument order.
     """
 
     phase: str
