@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from migratrack.core.commands import Command
+from migratrack.core.delta import ProgressDelta
 from migratrack.core.eta import Estimate, estimate
 from migratrack.core.models import (
     Alert,
@@ -44,23 +44,8 @@ from migratrack.storage.base import ProgressMerge, SubTaskScope
 Clock = Callable[[], datetime]
 
 
-@dataclass(slots=True)
-class ProgressUpdate:
-    """One coalesced progress report: what a worker's loop said since its last write."""
-
-    phase: str
-    sub_task: str | None = None
-    progress: float | None = None
-    done: int | None = None
-    total: int | None = None
-    add: int | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in (
-            ("phase", self.phase), ("sub_task", self.sub_task), ("progress", self.progress),
-            ("done", self.done), ("total", self.total), ("add", self.add),
-            ("metadata", self.metadata or None)) if v is not None}
+#: one coalesced progress report: what a worker's loop said since its last write
+ProgressUpdate = ProgressDelta
 
 
 class PartiallyApplied(StorageUnavailable):

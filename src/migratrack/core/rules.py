@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from migratrack.core.delta import ProgressDelta
 from migratrack.core.models import (
     COST_FIELDS,
     COUNTERS,
@@ -200,17 +201,8 @@ class Rules:
             return  # a late update from a worker that has not seen the phase end: ignore
         before = (phase.progress, phase.done, phase.total, dict(phase.metadata))
         was_over = phase.total is not None and phase.done > phase.total
-        if total_v is not None:
-            phase.total = total_v
-        if done_v is not None:
-            phase.done = max(phase.done, done_v)
-        if add_v:
-            phase.done += add_v
-        if phase.total is not None and (done_v is not None or add_v or total_v is not None):
-            ratio = 100.0 if phase.total == 0 else min(100.0, phase.done * 100.0 / phase.total)
-            phase.progress = max(phase.progress, ratio)
-        if value is not None:
-            phase.progress = max(phase.progress, value)
+        delta = ProgressDelta(phase_id, None, value, done_v, total_v, add_v, meta)
+        phase.progress, phase.done, phase.total = delta.advance(phase.progress, phase.done, phase.total)
         if meta:
             phase.metadata.update(meta)
         if (phase.progress, phase.done, phase.total, phase.metadata) == before:
@@ -596,19 +588,8 @@ def merge_values(
     add: int | None,
 ) -> tuple[str, float, int]:
     """The hot-path merge, as every store must compute it: ("applied"|"stale"|"fallback",
-    new progress, new done)."""
-    if status is not Status.IN_PROGRESS:
-        return "fallback", cur_progress, cur_done
-    new_done = max(cur_done, done or 0) + (add or 0)
-    new_progress = max(cur_progress, progress or 0.0)
-    if total is not None and (done is not None or add):
-        if new_done > total:
-            return "fallback", cur_progress, cur_done
-        ratio = 100.0 if total == 0 else min(100.0, new_done * 100.0 / total)
-        new_progress = max(new_progress, ratio)
-    if new_progress == cur_progress and new_done == cur_done:
-        return "stale", cur_progress, cur_done
-    return "applied", new_progress, new_done
+    new progress, new done); :meth:`ProgressDelta.apply` on a phase's report."""
+    return ProgressDelta("", None, progress, done, None, add).apply(status, cur_progress, cur_done, total)
 
 
 def error_rate_threshold(state: MigrationState) -> float:

@@ -33,6 +33,7 @@ import httpx
 
 from migratrack import errors as _errors
 from migratrack.core.commands import Command
+from migratrack.core.delta import ProgressDelta
 from migratrack.core.eta import Estimate
 from migratrack.core.models import (
     Alert,
@@ -530,24 +531,16 @@ class RemoteBackend:
 
 
 def _merge_batch(into: dict[str, Any], other: Mapping[str, Any]) -> None:
-    by_key: dict[tuple[str, str | None], dict[str, Any]] = {
-        (u["phase"], u.get("sub_task")): u for u in into["updates"]}
+    updates: list[dict[str, Any]] = into["updates"]
+    at = {(u["phase"], u.get("sub_task")): i for i, u in enumerate(updates)}
     for u in other["updates"]:
         k = (u["phase"], u.get("sub_task"))
-        cur = by_key.get(k)
-        if cur is None:
-            cur = by_key[k] = dict(u)
-            into["updates"].append(cur)
-            continue
-        for name in ("progress", "done"):
-            if u.get(name) is not None:
-                cur[name] = max(cur.get(name) or 0, u[name])
-        if u.get("total") is not None:
-            cur["total"] = u["total"]
-        if u.get("add"):
-            cur["add"] = (cur.get("add") or 0) + u["add"]
-        if u.get("metadata"):
-            cur["metadata"] = {**(cur.get("metadata") or {}), **u["metadata"]}
+        i = at.get(k)
+        if i is None:
+            at[k] = len(updates)
+            updates.append(dict(u))
+        else:  # other was queued after into
+            updates[i] = ProgressDelta.from_dict(updates[i]).merge(ProgressDelta.from_dict(u)).to_dict()
     inc = into.setdefault("increments", {})
     for name, v in (other.get("increments") or {}).items():
         inc[name] = inc.get(name, 0) + v

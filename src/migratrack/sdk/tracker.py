@@ -16,7 +16,7 @@ import time
 import weakref
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
 from pathlib import Path
@@ -39,6 +39,7 @@ from migratrack.core.commands import (
     StartPhase,
     StartSubTask,
 )
+from migratrack.core.delta import ProgressDelta
 from migratrack.core.eta import Estimate
 from migratrack.core.models import Alert, Event, Phase, check_count, check_progress
 from migratrack.core.rules import MAX_TEXT, normalise_metrics
@@ -71,22 +72,19 @@ _TRANSIENT: tuple[type[BaseException], ...] = (StorageError, OSError, TimeoutErr
 
 @dataclass(slots=True)
 class _Pending:
-    progress: float | None = None
-    done: int | None = None
-    total: int | None = None
-    add: int = 0
-    metadata: dict[str, Any] = field(default_factory=dict)
-    sent_at: float = 0.0
-    dirty: bool = False
+    """One key's reports not yet written, merged, and when the key was last written."""
 
-    def take(self, key: _Key) -> ProgressUpdate:
-        u = ProgressUpdate(phase=key[0], sub_task=key[1], progress=self.progress, done=self.done,
-                           total=self.total, add=self.add or None, metadata=self.metadata)
-        self.progress = self.done = self.total = None
-        self.add = 0
-        self.metadata = {}
-        self.dirty = False
-        return u
+    delta: ProgressDelta | None = None
+    sent_at: float = 0.0
+
+    @property
+    def dirty(self) -> bool:
+        return self.delta is not None
+
+    def take(self) -> ProgressDelta:
+        delta, self.delta = self.delta, None
+        assert delta is not None
+        return delta
 
 
 class MigrationProgressTracker:
@@ -543,9 +541,9 @@ class MigrationProgressTracker:
         self, key: _Key, progress: float | None, done: int | None, total: int | None, add: int,
         metadata: Mapping[str, Any] | None,
     ) -> None:
+        report = ProgressDelta(key[0], key[1], progress, done, total, add or None, dict(metadata) if metadata else {})
         if not self._interval:  # coalescing off: every call is written, in the caller's thread
-            self._send([ProgressUpdate(key[0], key[1], progress, done, total, add or None, dict(metadata or {}))],
-                       {}, raise_rules=True)
+            self._send([report], {}, raise_rules=True)
             if self.block_on_pause:
                 self._refresh_control()
                 self._honour_control()
@@ -556,16 +554,7 @@ class MigrationProgressTracker:
             first = p is None
             if p is None:
                 p = self._pending[key] = _Pending()
-            if progress is not None:
-                p.progress = progress if p.progress is None else max(p.progress, progress)
-            if done is not None:
-                p.done = done if p.done is None else max(p.done, done)
-            if total is not None:
-                p.total = total
-            p.add += add
-            if metadata:
-                p.metadata.update(metadata)
-            p.dirty = True
+            p.delta = report if p.delta is None else p.delta.merge(report)
             due = first or now - p.sent_at >= self._interval
         if due:
             self._flush_keys([key], raise_rules=first or self.strict)
@@ -583,7 +572,7 @@ class MigrationProgressTracker:
                 for k in keys:
                     p = self._pending.get(k)
                     if p is not None and p.dirty:
-                        updates.append(p.take(k))
+                        updates.append(p.take())
                         p.sent_at = now
             if updates:
                 self._send(updates, {}, raise_rules)
@@ -609,16 +598,9 @@ class MigrationProgressTracker:
     def _requeue(self, updates: list[ProgressUpdate], counters: dict[str, int]) -> None:
         with self._lock:
             for u in updates:
-                p = self._pending.setdefault((u.phase, u.sub_task), _Pending())
-                if u.progress is not None:
-                    p.progress = max(p.progress or 0.0, u.progress)
-                if u.done is not None:
-                    p.done = max(p.done or 0, u.done)
-                if u.total is not None and p.total is None:
-                    p.total = u.total
-                p.add += u.add or 0
-                p.metadata = {**u.metadata, **p.metadata}
-                p.dirty = True
+                p = self._pending.setdefault(u.key, _Pending())
+                # u was reported before anything pending now: merge in time order
+                p.delta = u if p.delta is None else u.merge(p.delta)
             for k, v in counters.items():
                 self._counters[k] = self._counters.get(k, 0) + v
         self._ensure_flusher()
@@ -642,9 +624,9 @@ class MigrationProgressTracker:
             with self._lock:
                 now = time.monotonic()
                 updates = []
-                for k, p in self._pending.items():
+                for p in self._pending.values():
                     if p.dirty:
-                        updates.append(p.take(k))
+                        updates.append(p.take())
                         p.sent_at = now
                 counters, self._counters = self._counters, {}
                 self._counters_sent_at = now

@@ -48,6 +48,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Literal
 
+from migratrack.core.delta import ProgressDelta
 from migratrack.core.models import Alert, Event, MigrationState, NewEvent, PhaseState, SubTaskState
 from migratrack.core.rules import Change
 from migratrack.core.states import Control
@@ -119,15 +120,23 @@ def parse_duration(value: str | float | timedelta) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-@dataclass(frozen=True, slots=True)
-class ProgressMerge:
-    """One hot-path progress merge (the arguments of ``merge_progress``)."""
+class ProgressMerge(ProgressDelta):
+    """One hot-path progress merge: a :class:`ProgressDelta` without total or metadata, made
+    from (and read as) the arguments of ``merge_progress``."""
 
-    phase_id: str
-    sub_task_id: str | None = None
-    progress: float | None = None
-    done: int | None = None
-    add: int | None = None
+    __slots__ = ()
+
+    def __init__(self, phase_id: str, sub_task_id: str | None = None, progress: float | None = None,
+                 done: int | None = None, add: int | None = None) -> None:
+        super().__init__(phase_id, sub_task_id, progress, done, None, add)
+
+    @property
+    def phase_id(self) -> str:
+        return self.phase
+
+    @property
+    def sub_task_id(self) -> str | None:
+        return self.sub_task
 
 
 class Codec:

@@ -9,9 +9,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from migratrack.core.delta import ProgressDelta
 from migratrack.core.models import Alert, Event, MigrationState, NewEvent
-from migratrack.core.rules import Change, merge_values
-from migratrack.core.states import Control, Status
+from migratrack.core.rules import Change
+from migratrack.core.states import Control
 from migratrack.errors import AlertNotFound, MigrationAlreadyExists, MigrationNotFound
 from migratrack.storage.base import Codec, MergeResult, Storage, SubTaskScope, TokenRecord, parse_duration
 from migratrack.storage.url import StoreURL, store_url_for
@@ -139,23 +140,23 @@ class MemoryStorage(Storage):
             phase = rec.state.phases.get(phase_id)
             if phase is None:
                 return MergeResult.FALLBACK
+            delta = ProgressDelta(phase_id, sub_task_id, progress, done, None, add)
             if sub_task_id is None:
-                result, p, d = merge_values(phase.status, phase.progress, phase.done, phase.total,
-                                            progress=progress, done=done, add=add)
+                result, p, d = delta.apply(phase.status, phase.progress, phase.done, phase.total)
                 if result == "applied":
                     phase.progress, phase.done = p, d
                     self._append(rec, [NewEvent("phase.progress", ts, actor, {
                         "phase": phase_id, "progress": p, "done": d, "total": phase.total})])
                 return MergeResult(result)
             sub = phase.sub_tasks.get(sub_task_id)
-            if sub is None or sub.status is not Status.IN_PROGRESS or progress is None:
+            if sub is None:
                 return MergeResult.FALLBACK
-            if progress <= sub.progress:
-                return MergeResult.STALE
-            sub.progress = progress
-            self._append(rec, [NewEvent("subtask.progress", ts, actor, {
-                "phase": phase_id, "sub_task": sub_task_id, "progress": progress})])
-            return MergeResult.APPLIED
+            result, p, _ = delta.apply(sub.status, sub.progress, 0, None)
+            if result == "applied":
+                sub.progress = p
+                self._append(rec, [NewEvent("subtask.progress", ts, actor, {
+                    "phase": phase_id, "sub_task": sub_task_id, "progress": p})])
+            return MergeResult(result)
 
     def increment_counters(
         self, migration_id: str, deltas: Mapping[str, int], *, ts: datetime, actor: str
