@@ -96,6 +96,29 @@ def test_numbers_are_minutes_and_timedeltas_are_durations() -> None:
     assert state.phases["d"].estimated_seconds is None
 
 
+def test_a_timedelta_keeps_its_exact_seconds() -> None:
+    # it reaches the model as minutes; 31 s / 60 * 60 is not 31.0 in floating point
+    state = build([{"id": "a", "estimated_duration": timedelta(seconds=31)},
+                   {"id": "b", "estimated_duration": timedelta(seconds=123, microseconds=456)}])
+    assert state.phases["a"].estimated_seconds == 31
+    assert state.phases["b"].estimated_seconds == 123.000456
+
+
+def test_phase_objects_are_checked_by_the_same_rules_as_dicts() -> None:
+    with pytest.raises(InvalidPlan) as info:
+        build([Phase("a b", estimated_duration=-1, sub_tasks=[SubTask("s"), "s"]), Phase("c", dependencies=["x"])])
+    assert str(info.value).splitlines() == [
+        "plan: 4 problems",
+        "plan: phases[0] ('a b').id: 'a b' is not a valid id: use 1 to 200 characters without '/', whitespace or "
+        "control characters",
+        "plan: phases[0] ('a b').estimated_duration: must be a finite, non-negative duration in minutes, got -1",
+        "plan: phases[0] ('a b').sub_tasks[1] ('s').id: duplicate sub-task id 's'",
+        "plan: phases[1] ('c').dependencies[0]: depends on unknown phase 'x'; known phases: c",
+    ]
+    assert Phase.coerce({"id": "a", "estimatedDuration": timedelta(minutes=3), "subTasks": ["s"]}) == Phase(
+        "a", estimated_duration=3.0, sub_tasks=[SubTask("s")])
+
+
 def test_seed_camel_case_fields_are_accepted_and_state_fields_ignored() -> None:
     seed_phase = {
         "id": "infrastructure-setup", "name": "Infrastructure Setup", "description": "Set up AWS",

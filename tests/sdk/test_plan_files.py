@@ -83,6 +83,48 @@ def test_bad_plan_files_give_a_clear_invalid_plan(tmp_path: Path, name: str, tex
     t.close()
 
 
+def test_every_mistake_of_a_plan_file_is_reported_at_once_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "plan.yaml"
+    path.write_text(
+        "name: three mistakes\n"
+        "phases:\n"
+        "  - id: schema\n"
+        "    estimatedDuration: -5\n"
+        "  - id: copy\n"
+        "    dependencies: [schema, shcema]\n"
+        "    sub_tasks:\n"
+        "      - orders\n"
+        "      - {id: users, estimate: 3}\n"
+    )
+    t = MigrationProgressTracker("m", storage="memory://", actor="w")
+    with pytest.raises(InvalidPlan) as info:
+        t.initialize_migration(path)
+    assert not t.backend.storage.exists("m")  # type: ignore[attr-defined]
+    t.close()
+    assert str(info.value).splitlines() == [
+        f"{path}: 3 problems",
+        f"{path}:4: phases[0] ('schema').estimatedDuration: must be a finite, non-negative duration in minutes, "
+        "got -5",
+        f"{path}:6: phases[1] ('copy').dependencies[1]: depends on unknown phase 'shcema'; known phases: schema, copy",
+        f"{path}:9: phases[1] ('copy').sub_tasks[1] ('users').estimate: unknown field 'estimate'; "
+        "did you mean 'estimated_duration'? allowed: id, name, estimated_duration, metadata",
+    ]
+
+
+def test_a_json_plan_file_names_the_phase_of_each_problem(tmp_path: Path) -> None:
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps({"phases": [{"id": "a"}, {"id": "b", "dependencies": ["a", "b"]},
+                                           {"id": "c d", "subTasks": ["x", "x"]}]}))
+    with pytest.raises(InvalidPlan) as info:
+        load_plan(path)
+    assert str(info.value).splitlines()[1:] == [
+        f"{path}: phases[1] ('b').dependencies[1]: phase 'b' depends on itself",
+        f"{path}: phases[2] ('c d').id: 'c d' is not a valid id: use 1 to 200 characters without '/', "
+        "whitespace or control characters",
+        f"{path}: phases[2] ('c d').subTasks[1] ('x').id: duplicate sub-task id 'x'",
+    ]
+
+
 def test_a_missing_plan_file(tmp_path: Path) -> None:
     with pytest.raises(InvalidPlan, match="cannot read plan file"):
         load_plan(tmp_path / "nope.yaml")

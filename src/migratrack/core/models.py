@@ -12,36 +12,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from migratrack.core.plan import check_phase, check_plan, check_sub_task
 from migratrack.core.states import AlertLevel, Control, Status
-from migratrack.errors import InvalidInput, InvalidPlan
+from migratrack.errors import InvalidInput
 
 JSON = dict[str, Any]
-
-
-def _duration_seconds(value: Any, where: str) -> float | None:
-    """Minutes (int/float, the seed's unit) or a timedelta -> seconds."""
-    if value is None:
-        return None
-    if isinstance(value, timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidPlan(
-            f"{where}: estimated_duration must be minutes (a number) or a timedelta, "
-            f"not {type(value).__name__}"
-        )
-    else:
-        seconds = float(value) * 60.0
-    if not math.isfinite(seconds) or seconds < 0:
-        raise InvalidPlan(f"{where}: estimated_duration must be a finite, non-negative duration")
-    return seconds
-
-
-def _check_id(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidPlan(f"{what} id must be a non-empty string, got {value!r}")
-    if len(value) > 200 or any(c in value for c in "\n\r\t/"):
-        raise InvalidPlan(f"{what} id {value!r} must be at most 200 characters without '/' or whitespace controls")
-    return value
 
 
 @dataclass(slots=True)
@@ -55,31 +30,10 @@ class SubTask:
 
     @classmethod
     def coerce(cls, value: Any, phase_id: str) -> SubTask:
-        if isinstance(value, SubTask):
-            return value
-        if isinstance(value, str):
-            return cls(id=value)
-        if isinstance(value, Mapping):
-            known = {"id", "name", "estimated_duration", "estimatedDuration", "metadata",
-                     "status", "progress", "description"}
-            unknown = set(value) - known
-            if unknown:
-                raise InvalidPlan(
-                    f"phase {phase_id!r}: unknown sub-task field(s) {sorted(unknown)}; "
-                    f"allowed: id, name, estimated_duration, metadata"
-                )
-            if "id" not in value:
-                raise InvalidPlan(f"phase {phase_id!r}: every sub-task needs an 'id'")
-            return cls(
-                id=value["id"],
-                name=value.get("name"),
-                estimated_duration=value.get("estimated_duration", value.get("estimatedDuration")),
-                metadata=dict(value.get("metadata") or {}),
-            )
-        raise InvalidPlan(
-            f"phase {phase_id!r}: a sub-task must be a SubTask, a dict or an id string, "
-            f"not {type(value).__name__}"
-        )
+        """A SubTask, a mapping or an id alone, validated by the plan's model (``core/plan.py``)."""
+        spec = check_sub_task(value, phase_id)
+        return cls(id=spec.id, name=spec.name, estimated_duration=spec.estimated_duration,
+                   metadata=dict(spec.metadata))
 
 
 @dataclass(slots=True)
@@ -95,45 +49,16 @@ class Phase:
     metadata: JSON = field(default_factory=dict)
     requires_approval: bool = False
 
-    _FIELDS = frozenset({
-        "id", "name", "description", "dependencies", "estimated_duration", "sub_tasks",
-        "metadata", "requires_approval",
-    })
-    _SEED_ALIASES = {
-        "estimatedDuration": "estimated_duration",
-        "subTasks": "sub_tasks",
-        "requiresApproval": "requires_approval",
-    }
-    # fields of the seed's MigrationPhase that describe state, accepted and ignored on input
-    _SEED_STATE = frozenset({"status", "progress", "actualDuration", "errors", "warnings"})
-
     @classmethod
     def coerce(cls, value: Any) -> Phase:
-        if isinstance(value, Phase):
-            return value
-        if not isinstance(value, Mapping):
-            raise InvalidPlan(f"a phase must be a Phase or a dict, not {type(value).__name__}")
-        data: dict[str, Any] = {}
-        for key, item in value.items():
-            if key in cls._SEED_STATE:
-                continue
-            name = cls._SEED_ALIASES.get(key, key)
-            if name not in cls._FIELDS:
-                raise InvalidPlan(
-                    f"phase {value.get('id', '?')!r}: unknown field {key!r}; allowed: "
-                    + ", ".join(sorted(cls._FIELDS))
-                )
-            data[name] = item
-        if "id" not in data:
-            raise InvalidPlan("every phase needs an 'id'")
-        deps = data.get("dependencies") or []
-        if isinstance(deps, str) or not isinstance(deps, Iterable):
-            raise InvalidPlan(f"phase {data['id']!r}: dependencies must be a list of phase ids")
-        data["dependencies"] = list(deps)
-        data["sub_tasks"] = list(data.get("sub_tasks") or [])
-        data["metadata"] = dict(data.get("metadata") or {})
-        data["description"] = data.get("description") or ""
-        return cls(**data)
+        """A Phase or a mapping with the seed's fields, validated by the plan's model (``core/plan.py``)."""
+        spec = check_phase(value)
+        return cls(
+            id=spec.id, name=spec.name, description=spec.description, dependencies=list(spec.dependencies),
+            estimated_duration=spec.estimated_duration,
+            sub_tasks=[SubTask(s.id, s.name, s.estimated_duration, dict(s.metadata)) for s in spec.sub_tasks],
+            metadata=dict(spec.metadata), requires_approval=spec.requires_approval,
+        )
 
 
 @dataclass(slots=True)
@@ -445,45 +370,27 @@ def check_count(value: Any, what: str, *, allow_zero: bool = True) -> int:
 def build_state(
     migration_id: str, phases: Iterable[Phase | Mapping[str, Any]], now: datetime, name: str | None = None
 ) -> MigrationState:
-    """Validate a plan and turn it into a fresh state. Raises InvalidPlan; pure."""
-    from migratrack.core.graph import validate_graph
-
-    _check_id(migration_id, "migration")
-    if isinstance(phases, Mapping) or isinstance(phases, str | bytes):
-        raise InvalidPlan("phases must be a list of Phase objects or dicts")
-    plan = [Phase.coerce(p) for p in phases]
-    if not plan:
-        raise InvalidPlan("a migration needs at least one phase")
+    """Validate a plan (through the one model, ``core/plan.py``) and turn it into a fresh state.
+    Raises InvalidPlan listing every problem; pure."""
+    spec = check_plan(migration_id, phases, name)
     state = MigrationState(id=migration_id, name=name or migration_id, created_at=now)
-    for p in plan:
-        _check_id(p.id, "phase")
-        if p.id in state.phases:
-            raise InvalidPlan(f"duplicate phase id {p.id!r}")
-        for dep in p.dependencies:
-            if not isinstance(dep, str):
-                raise InvalidPlan(f"phase {p.id!r}: dependencies must be phase ids (strings)")
-        if not isinstance(p.metadata, dict):
-            raise InvalidPlan(f"phase {p.id!r}: metadata must be a dict")
-        subs: dict[str, SubTaskState] = {}
-        for raw in p.sub_tasks:
-            st = SubTask.coerce(raw, p.id)
-            _check_id(st.id, f"phase {p.id!r} sub-task")
-            if st.id in subs:
-                raise InvalidPlan(f"phase {p.id!r}: duplicate sub-task id {st.id!r}")
-            subs[st.id] = SubTaskState(
-                id=st.id, name=st.name or st.id,
-                estimated_seconds=_duration_seconds(st.estimated_duration, f"sub-task {st.id!r}"),
-                metadata=dict(st.metadata),
-            )
+    for p in spec.phases:
+        subs = {s.id: SubTaskState(id=s.id, name=s.name or s.id, estimated_seconds=_seconds(s.estimated_duration),
+                                   metadata=dict(s.metadata)) for s in p.sub_tasks}
         state.phases[p.id] = PhaseState(
             id=p.id, name=p.name or p.id, description=p.description,
             dependencies=list(dict.fromkeys(p.dependencies)),
-            estimated_seconds=_duration_seconds(p.estimated_duration, f"phase {p.id!r}"),
-            requires_approval=bool(p.requires_approval), metadata=dict(p.metadata),
+            estimated_seconds=_seconds(p.estimated_duration),
+            requires_approval=p.requires_approval, metadata=dict(p.metadata),
             sub_tasks=subs,
         )
-    validate_graph({pid: ph.dependencies for pid, ph in state.phases.items()})
     return state
+
+
+def _seconds(minutes: float | None) -> float | None:
+    # rounded to a timedelta's resolution: a timedelta reaches the model as minutes, and
+    # seconds / 60 * 60 is not always the seconds given
+    return None if minutes is None else round(minutes * 60.0, 6)
 
 
 def plan_signature(state: MigrationState) -> list[tuple[str, tuple[str, ...], tuple[str, ...], bool]]:

@@ -25,7 +25,7 @@ import weakref
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -42,8 +42,8 @@ from migratrack.core.models import (
     MigrationState,
     Phase,
     PhaseState,
-    SubTask,
 )
+from migratrack.core.plan import check_plan
 from migratrack.core.states import VERB_TARGET, AlertLevel, Control
 from migratrack.core.views import Dashboard, Overview
 from migratrack.errors import (
@@ -93,32 +93,13 @@ def _dt(value: Any) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
-def _phase_json(p: Phase | Mapping[str, Any]) -> dict[str, Any]:
-    ph = Phase.coerce(p)
-
-    def minutes(v: float | timedelta | None) -> float | None:
-        if isinstance(v, timedelta):
-            return v.total_seconds() / 60.0
-        return v
-
-    subs: list[Any] = []
-    for raw in ph.sub_tasks:
-        st = SubTask.coerce(raw, ph.id)
-        d: dict[str, Any] = {"id": st.id}
-        if st.name is not None:
-            d["name"] = st.name
-        if st.estimated_duration is not None:
-            d["estimated_duration"] = minutes(st.estimated_duration)
-        if st.metadata:
-            d["metadata"] = st.metadata
-        subs.append(d)
-    out: dict[str, Any] = {"id": ph.id, "description": ph.description, "dependencies": list(ph.dependencies),
-                           "sub_tasks": subs, "metadata": ph.metadata, "requires_approval": ph.requires_approval}
-    if ph.name is not None:
-        out["name"] = ph.name
-    if ph.estimated_duration is not None:
-        out["estimated_duration"] = minutes(ph.estimated_duration)
-    return out
+def _phases_json(
+    migration_id: str, phases: Iterable[Phase | Mapping[str, Any]], name: str | None
+) -> list[dict[str, Any]]:
+    """The phases as the server's plan model reads them. Validated here by the same model first,
+    so that a bad plan raises InvalidPlan listing every problem, as it does in-process."""
+    plan = check_plan(migration_id, phases, name)
+    return [p.model_dump(mode="json", exclude_none=True) for p in plan.phases]
 
 
 def _state(d: Mapping[str, Any]) -> MigrationState:
@@ -419,7 +400,7 @@ class RemoteBackend:
         self, migration_id: str, phases: Iterable[Phase | Mapping[str, Any]], *, name: str | None = None,
         replace: bool = False, actor: str, metadata: Mapping[str, Any] | None = None,
     ) -> tuple[MigrationState, bool]:
-        body: dict[str, Any] = {"id": migration_id, "phases": [_phase_json(p) for p in phases],
+        body: dict[str, Any] = {"id": migration_id, "phases": _phases_json(migration_id, phases, name),
                                 "metadata": dict(metadata or {}), "replace": replace}
         if name is not None:
             body["name"] = name

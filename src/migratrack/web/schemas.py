@@ -8,10 +8,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from migratrack.core.models import Event
+from migratrack.core.plan import Id, PlanSpec
 from migratrack.core.states import AlertLevel, Control, MigrationStatus
 from migratrack.core.views import AlertView, Overview
 
-Id = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^/\s]+$")]
 Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False, strict=True)]  # strict: no true/false
 Count = Annotated[int, Field(ge=0, le=2**62, strict=True)]
 Text = Annotated[str, Field(min_length=1, max_length=10_000)]
@@ -26,27 +26,9 @@ class CommandBody(_In):
     """The base of the request bodies that ``web/api.py`` builds from the commands' fields."""
 
 
-class SubTaskIn(_In):
-    id: Id
-    name: str | None = Field(default=None, max_length=500)
-    estimated_duration: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = Field(
-        default=None, description="minutes")
-    metadata: dict[str, Any] = Field(default_factory=dict)
+class CreateMigration(PlanSpec):
+    """A plan, validated by the core's model as everywhere else, and the migration's id."""
 
-
-class PhaseIn(_In):
-    id: Id
-    name: str | None = Field(default=None, max_length=500)
-    description: str = Field(default="", max_length=10_000)
-    dependencies: list[Id] = Field(default_factory=list, description="ids of phases that must finish first")
-    estimated_duration: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = Field(
-        default=None, description="minutes (the seed's unit)")
-    sub_tasks: list[Id | SubTaskIn] = Field(default_factory=list)
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    requires_approval: bool = False
-
-
-class CreateMigration(_In):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "id": "db-move-2026", "name": "Move orders DB",
         "phases": [
@@ -57,9 +39,6 @@ class CreateMigration(_In):
     }]})
 
     id: Id
-    name: str | None = Field(default=None, max_length=500)
-    phases: list[PhaseIn] = Field(min_length=1)
-    metadata: dict[str, Any] = Field(default_factory=dict)
     replace: bool = Field(default=False, description="discard an existing migration with this id (admin only)")
 
 
