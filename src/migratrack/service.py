@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -341,6 +341,22 @@ class MigrationService:
         if not self.storage.exists(mid):
             raise MigrationNotFound(mid)
         return self.storage.events(mid, after, limit)
+
+    # -- following the event log (the server's event hub) ------------------------------------
+
+    @property
+    def has_change_feed(self) -> bool:
+        return self.storage.has_change_feed
+
+    def last_seq(self, mid: str) -> int:
+        return self.storage.load(mid, sub_tasks=None).seq
+
+    def events_after(self, mid: str, after: int, limit: int) -> list[Event]:
+        """A page of the log, without checking the migration exists (a follower knows it does)."""
+        return self.storage.events(mid, after, limit)
+
+    def subscribe(self, mid: str, after: int, *, poll_interval: float) -> AsyncIterator[Event]:
+        return self.storage.subscribe(mid, after, poll_interval=poll_interval)
 
     def alerts(self, mid: str, *, limit: int = 50, unacknowledged_only: bool = False) -> list[Alert]:
         if not self.storage.exists(mid):

@@ -116,7 +116,7 @@ async def test_a_slow_client_misses_nothing(monkeypatch: pytest.MonkeyPatch) -> 
     svc = MigrationService(store)
     svc.initialize("m", [{"id": "p"}], actor="t")
     svc.execute("m", StartPhase("p"), actor="t")
-    hub = sse.EventHub(store, poll_interval=0.01)
+    hub = sse.EventHub(svc, poll_interval=0.01)
     stream = hub.stream("m", 0)
     seen = [(await anext(stream)).seq]  # joined, then falls behind
     for i in range(1, 60):

@@ -46,7 +46,7 @@ def create_app(
     owned = not isinstance(storage, Storage)
     store = open_storage(storage if storage is not None else Settings.from_env().storage_url)
     svc = MigrationService(store, clock)
-    hub = sse.EventHub(store, poll_interval=poll_interval)
+    hub = sse.EventHub(svc, poll_interval=poll_interval)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

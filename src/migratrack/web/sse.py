@@ -27,7 +27,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from migratrack.core.models import Event
 from migratrack.errors import MigrationNotFound
 from migratrack.service import MigrationService
-from migratrack.storage.base import Storage
 from migratrack.web.api import ERRORS, MigrationId, service
 from migratrack.web.auth import Principal, RequireViewer
 
@@ -59,21 +58,21 @@ class _Topic:
 class EventHub:
     """Follows each watched migration's event log once per process and fans events out."""
 
-    def __init__(self, storage: Storage, *, poll_interval: float = 0.25) -> None:
-        self.storage = storage
+    def __init__(self, svc: MigrationService, *, poll_interval: float = 0.25) -> None:
+        self.svc = svc
         self.poll_interval = poll_interval
         self._topics: dict[str, _Topic] = {}
 
     async def _pump(self, mid: str, topic: _Topic) -> None:
         try:
-            start = (await asyncio.to_thread(self.storage.load, mid, sub_tasks=None)).seq
+            start = (await asyncio.to_thread(self.svc.last_seq, mid))
         except BaseException as exc:
             topic.error = exc
             topic.ready.set()
             raise
         topic.ready.set()
         backoff = 0.5
-        feed = self.storage.subscribe if self.storage.has_change_feed else self._poll
+        feed = self.svc.subscribe if self.svc.has_change_feed else self._poll
         while True:
             try:
                 async for event in feed(mid, start, poll_interval=self.poll_interval):
@@ -98,7 +97,7 @@ class EventHub:
         while True:
             if topic is not None:
                 topic.poked.clear()
-            batch = await asyncio.to_thread(self.storage.events, mid, after, _PAGE)
+            batch = await asyncio.to_thread(self.svc.events_after, mid, after, _PAGE)
             for event in batch:
                 yield event
                 after = event.seq
@@ -132,7 +131,7 @@ class EventHub:
 
     async def _read(self, mid: str, after: int) -> AsyncIterator[Event]:
         while True:
-            batch = await asyncio.to_thread(self.storage.events, mid, after, _PAGE)
+            batch = await asyncio.to_thread(self.svc.events_after, mid, after, _PAGE)
             for e in batch:
                 yield e
                 after = e.seq
