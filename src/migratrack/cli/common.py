@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
+from migratrack.errors import MigratrackError
 from migratrack.settings import DEFAULT_STORAGE_URL, Settings
 
 if TYPE_CHECKING:
@@ -40,6 +41,16 @@ def cli_context(ctx: typer.Context) -> CliContext:
 
 def storage_url(value: str | None) -> str:
     return value or Settings.from_env().storage_url
+
+
+def shown(url: str) -> str:
+    """A store URL to print: its password masked (a banner or a log line must not leak it)."""
+    from migratrack.storage.url import parse_store_url
+
+    try:
+        return parse_store_url(url).redacted()
+    except MigratrackError:
+        return "<an invalid store URL>"
 
 
 def remote_url(ctx: typer.Context, storage: str | None) -> str | None:

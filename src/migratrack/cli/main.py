@@ -21,12 +21,14 @@ from migratrack.cli.common import (
     console,
     err_console,
     remote_url,
+    shown,
     storage_url,
 )
 from migratrack.cli.display import render_dashboard
 from migratrack.errors import ConfigurationError, MigratrackError
 from migratrack.sdk.backend import Backend
 from migratrack.service import MigrationService
+from migratrack.storage.url import parse_store_url
 
 app = typer.Typer(
     name="migratrack",
@@ -80,9 +82,9 @@ def demo(
     if quick:
         run_quick(url, console)
         return
-    console.print(f"[bold]migratrack demo[/]: migration [cyan]{DEMO_ID}[/] in {url}")
+    console.print(f"[bold]migratrack demo[/]: migration [cyan]{DEMO_ID}[/] in {shown(url)}")
     run_demo(url, speed=speed, console=console)
-    if not url.startswith("memory:"):
+    if parse_store_url(url).kind != "memory":
         console.print(f"\nsee it again: [bold]migratrack status {DEMO_ID}[/]   "
                       f"the audit trail: [bold]migratrack events {DEMO_ID}[/]")
 
@@ -95,7 +97,7 @@ def list_(ctx: typer.Context, storage: StorageOpt = None) -> None:
     svc = MigrationService(storage_url(storage))
     ids = svc.list_ids()
     if not ids:
-        console.print("no migrations in " + storage_url(storage))
+        console.print("no migrations in " + shown(storage_url(storage)), highlight=False)
         return
     for mid in ids:
         o = svc.overview(mid)

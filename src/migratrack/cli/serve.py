@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from migratrack.cli.common import StorageOpt, console, err_console, storage_url
+from migratrack.cli.common import StorageOpt, console, err_console, shown, storage_url
 from migratrack.storage import open_storage
 
 #: this module's commands; cli.main adds them to `migratrack`
@@ -48,8 +48,8 @@ def serve(
                           "pip install 'migratrack[server]'")
         raise typer.Exit(1) from None
     url = storage_url(storage)
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    base = f"http://{'[' + shown + ']' if ':' in shown else shown}:{port}"
+    visible = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    base = f"http://{'[' + visible + ']' if ':' in visible else visible}:{port}"
     if insecure_no_auth and not _loopback(host):
         err_console.print(f"[bold red]error:[/] --insecure-no-auth is allowed only on a loopback address "
                           f"(127.0.0.1, ::1, localhost), not {host!r}")
@@ -71,7 +71,7 @@ def serve(
             console.print(f"  use it as [bold]Authorization: Bearer <token>[/] (the SDK reads MIGRATRACK_TOKEN)\n"
                           f"  API docs: [bold]{base}/docs[/]\n"
                           f"  more tokens: migratrack token create --role operator --name <name>", soft_wrap=True)
-    console.print(f"migratrack serving {url} on [bold]{base}[/] (API docs: {base}/docs)", highlight=False,
+    console.print(f"migratrack serving {shown(url)} on [bold]{base}[/] (API docs: {base}/docs)", highlight=False,
                   soft_wrap=True)
     sys.stdout.flush()
     application = create_app(store, auth=not insecure_no_auth)
