@@ -120,7 +120,7 @@ def test_a_json_plan_file_names_the_phase_of_each_problem(tmp_path: Path) -> Non
     assert str(info.value).splitlines()[1:] == [
         f"{path}: phases[1] ('b').dependencies[1]: phase 'b' depends on itself",
         f"{path}: phases[2] ('c d').id: 'c d' is not a valid id: use 1 to 200 characters without '/', "
-        "whitespace or control characters",
+        "whitespace, control or text-direction characters",
         f"{path}: phases[2] ('c d').subTasks[1] ('x').id: duplicate sub-task id 'x'",
     ]
 

@@ -4,7 +4,8 @@ the SDK, a YAML/JSON plan file, or the body of ``POST /api/migrations``.
 The rules, the same on every way in:
 
 - An id (of a migration, a phase or a sub-task) is 1 to 200 characters with no ``/``, no
-  whitespace — not even an inner space — and no control characters. Ids travel in URL paths,
+  whitespace — not even an inner space — and no control, zero-width or text-direction
+  characters (an id must print as what it is, in a terminal or a page). Ids travel in URL paths,
   command lines and store keys, where a space needs quoting and ``"copy "`` looks like ``"copy"``.
 - A duration is minutes (a finite number ≥ 0, the seed's unit) or, in Python, a ``timedelta``;
   the model keeps minutes.
@@ -44,13 +45,14 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import InitErrorDetails, PydanticCustomError, core_schema
 
 from migratrack.core.graph import find_cycle
+from migratrack.core.values import Metadata as CheckedMetadata
 from migratrack.errors import InvalidPlan
 
 ID_MAX = 200
 #: the id rule as documented in the JSON schema; ``_ID`` applies it (``$`` in Python would
 #: let a trailing newline through, so the check uses fullmatch)
-ID_PATTERN = r"^[^/\s\x00-\x1f\x7f]+$"
-_ID = re.compile(r"[^/\s\x00-\x1f\x7f]+")
+ID_PATTERN = r"^[^/\s\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]+$"
+_ID = re.compile(ID_PATTERN[1:-1])
 _ID_SCHEMA: JsonSchemaValue = {"type": "string", "minLength": 1, "maxLength": ID_MAX, "pattern": ID_PATTERN}
 
 #: a location inside the plan, as pydantic reports it: ("phases", 2, "dependencies", 0)
@@ -74,7 +76,7 @@ def _id(value: Any) -> str:
         raise PydanticCustomError(
             "id_format",
             f"{_short(value)} is not a valid id: use 1 to {ID_MAX} characters without '/', "
-            "whitespace or control characters",
+            "whitespace, control or text-direction characters",
         )
     return value
 
@@ -125,7 +127,7 @@ class _OrIdAlone:
 Id = Annotated[str, BeforeValidator(_id), WithJsonSchema(_ID_SCHEMA)]
 Minutes = Annotated[float, Field(ge=0, allow_inf_nan=False), BeforeValidator(_minutes)]
 Name = Annotated[str, Field(max_length=500)]
-Metadata = Annotated[dict[str, Any], _NullIsEmpty(dict)]
+Metadata = Annotated[CheckedMetadata, _NullIsEmpty(dict)]
 
 _IGNORED = "a state field of the seed's shape: accepted and ignored"
 

@@ -30,6 +30,7 @@ from migratrack.core.models import (
     check_progress,
 )
 from migratrack.core.states import AlertLevel, Control, Status, allowed
+from migratrack.core.values import check_metadata
 from migratrack.errors import (
     ApprovalRequired,
     DependencyNotMet,
@@ -81,11 +82,7 @@ def _text(value: Any, what: str, *, required: bool = True) -> str:
 
 
 def _metadata(value: Any) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise InvalidInput(f"metadata must be a dict, not {type(value).__name__}")
-    return dict(value)
+    return {} if value is None else check_metadata(value)
 
 
 def active_seconds(state: MigrationState, start: datetime | None, end: datetime) -> float:

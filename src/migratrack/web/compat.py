@@ -29,6 +29,7 @@ from migratrack.core.commands import (
     StartSubTask,
 )
 from migratrack.core.states import AlertLevel, Control, MigrationStatus, Status
+from migratrack.core.values import Metadata
 from migratrack.core.views import AlertView, Dashboard, MetricsView, Overview, PhaseView
 from migratrack.errors import InvalidInput, NotFound
 from migratrack.service import MigrationService
@@ -232,7 +233,7 @@ class SeedProgressIn(BaseModel):
     phaseId: str | None = Field(default=None, min_length=1, max_length=200)
     subTaskId: str | None = Field(default=None, min_length=1, max_length=200)
     progress: Percent | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: Metadata | None = None
     error: str | None = Field(default=None, min_length=1, max_length=10_000)
     type: AlertLevel | None = Field(default=None, description="alert level for createAlert")
     message: str | None = Field(default=None, min_length=1, max_length=10_000,

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from migratrack.core.models import Event
 from migratrack.core.plan import Id, PlanSpec
 from migratrack.core.states import AlertLevel, Control, MigrationStatus
+from migratrack.core.values import Metadata
 from migratrack.core.views import AlertView, Overview
 
 Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False, strict=True)]  # strict: no true/false
@@ -73,7 +74,7 @@ class ProgressIn(_In):
     done: Count | None = Field(default=None, description="items done (of total)")
     total: Count | None = None
     add: Count | None = Field(default=None, description="add to the done count (adds up across workers)")
-    metadata: dict[str, Any] | None = None
+    metadata: Metadata | None = None
 
     @model_validator(mode="after")
     def _something(self) -> ProgressIn:
@@ -136,7 +137,7 @@ class UpdateIn(_In):
     done: Count | None = None
     total: Count | None = None
     add: Count | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: Metadata | None = None
 
 
 class BatchIn(_In):
