@@ -109,8 +109,8 @@ def test_phase_objects_are_checked_by_the_same_rules_as_dicts() -> None:
         build([Phase("a b", estimated_duration=-1, sub_tasks=[SubTask("s"), "s"]), Phase("c", dependencies=["x"])])
     assert str(info.value).splitlines() == [
         "plan: 4 problems",
-        "plan: phases[0] ('a b').id: 'a b' is not a valid id: use 1 to 200 characters without '/', whitespace or "
-        "control characters",
+        "plan: phases[0] ('a b').id: 'a b' is not a valid id: use 1 to 200 characters without '/', whitespace, "
+        "control or text-direction characters",
         "plan: phases[0] ('a b').estimated_duration: must be a finite, non-negative duration in minutes, got -1",
         "plan: phases[0] ('a b').sub_tasks[1] ('s').id: duplicate sub-task id 's'",
         "plan: phases[1] ('c').dependencies[0]: depends on unknown phase 'x'; known phases: c",

@@ -151,8 +151,8 @@ def test_the_api_names_each_problem_of_a_plan(admin: httpx.Client) -> None:
     fields = {f["field"]: f["message"] for f in r.json()["fields"]}
     assert fields == {
         "body.phases.0.estimated_duration": "must be a finite, non-negative duration in minutes, got -1",
-        "body.phases.1.id": "'b c' is not a valid id: use 1 to 200 characters without '/', whitespace or "
-                            "control characters",
+        "body.phases.1.id": "'b c' is not a valid id: use 1 to 200 characters without '/', whitespace, "
+                            "control or text-direction characters",
         "body.phases.1.dependencies.0": "depends on unknown phase 'ghost'; known phases: a",
     }
 
