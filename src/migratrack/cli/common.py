@@ -3,6 +3,7 @@ command works on."""
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -37,6 +38,26 @@ class CliContext:
 def cli_context(ctx: typer.Context) -> CliContext:
     # a command invoked without the root callback (as a test may) sees no server
     return ctx.ensure_object(CliContext)
+
+
+def safe(text: object) -> str:
+    """``text`` as it may reach a terminal: control, zero-width and text-direction characters
+    (which could retitle the window, clear the screen or reorder what the operator reads) are
+    shown as escapes. Everything a user supplied goes through here before it is printed."""
+    out = []
+    for ch in str(text):
+        if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def json_safe(text: str) -> str:
+    """JSON text with the characters JSON leaves raw but a terminal acts on (text direction,
+    zero-width, line separators) written as ``\\u`` escapes: the same JSON to a parser."""
+    return "".join(f"\\u{ord(ch):04x}" if unicodedata.category(ch) in ("Cf", "Zl", "Zp") else ch for ch in text)
 
 
 def storage_url(value: str | None) -> str:

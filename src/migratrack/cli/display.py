@@ -11,6 +11,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from migratrack.cli.common import safe
 from migratrack.core.states import AlertLevel, MigrationStatus, Status
 from migratrack.core.views import Dashboard
 
@@ -69,7 +70,7 @@ def render_dashboard(d: Dashboard, now: datetime) -> RenderableType:
     head = Table.grid(padding=(0, 2))
     head.add_column(justify="right", style="bold")
     head.add_column()
-    head.add_row("migration", f"{o.name} ({o.migration_id})")
+    head.add_row("migration", Text(safe(f"{o.name} ({o.migration_id})")))
     head.add_row("status", Text(o.status.value, style=MIGRATION_STYLE[o.status]))
     bar = Table.grid(padding=(0, 1))
     bar.add_row(ProgressBar(total=100, completed=o.overall_progress, width=40), f"{o.overall_progress:5.1f}%")
@@ -93,22 +94,22 @@ def render_dashboard(d: Dashboard, now: datetime) -> RenderableType:
     for p in d.phases:
         detail = ""
         if p.blocked_by and p.status is Status.PENDING:
-            detail = "waits for " + ", ".join(p.blocked_by)
+            detail = "waits for " + ", ".join(safe(b) for b in p.blocked_by)
         elif p.requires_approval and p.approved_at is None and p.status is Status.PENDING:
             detail = "needs approval"
         elif p.total:
             detail = f"{p.done:,}/{p.total:,}"
         if p.sub_tasks:
             done = sum(1 for s in p.sub_tasks if s.status.finished)
-            running = [s.name for s in p.sub_tasks if s.status is Status.IN_PROGRESS]
+            running = [safe(s.name) for s in p.sub_tasks if s.status is Status.IN_PROGRESS]
             detail = f"{done}/{len(p.sub_tasks)} sub-tasks" + (f" ({', '.join(running)})" if running else "")
         if p.status is Status.FAILED and p.errors:
-            detail = p.errors[-1]
+            detail = safe(p.errors[-1])
         if p.attempts > 1:
             detail += f" [attempt {p.attempts}]"
         phases.add_row(
-            p.name, Text(p.status.value, style=STATUS_STYLE[p.status]),
-            ProgressBar(total=100, completed=p.progress), f"{p.progress:5.1f}%", detail,
+            Text(safe(p.name)), Text(p.status.value, style=STATUS_STYLE[p.status]),
+            ProgressBar(total=100, completed=p.progress), f"{p.progress:5.1f}%", Text(detail),
         )
 
     m = d.metrics
@@ -122,14 +123,14 @@ def render_dashboard(d: Dashboard, now: datetime) -> RenderableType:
     if m.resource_utilization:
         parts = [f"{k} {v:.0f}%" if k in ("cpu", "memory") else f"{k} {human_bytes(v)}"
                  for k, v in m.resource_utilization.items()]
-        metrics.add_row("resources", ", ".join(parts))
+        metrics.add_row("resources", Text(safe(", ".join(parts))))
     if m.cost_metrics:
-        metrics.add_row("cost", ", ".join(f"{k} ${v:,.2f}" for k, v in m.cost_metrics.items()))
+        metrics.add_row("cost", Text(safe(", ".join(f"{k} ${v:,.2f}" for k, v in m.cost_metrics.items()))))
 
     alerts = Table.grid(padding=(0, 1))
     for a in d.recent_alerts[:6]:
         alerts.add_row(a.created_at.astimezone().strftime("%H:%M:%S"),
-                       Text(a.level.value, style=LEVEL_STYLE[a.level]), Text(a.message, overflow="ellipsis"))
+                       Text(a.level.value, style=LEVEL_STYLE[a.level]), Text(safe(a.message), overflow="ellipsis"))
     return Group(
         Panel(head, title="migratrack", border_style="cyan"),
         phases,

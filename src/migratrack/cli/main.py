@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.live import Live
+from rich.markup import escape
 
 from migratrack import __version__
 from migratrack.cli import report, serve, store, verbs
@@ -20,7 +21,9 @@ from migratrack.cli.common import (
     cli_context,
     console,
     err_console,
+    json_safe,
     remote_url,
+    safe,
     shown,
     storage_url,
 )
@@ -107,7 +110,7 @@ def list_(ctx: typer.Context, storage: StorageOpt = None) -> None:
             when = "ETA " + o.estimated_completion.astimezone().strftime("%Y-%m-%d %H:%M")
         else:
             when = "ETA unknown"
-        sys.stdout.write(f"{mid:<32} {o.status.value:<10} {o.overall_progress:6.1f}%  {when}\n")
+        sys.stdout.write(f"{safe(mid):<32} {o.status.value:<10} {o.overall_progress:6.1f}%  {when}\n")
 
 
 @app.command()
@@ -121,7 +124,7 @@ def status(
     svc = service(ctx, storage)
     d = svc.dashboard(migration)
     if as_json:
-        sys.stdout.write(d.model_dump_json(indent=2) + "\n")
+        sys.stdout.write(json_safe(d.model_dump_json(indent=2)) + "\n")
     else:
         console.print(render_dashboard(d, now()))
 
@@ -159,10 +162,11 @@ def events(
     """Print the migration's event log (the audit trail)."""
     for e in service(ctx, storage).events(migration, after, limit):
         if as_json:
-            sys.stdout.write(json.dumps(e.to_dict()) + "\n")
+            sys.stdout.write(json_safe(json.dumps(e.to_dict(), allow_nan=False)) + "\n")
         else:
             payload = " ".join(f"{k}={v}" for k, v in e.payload.items() if k not in ("id", "created_at"))
-            sys.stdout.write(f"{e.seq:>6} {e.ts.astimezone():%H:%M:%S} {e.type:<20} {e.actor:<20} {payload}\n")
+            sys.stdout.write(f"{e.seq:>6} {e.ts.astimezone():%H:%M:%S} {e.type:<20} {safe(e.actor):<20} "
+                             f"{safe(payload)}\n")
 
 
 # the commands' verbs, the shell-script commands, the server and tokens, store maintenance: after this
@@ -177,7 +181,7 @@ def main() -> None:
     try:
         app()
     except MigratrackError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
+        err_console.print("[bold red]error:[/]", escape(safe(exc)), highlight=False)
         raise SystemExit(1) from None
 
 

@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
-from migratrack.cli.common import MigrationArg, StorageOpt, console, open_tracker
+from migratrack.cli.common import MigrationArg, StorageOpt, console, open_tracker, safe
 from migratrack.errors import MigrationCancelled
 from migratrack.sdk.plan import load_plan
 
@@ -31,7 +32,8 @@ def init(
     """Create a migration from a plan file (resumes it if it exists with the same plan)."""
     with open_tracker(ctx, migration, storage) as t:
         created = t.initialize_migration(plan, name=name, replace=replace)
-    console.print(f"{migration}: {'created' if created else 'exists with the same plan; resumed'}")
+    console.print(escape(safe(f"{migration}: {'created' if created else 'exists with the same plan; resumed'}")),
+                  highlight=False)
 
 
 @app.command("check-plan")
@@ -104,7 +106,7 @@ def checkpoint(
     try:
         t.checkpoint()
     except MigrationCancelled as exc:
-        console.print(f"[bold magenta]{exc}[/]")
+        console.print(f"[bold magenta]{escape(safe(exc))}[/]")
         raise typer.Exit(3) from None
     finally:
         t.close()

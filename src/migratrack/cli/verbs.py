@@ -15,8 +15,9 @@ from typing import Annotated, Any, get_args, get_origin, get_type_hints
 
 import typer
 from pydantic.fields import FieldInfo
+from rich.markup import escape
 
-from migratrack.cli.common import MigrationArg, StorageOpt, console, open_tracker
+from migratrack.cli.common import MigrationArg, StorageOpt, console, open_tracker, safe
 from migratrack.core.commands import ADDRESS_FIELDS, COMMANDS, Command, Target
 
 #: this module's commands; cli.main adds them to `migratrack`
@@ -72,8 +73,9 @@ def _verb(main: type[Command], sub: type[Command] | None) -> Callable[..., None]
                 o = t.get_overview()
                 eta = (o.estimated_completion.astimezone().strftime("%Y-%m-%d %H:%M")
                        if o.estimated_completion else "unknown")
-                console.print(cls.cli_reply.format(migration=migration, status=o.status.value, eta=eta,
-                                                   **address, **arguments), highlight=False)
+                reply = cls.cli_reply.format(migration=migration, status=o.status.value, eta=eta, **address,
+                                             **arguments)
+                console.print(escape(safe(reply)), highlight=False)
 
     def verb(**kwargs: Any) -> None:
         run(sub_task=kwargs.pop("sub", None), **kwargs)
