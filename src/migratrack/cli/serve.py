@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
+import re
+import socket
 import sys
 from typing import Annotated
 
@@ -26,6 +29,18 @@ def _loopback(host: str) -> bool:
         return False
 
 
+class RedactTokens(logging.Filter):
+    """Access-log lines never carry a token (the event stream accepts ``?token=``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_TOKEN.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+_TOKEN = re.compile(r"((?:^|[?&])token=)[^&\s]*")
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(envvar="MIGRATRACK_HOST", help="address to listen on [env MIGRATRACK_HOST]")]
@@ -36,6 +51,9 @@ def serve(
     insecure_no_auth: Annotated[bool, typer.Option(
         "--insecure-no-auth", help="serve without tokens (loopback addresses only; every caller is admin)")] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    allowed_host: Annotated[list[str] | None, typer.Option(
+        "--allowed-host", help="a name clients use to reach the server, besides the loopback names "
+                               "(repeatable; '*' for any, behind a proxy that checks it)")] = None,
 ) -> None:
     """Run the HTTP server: JSON API, the seed's routes, live event stream, OpenAPI docs at /docs."""
     try:
@@ -74,7 +92,13 @@ def serve(
     console.print(f"migratrack serving {shown(url)} on [bold]{base}[/] (API docs: {base}/docs)", highlight=False,
                   soft_wrap=True)
     sys.stdout.flush()
-    application = create_app(store, auth=not insecure_no_auth)
+    hosts = list(allowed_host or [])
+    if not _loopback(host) and not hosts:
+        console.print(f"[yellow]note:[/] only requests that name this server by a loopback address are answered; "
+                      f"add the names clients use with --allowed-host (e.g. --allowed-host {socket.gethostname()})",
+                      highlight=False, soft_wrap=True)
+    application = create_app(store, auth=not insecure_no_auth, allowed_hosts=hosts)
+    logging.getLogger("uvicorn.access").addFilter(RedactTokens())
     uvicorn.run(application, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5,
                 proxy_headers=True)
 

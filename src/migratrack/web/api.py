@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import MISSING, fields
 from typing import Annotated, Any, TypeVar, get_type_hints
 
-from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Header, HTTPException, Path, Query, Request, Response
 from pydantic import BaseModel, create_model
 from starlette.concurrency import run_in_threadpool
 
@@ -55,6 +55,9 @@ from migratrack.web.schemas import (
 )
 
 T = TypeVar("T")
+
+#: the largest sequence number a cursor may name (stores keep 64-bit integers)
+MAX_SEQ = 2**62
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "no token, or an unknown or revoked one"},
@@ -357,7 +360,8 @@ def get_control(mid: MigrationId, svc: Svc, _: Principal = RequireViewer) -> Con
 
 
 @router.get("/{mid}/audit", response_model=AuditPage, summary="The audit trail (event log), paged")
-def audit(mid: MigrationId, svc: Svc, after: Annotated[int, Query(ge=0, description="events after this seq")] = 0,
+def audit(mid: MigrationId, svc: Svc,
+          after: Annotated[int, Query(ge=0, le=MAX_SEQ, description="events after this seq")] = 0,
           limit: Annotated[int, Query(ge=1, le=1000)] = 100, _: Principal = RequireViewer) -> AuditPage:
     events = svc.events(mid, after, limit)
     next_after = events[-1].seq if len(events) == limit else None
@@ -369,7 +373,9 @@ def audit(mid: MigrationId, svc: Svc, after: Annotated[int, Query(ge=0, descript
 def _tokens(request: Request) -> TokenManager:
     manager: TokenManager | None = request.app.state.tokens
     if manager is None:
-        manager = TokenManager(request.app.state.storage)
+        # a token made while anyone may call the server would outlive that mode: never
+        raise HTTPException(403, "token routes are off while the server runs without authentication "
+                                 "(--insecure-no-auth); create tokens with 'migratrack token create'")
     return manager
 
 

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from migratrack import __version__
+from migratrack.errors import StorageError, StorageUnavailable
 from migratrack.service import Clock, MigrationService
 from migratrack.settings import Settings
 from migratrack.storage import Storage, open_storage
 from migratrack.web import api, compat, errors, sse
 from migratrack.web.auth import TokenManager
+from migratrack.web.hosts import LOOPBACK_HOSTS, HostCheck
 from migratrack.web.lean import HotRoutes
 from migratrack.web.replay import Replays
 from migratrack.web.schemas import Health
+
+#: seconds /readyz waits for the store
+READY_TIMEOUT = 2.0
 
 DESCRIPTION = """\
 Track long, multi-phase migrations: phases, sub-tasks, progress, metrics, alerts, ETA, pause and resume.
@@ -39,10 +45,12 @@ def create_app(
     sse_ping: float = sse.PING_SECONDS,
     poll_interval: float = 0.25,
     max_body: int = errors.MAX_BODY_BYTES,
+    allowed_hosts: Iterable[str] = (),
 ) -> FastAPI:
     """The migratrack server on ``storage`` (a URL or a store; default from the environment).
 
-    ``auth=False`` serves without tokens: only for a loopback address, the CLI enforces it."""
+    ``auth=False`` serves without tokens: only for a loopback address, the CLI enforces it.
+    Requests must name the server by a loopback name or one of ``allowed_hosts`` in their Host."""
     owned = not isinstance(storage, Storage)
     store = open_storage(storage if storage is not None else Settings.from_env().storage_url)
     svc = MigrationService(store, clock)
@@ -78,8 +86,19 @@ def create_app(
     def healthz() -> Health:
         return Health(status="ok", version=__version__)
 
+    @app.get("/readyz", response_model=Health, tags=["health"],
+             summary="Readiness (no auth): the store answers within 2 s",
+             responses={503: {"model": errors.ErrorBody, "description": "the store does not answer"}})
+    async def readyz() -> Health:
+        try:
+            await asyncio.wait_for(asyncio.to_thread(svc.exists, "readyz"), READY_TIMEOUT)
+        except (TimeoutError, StorageError) as exc:
+            raise StorageUnavailable(f"the store does not answer: {exc or 'timed out'}") from None
+        return Health(status="ready", version=__version__)
+
     # innermost: whatever middleware is added around it sees the hot routes too
     app.add_middleware(HotRoutes, routes=api.hot_router.routes, handlers=app.exception_handlers)
     app.add_middleware(sse.PokeOnWrite, hub=hub)
-    app.add_middleware(errors.BodyLimit, limit=max_body)  # added last: outermost
+    app.add_middleware(errors.BodyLimit, limit=max_body)
+    app.add_middleware(HostCheck, allowed=[*LOOPBACK_HOSTS, *allowed_hosts])  # added last: outermost
     return app

@@ -199,5 +199,5 @@ class TokenCreated(TokenOut):
 
 
 class Health(BaseModel):
-    status: Literal["ok"]
+    status: Literal["ok", "ready"]
     version: str

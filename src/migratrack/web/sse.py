@@ -25,9 +25,9 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from migratrack.core.models import Event
-from migratrack.errors import MigrationNotFound
+from migratrack.errors import InvalidInput, MigrationNotFound
 from migratrack.service import MigrationService
-from migratrack.web.api import ERRORS, MigrationId, service
+from migratrack.web.api import ERRORS, MAX_SEQ, MigrationId, service
 from migratrack.web.auth import Principal, RequireViewer
 
 log = logging.getLogger("migratrack.web")
@@ -232,7 +232,8 @@ async def events(
     request: Request,
     mid: MigrationId,
     svc: Annotated[MigrationService, Depends(service)],
-    after: Annotated[int | None, Query(ge=0, description="start after this seq (else Last-Event-ID, else 0)")] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_SEQ,
+                                       description="start after this seq (else Last-Event-ID, else 0)")] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=40)] = None,
     token: Annotated[str | None, Query(description="the token, for browsers' EventSource (no headers)")] = None,
     _: Principal = RequireViewer,
@@ -240,6 +241,8 @@ async def events(
     start = after
     if start is None:
         start = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+        if start > MAX_SEQ:
+            raise InvalidInput(f"Last-Event-ID {last_event_id} is beyond any event (at most {MAX_SEQ})")
     if not await asyncio.to_thread(svc.exists, mid):
         raise MigrationNotFound(mid)
     hub: EventHub = request.app.state.hub
