@@ -41,14 +41,18 @@ from migratrack.storage.base import (
     Codec,
     MergeResult,
     ProgressMerge,
+    RequestRecord,
     Storage,
     SubTaskScope,
     TokenRecord,
+    check_op_id,
     parse_duration,
 )
 from migratrack.storage.url import StoreURL, store_url_for
 
-SCHEMA_VERSION = 1
+#: 2 added mt_applied (operation ids) and mt_requests (Idempotency-Keys); a file opened by this
+#: version gets them (CREATE IF NOT EXISTS) and is marked 2
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS mt_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -139,7 +143,29 @@ CREATE TABLE IF NOT EXISTS mt_tokens (
     created_at TEXT NOT NULL,
     data TEXT NOT NULL
 );
+-- applied operation ids (epoch seconds of the write's ts), kept for the dedupe window
+CREATE TABLE IF NOT EXISTS mt_applied (
+    migration_id TEXT NOT NULL,
+    op_id TEXT NOT NULL,
+    applied_at REAL NOT NULL,
+    PRIMARY KEY (migration_id, op_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS mt_applied_at ON mt_applied (applied_at);
+-- the server's Idempotency-Keys: the request that first used each, and its answer
+CREATE TABLE IF NOT EXISTS mt_requests (
+    key TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    claimed_at REAL NOT NULL,
+    response TEXT
+);
+CREATE INDEX IF NOT EXISTS mt_requests_at ON mt_requests (claimed_at);
 """
+
+#: record an operation id, unless it is recorded and young (then changes nothing: rowcount 0)
+_CLAIM_OP = (
+    "INSERT INTO mt_applied (migration_id, op_id, applied_at) VALUES (?, ?, ?) "
+    "ON CONFLICT (migration_id, op_id) DO UPDATE SET applied_at = excluded.applied_at WHERE applied_at < ?"
+)
 
 _NEXT_SEQ = "(SELECT COALESCE(MAX(seq), 0) + 1 FROM mt_events WHERE migration_id = ?)"
 _INSERT_EVENT = (
@@ -161,9 +187,12 @@ class SQLiteStorage(Storage):
     has_change_feed = False
 
     def __init__(self, url: str | StoreURL = "sqlite:///migratrack.db", codec: Codec | None = None,
-                 *, busy_timeout: float = 30.0, retention: str | float | timedelta | None = None) -> None:
-        super().__init__(codec)
-        self.location = store_url_for("sqlite", url)
+                 *, busy_timeout: float = 30.0, retention: str | float | timedelta | None = None,
+                 dedupe_window: str | float | timedelta | None = None) -> None:
+        location = store_url_for("sqlite", url)
+        super().__init__(codec, dedupe_window=dedupe_window if dedupe_window is not None
+                         else location.options.get("dedupe_window"))
+        self.location = location
         self.url = str(self.location)
         assert self.location.path is not None  # the parser refuses a sqlite URL without a file
         self.path = self.location.path
@@ -173,6 +202,7 @@ class SQLiteStorage(Storage):
         #: finished migrations older than this are purged (on open, then at most once a minute)
         self.retention = parse_duration(retention) if retention is not None else None
         self._purged_at = 0.0
+        self._ops_pruned_at = 0.0
         self._sync = options.get("synchronous", "NORMAL").upper()
         if self._sync not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ConfigurationError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, got {self._sync!r}")
@@ -205,6 +235,8 @@ class SQLiteStorage(Storage):
                     f"{self.path} has schema version {row[0]}, newer than this migratrack "
                     f"understands ({SCHEMA_VERSION}); upgrade migratrack"
                 )
+            elif int(row[0]) < SCHEMA_VERSION:  # the schema script above made the new tables
+                c.execute("UPDATE mt_meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -378,7 +410,7 @@ class SQLiteStorage(Storage):
 
     def _delete(self, c: sqlite3.Connection, migration_id: str) -> int:
         n = c.execute("DELETE FROM mt_migrations WHERE id = ?", (migration_id,)).rowcount
-        for table in ("mt_phases", "mt_sub_tasks", "mt_events", "mt_alerts"):
+        for table in ("mt_phases", "mt_sub_tasks", "mt_events", "mt_alerts", "mt_applied"):
             c.execute(f"DELETE FROM {table} WHERE migration_id = ?", (migration_id,))
         return n
 
@@ -388,15 +420,45 @@ class SQLiteStorage(Storage):
 
     # -- writes ----------------------------------------------------------------------------
 
+    # -- operation ids ------------------------------------------------------------------------
+
+    def _claim_op(self, c: sqlite3.Connection, migration_id: str, op_id: str, ts: datetime) -> bool:
+        """Record ``op_id`` in the open transaction; False when it is a duplicate (recorded and young)."""
+        check_op_id(op_id)
+        self._maybe_prune_ops(c, ts)
+        return c.execute(_CLAIM_OP, (migration_id, op_id, ts.timestamp(),
+                                     self.dedupe_cutoff(ts).timestamp())).rowcount > 0
+
+    def _seen_op(self, c: sqlite3.Connection, migration_id: str, op_id: str, ts: datetime) -> bool:
+        check_op_id(op_id)
+        row = c.execute("SELECT applied_at FROM mt_applied WHERE migration_id = ? AND op_id = ?",
+                        (migration_id, op_id)).fetchone()
+        return row is not None and row[0] >= self.dedupe_cutoff(ts).timestamp()
+
+    def _maybe_prune_ops(self, c: sqlite3.Connection, ts: datetime) -> None:
+        # at most once a minute, inside a write that is under way anyway: no commit of its own
+        if time.monotonic() - self._ops_pruned_at < 60:
+            return
+        self._ops_pruned_at = time.monotonic()
+        cutoff = self.dedupe_cutoff(ts).timestamp()
+        c.execute("DELETE FROM mt_applied WHERE applied_at < ?", (cutoff,))
+        c.execute("DELETE FROM mt_requests WHERE claimed_at < ?", (cutoff,))
+
     def transact(
-        self, migration_id: str, fn: Callable[[MigrationState], Change], *, sub_tasks: SubTaskScope = "all"
+        self, migration_id: str, fn: Callable[[MigrationState], Change], *, sub_tasks: SubTaskScope = "all",
+        op_id: str | None = None, ts: datetime | None = None,
     ) -> Change:
+        at = ts or datetime.now(UTC)
         with self._write() as c:
+            if op_id is not None and self._seen_op(c, migration_id, op_id, at):
+                return Change(last_seq=self._last_seq(c, migration_id))
             state = self._load(c, migration_id, sub_tasks)
             change = fn(state)
             if change.empty:
                 change.last_seq = state.seq
                 return change
+            if op_id is not None:
+                self._claim_op(c, migration_id, op_id, at)
             now = (change.events[-1].ts if change.events else state.created_at).isoformat()
             if change.header:
                 self._write_header(c, state, now)
@@ -427,7 +489,12 @@ class SQLiteStorage(Storage):
     def merge_progress(
         self, migration_id: str, phase_id: str, sub_task_id: str | None, *,
         progress: float | None, done: int | None, add: int | None, ts: datetime, actor: str,
+        op_id: str | None = None,
     ) -> MergeResult:
+        if op_id is not None:  # the id and the merge in one transaction
+            with self._write() as c:
+                return self._merge_once(c, migration_id, ProgressMerge(phase_id, sub_task_id, progress, done, add,
+                                                                       op_id), ts, ts.isoformat(), actor)
         # One UPDATE statement, run as its own transaction; a trigger appends the event.
         with self._lock:
             self._check_open()
@@ -443,8 +510,19 @@ class SQLiteStorage(Storage):
         # One transaction for the lot: one commit instead of one per update.
         ts_text = ts.isoformat()
         with self._write() as c:
-            return [self._merge(c, migration_id, m.phase_id, m.sub_task_id, m.progress, m.done, m.add, ts_text, actor)
-                    for m in merges]
+            return [self._merge_once(c, migration_id, m, ts, ts_text, actor) for m in merges]
+
+    def _merge_once(self, c: sqlite3.Connection, migration_id: str, m: ProgressMerge, ts: datetime, ts_text: str,
+                    actor: str) -> MergeResult:
+        """One merge in an open transaction, recording its operation id if it has one."""
+        if m.op_id is None:
+            return self._merge(c, migration_id, m.phase_id, m.sub_task_id, m.progress, m.done, m.add, ts_text, actor)
+        if not self._claim_op(c, migration_id, m.op_id, ts):
+            return MergeResult.STALE
+        result = self._merge(c, migration_id, m.phase_id, m.sub_task_id, m.progress, m.done, m.add, ts_text, actor)
+        if result is not MergeResult.APPLIED:  # nothing applied: leave the id free for the rules
+            c.execute("DELETE FROM mt_applied WHERE migration_id = ? AND op_id = ?", (migration_id, m.op_id))
+        return result
 
     def _merge(
         self, c: sqlite3.Connection, migration_id: str, phase_id: str, sub_task_id: str | None,
@@ -501,9 +579,16 @@ class SQLiteStorage(Storage):
         return MergeResult.FALLBACK if over else MergeResult.STALE
 
     def increment_counters(
-        self, migration_id: str, deltas: Mapping[str, int], *, ts: datetime, actor: str
+        self, migration_id: str, deltas: Mapping[str, int], *, ts: datetime, actor: str,
+        op_id: str | None = None,
     ) -> dict[str, int]:
         with self._write() as c:
+            if op_id is not None and not self._claim_op(c, migration_id, op_id, ts):
+                row = c.execute("SELECT successful_operations, failed_operations, total_data_migrated "
+                                "FROM mt_migrations WHERE id = ?", (migration_id,)).fetchone()
+                if row is None:
+                    raise MigrationNotFound(migration_id)
+                return {"successful_operations": row[0], "failed_operations": row[1], "total_data_migrated": row[2]}
             row = c.execute(
                 "UPDATE mt_migrations SET successful_operations = successful_operations + ?, "
                 "failed_operations = failed_operations + ?, total_data_migrated = total_data_migrated + ? "
@@ -574,6 +659,25 @@ class SQLiteStorage(Storage):
         with self._lock:
             return {t: self._conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
                     for t in ("mt_migrations", "mt_phases", "mt_sub_tasks", "mt_events", "mt_alerts")}
+
+    # -- Idempotency-Keys ----------------------------------------------------------------------
+
+    def claim_request(self, key: str, fingerprint: str, *, ts: datetime) -> RequestRecord:
+        check_op_id(key)
+        with self._write() as c:
+            self._maybe_prune_ops(c, ts)
+            c.execute(
+                "INSERT INTO mt_requests (key, fingerprint, claimed_at) VALUES (?, ?, ?) ON CONFLICT (key) DO "
+                "UPDATE SET fingerprint = excluded.fingerprint, claimed_at = excluded.claimed_at, response = NULL "
+                "WHERE claimed_at < ?", (key, fingerprint, ts.timestamp(), self.dedupe_cutoff(ts).timestamp()))
+            found, response = c.execute("SELECT fingerprint, response FROM mt_requests WHERE key = ?",
+                                        (key,)).fetchone()
+        return RequestRecord(found, None if response is None else self.codec.loads(response))
+
+    def finish_request(self, key: str, fingerprint: str, response: Any, *, ts: datetime) -> None:
+        with self._write() as c:
+            c.execute("UPDATE mt_requests SET response = ? WHERE key = ? AND fingerprint = ?",
+                      (self.codec.dumps(response), key, fingerprint))
 
     # -- tokens ----------------------------------------------------------------------------
 
