@@ -78,6 +78,11 @@ def test_a_version_1_sqlite_file_upgrades_itself_on_open(tmp_path: Path) -> None
     svc.initialize("kept", [{"id": "only"}], actor="a")
     svc.storage.close()
     with sqlite3.connect(tmp_path / "old.db") as conn:  # as version 1 wrote it
+        for trigger in ("mt_phase_op", "mt_sub_task_op"):
+            conn.execute(f"DROP TRIGGER {trigger}")
+        for table in ("mt_phases", "mt_sub_tasks"):
+            conn.execute(f"ALTER TABLE {table} DROP COLUMN last_op")
+            conn.execute(f"ALTER TABLE {table} DROP COLUMN last_op_at")
         conn.execute("DROP TABLE mt_applied")
         conn.execute("DROP TABLE mt_requests")
         conn.execute("UPDATE mt_meta SET value = '1' WHERE key = 'schema_version'")
@@ -85,7 +90,9 @@ def test_a_version_1_sqlite_file_upgrades_itself_on_open(tmp_path: Path) -> None
     svc.execute("kept", StartPhase("only"), actor="a")
     for _ in range(2):
         svc.update_metrics("kept", increments={"successful_operations": 1}, actor="a", op_id="op-1")
-    assert svc.state("kept").metrics.successful_operations == 1
+        svc.update_phase_progress("kept", "only", add=5, actor="a", op_id="op-2")
+    state = svc.state("kept")
+    assert state.metrics.successful_operations == 1 and state.phases["only"].done == 5
     svc.storage.close()
     with sqlite3.connect(tmp_path / "old.db") as conn:
         assert conn.execute("SELECT value FROM mt_meta WHERE key = 'schema_version'").fetchone() == ("2",)

@@ -50,9 +50,12 @@ from migratrack.storage.base import (
 )
 from migratrack.storage.url import StoreURL, store_url_for
 
-#: 2 added mt_applied (operation ids) and mt_requests (Idempotency-Keys); a file opened by this
-#: version gets them (CREATE IF NOT EXISTS) and is marked 2
+#: 2 added mt_applied (operation ids), mt_requests (Idempotency-Keys) and the last_op columns; a
+#: file opened by this version gets them and is marked 2
 SCHEMA_VERSION = 2
+
+#: columns version 2 added to existing tables (ALTER TABLE appends them, as CREATE TABLE has them)
+_ADDED_COLUMNS = {"mt_phases": ("last_op TEXT", "last_op_at REAL"), "mt_sub_tasks": ("last_op TEXT", "last_op_at REAL")}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS mt_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -79,6 +82,8 @@ CREATE TABLE IF NOT EXISTS mt_phases (
     data TEXT NOT NULL,
     last_ts TEXT,
     last_actor TEXT,
+    last_op TEXT,
+    last_op_at REAL,
     PRIMARY KEY (migration_id, id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS mt_sub_tasks (
@@ -91,6 +96,8 @@ CREATE TABLE IF NOT EXISTS mt_sub_tasks (
     data TEXT NOT NULL,
     last_ts TEXT,
     last_actor TEXT,
+    last_op TEXT,
+    last_op_at REAL,
     PRIMARY KEY (migration_id, phase_id, id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS mt_events (
@@ -114,29 +121,6 @@ CREATE TABLE IF NOT EXISTS mt_alerts (
     PRIMARY KEY (migration_id, id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS mt_alerts_order ON mt_alerts (migration_id, n);
--- Triggers are re-created at every open, so a file always has this version's.
--- The hot path is one UPDATE statement (its own transaction); these triggers append its event
--- in the same statement. Cold-path writes use INSERT OR REPLACE and never fire them. Progress is
--- printed with 17 digits: json_object() alone keeps 15 and the event would disagree with the state.
-DROP TRIGGER IF EXISTS mt_phase_progress_event;
-CREATE TRIGGER mt_phase_progress_event AFTER UPDATE OF last_ts ON mt_phases
-BEGIN
-    INSERT INTO mt_events (migration_id, seq, ts, actor, type, payload, plain) VALUES (
-        NEW.migration_id,
-        (SELECT COALESCE(MAX(seq), 0) + 1 FROM mt_events WHERE migration_id = NEW.migration_id),
-        NEW.last_ts, NEW.last_actor, 'phase.progress',
-        json_object('phase', NEW.id, 'progress', json(printf('%!.17g', NEW.progress)),
-                    'done', NEW.done, 'total', NEW.total), 1);
-END;
-DROP TRIGGER IF EXISTS mt_sub_task_progress_event;
-CREATE TRIGGER mt_sub_task_progress_event AFTER UPDATE OF last_ts ON mt_sub_tasks
-BEGIN
-    INSERT INTO mt_events (migration_id, seq, ts, actor, type, payload, plain) VALUES (
-        NEW.migration_id,
-        (SELECT COALESCE(MAX(seq), 0) + 1 FROM mt_events WHERE migration_id = NEW.migration_id),
-        NEW.last_ts, NEW.last_actor, 'subtask.progress',
-        json_object('phase', NEW.phase_id, 'sub_task', NEW.id, 'progress', json(printf('%!.17g', NEW.progress))), 1);
-END;
 CREATE TABLE IF NOT EXISTS mt_tokens (
     id TEXT PRIMARY KEY,
     token_hash TEXT NOT NULL UNIQUE,
@@ -160,6 +144,52 @@ CREATE TABLE IF NOT EXISTS mt_requests (
 );
 CREATE INDEX IF NOT EXISTS mt_requests_at ON mt_requests (claimed_at);
 """
+
+_TRIGGERS = """
+-- Triggers are re-created at every open, so a file always has this version's.
+-- The hot path is one UPDATE statement (its own transaction); these triggers append its event
+-- in the same statement. Cold-path writes use INSERT OR REPLACE and never fire them. Progress is
+-- printed with 17 digits: json_object() alone keeps 15 and the event would disagree with the state.
+DROP TRIGGER IF EXISTS mt_phase_progress_event;
+CREATE TRIGGER mt_phase_progress_event AFTER UPDATE OF last_ts ON mt_phases
+BEGIN
+    INSERT INTO mt_events (migration_id, seq, ts, actor, type, payload, plain) VALUES (
+        NEW.migration_id,
+        (SELECT COALESCE(MAX(seq), 0) + 1 FROM mt_events WHERE migration_id = NEW.migration_id),
+        NEW.last_ts, NEW.last_actor, 'phase.progress',
+        json_object('phase', NEW.id, 'progress', json(printf('%!.17g', NEW.progress)),
+                    'done', NEW.done, 'total', NEW.total), 1);
+END;
+DROP TRIGGER IF EXISTS mt_sub_task_progress_event;
+CREATE TRIGGER mt_sub_task_progress_event AFTER UPDATE OF last_ts ON mt_sub_tasks
+BEGIN
+    INSERT INTO mt_events (migration_id, seq, ts, actor, type, payload, plain) VALUES (
+        NEW.migration_id,
+        (SELECT COALESCE(MAX(seq), 0) + 1 FROM mt_events WHERE migration_id = NEW.migration_id),
+        NEW.last_ts, NEW.last_actor, 'subtask.progress',
+        json_object('phase', NEW.phase_id, 'sub_task', NEW.id, 'progress', json(printf('%!.17g', NEW.progress))), 1);
+END;
+-- A hot-path UPDATE that carries an operation id sets last_op (it runs only if the id is not
+-- recorded and young: see _merge); these record the id in the same statement. An expired
+-- record of the same id is replaced.
+DROP TRIGGER IF EXISTS mt_phase_op;
+CREATE TRIGGER mt_phase_op AFTER UPDATE OF last_op ON mt_phases WHEN NEW.last_op IS NOT NULL
+BEGIN
+    INSERT OR REPLACE INTO mt_applied (migration_id, op_id, applied_at)
+    VALUES (NEW.migration_id, NEW.last_op, NEW.last_op_at);
+END;
+DROP TRIGGER IF EXISTS mt_sub_task_op;
+CREATE TRIGGER mt_sub_task_op AFTER UPDATE OF last_op ON mt_sub_tasks WHEN NEW.last_op IS NOT NULL
+BEGIN
+    INSERT OR REPLACE INTO mt_applied (migration_id, op_id, applied_at)
+    VALUES (NEW.migration_id, NEW.last_op, NEW.last_op_at);
+END;
+"""
+
+_PHASE_COLUMNS = "(migration_id, id, pos, status, progress, done, total, data, last_ts, last_actor)"
+_SUB_COLUMNS = "(migration_id, phase_id, id, pos, status, progress, data, last_ts, last_actor)"
+#: the hot path's duplicate check, in the UPDATE's WHERE (a write statement reads the latest rows)
+_NOT_SEEN = "NOT EXISTS (SELECT 1 FROM mt_applied WHERE migration_id = :m AND op_id = :op AND applied_at >= :cutoff)"
 
 #: record an operation id, unless it is recorded and young (then changes nothing: rowcount 0)
 _CLAIM_OP = (
@@ -224,8 +254,18 @@ class SQLiteStorage(Storage):
     # -- plumbing --------------------------------------------------------------------------
 
     def _migrate(self) -> None:
+        # each step is idempotent, so processes opening one file at once each run them safely
+        # (executescript commits whatever transaction is open: each script brings its own)
         with self._lock:
             self._conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
+        with self._write() as c:
+            for table, columns in _ADDED_COLUMNS.items():
+                have = {r[1] for r in c.execute(f"PRAGMA table_info({table})")}
+                for column in columns:
+                    if column.split()[0] not in have:  # a file of an earlier version
+                        c.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+        with self._lock:
+            self._conn.executescript("BEGIN IMMEDIATE;" + _TRIGGERS + "COMMIT;")
         with self._write() as c:
             row = c.execute("SELECT value FROM mt_meta WHERE key = 'schema_version'").fetchone()
             if row is None:
@@ -348,11 +388,11 @@ class SQLiteStorage(Storage):
             )
             self._write_metrics(c, state)
             c.executemany(
-                "INSERT INTO mt_phases VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO mt_phases {_PHASE_COLUMNS} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [self._phase_row(state.id, i, p) for i, p in enumerate(state.phases.values())],
             )
             c.executemany(
-                "INSERT INTO mt_sub_tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO mt_sub_tasks {_SUB_COLUMNS} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [self._sub_row(state.id, p.id, j, s)
                  for p in state.phases.values() for j, s in enumerate(p.sub_tasks.values())],
             )
@@ -468,12 +508,12 @@ class SQLiteStorage(Storage):
                 self._write_metrics(c, state)
             order = {pid: i for i, pid in enumerate(state.phases)}
             for pid in change.phases:
-                c.execute("INSERT OR REPLACE INTO mt_phases VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                c.execute(f"INSERT OR REPLACE INTO mt_phases {_PHASE_COLUMNS} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                           self._phase_row(migration_id, order[pid], state.phases[pid]))
             for pid, sid in change.sub_tasks:
                 sub = state.phases[pid].sub_tasks[sid]
                 pos = list(state.phases[pid].sub_tasks).index(sid)
-                c.execute("INSERT OR REPLACE INTO mt_sub_tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                c.execute(f"INSERT OR REPLACE INTO mt_sub_tasks {_SUB_COLUMNS} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                           self._sub_row(migration_id, pid, pos, sub))
             for a in change.new_alerts:
                 self._insert_alert(c, migration_id, a)
@@ -491,16 +531,15 @@ class SQLiteStorage(Storage):
         progress: float | None, done: int | None, add: int | None, ts: datetime, actor: str,
         op_id: str | None = None,
     ) -> MergeResult:
-        if op_id is not None:  # the id and the merge in one transaction
-            with self._write() as c:
-                return self._merge_once(c, migration_id, ProgressMerge(phase_id, sub_task_id, progress, done, add,
-                                                                       op_id), ts, ts.isoformat(), actor)
-        # One UPDATE statement, run as its own transaction; a trigger appends the event.
+        # One UPDATE statement, run as its own transaction; triggers append the event and record
+        # the operation id.
         with self._lock:
             self._check_open()
             try:
-                return self._merge(self._conn, migration_id, phase_id, sub_task_id, progress, done, add,
-                                   ts.isoformat(), actor)
+                if op_id is not None:
+                    self._maybe_prune_ops(self._conn, ts)
+                return self._merge(self._conn, migration_id, ProgressMerge(phase_id, sub_task_id, progress, done, add,
+                                                                           op_id), ts, ts.isoformat(), actor)
             except sqlite3.Error as exc:
                 raise StorageUnavailable(f"SQLite store {self.path!r} is busy or unwritable: {exc}") from exc
 
@@ -510,59 +549,58 @@ class SQLiteStorage(Storage):
         # One transaction for the lot: one commit instead of one per update.
         ts_text = ts.isoformat()
         with self._write() as c:
-            return [self._merge_once(c, migration_id, m, ts, ts_text, actor) for m in merges]
+            if any(m.op_id is not None for m in merges):
+                self._maybe_prune_ops(c, ts)
+            return [self._merge(c, migration_id, m, ts, ts_text, actor) for m in merges]
 
-    def _merge_once(self, c: sqlite3.Connection, migration_id: str, m: ProgressMerge, ts: datetime, ts_text: str,
-                    actor: str) -> MergeResult:
-        """One merge in an open transaction, recording its operation id if it has one."""
-        if m.op_id is None:
-            return self._merge(c, migration_id, m.phase_id, m.sub_task_id, m.progress, m.done, m.add, ts_text, actor)
-        if not self._claim_op(c, migration_id, m.op_id, ts):
-            return MergeResult.STALE
-        result = self._merge(c, migration_id, m.phase_id, m.sub_task_id, m.progress, m.done, m.add, ts_text, actor)
-        if result is not MergeResult.APPLIED:  # nothing applied: leave the id free for the rules
-            c.execute("DELETE FROM mt_applied WHERE migration_id = ? AND op_id = ?", (migration_id, m.op_id))
-        return result
-
-    def _merge(
-        self, c: sqlite3.Connection, migration_id: str, phase_id: str, sub_task_id: str | None,
-        progress: float | None, done: int | None, add: int | None, ts_text: str, actor: str,
-    ) -> MergeResult:
+    def _merge(self, c: sqlite3.Connection, migration_id: str, m: ProgressMerge, ts: datetime, ts_text: str,
+               actor: str) -> MergeResult:
+        phase_id, sub_task_id, progress, done, add = m.phase_id, m.sub_task_id, m.progress, m.done, m.add
+        args: dict[str, Any] = {"m": migration_id, "p": phase_id, "ts": ts_text, "actor": actor}
+        # with an operation id: the UPDATE runs only if the id is not recorded and young, and
+        # sets last_op, whose trigger records it
+        op_set = op_where = ""
+        if m.op_id is not None:
+            check_op_id(m.op_id)
+            op_set, op_where = ", last_op = :op, last_op_at = :at", " AND " + _NOT_SEEN
+            args.update(op=m.op_id, at=ts.timestamp(), cutoff=self.dedupe_cutoff(ts).timestamp())
         if sub_task_id is not None:
             if progress is None:
                 return MergeResult.FALLBACK
             written = c.execute(
-                "UPDATE mt_sub_tasks SET progress = ?, last_ts = ?, last_actor = ? WHERE migration_id = ? "
-                "AND phase_id = ? AND id = ? AND status = 'in_progress' AND progress < ?",
-                (progress, ts_text, actor, migration_id, phase_id, sub_task_id, progress),
+                f"UPDATE mt_sub_tasks SET progress = :progress, last_ts = :ts, last_actor = :actor{op_set} "
+                f"WHERE migration_id = :m AND phase_id = :p AND id = :s AND status = 'in_progress' "
+                f"AND progress < :progress{op_where}",
+                {**args, "progress": progress, "s": sub_task_id},
             ).rowcount
         elif done is None and not add and progress is None:
             written = 0  # nothing to merge: the status check below tells STALE from FALLBACK
         elif done is None and not add:
             written = c.execute(
-                "UPDATE mt_phases SET progress = ?, last_ts = ?, last_actor = ? WHERE migration_id = ? "
-                "AND id = ? AND status = 'in_progress' AND progress < ?",
-                (progress, ts_text, actor, migration_id, phase_id, progress),
+                f"UPDATE mt_phases SET progress = :progress, last_ts = :ts, last_actor = :actor{op_set} "
+                f"WHERE migration_id = :m AND id = :p AND status = 'in_progress' AND progress < :progress{op_where}",
+                {**args, "progress": progress},
             ).rowcount
         else:
             # new done and progress as in core.rules.merge_values; SET expressions see the old row
             written = c.execute(
-                """
+                f"""
                 UPDATE mt_phases SET done = MAX(done, :done) + :add, progress = MAX(progress, :progress,
                     CASE WHEN total IS NULL THEN 0.0 WHEN total = 0 THEN 100.0
                          ELSE MIN(100.0, (MAX(done, :done) + :add) * 100.0 / total) END),
-                    last_ts = :ts, last_actor = :actor
+                    last_ts = :ts, last_actor = :actor{op_set}
                 WHERE migration_id = :m AND id = :p AND status = 'in_progress'
                   AND (total IS NULL OR MAX(done, :done) + :add <= total)
                   AND (MAX(done, :done) + :add <> done OR :progress > progress OR (total IS NOT NULL
-                       AND MIN(100.0, (MAX(done, :done) + :add) * 100.0 / MAX(total, 1)) > progress))
+                       AND MIN(100.0, (MAX(done, :done) + :add) * 100.0 / MAX(total, 1)) > progress)){op_where}
                 """,
-                {"done": done or 0, "add": add or 0, "progress": progress or 0.0,
-                 "m": migration_id, "p": phase_id, "ts": ts_text, "actor": actor},
+                {**args, "done": done or 0, "add": add or 0, "progress": progress or 0.0},
             ).rowcount
         if written:
             return MergeResult.APPLIED
-        # nothing written: tell a stale value from a case for the rules
+        # nothing written: a repeated id, a stale value, or a case for the rules
+        if m.op_id is not None and self._seen_op(c, migration_id, m.op_id, ts):
+            return MergeResult.STALE
         if sub_task_id is not None:
             cur = c.execute(
                 "SELECT status FROM mt_sub_tasks WHERE migration_id = ? AND phase_id = ? AND id = ?",

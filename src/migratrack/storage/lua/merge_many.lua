@@ -5,7 +5,8 @@
 -- the dedupe window (ms), then per merge: kind ('s' sub-task | 'p' phase), field prefix,
 -- progress ('' = none), done ('' = none), add, payload, operation id ('' = none).
 -- A merge whose operation id is in o with a score (when applied) at or after the cutoff was
--- applied before: STALE, nothing written. An APPLIED merge records its id in the same call.
+-- applied before: STALE, nothing written. An APPLIED merge records its id in the same call; one
+-- that applied nothing leaves it free (the rules may apply it under the same id).
 if redis.call('EXISTS', KEYS[5]) == 1 then return {-1} end
 local ts, actor = ARGV[1], ARGV[2]
 local cutoff = tonumber(ARGV[4])
@@ -52,9 +53,13 @@ local recorded = false
 for i = 6, #ARGV, 7 do
   local op = ARGV[i + 6]
   local seen = false
-  if op ~= '' then
-    local at = redis.call('ZSCORE', KEYS[6], op)
-    seen = at and tonumber(at) >= cutoff
+  -- record first (one command when the id is new, the common case), undo if nothing applied
+  if op ~= '' and redis.call('ZADD', KEYS[6], 'NX', ARGV[3], op) == 0 then
+    if tonumber(redis.call('ZSCORE', KEYS[6], op)) >= cutoff then
+      seen = true
+    else  -- an expired record of the same id: this write takes it over
+      redis.call('ZADD', KEYS[6], ARGV[3], op)
+    end
   end
   local r = 1
   if not seen then
@@ -63,9 +68,8 @@ for i = 6, #ARGV, 7 do
     else
       r = phase(ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4]), ARGV[i + 5])
     end
-    if r == 2 and op ~= '' then
-      redis.call('ZADD', KEYS[6], ARGV[3], op)
-      recorded = true
+    if op ~= '' then
+      if r == 2 then recorded = true else redis.call('ZREM', KEYS[6], op) end
     end
   end
   out[#out + 1] = r
