@@ -5,6 +5,7 @@ Every error derives from :class:`MigratrackError`; each message says what to fix
     MigratrackError
     ├── InvalidPlan                 the phase plan is malformed (cycle, unknown dependency, duplicate id…)
     ├── InvalidInput                a value is out of range or of the wrong kind (NaN progress, bad level…)
+    │   └── IdempotencyKeyReused    an HTTP Idempotency-Key sent again with a different request
     ├── NotFound
     │   ├── MigrationNotFound
     │   ├── PhaseNotFound
@@ -38,6 +39,14 @@ class InvalidPlan(MigratrackError):
 
 class InvalidInput(MigratrackError, ValueError):
     pass
+
+
+class IdempotencyKeyReused(InvalidInput):
+    """An HTTP ``Idempotency-Key`` sent again with another request than the one it was first used for."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"Idempotency-Key {key!r} was used for a different request; use a new key for a new request")
 
 
 class NotFound(MigratrackError, LookupError):

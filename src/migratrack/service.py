@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -50,8 +51,10 @@ ProgressUpdate = ProgressDelta
 
 class PartiallyApplied(StorageUnavailable):
     """The store failed part-way through a batch of updates: what was written stays written, and
-    only ``updates`` and ``increments`` are to be sent again (a retry of the whole batch would
-    count increments twice)."""
+    only ``updates`` and ``increments`` are to be sent again (a retry of the whole batch without
+    an operation id would count increments twice). A batch sent with an ``op_id`` may instead be
+    sent again whole, with the same id: the parts already applied are acknowledged, not applied
+    again — the safe retry when the failure leaves it unclear what was written."""
 
     def __init__(self, cause: Exception, updates: list[ProgressUpdate], increments: dict[str, int]) -> None:
         self.updates = updates
@@ -59,8 +62,29 @@ class PartiallyApplied(StorageUnavailable):
         super().__init__(str(cause))
 
 
+#: the longest operation id the service takes (it adds suffixes for a batch's parts)
+MAX_OP_ID = 200
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def check_op_id(op_id: str | None) -> str | None:
+    if op_id is not None and (not isinstance(op_id, str) or not op_id or len(op_id) > MAX_OP_ID):
+        raise InvalidInput(f"op_id must be a non-empty string of at most {MAX_OP_ID} characters, got {op_id!r:.80}")
+    return op_id
+
+
+def part_id(op_id: str | None, part: int | str) -> str | None:
+    """The operation id of one part of a write made of several store calls: a retried write
+    derives the same ids, so each part is applied once whichever attempt reaches it first."""
+    return None if op_id is None else f"{op_id}:{part}"
+
+
+def alert_id_for(op_id: str) -> str:
+    """The id of the alert an operation creates: a retry finds the alert its first attempt made."""
+    return hashlib.sha256(op_id.encode()).hexdigest()[:16]
 
 
 class MigrationService:
@@ -111,20 +135,24 @@ class MigrationService:
         return state, True
 
     def run(
-        self, migration_id: str, actor: str, command: Callable[[Rules], Any], *, sub_tasks: SubTaskScope = None
+        self, migration_id: str, actor: str, command: Callable[[Rules], Any], *, sub_tasks: SubTaskScope = None,
+        op_id: str | None = None, new_id: Callable[[], str] | None = None,
     ) -> Change:
+        """``command`` through the rules under the migration's lock. With an ``op_id`` already
+        applied, nothing runs and the answer is an empty Change (see ``storage/base.py``)."""
         now = self.now()
 
         def fn(state: MigrationState) -> Change:
-            rules = Rules(state, now, actor)
+            rules = Rules(state, now, actor) if new_id is None else Rules(state, now, actor, new_id)
             command(rules)
             return rules.change
 
-        return self.storage.transact(migration_id, fn, sub_tasks=sub_tasks)
+        return self.storage.transact(migration_id, fn, sub_tasks=sub_tasks, op_id=op_id, ts=now)
 
-    def execute(self, migration_id: str, command: Command, *, actor: str) -> Change:
-        """Run one command (see ``core/commands.py``) under the migration's lock."""
-        return self.run(migration_id, actor, command.apply, sub_tasks=command.scope)
+    def execute(self, migration_id: str, command: Command, *, actor: str, op_id: str | None = None) -> Change:
+        """Run one command (see ``core/commands.py``) under the migration's lock; once per
+        ``op_id`` (a repeat answers an empty Change)."""
+        return self.run(migration_id, actor, command.apply, sub_tasks=command.scope, op_id=check_op_id(op_id))
 
     def update_phase_progress(
         self,
@@ -137,49 +165,67 @@ class MigrationService:
         total: int | None = None,
         add: int | None = None,
         actor: str,
+        op_id: str | None = None,
     ) -> MergeResult | Change:
-        """Hot path first (one atomic store operation); the rules decide whatever it cannot."""
+        """Hot path first (one atomic store operation); the rules decide whatever it cannot.
+        Once per ``op_id``: the hot path and the rules record the same id, so whichever
+        applied it, a repeat answers STALE or an empty Change."""
         value = None if progress is None else check_progress(progress)
         done_v = None if done is None else check_count(done, "done")
         add_v = None if add is None else check_count(add, "increment")
+        check_op_id(op_id)
         if metadata is None and total is None:
             result = self.storage.merge_progress(
-                mid, phase_id, None, progress=value, done=done_v, add=add_v, ts=self.now(), actor=actor
+                mid, phase_id, None, progress=value, done=done_v, add=add_v, ts=self.now(), actor=actor, op_id=op_id
             )
             if result is not MergeResult.FALLBACK:
                 return result
         return self.run(mid, actor, lambda r: r.update_phase_progress(
-            phase_id, value, metadata, done=done_v, total=total, add=add_v))
+            phase_id, value, metadata, done=done_v, total=total, add=add_v), op_id=op_id)
 
-    def _progress_by_rules(self, mid: str, u: ProgressUpdate, *, actor: str) -> Change:
+    def _progress_by_rules(self, mid: str, u: ProgressUpdate, *, actor: str, op_id: str | None = None) -> Change:
         """The cold path of a progress report: under the lock, through the rules (what the hot
         path answered FALLBACK to, or what it cannot carry: metadata, a total)."""
         if u.sub_task is None:
             return self.run(mid, actor, lambda r: r.update_phase_progress(
-                u.phase, u.progress, u.metadata or None, done=u.done, total=u.total, add=u.add))
+                u.phase, u.progress, u.metadata or None, done=u.done, total=u.total, add=u.add), op_id=op_id)
         progress = u.progress
         if progress is None:
             raise InvalidInput("a sub-task takes a progress percentage")
         return self.run(mid, actor, lambda r: r.update_sub_task_progress(u.phase, str(u.sub_task), progress),
-                        sub_tasks=u.phase)
+                        sub_tasks=u.phase, op_id=op_id)
 
     def update_sub_task_progress(
-        self, mid: str, phase_id: str, sub_id: str, progress: float, *, actor: str
+        self, mid: str, phase_id: str, sub_id: str, progress: float, *, actor: str, op_id: str | None = None
     ) -> MergeResult | Change:
         value = check_progress(progress)
+        check_op_id(op_id)
         result = self.storage.merge_progress(
-            mid, phase_id, sub_id, progress=value, done=None, add=None, ts=self.now(), actor=actor
+            mid, phase_id, sub_id, progress=value, done=None, add=None, ts=self.now(), actor=actor, op_id=op_id
         )
         if result is not MergeResult.FALLBACK:
             return result
-        return self._progress_by_rules(mid, ProgressUpdate(phase_id, sub_id, value), actor=actor)
+        return self._progress_by_rules(mid, ProgressUpdate(phase_id, sub_id, value), actor=actor, op_id=op_id)
 
     def create_alert(
-        self, mid: str, level: str | AlertLevel, message: str, phase: str | None = None, *, actor: str
+        self, mid: str, level: str | AlertLevel, message: str, phase: str | None = None, *, actor: str,
+        op_id: str | None = None,
     ) -> Alert:
+        """Raise an alert; once per ``op_id``: a repeat creates nothing and returns the alert the
+        first one created. Its id is derived from the operation id, so this holds as long as the
+        alert exists, also after the store's dedupe window."""
         created: list[Alert] = []
-        self.run(mid, actor, lambda r: created.append(r.create_alert(level, message, phase)))
-        return created[0]
+        if check_op_id(op_id) is None:
+            self.run(mid, actor, lambda r: created.append(r.create_alert(level, message, phase)))
+            return created[0]
+        alert_id = alert_id_for(str(op_id))
+        try:
+            return self.storage.get_alert(mid, alert_id)
+        except NotFound:
+            pass  # not made yet; the store's record of the id settles a race with a repeat
+        self.run(mid, actor, lambda r: created.append(r.create_alert(level, message, phase)), op_id=op_id,
+                 new_id=lambda: alert_id)
+        return created[0] if created else self.storage.get_alert(mid, alert_id)
 
     def acknowledge_alert(self, mid: str, alert_id: str, by: str, *, actor: str) -> Alert:
         alert = self.storage.get_alert(mid, alert_id)
@@ -193,16 +239,22 @@ class MigrationService:
         increments: Mapping[str, Any] | None = None,
         *,
         actor: str,
+        op_id: str | None = None,
     ) -> None:
+        """Set metrics and add to counters; once per ``op_id``."""
         values = values or {}
         increments = increments or {}
         sets, deltas = normalise_metrics(values, increments)  # validate before writing anything
+        check_op_id(op_id)
         if sets:
-            self.run(mid, actor, lambda r: r.update_metrics(values, increments))
+            self.run(mid, actor, lambda r: r.update_metrics(values, increments), op_id=op_id)
             return
         if not deltas:
             return
-        counters = self.storage.increment_counters(mid, deltas, ts=self.now(), actor=actor)
+        # a repeated id returns the counters as they are, and the threshold check below runs
+        # again as if the increment were new: a check the first attempt did not get to is made
+        # now (under an id of its own), one it made is not made twice
+        counters = self.storage.increment_counters(mid, deltas, ts=self.now(), actor=actor, op_id=op_id)
         ok, failed = counters["successful_operations"], counters["failed_operations"]
         before_ok = ok - deltas.get("successful_operations", 0)
         before_failed = failed - deltas.get("failed_operations", 0)
@@ -215,7 +267,7 @@ class MigrationService:
             up = after is not None and after > threshold and (before is None or before <= threshold)
             down = after is not None and before is not None and after <= threshold / 2 < before
             if up or down:
-                self.run(mid, actor, lambda r: r.check_error_rate())
+                self.run(mid, actor, lambda r: r.check_error_rate(), op_id=part_id(op_id, "rate"))
         except StorageError as exc:
             # the increments are in: a caller that sent them again would count them twice
             raise PartiallyApplied(exc, [], {}) from exc
@@ -232,13 +284,22 @@ class MigrationService:
         increments: Mapping[str, int] | None = None,
         *,
         actor: str,
+        op_id: str | None = None,
     ) -> Control | None:
         """Apply coalesced progress updates and counter increments in order. Each update is
         applied on its own: a rule violation in one is raised after the others were applied.
         Returns None: an in-process caller reads the control state itself when it needs it (a
-        remote backend returns the state the server sent back with its reply)."""
+        remote backend returns the state the server sent back with its reply).
+
+        With an ``op_id``, the batch is applied once: the store calls it is split into (runs of
+        merges, updates through the rules, the counter increment) each carry an id derived
+        from it — update ``k`` of the list ``f"{op_id}:{k}"`` on whichever path applies it, the
+        increments ``f"{op_id}:counters"`` — so the same batch sent again with the same id (the
+        same updates in the same order, the same increments) applies exactly the parts that
+        were not applied before, whatever failed and wherever."""
         first_error: Exception | None = None
         todo = list(updates)
+        check_op_id(op_id)
         i = 0
         while i < len(todo):
             # a run of plain progress merges goes to the store in one call (one transaction where
@@ -246,7 +307,7 @@ class MigrationService:
             j = i
             merges: list[ProgressMerge] = []
             limit = len(todo) if self.storage.atomic_merge_many else i + 1
-            while j < limit and (m := self.as_merge(todo[j])) is not None:
+            while j < limit and (m := self.as_merge(todo[j], part_id(op_id, j))) is not None:
                 merges.append(m)
                 j += 1
             try:
@@ -254,21 +315,22 @@ class MigrationService:
                     results = self.merge(mid, merges, actor=actor)
                 else:
                     results, j = [MergeResult.FALLBACK], i + 1
-                rest = [todo[i + k] for k, r in enumerate(results) if r is MergeResult.FALLBACK]
+                rest = [i + k for k, r in enumerate(results) if r is MergeResult.FALLBACK]
             except StorageError as exc:
                 raise PartiallyApplied(exc, todo[i:], dict(increments or {})) from exc
             except (RuleViolation, NotFound, InvalidInput) as exc:
                 first_error = first_error or exc
                 rest = []
-            for u in rest:
+            for k in rest:
+                u, uid = todo[k], part_id(op_id, k)
                 try:
                     if merges:  # the store has answered FALLBACK already: straight to the rules
-                        self._progress_by_rules(mid, u, actor=actor)
+                        self._progress_by_rules(mid, u, actor=actor, op_id=uid)
                     elif u.sub_task is None:
                         self.update_phase_progress(mid, u.phase, u.progress, u.metadata or None, done=u.done,
-                                                   total=u.total, add=u.add, actor=actor)
+                                                   total=u.total, add=u.add, actor=actor, op_id=uid)
                     elif u.progress is not None:
-                        self.update_sub_task_progress(mid, u.phase, u.sub_task, u.progress, actor=actor)
+                        self.update_sub_task_progress(mid, u.phase, u.sub_task, u.progress, actor=actor, op_id=uid)
                 except (RuleViolation, NotFound, InvalidInput) as exc:
                     first_error = first_error or exc
                 except PartiallyApplied:
@@ -279,7 +341,7 @@ class MigrationService:
             i = j
         if increments:
             try:
-                self.update_metrics(mid, None, increments, actor=actor)
+                self.update_metrics(mid, None, increments, actor=actor, op_id=part_id(op_id, "counters"))
             except PartiallyApplied:
                 raise
             except StorageError as exc:
@@ -295,12 +357,12 @@ class MigrationService:
         if len(merges) > 1 and self.storage.atomic_merge_many:
             return self.storage.merge_many(mid, merges, ts=ts, actor=actor)
         return [self.storage.merge_progress(mid, m.phase_id, m.sub_task_id, progress=m.progress, done=m.done,
-                                            add=m.add, ts=ts, actor=actor) for m in merges]
+                                            add=m.add, ts=ts, actor=actor, op_id=m.op_id) for m in merges]
 
     @staticmethod
-    def as_merge(u: ProgressUpdate) -> ProgressMerge | None:
-        """The update as a plain hot-path merge, or None when the rules must see it (metadata, a
-        total, or a value that does not validate)."""
+    def as_merge(u: ProgressUpdate, op_id: str | None = None) -> ProgressMerge | None:
+        """The update as a plain hot-path merge (with this operation id), or None when the rules
+        must see it (metadata, a total, or a value that does not validate)."""
         if u.metadata or u.total is not None:
             return None
         try:
@@ -311,7 +373,7 @@ class MigrationService:
             return None
         if u.sub_task is not None and progress is None:
             return None
-        return ProgressMerge(u.phase, u.sub_task, progress, done, add)
+        return ProgressMerge(u.phase, u.sub_task, progress, done, add, op_id)
 
     # -- queries ---------------------------------------------------------------------------
 

@@ -44,11 +44,14 @@ def test_one_slot_per_migration_and_migrations_spread(cluster: list[RedisServer]
         svc.initialize(mid, [{"id": "a", "sub_tasks": ["x", "y"]}, {"id": "b", "dependencies": ["a"]}], actor="t")
         svc.execute(mid, StartPhase("a"), actor="t")
         svc.execute(mid, StartSubTask("a", "x"), actor="t")
-        svc.update_sub_task_progress(mid, "a", "x", 40.0, actor="t")
-        svc.update_phase_progress(mid, "a", 25.0, actor="t")
-        svc.update_metrics(mid, None, {"successful_operations": 2}, actor="t")
-        svc.create_alert(mid, "warning", f"alert for {mid}", actor="t")
+        for _ in range(2):  # sent twice with their ids: applied once (the :o set shares the slot)
+            svc.update_sub_task_progress(mid, "a", "x", 40.0, actor="t", op_id="sub")
+            svc.update_phase_progress(mid, "a", 25.0, actor="t", op_id="phase")
+            svc.update_metrics(mid, None, {"successful_operations": 2}, actor="t", op_id="counters")
+            svc.create_alert(mid, "warning", f"alert for {mid}", actor="t", op_id="alert")
     svc.storage.save_token(TokenRecord("t1", "ci", "operator", "hash-1", svc.now()))
+    assert svc.storage.claim_request("key-1", "fp-1", ts=svc.now()).fingerprint == "fp-1"
+    assert svc.storage.claim_request("key-1", "fp-2", ts=svc.now()).fingerprint == "fp-1"
 
     assert svc.storage.list_ids() == ids
     for mid in ids:

@@ -1,4 +1,5 @@
-"""The hot path is one round trip: one Redis script call, one SQL statement per tick or increment."""
+"""The hot path is one round trip: one Redis script call, one SQL statement per tick or increment,
+with or without an operation id (exactly once costs no round trip of its own)."""
 
 from __future__ import annotations
 
@@ -28,11 +29,16 @@ def prepare(svc: MigrationService) -> None:
     svc.execute("rt", StartSubTask("p", "s"), actor="a")
 
 
-def hot_ops(svc: MigrationService) -> None:
+def hot_ops(svc: MigrationService, with_ids: bool) -> None:
+    def op(kind: str, i: int) -> str | None:
+        return f"{kind}-{i}" if with_ids else None
+
     for i in range(1, N + 1):
-        assert svc.update_phase_progress("rt", "p", done=i, actor="w") is MergeResult.APPLIED
-        assert svc.update_sub_task_progress("rt", "p", "s", i / 2.1, actor="w") is MergeResult.APPLIED
-        svc.storage.increment_counters("rt", {"successful_operations": 1}, ts=svc.now(), actor="w")
+        assert svc.update_phase_progress("rt", "p", done=i, actor="w", op_id=op("p", i)) is MergeResult.APPLIED
+        assert svc.update_sub_task_progress("rt", "p", "s", i / 2.1, actor="w", op_id=op("s", i)) \
+            is MergeResult.APPLIED
+        svc.storage.increment_counters("rt", {"successful_operations": 1}, ts=svc.now(), actor="w",
+                                       op_id=op("c", i))
 
 
 @pytest.fixture
@@ -42,7 +48,8 @@ def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
     server.stop()
 
 
-def test_redis_hot_path_is_one_script_call(private_redis: RedisServer) -> None:
+@pytest.mark.parametrize("with_ids", [False, True], ids=["plain", "with-op-ids"])
+def test_redis_hot_path_is_one_script_call(private_redis: RedisServer, with_ids: bool) -> None:
     """MONITOR shows what clients send (commands run by scripts are tagged ``lua``)."""
     svc = MigrationService(private_redis.url)
     prepare(svc)
@@ -70,8 +77,10 @@ def test_redis_hot_path_is_one_script_call(private_redis: RedisServer) -> None:
         marker.echo("start-of-test")
         ready.wait(0.1)
     assert ready.is_set(), "MONITOR never started"
-    hot_ops(svc)
-    batch = [ProgressMerge("p", "s", 99.0), ProgressMerge("p", None, None, N + 10), ProgressMerge("p", None, 99.5)]
+    hot_ops(svc, with_ids)
+    ids = ["b0", "b1", "b2"] if with_ids else [None] * 3
+    batch = [ProgressMerge("p", "s", 99.0, op_id=ids[0]), ProgressMerge("p", None, None, N + 10, op_id=ids[1]),
+             ProgressMerge("p", None, 99.5, op_id=ids[2])]
     assert svc.storage.merge_many("rt", batch, ts=svc.now(), actor="w") == [MergeResult.APPLIED] * 3
     marker.echo("end-of-test")
     watcher.join(10)
@@ -86,7 +95,9 @@ def test_redis_hot_path_is_one_script_call(private_redis: RedisServer) -> None:
     svc.storage.close()
 
 
-def test_postgres_hot_path_is_one_statement(postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("with_ids", [False, True], ids=["plain", "with-op-ids"])
+def test_postgres_hot_path_is_one_statement(postgres_url: str, monkeypatch: pytest.MonkeyPatch,
+                                            with_ids: bool) -> None:
     svc = MigrationService(postgres_url)
     prepare(svc)
     sent: list[str] = []
@@ -103,7 +114,7 @@ def test_postgres_hot_path_is_one_statement(postgres_url: str, monkeypatch: pyte
     monkeypatch.setattr(psycopg.Cursor, "execute", counting)
     monkeypatch.setattr(psycopg.Cursor, "executemany", lambda *a, **k: pytest.fail("unexpected executemany"))
     t0 = time.monotonic()
-    hot_ops(svc)
+    hot_ops(svc, with_ids)
     assert len(sent) == 3 * N and set(sent) == {"WITH"}
     assert time.monotonic() - t0 < 60
     monkeypatch.undo()

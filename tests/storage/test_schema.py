@@ -3,7 +3,9 @@ that upgrades it; a newer one is refused with a request to upgrade migratrack.""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -11,6 +13,7 @@ import redis
 from typer.testing import CliRunner
 
 from migratrack.cli.main import app
+from migratrack.core.commands import StartPhase
 from migratrack.errors import SchemaVersionError
 from migratrack.service import MigrationService
 from migratrack.storage import open_storage
@@ -45,17 +48,51 @@ def test_layout_versions(kind: str, request: pytest.FixtureRequest) -> None:
     svc.initialize("kept", [{"id": "only"}], actor="a")
     svc.storage.close()
 
-    set_version(0)
+    if kind == "postgresql":  # a version-1 schema had no operation ids and no Idempotency-Keys
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("DROP TABLE mt_applied, mt_requests")
+    set_version(1)
     with pytest.raises(SchemaVersionError, match=r"older .* run `migratrack upgrade-store --storage"):
         open_storage(url)
     result = CliRunner().invoke(app, ["upgrade-store", "--storage", url])
     assert result.exit_code == 0, result.output
-    assert "0 -> 1" in result.output
+    assert "1 -> 2" in result.output
     store = open_storage(url)
     assert store.list_ids() == ["kept"]
+    svc = MigrationService(store)
+    svc.execute("kept", StartPhase("only"), actor="a")
+    for _ in range(2):  # the upgraded store records operation ids
+        svc.update_metrics("kept", increments={"successful_operations": 1}, actor="a", op_id="op-1")
+    assert store.load("kept").metrics.successful_operations == 1
     store.close()
 
     set_version(99)
     with pytest.raises(SchemaVersionError, match=r"newer than this migratrack understands .* upgrade migratrack"):
         open_storage(url)
-    set_version(1)
+    set_version(2)
+
+
+def test_a_version_1_sqlite_file_upgrades_itself_on_open(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/old.db"
+    svc = MigrationService(url)
+    svc.initialize("kept", [{"id": "only"}], actor="a")
+    svc.storage.close()
+    with sqlite3.connect(tmp_path / "old.db") as conn:  # as version 1 wrote it
+        for trigger in ("mt_phase_op", "mt_sub_task_op"):
+            conn.execute(f"DROP TRIGGER {trigger}")
+        for table in ("mt_phases", "mt_sub_tasks"):
+            conn.execute(f"ALTER TABLE {table} DROP COLUMN last_op")
+            conn.execute(f"ALTER TABLE {table} DROP COLUMN last_op_at")
+        conn.execute("DROP TABLE mt_applied")
+        conn.execute("DROP TABLE mt_requests")
+        conn.execute("UPDATE mt_meta SET value = '1' WHERE key = 'schema_version'")
+    svc = MigrationService(url)
+    svc.execute("kept", StartPhase("only"), actor="a")
+    for _ in range(2):
+        svc.update_metrics("kept", increments={"successful_operations": 1}, actor="a", op_id="op-1")
+        svc.update_phase_progress("kept", "only", add=5, actor="a", op_id="op-2")
+    state = svc.state("kept")
+    assert state.metrics.successful_operations == 1 and state.phases["only"].done == 5
+    svc.storage.close()
+    with sqlite3.connect(tmp_path / "old.db") as conn:
+        assert conn.execute("SELECT value FROM mt_meta WHERE key = 'schema_version'").fetchone() == ("2",)

@@ -9,11 +9,17 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import uvicorn
 from sse_starlette.sse import AppStatus
 from starlette.types import ASGIApp
+
+import migratrack
+
+#: the source tree this test process imports migratrack from: the server process must run it too
+SRC = str(Path(migratrack.__file__).resolve().parents[1])
 
 
 def free_port() -> int:
@@ -63,7 +69,7 @@ def serve_process(*args: str) -> Iterator[tuple[str, list[str]]]:
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "migratrack.cli", "serve", "--port", str(port), *args],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
+                            env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "PYTHONPATH": SRC})
     url = f"http://127.0.0.1:{port}"
     lines: list[str] = []
     try:

@@ -34,6 +34,36 @@ Retention: a migration is *finished* once it completed (``finished_at``) or was 
 (``cancelled_at``). ``purge_finished(older_than)`` drops the finished ones that ended before a
 cutoff; an active migration is never purged. Stores take a ``retention`` (seconds, or a
 ``?retention=30d`` URL parameter) after which finished migrations expire by themselves.
+
+Exactly once: operation ids. The writes a client may have to send again — ``merge_progress``,
+``merge_many`` (one id per merge, on :attr:`ProgressMerge.op_id`), ``increment_counters`` and
+``transact`` — take an optional ``op_id``: any text up to :data:`MAX_OP_ID` characters, unique
+per write (a UUID, or a batch's id with a suffix). The store records the id in the same atomic
+step as the write (the Redis script, the PostgreSQL statement or transaction, the SQLite
+transaction, the memory store's lock) and keeps it for its ``dedupe_window`` (default
+:data:`DEFAULT_DEDUPE_WINDOW`, or ``?dedupe_window=24h`` in the URL). A write whose id is
+already recorded is acknowledged and not applied again:
+
+* ``merge_progress`` / ``merge_many`` answer STALE for it (nothing changed by this call);
+* ``increment_counters`` adds nothing, appends no event, and returns the current counters;
+* ``transact`` does not call ``fn`` and returns an empty :class:`Change` whose ``last_seq`` is
+  the migration's current sequence number.
+
+An id is recorded only with a write that changed something: an APPLIED merge, an increment, a
+transact whose change was written. A merge answered STALE or FALLBACK, or a transact whose
+change is empty, leaves no record, so the same id stays free for the path that will apply it:
+the caller sends a FALLBACK merge through ``transact`` under the merge's own id. Without an id,
+a write is applied every time it is received (at least once on a retry).
+
+The window is measured in the writes' own timestamps (``ts``, the caller's clock): an id
+recorded at ``t`` is a duplicate for any write with ``ts < t + dedupe_window``. It must outlast
+every retry of a write — the SDK gives up after ``MIGRATRACK_RETRY_DEADLINE`` (300 s by
+default) and may replay a spool file later — hence a day by default. Expired ids are pruned by
+the stores as they go.
+
+HTTP ``Idempotency-Key``s live in the store too, with the same window (``claim_request`` /
+``finish_request``): a key, the fingerprint of the request that first used it, and the answer
+it got, shared by every server on the store and kept across restarts.
 """
 
 from __future__ import annotations
@@ -52,13 +82,19 @@ from migratrack.core.delta import ProgressDelta
 from migratrack.core.models import Alert, Event, MigrationState, NewEvent, PhaseState, SubTaskState
 from migratrack.core.rules import Change
 from migratrack.core.states import Control
-from migratrack.errors import ConfigurationError
+from migratrack.errors import ConfigurationError, InvalidInput
 
 #: phase fields a store keeps as plain values, merged in place by the hot path
 PHASE_HOT_FIELDS = ("status", "progress", "done", "total", "sub_tasks")
 
 #: which sub-tasks ``load`` materialises: every phase's ("all"), one phase's (its id), or none
 SubTaskScope = Literal["all"] | str | None
+
+#: how long a store remembers an applied operation id (and an HTTP Idempotency-Key) by default
+DEFAULT_DEDUPE_WINDOW = timedelta(hours=24)
+#: the longest operation id or request key a store takes (the service takes 200 characters and
+#: derives the ids of a batch's parts by adding a suffix)
+MAX_OP_ID = 256
 
 
 class MergeResult(str, Enum):
@@ -122,13 +158,14 @@ def parse_duration(value: str | float | timedelta) -> timedelta:
 
 class ProgressMerge(ProgressDelta):
     """One hot-path progress merge: a :class:`ProgressDelta` without total or metadata, made
-    from (and read as) the arguments of ``merge_progress``."""
+    from (and read as) the arguments of ``merge_progress``, with its operation id (None: none)."""
 
-    __slots__ = ()
+    __slots__ = ("op_id",)
 
     def __init__(self, phase_id: str, sub_task_id: str | None = None, progress: float | None = None,
-                 done: int | None = None, add: int | None = None) -> None:
+                 done: int | None = None, add: int | None = None, op_id: str | None = None) -> None:
         super().__init__(phase_id, sub_task_id, progress, done, None, add)
+        self.op_id = op_id
 
     @property
     def phase_id(self) -> str:
@@ -137,6 +174,25 @@ class ProgressMerge(ProgressDelta):
     @property
     def sub_task_id(self) -> str | None:
         return self.sub_task
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    """An HTTP ``Idempotency-Key`` as a store keeps it: the fingerprint of the request that first
+    used the key and, once that request was answered, its answer (None until then)."""
+
+    fingerprint: str
+    response: Any = None
+
+
+def check_op_id(op_id: str | None) -> str | None:
+    """``op_id`` if it is a usable operation id (or None); a clear error otherwise."""
+    if op_id is None:
+        return None
+    if not isinstance(op_id, str) or not op_id or len(op_id) > MAX_OP_ID:
+        raise InvalidInput(f"an operation id is a non-empty string of at most {MAX_OP_ID} characters, "
+                           f"got {op_id!r:.80}")
+    return op_id
 
 
 class Codec:
@@ -176,8 +232,15 @@ class Storage(ABC):
     #: (the server's event hub is poked after its own writes).
     has_change_feed: bool = False
 
-    def __init__(self, codec: Codec | None = None) -> None:
+    def __init__(self, codec: Codec | None = None, *,
+                 dedupe_window: str | float | timedelta | None = None) -> None:
         self.codec = codec or Codec()
+        #: how long applied operation ids and Idempotency-Keys are remembered (``?dedupe_window=``)
+        self.dedupe_window = DEFAULT_DEDUPE_WINDOW if dedupe_window is None else parse_duration(dedupe_window)
+
+    def dedupe_cutoff(self, ts: datetime) -> datetime:
+        """Ids recorded before this are forgotten, for a write made at ``ts``."""
+        return ts - self.dedupe_window
 
     # -- migrations ------------------------------------------------------------------------
 
@@ -214,9 +277,15 @@ class Storage(ABC):
         fn: Callable[[MigrationState], Change],
         *,
         sub_tasks: SubTaskScope = "all",
+        op_id: str | None = None,
+        ts: datetime | None = None,
     ) -> Change:
         """Cold path: load (with the given sub-task scope), apply ``fn``, write its Change and
-        number its events, atomically. Sets ``change.last_seq``. Raises MigrationNotFound."""
+        number its events, atomically. Sets ``change.last_seq``. Raises MigrationNotFound.
+
+        With an ``op_id`` already recorded, ``fn`` is not called and the answer is an empty
+        Change (``last_seq``: the current sequence number); otherwise the id is recorded with
+        the change, at ``ts`` (the caller's clock; default: now)."""
 
     @abstractmethod
     def merge_progress(
@@ -230,8 +299,11 @@ class Storage(ABC):
         add: int | None,
         ts: datetime,
         actor: str,
+        op_id: str | None = None,
     ) -> MergeResult:
         """Hot path: max-merge a progress value (and for phases, a done count or increment).
+        An ``op_id`` already recorded answers STALE and changes nothing; an APPLIED merge
+        records its ``op_id`` (see the module docstring).
 
         Semantics, identical on every store (see ``core.rules.merge_values``): the target must
         be in progress; a sub-task takes only ``progress``; for a phase the new done count is
@@ -247,21 +319,26 @@ class Storage(ABC):
     def merge_many(
         self, migration_id: str, merges: Sequence[ProgressMerge], *, ts: datetime, actor: str
     ) -> list[MergeResult]:
-        """Several ``merge_progress`` calls, with one result each, in order. A store that applies
-        them in one transaction (all or none) says so with ``atomic_merge_many``; this default
-        makes one call each, so a failure part-way leaves the earlier ones applied."""
+        """Several ``merge_progress`` calls, with one result each, in order. Each merge carries
+        its own operation id (``ProgressMerge.op_id``), so a batch that was partly applied
+        before a failure can be sent again whole: the merges already applied answer STALE.
+        A store that applies them in one transaction (all or none) says so with
+        ``atomic_merge_many``; this default makes one call each, so a failure part-way leaves
+        the earlier ones applied."""
         return [
             self.merge_progress(migration_id, m.phase_id, m.sub_task_id, progress=m.progress, done=m.done,
-                                add=m.add, ts=ts, actor=actor)
+                                add=m.add, ts=ts, actor=actor, op_id=m.op_id)
             for m in merges
         ]
 
     @abstractmethod
     def increment_counters(
-        self, migration_id: str, deltas: Mapping[str, int], *, ts: datetime, actor: str
+        self, migration_id: str, deltas: Mapping[str, int], *, ts: datetime, actor: str,
+        op_id: str | None = None,
     ) -> dict[str, int]:
         """Hot path: add to the counters atomically, append one ``metrics.updated`` event
-        (payload: {"increment": deltas}) and return the counters' new values."""
+        (payload: {"increment": deltas}) and return the counters' new values. An ``op_id``
+        already recorded adds nothing and returns the current values."""
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -314,6 +391,20 @@ class Storage(ABC):
     def purge_finished(self, older_than: datetime) -> list[str]:
         """Drop every finished (completed or cancelled) migration that ended before ``older_than``,
         with its events and alerts; return their ids. Active migrations are never dropped."""
+
+    # -- HTTP Idempotency-Keys (the server's) ---------------------------------------------------
+
+    @abstractmethod
+    def claim_request(self, key: str, fingerprint: str, *, ts: datetime) -> RequestRecord:
+        """Bind ``key`` (the server scopes it by token) to a request's ``fingerprint``, unless a
+        request within the dedupe window bound it first; return the key's record either way,
+        atomically (two servers claiming one key at once get the same record). A record older
+        than the window is forgotten and replaced."""
+
+    @abstractmethod
+    def finish_request(self, key: str, fingerprint: str, response: Any, *, ts: datetime) -> None:
+        """Keep the answer (JSON-able; encoded by the codec) of the request that holds ``key``
+        with this ``fingerprint``; nothing if the key is bound to another request."""
 
     # -- API tokens (the server's; stored hashed) --------------------------------------------
 

@@ -8,13 +8,23 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from migratrack.core.delta import ProgressDelta
 from migratrack.core.models import Alert, Event, MigrationState, NewEvent
 from migratrack.core.rules import Change
 from migratrack.core.states import Control
 from migratrack.errors import AlertNotFound, MigrationAlreadyExists, MigrationNotFound
-from migratrack.storage.base import Codec, MergeResult, Storage, SubTaskScope, TokenRecord, parse_duration
+from migratrack.storage.base import (
+    Codec,
+    MergeResult,
+    RequestRecord,
+    Storage,
+    SubTaskScope,
+    TokenRecord,
+    check_op_id,
+    parse_duration,
+)
 from migratrack.storage.url import StoreURL, store_url_for
 
 
@@ -23,6 +33,8 @@ class _Record:
     state: MigrationState
     events: list[Event] = field(default_factory=list)
     alerts: dict[str, Alert] = field(default_factory=dict)
+    #: applied operation id -> when (the write's ts), oldest first
+    ops: dict[str, datetime] = field(default_factory=dict)
 
 
 class MemoryStorage(Storage):
@@ -31,9 +43,12 @@ class MemoryStorage(Storage):
     has_change_feed = False
 
     def __init__(self, url: str | StoreURL = "memory://", codec: Codec | None = None,
-                 *, retention: str | float | timedelta | None = None) -> None:
-        super().__init__(codec)
-        self.location = store_url_for("memory", url)
+                 *, retention: str | float | timedelta | None = None,
+                 dedupe_window: str | float | timedelta | None = None) -> None:
+        location = store_url_for("memory", url)
+        super().__init__(codec, dedupe_window=dedupe_window if dedupe_window is not None
+                         else location.options.get("dedupe_window"))
+        self.location = location
         self.url = str(self.location)
         if retention is None:
             retention = self.location.options.get("retention")
@@ -41,6 +56,8 @@ class MemoryStorage(Storage):
         self._lock = threading.RLock()
         self._data: dict[str, _Record] = {}
         self._tokens: dict[str, TokenRecord] = {}
+        #: Idempotency-Key -> (when claimed, its record), oldest first
+        self._requests: dict[str, tuple[datetime, RequestRecord]] = {}
         self._purged_at = 0.0
 
     def _rec(self, migration_id: str) -> _Record:
@@ -48,6 +65,26 @@ class MemoryStorage(Storage):
             return self._data[migration_id]
         except KeyError:
             raise MigrationNotFound(migration_id) from None
+
+    def _seen(self, rec: _Record, op_id: str | None, ts: datetime) -> bool:
+        """True when ``op_id`` was applied within the window before ``ts`` (a duplicate)."""
+        if check_op_id(op_id) is None:
+            return False
+        at = rec.ops.get(str(op_id))
+        return at is not None and at >= self.dedupe_cutoff(ts)
+
+    def _record_op(self, rec: _Record, op_id: str | None, ts: datetime) -> None:
+        if op_id is None:
+            return
+        cutoff = self.dedupe_cutoff(ts)
+        rec.ops.pop(op_id, None)  # re-recorded after it expired: to the young end
+        rec.ops[op_id] = ts
+        # oldest first: drop the expired ones from the front (writes' clocks may disagree a
+        # little, so this stops at the first young one; the lookup checks the age anyway)
+        for old in list(rec.ops):
+            if rec.ops[old] >= cutoff:
+                break
+            del rec.ops[old]
 
     def _append(self, rec: _Record, events: Sequence[NewEvent]) -> int:
         for e in events:
@@ -104,12 +141,18 @@ class MemoryStorage(Storage):
             return self._data.pop(migration_id, None) is not None
 
     def transact(
-        self, migration_id: str, fn: Callable[[MigrationState], Change], *, sub_tasks: SubTaskScope = "all"
+        self, migration_id: str, fn: Callable[[MigrationState], Change], *, sub_tasks: SubTaskScope = "all",
+        op_id: str | None = None, ts: datetime | None = None,
     ) -> Change:
+        at = ts or datetime.now(UTC)
         with self._lock:
             rec = self._rec(migration_id)
+            if self._seen(rec, op_id, at):
+                return Change(last_seq=rec.state.seq)
             work = self._snapshot(rec, sub_tasks)
             change = fn(work)
+            if not change.empty:
+                self._record_op(rec, op_id, at)
             target = rec.state
             if change.header:
                 target.apply_header(work.header_dict())
@@ -134,12 +177,15 @@ class MemoryStorage(Storage):
     def merge_progress(
         self, migration_id: str, phase_id: str, sub_task_id: str | None, *,
         progress: float | None, done: int | None, add: int | None, ts: datetime, actor: str,
+        op_id: str | None = None,
     ) -> MergeResult:
         with self._lock:
             rec = self._rec(migration_id)
             phase = rec.state.phases.get(phase_id)
             if phase is None:
                 return MergeResult.FALLBACK
+            if self._seen(rec, op_id, ts):
+                return MergeResult.STALE
             delta = ProgressDelta(phase_id, sub_task_id, progress, done, None, add)
             if sub_task_id is None:
                 result, p, d = delta.apply(phase.status, phase.progress, phase.done, phase.total)
@@ -147,6 +193,7 @@ class MemoryStorage(Storage):
                     phase.progress, phase.done = p, d
                     self._append(rec, [NewEvent("phase.progress", ts, actor, {
                         "phase": phase_id, "progress": p, "done": d, "total": phase.total})])
+                    self._record_op(rec, op_id, ts)
                 return MergeResult(result)
             sub = phase.sub_tasks.get(sub_task_id)
             if sub is None:
@@ -156,17 +203,21 @@ class MemoryStorage(Storage):
                 sub.progress = p
                 self._append(rec, [NewEvent("subtask.progress", ts, actor, {
                     "phase": phase_id, "sub_task": sub_task_id, "progress": p})])
+                self._record_op(rec, op_id, ts)
             return MergeResult(result)
 
     def increment_counters(
-        self, migration_id: str, deltas: Mapping[str, int], *, ts: datetime, actor: str
+        self, migration_id: str, deltas: Mapping[str, int], *, ts: datetime, actor: str,
+        op_id: str | None = None,
     ) -> dict[str, int]:
         with self._lock:
             rec = self._rec(migration_id)
             m = rec.state.metrics
-            for name, delta in deltas.items():
-                setattr(m, name, getattr(m, name) + delta)
-            self._append(rec, [NewEvent("metrics.updated", ts, actor, {"increment": dict(deltas)})])
+            if not self._seen(rec, op_id, ts):
+                for name, delta in deltas.items():
+                    setattr(m, name, getattr(m, name) + delta)
+                self._append(rec, [NewEvent("metrics.updated", ts, actor, {"increment": dict(deltas)})])
+                self._record_op(rec, op_id, ts)
             return {
                 "successful_operations": m.successful_operations,
                 "failed_operations": m.failed_operations,
@@ -208,6 +259,27 @@ class MemoryStorage(Storage):
                     del self._data[mid]
                     gone.append(mid)
             return gone
+
+    def claim_request(self, key: str, fingerprint: str, *, ts: datetime) -> RequestRecord:
+        check_op_id(key)
+        with self._lock:
+            cutoff = self.dedupe_cutoff(ts)
+            for old in list(self._requests):  # oldest first: forget the expired ones
+                if self._requests[old][0] >= cutoff:
+                    break
+                del self._requests[old]
+            found = self._requests.get(key)
+            if found is None or found[0] < cutoff:
+                self._requests.pop(key, None)
+                found = self._requests[key] = (ts, RequestRecord(fingerprint))
+            return RequestRecord(found[1].fingerprint, copy.deepcopy(found[1].response))
+
+    def finish_request(self, key: str, fingerprint: str, response: Any, *, ts: datetime) -> None:
+        with self._lock:
+            found = self._requests.get(key)
+            if found is not None and found[1].fingerprint == fingerprint:
+                # through the codec as the other stores do: what is kept is what can be stored
+                found[1].response = self.codec.loads(self.codec.dumps(response))
 
     def save_token(self, token: TokenRecord) -> None:
         with self._lock:

@@ -10,6 +10,14 @@ is the migration's lock:
 * cold path — one transaction that takes ``SELECT … FOR UPDATE`` on the migration row, loads,
   runs the pure rules and writes. Hot-path statements queue behind that lock, so a transition
   never overwrites a concurrent max-merge, and events stay gap-free.
+
+Operation ids (``mt_applied``) ride in the same statement: the merge runs only if the id is not
+recorded, and an applied merge inserts it (``ON CONFLICT``). A statement's snapshot is taken
+before it waits for the migration's row lock, so a duplicate that committed during that wait is
+invisible to the check; the insert still meets it (``ON CONFLICT`` reads the latest rows), and
+the statement then fails on purpose (a division by the number of ids it recorded: zero) and is
+rolled back whole, and is run again, which now sees the duplicate. The cold path checks the id
+after taking its lock, when every earlier write is visible.
 """
 
 from __future__ import annotations
@@ -40,14 +48,17 @@ from migratrack.storage.base import (
     Codec,
     MergeResult,
     ProgressMerge,
+    RequestRecord,
     Storage,
     SubTaskScope,
     TokenRecord,
+    check_op_id,
     parse_duration,
 )
 from migratrack.storage.url import StoreURL, store_url_for
 
-SCHEMA_VERSION = 1
+#: 2 added mt_applied (operation ids) and mt_requests (Idempotency-Keys)
+SCHEMA_VERSION = 2
 NOTIFY_CHANNEL = "mt_events"
 
 _SCHEMA = """
@@ -114,9 +125,44 @@ CREATE TABLE IF NOT EXISTS mt_tokens (
     created_at timestamptz NOT NULL,
     data text NOT NULL
 );
+-- applied operation ids, at the epoch seconds of their write's ts (no foreign key: a key check on
+-- every hot-path write would cost; the migration's deletion deletes them)
+CREATE TABLE IF NOT EXISTS mt_applied (
+    migration_id text NOT NULL,
+    op_id text NOT NULL,
+    applied_at double precision NOT NULL,
+    PRIMARY KEY (migration_id, op_id)
+);
+CREATE INDEX IF NOT EXISTS mt_applied_at ON mt_applied (applied_at);
+CREATE TABLE IF NOT EXISTS mt_requests (
+    key text PRIMARY KEY,
+    fingerprint text NOT NULL,
+    claimed_at double precision NOT NULL,
+    response text
+);
+CREATE INDEX IF NOT EXISTS mt_requests_at ON mt_requests (claimed_at);
 """
 
 _LOCK_ROW = "lk AS (SELECT id FROM mt_migrations WHERE id = %(m)s FOR NO KEY UPDATE)"
+
+#: the operation id, if recorded within the window (none when %(op)s is NULL)
+_DUP = """dup AS (
+    SELECT 1 FROM mt_applied WHERE migration_id = %(m)s AND op_id = %(op)s::text AND applied_at >= %(cutoff)s::float8
+)"""
+
+#: record the operation id of an applied write; an expired record of it is replaced
+_RECORD = """, rec AS (
+    INSERT INTO mt_applied (migration_id, op_id, applied_at)
+    SELECT %(m)s, %(op)s::text, %(at)s::float8 FROM u WHERE %(op)s::text IS NOT NULL
+    ON CONFLICT (migration_id, op_id) DO UPDATE SET applied_at = excluded.applied_at
+        WHERE mt_applied.applied_at < %(cutoff)s::float8
+    RETURNING 1
+)"""
+
+#: 1 / 0 (division_by_zero: the statement is rolled back) when the write was applied but its id
+#: was recorded meanwhile by a duplicate this statement's snapshot could not see
+_GUARD = ("(SELECT CASE WHEN %(op)s::text IS NOT NULL AND EXISTS (SELECT 1 FROM u) "
+          "THEN 1 / (SELECT count(*) FROM rec) END)")
 
 _SEQ_AND_EVENT = """
 , mg AS (
@@ -130,17 +176,18 @@ _SEQ_AND_EVENT = """
 
 #: sub-task progress tick: one statement
 MERGE_SUB_SQL = (
-    "WITH " + _LOCK_ROW + """,
+    "WITH " + _LOCK_ROW + ", " + _DUP + """,
 u AS (
     UPDATE mt_sub_tasks s SET progress = %(progress)s FROM lk
     WHERE s.migration_id = %(m)s AND s.phase_id = %(phase)s AND s.id = %(sub)s
-      AND s.status = 'in_progress' AND s.progress < %(progress)s
+      AND s.status = 'in_progress' AND s.progress < %(progress)s AND NOT EXISTS (SELECT 1 FROM dup)
     RETURNING s.progress
-)""" + _SEQ_AND_EVENT.format(extra="NULL") + """
+)""" + _RECORD + _SEQ_AND_EVENT.format(extra="NULL") + """
 SELECT (SELECT seq FROM ev),
        (SELECT pg_notify('""" + NOTIFY_CHANNEL + """', %(m)s) FROM ev),
        (SELECT status FROM mt_sub_tasks WHERE migration_id = %(m)s AND phase_id = %(phase)s AND id = %(sub)s),
-       (SELECT count(*) FROM lk)
+       (SELECT count(*) FROM lk),
+       (SELECT count(*) FROM dup), """ + _GUARD + """
 """)
 
 # new done and new progress exactly as core.rules.merge_values computes them (float8 arithmetic)
@@ -151,42 +198,50 @@ _NP = (f"GREATEST(p.progress, %(progress)s::float8, CASE WHEN p.total IS NULL OR
 
 #: phase progress tick (percentage, done count or increment): one statement
 MERGE_PHASE_SQL = (
-    "WITH " + _LOCK_ROW + f""",
+    "WITH " + _LOCK_ROW + ", " + _DUP + f""",
 u AS (
     UPDATE mt_phases p SET done = {_ND}, progress = {_NP} FROM lk
     WHERE p.migration_id = %(m)s AND p.id = %(phase)s AND p.status = 'in_progress'
       AND (p.total IS NULL OR NOT %(counted)s OR {_ND} <= p.total)
-      AND ({_NP} <> p.progress OR {_ND} <> p.done)
+      AND ({_NP} <> p.progress OR {_ND} <> p.done) AND NOT EXISTS (SELECT 1 FROM dup)
     RETURNING p.progress, p.done, p.total
-)""" + _SEQ_AND_EVENT.format(
+)""" + _RECORD + _SEQ_AND_EVENT.format(
         extra="jsonb_build_object('progress', u.progress, 'done', u.done, 'total', u.total)") + """
 SELECT (SELECT seq FROM ev),
        (SELECT pg_notify('""" + NOTIFY_CHANNEL + """', %(m)s) FROM ev),
        (SELECT status FROM mt_phases WHERE migration_id = %(m)s AND id = %(phase)s),
        (SELECT count(*) FROM lk),
        (SELECT done FROM mt_phases WHERE migration_id = %(m)s AND id = %(phase)s),
-       (SELECT total FROM mt_phases WHERE migration_id = %(m)s AND id = %(phase)s)
+       (SELECT total FROM mt_phases WHERE migration_id = %(m)s AND id = %(phase)s),
+       (SELECT count(*) FROM dup), """ + _GUARD + """
 """)
 
-#: counter increment: one statement
-INCREMENT_SQL = """
-WITH u AS (
+#: counter increment: one statement. Columns: the new counters (NULL for a duplicate), the
+#: notification, the guard, then the counters as they were (a duplicate's answer)
+INCREMENT_SQL = "WITH " + _DUP + """,
+u AS (
     UPDATE mt_migrations SET successful_operations = successful_operations + %(so)s,
         failed_operations = failed_operations + %(fo)s, total_data_migrated = total_data_migrated + %(td)s,
         seq = seq + 1
-    WHERE id = %(m)s
+    WHERE id = %(m)s AND NOT EXISTS (SELECT 1 FROM dup)
     RETURNING seq, successful_operations, failed_operations, total_data_migrated
-), ev AS (
+)""" + _RECORD + """, ev AS (
     INSERT INTO mt_events (migration_id, seq, ts, actor, type, payload)
     SELECT %(m)s, u.seq, %(ts)s, %(actor)s, 'metrics.updated', %(payload)s FROM u
     RETURNING seq
 )
-SELECT u.successful_operations, u.failed_operations, u.total_data_migrated,
-       pg_notify('""" + NOTIFY_CHANNEL + """', %(m)s)
-FROM u, ev
+SELECT (SELECT successful_operations FROM u), (SELECT failed_operations FROM u),
+       (SELECT total_data_migrated FROM u),
+       (SELECT pg_notify('""" + NOTIFY_CHANNEL + """', %(m)s) FROM ev), """ + _GUARD + """,
+       c.successful_operations, c.failed_operations, c.total_data_migrated
+FROM mt_migrations c WHERE c.id = %(m)s
 """
 
 _RETRYABLE = (pgerrors.AdminShutdown,)
+
+
+def _epoch(value: datetime) -> float:
+    return value.timestamp()
 
 
 def _unavailable(exc: Exception) -> StorageUnavailable:
@@ -210,9 +265,12 @@ class PostgresStorage(Storage):
         pool_size: int | None = None,
         connect_timeout: float = 10.0,
         check_schema: bool = True,
+        dedupe_window: str | float | timedelta | None = None,
     ) -> None:
-        super().__init__(codec)
-        self.location = store_url_for("postgresql", url)
+        location = store_url_for("postgresql", url)
+        super().__init__(codec, dedupe_window=dedupe_window if dedupe_window is not None
+                         else location.options.get("dedupe_window"))
+        self.location = location
         #: the URL, its password masked: what messages show
         self.url = str(self.location)
         options = self.location.options
@@ -221,6 +279,9 @@ class PostgresStorage(Storage):
         self.retention = parse_duration(retention) if retention is not None else None
         size = pool_size or int(options.get("pool_size", "10"))
         self._purged_at = 0.0
+        # the first prune of expired operation ids a minute after opening, not on the first write:
+        # the hot path stays one statement
+        self._ops_pruned_at = time.monotonic()
         self._conninfo = self.location.driver_url()
         self._pool = ConnectionPool(
             self._conninfo, min_size=1, max_size=max(1, size), open=False, timeout=connect_timeout,
@@ -268,10 +329,16 @@ class PostgresStorage(Storage):
         def go(conn: psycopg.Connection[Any]) -> None:
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(7201)")  # one migrator at a time
-                conn.execute(_SCHEMA)
-                row = conn.execute("SELECT value FROM mt_meta WHERE key = 'schema_version'").fetchone()
+                row = None
+                found = conn.execute("SELECT to_regclass('mt_meta') IS NOT NULL").fetchone()
+                if found and found[0]:
+                    row = conn.execute("SELECT value FROM mt_meta WHERE key = 'schema_version'").fetchone()
                 if row is None:
-                    conn.execute("INSERT INTO mt_meta VALUES ('schema_version', %s)", (str(SCHEMA_VERSION),))
+                    # DDL only on a store without a schema: CREATE INDEX locks its table, and run on
+                    # every open it would deadlock with the writers of other processes
+                    conn.execute(_SCHEMA)
+                    conn.execute("INSERT INTO mt_meta VALUES ('schema_version', %s) ON CONFLICT (key) DO NOTHING",
+                                 (str(SCHEMA_VERSION),))
                     return
                 version = int(row[0])
                 if version > SCHEMA_VERSION:
@@ -297,7 +364,8 @@ class PostgresStorage(Storage):
                 if version > SCHEMA_VERSION:
                     raise SchemaVersionError(f"schema version {version} is newer than {SCHEMA_VERSION}; "
                                              f"upgrade migratrack")
-                # version 0 (pre-release) lacked only the partial index on ended_at
+                # version 0 (pre-release) lacked only the partial index on ended_at; version 1
+                # lacked mt_applied and mt_requests: the schema script creates what is missing
                 conn.execute(_SCHEMA)
                 conn.execute("INSERT INTO mt_meta VALUES ('schema_version', %s) "
                              "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(SCHEMA_VERSION),))
@@ -355,6 +423,7 @@ class PostgresStorage(Storage):
             with conn.transaction():
                 if replace:
                     conn.execute("DELETE FROM mt_migrations WHERE id = %s", (state.id,))
+                    conn.execute("DELETE FROM mt_applied WHERE migration_id = %s", (state.id,))
                 m = state.metrics
                 try:
                     conn.execute(
@@ -442,20 +511,32 @@ class PostgresStorage(Storage):
         return [r[0] for r in rows]
 
     def delete(self, migration_id: str) -> bool:
-        n = self._run(lambda c: c.execute("DELETE FROM mt_migrations WHERE id = %s", (migration_id,)).rowcount)
+        n = self._run(lambda c: c.execute(
+            "WITH a AS (DELETE FROM mt_applied WHERE migration_id = %(m)s) DELETE FROM mt_migrations WHERE id = %(m)s",
+            {"m": migration_id}).rowcount)
         return bool(n)
 
     # -- writes ----------------------------------------------------------------------------
 
     def transact(
-        self, migration_id: str, fn: Callable[[MigrationState], Change], *, sub_tasks: SubTaskScope = "all"
+        self, migration_id: str, fn: Callable[[MigrationState], Change], *, sub_tasks: SubTaskScope = "all",
+        op_id: str | None = None, ts: datetime | None = None,
     ) -> Change:
         ran = False  # the rules' callback may hold side effects: never run it twice
+        at = ts or datetime.now(UTC)
+        if check_op_id(op_id) is not None:
+            self._maybe_prune_ops(at)
 
         def go(conn: psycopg.Connection[Any]) -> Change:
             nonlocal ran
             with conn.transaction():
                 state = self._load(conn, migration_id, sub_tasks, for_update=True)
+                # under the lock (and in a statement of its own, with a fresh snapshot), every
+                # earlier write with this id is visible
+                if op_id is not None and conn.execute(
+                        "SELECT 1 FROM mt_applied WHERE migration_id = %s AND op_id = %s AND applied_at >= %s",
+                        (migration_id, op_id, _epoch(self.dedupe_cutoff(at)))).fetchone():
+                    return Change(last_seq=state.seq)
                 ran = True
                 change = fn(state)
                 if change.empty:
@@ -499,6 +580,11 @@ class PostgresStorage(Storage):
                              for a in change.updated_alerts],
                         )
                 change.last_seq = self._insert_events(conn, migration_id, state.seq + 1, change.events)
+                if op_id is not None:
+                    conn.execute(
+                        "INSERT INTO mt_applied (migration_id, op_id, applied_at) VALUES (%s, %s, %s) "
+                        "ON CONFLICT (migration_id, op_id) DO UPDATE SET applied_at = excluded.applied_at",
+                        (migration_id, op_id, _epoch(at)))
                 return change
 
         change: Change = self._run(go, may_retry=lambda: not ran)
@@ -506,22 +592,29 @@ class PostgresStorage(Storage):
             self._maybe_purge()
         return change
 
+    def _op_params(self, op_id: str | None, ts: datetime) -> dict[str, Any]:
+        return {"op": check_op_id(op_id), "at": _epoch(ts), "cutoff": _epoch(self.dedupe_cutoff(ts))}
+
     def _sub_params(self, migration_id: str, phase_id: str, sub_task_id: str, progress: float,
-                    ts: datetime, actor: str) -> dict[str, Any]:
+                    ts: datetime, actor: str, op_id: str | None) -> dict[str, Any]:
         return {"m": migration_id, "phase": phase_id, "sub": sub_task_id, "progress": float(progress),
                 "ts": ts.isoformat(), "actor": actor, "type": "subtask.progress",
-                "payload": self.codec.dumps({"phase": phase_id, "sub_task": sub_task_id, "progress": progress})}
+                "payload": self.codec.dumps({"phase": phase_id, "sub_task": sub_task_id, "progress": progress}),
+                **self._op_params(op_id, ts)}
 
     def _phase_params(self, migration_id: str, phase_id: str, progress: float | None, done: int | None,
-                      add: int | None, ts: datetime, actor: str) -> dict[str, Any]:
+                      add: int | None, ts: datetime, actor: str, op_id: str | None) -> dict[str, Any]:
         return {"m": migration_id, "phase": phase_id, "progress": float(progress or 0.0), "done": done or 0,
                 "add": add or 0, "counted": done is not None or bool(add), "ts": ts.isoformat(), "actor": actor,
-                "type": "phase.progress", "payload": self.codec.dumps({"phase": phase_id})}
+                "type": "phase.progress", "payload": self.codec.dumps({"phase": phase_id}),
+                **self._op_params(op_id, ts)}
 
     @staticmethod
     def _sub_result(migration_id: str, row: Any) -> MergeResult:
         if not row[3]:
             raise MigrationNotFound(migration_id)
+        if row[4]:  # the id was applied before
+            return MergeResult.STALE
         if row[0] is not None:
             return MergeResult.APPLIED
         return MergeResult.STALE if row[2] == "in_progress" else MergeResult.FALLBACK
@@ -530,6 +623,8 @@ class PostgresStorage(Storage):
     def _phase_result(migration_id: str, row: Any, done: int | None, add: int | None) -> MergeResult:
         if not row[3]:
             raise MigrationNotFound(migration_id)
+        if row[6]:  # the id was applied before
+            return MergeResult.STALE
         if row[0] is not None:
             return MergeResult.APPLIED
         if row[2] != "in_progress":
@@ -538,18 +633,43 @@ class PostgresStorage(Storage):
         over = row[5] is not None and counted and max(row[4], done or 0) + (add or 0) > row[5]
         return MergeResult.FALLBACK if over else MergeResult.STALE
 
+    def _hot_run(self, fn: Callable[[psycopg.Connection[Any]], Any], op_ids: bool) -> Any:
+        """``_run`` for a hot-path write; when it carries operation ids, run it again after the
+        guard rolled it back (a duplicate committed while it waited for the lock)."""
+        if op_ids:
+            for _ in range(4):
+                try:
+                    return self._run(fn)
+                except pgerrors.DivisionByZero:
+                    continue
+        return self._run(fn)
+
+    def _maybe_prune_ops(self, ts: datetime) -> None:
+        """Drop the operation ids and Idempotency-Keys older than the window, at most once a
+        minute, measured by the writes' clock as the check is; called by writes that carry an id."""
+        if time.monotonic() - self._ops_pruned_at < 60:
+            return
+        self._ops_pruned_at = time.monotonic()
+        cutoff = _epoch(self.dedupe_cutoff(ts))
+        self._run(lambda c: c.execute(
+            "WITH a AS (DELETE FROM mt_applied WHERE applied_at < %(c)s) "
+            "DELETE FROM mt_requests WHERE claimed_at < %(c)s", {"c": cutoff}))
+
     def merge_progress(
         self, migration_id: str, phase_id: str, sub_task_id: str | None, *,
         progress: float | None, done: int | None, add: int | None, ts: datetime, actor: str,
+        op_id: str | None = None,
     ) -> MergeResult:
+        if op_id is not None:
+            self._maybe_prune_ops(ts)
         if sub_task_id is not None:
             if progress is None:
                 return MergeResult.FALLBACK
-            params = self._sub_params(migration_id, phase_id, sub_task_id, progress, ts, actor)
-            row = self._run(lambda c: c.execute(MERGE_SUB_SQL, params).fetchone())
+            params = self._sub_params(migration_id, phase_id, sub_task_id, progress, ts, actor, op_id)
+            row = self._hot_run(lambda c: c.execute(MERGE_SUB_SQL, params).fetchone(), op_id is not None)
             return self._sub_result(migration_id, row)
-        params = self._phase_params(migration_id, phase_id, progress, done, add, ts, actor)
-        row = self._run(lambda c: c.execute(MERGE_PHASE_SQL, params).fetchone())
+        params = self._phase_params(migration_id, phase_id, progress, done, add, ts, actor, op_id)
+        row = self._hot_run(lambda c: c.execute(MERGE_PHASE_SQL, params).fetchone(), op_id is not None)
         return self._phase_result(migration_id, row, done, add)
 
     #: merge_many is one transaction: all its merges are written, or none
@@ -562,20 +682,23 @@ class PostgresStorage(Storage):
         todo = [m for m in merges if m.sub_task_id is None or m.progress is not None]
         if not todo:
             return [MergeResult.FALLBACK] * len(merges)
+        with_ids = any(m.op_id is not None for m in todo)
+        if with_ids:
+            self._maybe_prune_ops(ts)
 
         def go(conn: psycopg.Connection[Any]) -> list[Any]:
             with conn.pipeline(), conn.transaction():  # BEGIN, the merges and COMMIT in one flight
                 cursors = [
                     conn.execute(MERGE_SUB_SQL, self._sub_params(migration_id, m.phase_id, m.sub_task_id,
-                                                                 m.progress, ts, actor))
+                                                                 m.progress, ts, actor, m.op_id))
                     if m.sub_task_id is not None and m.progress is not None else
                     conn.execute(MERGE_PHASE_SQL, self._phase_params(migration_id, m.phase_id, m.progress, m.done,
-                                                                     m.add, ts, actor))
+                                                                     m.add, ts, actor, m.op_id))
                     for m in todo
                 ]
             return [cur.fetchone() for cur in cursors]
 
-        rows = iter(self._run(go))
+        rows = iter(self._hot_run(go, with_ids))
         out: list[MergeResult] = []
         for m in merges:
             if m.sub_task_id is not None and m.progress is None:
@@ -587,15 +710,22 @@ class PostgresStorage(Storage):
         return out
 
     def increment_counters(
-        self, migration_id: str, deltas: Mapping[str, int], *, ts: datetime, actor: str
+        self, migration_id: str, deltas: Mapping[str, int], *, ts: datetime, actor: str,
+        op_id: str | None = None,
     ) -> dict[str, int]:
-        row = self._run(lambda c: c.execute(INCREMENT_SQL, {
+        if op_id is not None:
+            self._maybe_prune_ops(ts)
+        params = {
             "m": migration_id, "so": deltas.get("successful_operations", 0),
             "fo": deltas.get("failed_operations", 0), "td": deltas.get("total_data_migrated", 0),
             "ts": ts.isoformat(), "actor": actor, "payload": self.codec.dumps({"increment": dict(deltas)}),
-        }).fetchone())
+            **self._op_params(op_id, ts),
+        }
+        row = self._hot_run(lambda c: c.execute(INCREMENT_SQL, params).fetchone(), op_id is not None)
         if row is None:
             raise MigrationNotFound(migration_id)
+        if row[0] is None:  # a duplicate: the counters as they are
+            return {"successful_operations": row[5], "failed_operations": row[6], "total_data_migrated": row[7]}
         return {"successful_operations": row[0], "failed_operations": row[1], "total_data_migrated": row[2]}
 
     # -- reads -----------------------------------------------------------------------------
@@ -679,9 +809,32 @@ class PostgresStorage(Storage):
 
     def purge_finished(self, older_than: datetime) -> list[str]:
         rows = self._run(lambda c: c.execute(
-            "DELETE FROM mt_migrations WHERE ended_at IS NOT NULL AND ended_at < %s RETURNING id, created_at",
-            (older_than,)).fetchall())
+            "WITH gone AS (DELETE FROM mt_migrations WHERE ended_at IS NOT NULL AND ended_at < %s "
+            "RETURNING id, created_at), a AS (DELETE FROM mt_applied WHERE migration_id IN (SELECT id FROM gone)) "
+            "SELECT id, created_at FROM gone", (older_than,)).fetchall())
         return [r[0] for r in sorted(rows, key=lambda r: (r[1], r[0]))]
+
+    # -- Idempotency-Keys ----------------------------------------------------------------------
+
+    def claim_request(self, key: str, fingerprint: str, *, ts: datetime) -> RequestRecord:
+        check_op_id(key)
+        self._maybe_prune_ops(ts)
+        # one statement: a concurrent claim of the same key waits on the row and then reads ours
+        row = self._run(lambda c: c.execute(
+            """
+            INSERT INTO mt_requests AS r (key, fingerprint, claimed_at) VALUES (%(k)s, %(f)s, %(at)s)
+            ON CONFLICT (key) DO UPDATE SET
+                fingerprint = CASE WHEN r.claimed_at < %(cutoff)s THEN excluded.fingerprint ELSE r.fingerprint END,
+                response = CASE WHEN r.claimed_at < %(cutoff)s THEN NULL ELSE r.response END,
+                claimed_at = CASE WHEN r.claimed_at < %(cutoff)s THEN excluded.claimed_at ELSE r.claimed_at END
+            RETURNING fingerprint, response
+            """, {"k": key, "f": fingerprint, "at": _epoch(ts), "cutoff": _epoch(self.dedupe_cutoff(ts))}).fetchone())
+        return RequestRecord(row[0], None if row[1] is None else self.codec.loads(row[1]))
+
+    def finish_request(self, key: str, fingerprint: str, response: Any, *, ts: datetime) -> None:
+        text = self.codec.dumps(response)
+        self._run(lambda c: c.execute("UPDATE mt_requests SET response = %s WHERE key = %s AND fingerprint = %s",
+                                      (text, key, fingerprint)))
 
     # -- tokens ----------------------------------------------------------------------------
 

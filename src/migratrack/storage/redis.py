@@ -10,8 +10,11 @@ carries the hash tag ``{<id>}`` so that, on Redis Cluster, they share a slot and
     mt:{m}:e    stream the event log; entry id <seq>-0
     mt:{m}:a    hash   alert id -> alert (encoded);  mt:{m}:an zset (order)  mt:{m}:au set (unacknowledged)
     mt:{m}:lock string held by a transition while it reads, validates and writes
+    mt:{m}:o    zset   applied operation ids, scored by their write's ts (epoch s); pruned by
+                       score as ids are added, and the key expires a dedupe window after its last add
     mt:ids      zset   migration ids by creation time (entries of expired migrations are pruned on read)
     mt:{tokens}:d / :x API tokens by id / id by hash
+    mt:rq:<key> hash   an Idempotency-Key: fingerprint, claimed at, response; expires after the window
 
 Hot path: one ``EVALSHA`` per progress tick or counter increment. Cold path: ``SET lock NX``,
 one script to read, the pure rules, one script that checks the lock is still ours and writes.
@@ -53,15 +56,19 @@ from migratrack.storage.base import (
     Codec,
     MergeResult,
     ProgressMerge,
+    RequestRecord,
     Storage,
     SubTaskScope,
     TokenRecord,
+    check_op_id,
     parse_duration,
 )
 from migratrack.storage.url import StoreURL, store_url_for
 
-LAYOUT_VERSION = 1
-_SUFFIXES = ("h", "p", "s", "e", "a", "an", "au")
+#: 2 added the operation-id sets (:o) and the Idempotency-Key hashes (rq:), both written as they
+#: are needed: an older layout upgrades by its marker alone
+LAYOUT_VERSION = 2
+_SUFFIXES = ("h", "p", "s", "e", "a", "an", "au", "o")
 
 # -- scripts: lua/<name>.lua -----------------------------------------------------------------
 
@@ -89,7 +96,7 @@ def _keys(prefix: str, migration_id: str) -> dict[str, str]:
 
 
 def _write_keys(k: Mapping[str, str]) -> list[str]:
-    return [k["h"], k["p"], k["s"], k["e"], k["a"], k["an"], k["au"], k["lock"]]
+    return [k["h"], k["p"], k["s"], k["e"], k["a"], k["an"], k["au"], k["lock"], k["o"]]
 
 
 def _float_text(value: float) -> str:
@@ -125,10 +132,13 @@ class RedisStorage(Storage):
         lock_timeout: float | None = None,
         reconnect: float = 10.0,
         check_schema: bool = True,
+        dedupe_window: str | float | timedelta | None = None,
     ) -> None:
-        super().__init__(codec)
-        self.location = store_url_for("redis", url)
-        options = self.location.options
+        location = store_url_for("redis", url)
+        options = location.options
+        super().__init__(codec, dedupe_window=dedupe_window if dedupe_window is not None
+                         else options.get("dedupe_window"))
+        self.location = location
         cluster_opt = options.get("cluster", "false").lower() in ("1", "true", "yes")
         self.cluster = self.location.scheme == "redis+cluster" or cluster_opt
         if retention is None:
@@ -170,6 +180,8 @@ class RedisStorage(Storage):
         self._unlock = self._r.register_script(_script("unlock"))
         self._alerts = self._r.register_script(_script("alerts"))
         self._save_token = self._r.register_script(_script("save_token"))
+        self._claim_request = self._r.register_script(_script("claim_request"))
+        self._finish_request = self._r.register_script(_script("finish_request"))
         if check_schema:  # False only for `migratrack upgrade-store`
             self._check_layout()
 
@@ -220,7 +232,8 @@ class RedisStorage(Storage):
         version = int(self._call(lambda: self._r.get(self._layout_key)) or LAYOUT_VERSION)
         if version > LAYOUT_VERSION:
             self._check_layout()  # raises: a newer layout is never downgraded
-        # version 0 (pre-release) had the same per-migration keys; only the marker was missing
+        # version 0 (pre-release) had the same per-migration keys, only the marker was missing;
+        # version 1 had no operation-id sets or Idempotency-Key hashes, which are made as needed
         self._call(lambda: self._r.set(self._layout_key, str(LAYOUT_VERSION)))
         return version, LAYOUT_VERSION
 
@@ -296,6 +309,12 @@ class RedisStorage(Storage):
             return 0
         left = (ended + self.retention - datetime.now(UTC)).total_seconds()
         return max(1, int(left))
+
+    def _dedupe_args(self, ts: datetime) -> list[str]:
+        """ts and the dedupe cutoff as epoch seconds, and the window in ms: what the scripts
+        take to check and record operation ids."""
+        return [repr(_epoch(ts)), repr(_epoch(self.dedupe_cutoff(ts))),
+                str(max(1, int(self.dedupe_window.total_seconds() * 1000)))]
 
     def _decode(self, migration_id: str, raw: list[Any]) -> MigrationState:
         h_flat, p_flat, s_flat = raw
@@ -418,12 +437,22 @@ class RedisStorage(Storage):
     # -- writes ----------------------------------------------------------------------------
 
     def transact(
-        self, migration_id: str, fn: Callable[[MigrationState], Change], *, sub_tasks: SubTaskScope = "all"
+        self, migration_id: str, fn: Callable[[MigrationState], Change], *, sub_tasks: SubTaskScope = "all",
+        op_id: str | None = None, ts: datetime | None = None,
     ) -> Change:
+        at = ts or datetime.now(UTC)
+        check_op_id(op_id)
         k = self._keys(migration_id)
         token = self._acquire(k["lock"])
         written = False
         try:
+            if op_id is not None:  # under the lock: no write with this id can land meanwhile
+                score = self._call(lambda: self._r.zscore(k["o"], op_id))
+                if score is not None and score >= _epoch(self.dedupe_cutoff(at)):
+                    seq = self._call(lambda: self._r.hget(k["h"], "seq"))
+                    if seq is None:
+                        raise MigrationNotFound(migration_id)
+                    return Change(last_seq=int(seq))
             raw = self._load_raw(k, sub_tasks)
             if not raw:
                 raise MigrationNotFound(migration_id)
@@ -454,6 +483,8 @@ class RedisStorage(Storage):
                 # every write re-applies the expiry: keys created after the finish (alerts) get it too
                 "expire": self._expire(state),
             }
+            if op_id is not None:
+                doc["op"] = [op_id, *self._dedupe_args(at)]
             try:
                 change.last_seq = int(self._call(lambda: self._write(keys=_write_keys(k),
                                                                      args=[token, json.dumps(doc)])))
@@ -470,8 +501,9 @@ class RedisStorage(Storage):
     def merge_progress(
         self, migration_id: str, phase_id: str, sub_task_id: str | None, *,
         progress: float | None, done: int | None, add: int | None, ts: datetime, actor: str,
+        op_id: str | None = None,
     ) -> MergeResult:
-        [result] = self.merge_many(migration_id, [ProgressMerge(phase_id, sub_task_id, progress, done, add)],
+        [result] = self.merge_many(migration_id, [ProgressMerge(phase_id, sub_task_id, progress, done, add, op_id)],
                                    ts=ts, actor=actor)
         return result
 
@@ -485,31 +517,35 @@ class RedisStorage(Storage):
         if not merges:
             return []
         k = self._keys(migration_id)
-        args: list[str] = [ts.isoformat(), actor]
+        args: list[str] = [ts.isoformat(), actor, *self._dedupe_args(ts)]
         for m in merges:
+            op = "" if check_op_id(m.op_id) is None else str(m.op_id)
             if m.sub_task_id is not None:
                 if m.progress is None:  # nothing to merge: the rules decide (FALLBACK below)
-                    args += ["s", "\n", "0", "", "0", ""]
+                    args += ["s", "\n", "0", "", "0", "", ""]
                     continue
                 payload = self.codec.dumps({"phase": m.phase_id, "sub_task": m.sub_task_id, "progress": m.progress})
-                args += ["s", f"{m.phase_id}/{m.sub_task_id}/", _float_text(m.progress), "", "0", payload]
+                args += ["s", f"{m.phase_id}/{m.sub_task_id}/", _float_text(m.progress), "", "0", payload, op]
             else:
                 args += ["p", m.phase_id + "/", "" if m.progress is None else _float_text(m.progress),
                          "" if m.done is None else str(m.done), str(m.add or 0),
-                         self.codec.dumps({"phase": m.phase_id})]
-        codes = self._hot(lambda: self._merge_many_script(keys=[k["h"], k["p"], k["s"], k["e"], k["lock"]],
-                                                          args=args))
+                         self.codec.dumps({"phase": m.phase_id}), op]
+        codes = self._hot(lambda: self._merge_many_script(
+            keys=[k["h"], k["p"], k["s"], k["e"], k["lock"], k["o"]], args=args))
         return [(MergeResult.FALLBACK, MergeResult.STALE, MergeResult.APPLIED)[int(c)] for c in codes]
 
     def increment_counters(
-        self, migration_id: str, deltas: Mapping[str, int], *, ts: datetime, actor: str
+        self, migration_id: str, deltas: Mapping[str, int], *, ts: datetime, actor: str,
+        op_id: str | None = None,
     ) -> dict[str, int]:
         k = self._keys(migration_id)
         payload = self.codec.dumps({"increment": dict(deltas)})
+        op = "" if check_op_id(op_id) is None else str(op_id)
         res = self._hot(lambda: self._increment(
-            keys=[k["h"], k["e"], k["lock"]],
+            keys=[k["h"], k["e"], k["lock"], k["o"]],
             args=[deltas.get("successful_operations", 0), deltas.get("failed_operations", 0),
-                  deltas.get("total_data_migrated", 0), ts.isoformat(), actor, payload]))
+                  deltas.get("total_data_migrated", 0), ts.isoformat(), actor, payload, op,
+                  *self._dedupe_args(ts)]))
         if res[0] == _MISSING:
             raise MigrationNotFound(migration_id)
         return {"successful_operations": int(res[0]), "failed_operations": int(res[1]),
@@ -580,6 +616,22 @@ class RedisStorage(Storage):
             if fin and float(fin) < cutoff and self.delete(mid):
                 gone.append(mid)
         return gone
+
+    # -- Idempotency-Keys ----------------------------------------------------------------------
+
+    def _request_key(self, key: str) -> str:
+        check_op_id(key)
+        return f"{self.prefix}:rq:{key}"
+
+    def claim_request(self, key: str, fingerprint: str, *, ts: datetime) -> RequestRecord:
+        rk = self._request_key(key)
+        found, response = self._call(lambda: self._claim_request(keys=[rk], args=[fingerprint, *self._dedupe_args(ts)]))
+        return RequestRecord(found, self.codec.loads(response) if response else None)
+
+    def finish_request(self, key: str, fingerprint: str, response: Any, *, ts: datetime) -> None:
+        rk = self._request_key(key)
+        text = self.codec.dumps(response)
+        self._call(lambda: self._finish_request(keys=[rk], args=[fingerprint, text]))
 
     # -- tokens ----------------------------------------------------------------------------
 

@@ -41,14 +41,21 @@ from migratrack.storage.base import (
     Codec,
     MergeResult,
     ProgressMerge,
+    RequestRecord,
     Storage,
     SubTaskScope,
     TokenRecord,
+    check_op_id,
     parse_duration,
 )
 from migratrack.storage.url import StoreURL, store_url_for
 
-SCHEMA_VERSION = 1
+#: 2 added mt_applied (operation ids), mt_requests (Idempotency-Keys) and the last_op columns; a
+#: file opened by this version gets them and is marked 2
+SCHEMA_VERSION = 2
+
+#: columns version 2 added to existing tables (ALTER TABLE appends them, as CREATE TABLE has them)
+_ADDED_COLUMNS = {"mt_phases": ("last_op TEXT", "last_op_at REAL"), "mt_sub_tasks": ("last_op TEXT", "last_op_at REAL")}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS mt_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -75,6 +82,8 @@ CREATE TABLE IF NOT EXISTS mt_phases (
     data TEXT NOT NULL,
     last_ts TEXT,
     last_actor TEXT,
+    last_op TEXT,
+    last_op_at REAL,
     PRIMARY KEY (migration_id, id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS mt_sub_tasks (
@@ -87,6 +96,8 @@ CREATE TABLE IF NOT EXISTS mt_sub_tasks (
     data TEXT NOT NULL,
     last_ts TEXT,
     last_actor TEXT,
+    last_op TEXT,
+    last_op_at REAL,
     PRIMARY KEY (migration_id, phase_id, id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS mt_events (
@@ -110,6 +121,31 @@ CREATE TABLE IF NOT EXISTS mt_alerts (
     PRIMARY KEY (migration_id, id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS mt_alerts_order ON mt_alerts (migration_id, n);
+CREATE TABLE IF NOT EXISTS mt_tokens (
+    id TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+-- applied operation ids (epoch seconds of the write's ts), kept for the dedupe window
+CREATE TABLE IF NOT EXISTS mt_applied (
+    migration_id TEXT NOT NULL,
+    op_id TEXT NOT NULL,
+    applied_at REAL NOT NULL,
+    PRIMARY KEY (migration_id, op_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS mt_applied_at ON mt_applied (applied_at);
+-- the server's Idempotency-Keys: the request that first used each, and its answer
+CREATE TABLE IF NOT EXISTS mt_requests (
+    key TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    claimed_at REAL NOT NULL,
+    response TEXT
+);
+CREATE INDEX IF NOT EXISTS mt_requests_at ON mt_requests (claimed_at);
+"""
+
+_TRIGGERS = """
 -- Triggers are re-created at every open, so a file always has this version's.
 -- The hot path is one UPDATE statement (its own transaction); these triggers append its event
 -- in the same statement. Cold-path writes use INSERT OR REPLACE and never fire them. Progress is
@@ -133,13 +169,33 @@ BEGIN
         NEW.last_ts, NEW.last_actor, 'subtask.progress',
         json_object('phase', NEW.phase_id, 'sub_task', NEW.id, 'progress', json(printf('%!.17g', NEW.progress))), 1);
 END;
-CREATE TABLE IF NOT EXISTS mt_tokens (
-    id TEXT PRIMARY KEY,
-    token_hash TEXT NOT NULL UNIQUE,
-    created_at TEXT NOT NULL,
-    data TEXT NOT NULL
-);
+-- A hot-path UPDATE that carries an operation id sets last_op (it runs only if the id is not
+-- recorded and young: see _merge); these record the id in the same statement. An expired
+-- record of the same id is replaced.
+DROP TRIGGER IF EXISTS mt_phase_op;
+CREATE TRIGGER mt_phase_op AFTER UPDATE OF last_op ON mt_phases WHEN NEW.last_op IS NOT NULL
+BEGIN
+    INSERT OR REPLACE INTO mt_applied (migration_id, op_id, applied_at)
+    VALUES (NEW.migration_id, NEW.last_op, NEW.last_op_at);
+END;
+DROP TRIGGER IF EXISTS mt_sub_task_op;
+CREATE TRIGGER mt_sub_task_op AFTER UPDATE OF last_op ON mt_sub_tasks WHEN NEW.last_op IS NOT NULL
+BEGIN
+    INSERT OR REPLACE INTO mt_applied (migration_id, op_id, applied_at)
+    VALUES (NEW.migration_id, NEW.last_op, NEW.last_op_at);
+END;
 """
+
+_PHASE_COLUMNS = "(migration_id, id, pos, status, progress, done, total, data, last_ts, last_actor)"
+_SUB_COLUMNS = "(migration_id, phase_id, id, pos, status, progress, data, last_ts, last_actor)"
+#: the hot path's duplicate check, in the UPDATE's WHERE (a write statement reads the latest rows)
+_NOT_SEEN = "NOT EXISTS (SELECT 1 FROM mt_applied WHERE migration_id = :m AND op_id = :op AND applied_at >= :cutoff)"
+
+#: record an operation id, unless it is recorded and young (then changes nothing: rowcount 0)
+_CLAIM_OP = (
+    "INSERT INTO mt_applied (migration_id, op_id, applied_at) VALUES (?, ?, ?) "
+    "ON CONFLICT (migration_id, op_id) DO UPDATE SET applied_at = excluded.applied_at WHERE applied_at < ?"
+)
 
 _NEXT_SEQ = "(SELECT COALESCE(MAX(seq), 0) + 1 FROM mt_events WHERE migration_id = ?)"
 _INSERT_EVENT = (
@@ -161,9 +217,12 @@ class SQLiteStorage(Storage):
     has_change_feed = False
 
     def __init__(self, url: str | StoreURL = "sqlite:///migratrack.db", codec: Codec | None = None,
-                 *, busy_timeout: float = 30.0, retention: str | float | timedelta | None = None) -> None:
-        super().__init__(codec)
-        self.location = store_url_for("sqlite", url)
+                 *, busy_timeout: float = 30.0, retention: str | float | timedelta | None = None,
+                 dedupe_window: str | float | timedelta | None = None) -> None:
+        location = store_url_for("sqlite", url)
+        super().__init__(codec, dedupe_window=dedupe_window if dedupe_window is not None
+                         else location.options.get("dedupe_window"))
+        self.location = location
         self.url = str(self.location)
         assert self.location.path is not None  # the parser refuses a sqlite URL without a file
         self.path = self.location.path
@@ -173,6 +232,7 @@ class SQLiteStorage(Storage):
         #: finished migrations older than this are purged (on open, then at most once a minute)
         self.retention = parse_duration(retention) if retention is not None else None
         self._purged_at = 0.0
+        self._ops_pruned_at = 0.0
         self._sync = options.get("synchronous", "NORMAL").upper()
         if self._sync not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ConfigurationError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, got {self._sync!r}")
@@ -194,8 +254,18 @@ class SQLiteStorage(Storage):
     # -- plumbing --------------------------------------------------------------------------
 
     def _migrate(self) -> None:
+        # each step is idempotent, so processes opening one file at once each run them safely
+        # (executescript commits whatever transaction is open: each script brings its own)
         with self._lock:
             self._conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
+        with self._write() as c:
+            for table, columns in _ADDED_COLUMNS.items():
+                have = {r[1] for r in c.execute(f"PRAGMA table_info({table})")}
+                for column in columns:
+                    if column.split()[0] not in have:  # a file of an earlier version
+                        c.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+        with self._lock:
+            self._conn.executescript("BEGIN IMMEDIATE;" + _TRIGGERS + "COMMIT;")
         with self._write() as c:
             row = c.execute("SELECT value FROM mt_meta WHERE key = 'schema_version'").fetchone()
             if row is None:
@@ -205,6 +275,8 @@ class SQLiteStorage(Storage):
                     f"{self.path} has schema version {row[0]}, newer than this migratrack "
                     f"understands ({SCHEMA_VERSION}); upgrade migratrack"
                 )
+            elif int(row[0]) < SCHEMA_VERSION:  # the schema script above made the new tables
+                c.execute("UPDATE mt_meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -316,11 +388,11 @@ class SQLiteStorage(Storage):
             )
             self._write_metrics(c, state)
             c.executemany(
-                "INSERT INTO mt_phases VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO mt_phases {_PHASE_COLUMNS} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [self._phase_row(state.id, i, p) for i, p in enumerate(state.phases.values())],
             )
             c.executemany(
-                "INSERT INTO mt_sub_tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO mt_sub_tasks {_SUB_COLUMNS} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [self._sub_row(state.id, p.id, j, s)
                  for p in state.phases.values() for j, s in enumerate(p.sub_tasks.values())],
             )
@@ -378,7 +450,7 @@ class SQLiteStorage(Storage):
 
     def _delete(self, c: sqlite3.Connection, migration_id: str) -> int:
         n = c.execute("DELETE FROM mt_migrations WHERE id = ?", (migration_id,)).rowcount
-        for table in ("mt_phases", "mt_sub_tasks", "mt_events", "mt_alerts"):
+        for table in ("mt_phases", "mt_sub_tasks", "mt_events", "mt_alerts", "mt_applied"):
             c.execute(f"DELETE FROM {table} WHERE migration_id = ?", (migration_id,))
         return n
 
@@ -388,15 +460,45 @@ class SQLiteStorage(Storage):
 
     # -- writes ----------------------------------------------------------------------------
 
+    # -- operation ids ------------------------------------------------------------------------
+
+    def _claim_op(self, c: sqlite3.Connection, migration_id: str, op_id: str, ts: datetime) -> bool:
+        """Record ``op_id`` in the open transaction; False when it is a duplicate (recorded and young)."""
+        check_op_id(op_id)
+        self._maybe_prune_ops(c, ts)
+        return c.execute(_CLAIM_OP, (migration_id, op_id, ts.timestamp(),
+                                     self.dedupe_cutoff(ts).timestamp())).rowcount > 0
+
+    def _seen_op(self, c: sqlite3.Connection, migration_id: str, op_id: str, ts: datetime) -> bool:
+        check_op_id(op_id)
+        row = c.execute("SELECT applied_at FROM mt_applied WHERE migration_id = ? AND op_id = ?",
+                        (migration_id, op_id)).fetchone()
+        return row is not None and row[0] >= self.dedupe_cutoff(ts).timestamp()
+
+    def _maybe_prune_ops(self, c: sqlite3.Connection, ts: datetime) -> None:
+        # at most once a minute, inside a write that is under way anyway: no commit of its own
+        if time.monotonic() - self._ops_pruned_at < 60:
+            return
+        self._ops_pruned_at = time.monotonic()
+        cutoff = self.dedupe_cutoff(ts).timestamp()
+        c.execute("DELETE FROM mt_applied WHERE applied_at < ?", (cutoff,))
+        c.execute("DELETE FROM mt_requests WHERE claimed_at < ?", (cutoff,))
+
     def transact(
-        self, migration_id: str, fn: Callable[[MigrationState], Change], *, sub_tasks: SubTaskScope = "all"
+        self, migration_id: str, fn: Callable[[MigrationState], Change], *, sub_tasks: SubTaskScope = "all",
+        op_id: str | None = None, ts: datetime | None = None,
     ) -> Change:
+        at = ts or datetime.now(UTC)
         with self._write() as c:
+            if op_id is not None and self._seen_op(c, migration_id, op_id, at):
+                return Change(last_seq=self._last_seq(c, migration_id))
             state = self._load(c, migration_id, sub_tasks)
             change = fn(state)
             if change.empty:
                 change.last_seq = state.seq
                 return change
+            if op_id is not None:
+                self._claim_op(c, migration_id, op_id, at)
             now = (change.events[-1].ts if change.events else state.created_at).isoformat()
             if change.header:
                 self._write_header(c, state, now)
@@ -406,12 +508,12 @@ class SQLiteStorage(Storage):
                 self._write_metrics(c, state)
             order = {pid: i for i, pid in enumerate(state.phases)}
             for pid in change.phases:
-                c.execute("INSERT OR REPLACE INTO mt_phases VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                c.execute(f"INSERT OR REPLACE INTO mt_phases {_PHASE_COLUMNS} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                           self._phase_row(migration_id, order[pid], state.phases[pid]))
             for pid, sid in change.sub_tasks:
                 sub = state.phases[pid].sub_tasks[sid]
                 pos = list(state.phases[pid].sub_tasks).index(sid)
-                c.execute("INSERT OR REPLACE INTO mt_sub_tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                c.execute(f"INSERT OR REPLACE INTO mt_sub_tasks {_SUB_COLUMNS} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                           self._sub_row(migration_id, pid, pos, sub))
             for a in change.new_alerts:
                 self._insert_alert(c, migration_id, a)
@@ -427,13 +529,17 @@ class SQLiteStorage(Storage):
     def merge_progress(
         self, migration_id: str, phase_id: str, sub_task_id: str | None, *,
         progress: float | None, done: int | None, add: int | None, ts: datetime, actor: str,
+        op_id: str | None = None,
     ) -> MergeResult:
-        # One UPDATE statement, run as its own transaction; a trigger appends the event.
+        # One UPDATE statement, run as its own transaction; triggers append the event and record
+        # the operation id.
         with self._lock:
             self._check_open()
             try:
-                return self._merge(self._conn, migration_id, phase_id, sub_task_id, progress, done, add,
-                                   ts.isoformat(), actor)
+                if op_id is not None:
+                    self._maybe_prune_ops(self._conn, ts)
+                return self._merge(self._conn, migration_id, ProgressMerge(phase_id, sub_task_id, progress, done, add,
+                                                                           op_id), ts, ts.isoformat(), actor)
             except sqlite3.Error as exc:
                 raise StorageUnavailable(f"SQLite store {self.path!r} is busy or unwritable: {exc}") from exc
 
@@ -443,48 +549,58 @@ class SQLiteStorage(Storage):
         # One transaction for the lot: one commit instead of one per update.
         ts_text = ts.isoformat()
         with self._write() as c:
-            return [self._merge(c, migration_id, m.phase_id, m.sub_task_id, m.progress, m.done, m.add, ts_text, actor)
-                    for m in merges]
+            if any(m.op_id is not None for m in merges):
+                self._maybe_prune_ops(c, ts)
+            return [self._merge(c, migration_id, m, ts, ts_text, actor) for m in merges]
 
-    def _merge(
-        self, c: sqlite3.Connection, migration_id: str, phase_id: str, sub_task_id: str | None,
-        progress: float | None, done: int | None, add: int | None, ts_text: str, actor: str,
-    ) -> MergeResult:
+    def _merge(self, c: sqlite3.Connection, migration_id: str, m: ProgressMerge, ts: datetime, ts_text: str,
+               actor: str) -> MergeResult:
+        phase_id, sub_task_id, progress, done, add = m.phase_id, m.sub_task_id, m.progress, m.done, m.add
+        args: dict[str, Any] = {"m": migration_id, "p": phase_id, "ts": ts_text, "actor": actor}
+        # with an operation id: the UPDATE runs only if the id is not recorded and young, and
+        # sets last_op, whose trigger records it
+        op_set = op_where = ""
+        if m.op_id is not None:
+            check_op_id(m.op_id)
+            op_set, op_where = ", last_op = :op, last_op_at = :at", " AND " + _NOT_SEEN
+            args.update(op=m.op_id, at=ts.timestamp(), cutoff=self.dedupe_cutoff(ts).timestamp())
         if sub_task_id is not None:
             if progress is None:
                 return MergeResult.FALLBACK
             written = c.execute(
-                "UPDATE mt_sub_tasks SET progress = ?, last_ts = ?, last_actor = ? WHERE migration_id = ? "
-                "AND phase_id = ? AND id = ? AND status = 'in_progress' AND progress < ?",
-                (progress, ts_text, actor, migration_id, phase_id, sub_task_id, progress),
+                f"UPDATE mt_sub_tasks SET progress = :progress, last_ts = :ts, last_actor = :actor{op_set} "
+                f"WHERE migration_id = :m AND phase_id = :p AND id = :s AND status = 'in_progress' "
+                f"AND progress < :progress{op_where}",
+                {**args, "progress": progress, "s": sub_task_id},
             ).rowcount
         elif done is None and not add and progress is None:
             written = 0  # nothing to merge: the status check below tells STALE from FALLBACK
         elif done is None and not add:
             written = c.execute(
-                "UPDATE mt_phases SET progress = ?, last_ts = ?, last_actor = ? WHERE migration_id = ? "
-                "AND id = ? AND status = 'in_progress' AND progress < ?",
-                (progress, ts_text, actor, migration_id, phase_id, progress),
+                f"UPDATE mt_phases SET progress = :progress, last_ts = :ts, last_actor = :actor{op_set} "
+                f"WHERE migration_id = :m AND id = :p AND status = 'in_progress' AND progress < :progress{op_where}",
+                {**args, "progress": progress},
             ).rowcount
         else:
             # new done and progress as in core.rules.merge_values; SET expressions see the old row
             written = c.execute(
-                """
+                f"""
                 UPDATE mt_phases SET done = MAX(done, :done) + :add, progress = MAX(progress, :progress,
                     CASE WHEN total IS NULL THEN 0.0 WHEN total = 0 THEN 100.0
                          ELSE MIN(100.0, (MAX(done, :done) + :add) * 100.0 / total) END),
-                    last_ts = :ts, last_actor = :actor
+                    last_ts = :ts, last_actor = :actor{op_set}
                 WHERE migration_id = :m AND id = :p AND status = 'in_progress'
                   AND (total IS NULL OR MAX(done, :done) + :add <= total)
                   AND (MAX(done, :done) + :add <> done OR :progress > progress OR (total IS NOT NULL
-                       AND MIN(100.0, (MAX(done, :done) + :add) * 100.0 / MAX(total, 1)) > progress))
+                       AND MIN(100.0, (MAX(done, :done) + :add) * 100.0 / MAX(total, 1)) > progress)){op_where}
                 """,
-                {"done": done or 0, "add": add or 0, "progress": progress or 0.0,
-                 "m": migration_id, "p": phase_id, "ts": ts_text, "actor": actor},
+                {**args, "done": done or 0, "add": add or 0, "progress": progress or 0.0},
             ).rowcount
         if written:
             return MergeResult.APPLIED
-        # nothing written: tell a stale value from a case for the rules
+        # nothing written: a repeated id, a stale value, or a case for the rules
+        if m.op_id is not None and self._seen_op(c, migration_id, m.op_id, ts):
+            return MergeResult.STALE
         if sub_task_id is not None:
             cur = c.execute(
                 "SELECT status FROM mt_sub_tasks WHERE migration_id = ? AND phase_id = ? AND id = ?",
@@ -501,9 +617,16 @@ class SQLiteStorage(Storage):
         return MergeResult.FALLBACK if over else MergeResult.STALE
 
     def increment_counters(
-        self, migration_id: str, deltas: Mapping[str, int], *, ts: datetime, actor: str
+        self, migration_id: str, deltas: Mapping[str, int], *, ts: datetime, actor: str,
+        op_id: str | None = None,
     ) -> dict[str, int]:
         with self._write() as c:
+            if op_id is not None and not self._claim_op(c, migration_id, op_id, ts):
+                row = c.execute("SELECT successful_operations, failed_operations, total_data_migrated "
+                                "FROM mt_migrations WHERE id = ?", (migration_id,)).fetchone()
+                if row is None:
+                    raise MigrationNotFound(migration_id)
+                return {"successful_operations": row[0], "failed_operations": row[1], "total_data_migrated": row[2]}
             row = c.execute(
                 "UPDATE mt_migrations SET successful_operations = successful_operations + ?, "
                 "failed_operations = failed_operations + ?, total_data_migrated = total_data_migrated + ? "
@@ -574,6 +697,25 @@ class SQLiteStorage(Storage):
         with self._lock:
             return {t: self._conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
                     for t in ("mt_migrations", "mt_phases", "mt_sub_tasks", "mt_events", "mt_alerts")}
+
+    # -- Idempotency-Keys ----------------------------------------------------------------------
+
+    def claim_request(self, key: str, fingerprint: str, *, ts: datetime) -> RequestRecord:
+        check_op_id(key)
+        with self._write() as c:
+            self._maybe_prune_ops(c, ts)
+            c.execute(
+                "INSERT INTO mt_requests (key, fingerprint, claimed_at) VALUES (?, ?, ?) ON CONFLICT (key) DO "
+                "UPDATE SET fingerprint = excluded.fingerprint, claimed_at = excluded.claimed_at, response = NULL "
+                "WHERE claimed_at < ?", (key, fingerprint, ts.timestamp(), self.dedupe_cutoff(ts).timestamp()))
+            found, response = c.execute("SELECT fingerprint, response FROM mt_requests WHERE key = ?",
+                                        (key,)).fetchone()
+        return RequestRecord(found, None if response is None else self.codec.loads(response))
+
+    def finish_request(self, key: str, fingerprint: str, response: Any, *, ts: datetime) -> None:
+        with self._write() as c:
+            c.execute("UPDATE mt_requests SET response = ? WHERE key = ? AND fingerprint = ?",
+                      (self.codec.dumps(response), key, fingerprint))
 
     # -- tokens ----------------------------------------------------------------------------
 

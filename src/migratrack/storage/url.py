@@ -13,9 +13,10 @@ Accepted forms (docs/storage.md)::
     redis+cluster://host:port              Redis Cluster (or ?cluster=true)
     postgresql://user[:password]@host[:port][/database]    PostgreSQL; postgres:// too
 
-Query parameters that migratrack reads itself are its *options* (``?retention=30d`` on every
-store, ``?prefix=`` on Redis, ...); on Redis and PostgreSQL the other parameters go to the
-driver (redis-py, libpq), which is why they are kept rather than refused.
+Query parameters that migratrack reads itself are its *options* (``?retention=30d`` and
+``?dedupe_window=24h`` on every store, ``?prefix=`` on Redis, ...); on Redis and PostgreSQL the
+other parameters go to the driver (redis-py, libpq), which is why they are kept rather than
+refused.
 """
 
 from __future__ import annotations
@@ -43,10 +44,10 @@ SCHEMES: dict[str, StoreKind] = {
 
 #: the query parameters each store reads itself (never passed on to a driver)
 OPTIONS: dict[StoreKind, frozenset[str]] = {
-    "memory": frozenset({"retention"}),
-    "sqlite": frozenset({"retention", "synchronous"}),
-    "redis": frozenset({"retention", "prefix", "cluster", "lock_timeout"}),
-    "postgresql": frozenset({"retention", "pool_size"}),
+    "memory": frozenset({"retention", "dedupe_window"}),
+    "sqlite": frozenset({"retention", "dedupe_window", "synchronous"}),
+    "redis": frozenset({"retention", "dedupe_window", "prefix", "cluster", "lock_timeout"}),
+    "postgresql": frozenset({"retention", "dedupe_window", "pool_size"}),
 }
 
 #: the scheme the driver expects for an alias migratrack accepts

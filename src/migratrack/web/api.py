@@ -31,7 +31,7 @@ from migratrack.web.errors import ErrorBody
 from migratrack.web.group import GroupCommit
 from migratrack.web.lean import LeanRoute
 from migratrack.web.replay import HEADER as IDEMPOTENCY_HEADER
-from migratrack.web.replay import Replays
+from migratrack.web.replay import Replay, Replays, op_id_of
 from migratrack.web.schemas import (
     AckIn,
     AlertIn,
@@ -78,8 +78,11 @@ MigrationId = Annotated[str, Path(min_length=1, max_length=200, description="mig
                                   examples=["db-move-2026"])]
 PhaseId = Annotated[str, Path(min_length=1, max_length=200, description="phase id", examples=["copy"])]
 SubId = Annotated[str, Path(min_length=1, max_length=200, description="sub-task id", examples=["orders"])]
-IdemKey = Annotated[str | None, Header(alias=IDEMPOTENCY_HEADER, max_length=200,
-                                       description="a retried write with the same key is applied once")]
+IdemKey = Annotated[str | None, Header(
+    alias=IDEMPOTENCY_HEADER, max_length=200,
+    description="a retried write with the same key (from the same token, with the same request) is applied "
+                "once and answered as the first was; the key is kept in the store for its dedupe window "
+                "(24 h by default). The same key with another request gets 422.")]
 
 
 async def service(request: Request) -> MigrationService:
@@ -98,6 +101,22 @@ async def call(request: Request, fn: Callable[[], T]) -> T:
 def replays(request: Request) -> Replays:
     r: Replays = request.app.state.replays
     return r
+
+
+T_Out = TypeVar("T_Out", bound=BaseModel)
+
+
+def keyed(request: Request, key: str | None, who: Principal, body: BaseModel | None, out: type[T_Out],
+          write: Callable[[str | None], T_Out]) -> T_Out:
+    """Run ``write(op_id)`` for a request that may carry an Idempotency-Key: a repeat of a request
+    that was answered gets that answer again; anything else is written once per key."""
+    r = replays(request)
+    replay = r.begin(key, who, request, body)
+    if replay is not None and replay.response is not None:
+        return out.model_validate(replay.response)
+    answer = write(op_id_of(replay))
+    r.finish(replay, answer)
+    return answer
 
 
 Svc = Annotated[MigrationService, Depends(service)]
@@ -190,11 +209,12 @@ def _command_route(cls: type[Command]) -> None:
     names = _field_names(cls)
 
     def handler(request: Request, mid: str, svc: MigrationService, who: Principal, body: BaseModel | None = None,
-                **address: str) -> ChangeOut:
+                key: str | None = None, **address: str) -> ChangeOut:
         args: dict[str, Any] = {**address, **(body.model_dump(exclude_none=True) if body is not None else {})}
         if "by" in names and args.get("by") is None:
             args["by"] = who.name  # who approves, when the request does not say: the token's name
-        return _change(svc, mid, svc.execute(mid, cls(**args), actor=actor_of(request, who)))
+        return keyed(request, key, who, body, ChangeOut, lambda op_id: _change(
+            svc, mid, svc.execute(mid, cls(**args), actor=actor_of(request, who), op_id=op_id)))
 
     kw = inspect.Parameter.KEYWORD_ONLY
     params = [
@@ -209,6 +229,7 @@ def _command_route(cls: type[Command]) -> None:
                                             default=None))
         else:
             params.append(inspect.Parameter("body", kw, annotation=body_model))
+    params.append(inspect.Parameter("key", kw, annotation=IdemKey, default=None))
     require = RequireAdmin if cls.role == Role.ADMIN.value else RequireOperator
     params.append(inspect.Parameter("who", kw, annotation=Principal, default=require))
     handler.__signature__ = inspect.Signature(params, return_annotation=ChangeOut)  # type: ignore[attr-defined]
@@ -241,41 +262,57 @@ def group_commit(request: Request) -> GroupCommit:
 
 
 async def _progress(request: Request, svc: MigrationService, mid: str, update: ProgressUpdate, actor: str,
-                    write: Callable[[], object]) -> ControlOut:
+                    key: str | None, who: Principal, body: BaseModel,
+                    write: Callable[[str | None], object]) -> ControlOut:
     """A single progress report: on an embedded store, a plain merge joins the group commit of
     this turn of the event loop; anything else (or what the store answers FALLBACK to) is
-    written on its own."""
+    written on its own. With an Idempotency-Key, once per key."""
+    replay: Replay | None = None
+    if key:
+        replay = await call(request, lambda: replays(request).begin(key, who, request, body))
+        if replay is not None and replay.response is not None:
+            return ControlOut.model_validate(replay.response)
+    answer: ControlOut | None = None
     if request.app.state.inline:
-        merge = MigrationService.as_merge(update)
+        merge = MigrationService.as_merge(update, op_id_of(replay))
         if merge is not None:
             result, control = await group_commit(request).submit(mid, actor, merge)
             if result is not MergeResult.FALLBACK:
-                return ControlOut(control=control)
+                answer = ControlOut(control=control)
 
     def run() -> ControlOut:
-        write()
-        return ControlOut(control=svc.control(mid))
+        out = answer
+        if out is None:
+            write(op_id_of(replay))
+            out = ControlOut(control=svc.control(mid))
+        replays(request).finish(replay, out)
+        return out
 
+    if answer is not None and replay is None:
+        return answer
     return await call(request, run)
 
 
 @_lean("/{mid}/phases/{phase}/progress", response_model=ControlOut,
        summary="Report a phase's progress (percent or done/total); answers the control state")
 async def phase_progress(request: Request, mid: MigrationId, phase: PhaseId, body: ProgressIn, svc: Svc,
-                         who: Principal = RequireOperator) -> ControlOut:
+                         key: IdemKey = None, who: Principal = RequireOperator) -> ControlOut:
     actor = actor_of(request, who)
     update = ProgressUpdate(phase, None, body.progress, body.done, body.total, body.add, body.metadata or {})
-    return await _progress(request, svc, mid, update, actor, lambda: svc.update_phase_progress(
-        mid, phase, body.progress, body.metadata, done=body.done, total=body.total, add=body.add, actor=actor))
+    return await _progress(request, svc, mid, update, actor, key, who, body, lambda op_id: svc.update_phase_progress(
+        mid, phase, body.progress, body.metadata, done=body.done, total=body.total, add=body.add, actor=actor,
+        op_id=op_id))
 
 
 @_lean("/{mid}/phases/{phase}/subtasks/{sub}/progress", response_model=ControlOut,
        summary="Report a sub-task's progress; answers the control state")
 async def sub_task_progress(request: Request, mid: MigrationId, phase: PhaseId, sub: SubId,
-                            body: SubTaskProgressIn, svc: Svc, who: Principal = RequireOperator) -> ControlOut:
+                            body: SubTaskProgressIn, svc: Svc, key: IdemKey = None,
+                            who: Principal = RequireOperator) -> ControlOut:
     actor = actor_of(request, who)
-    return await _progress(request, svc, mid, ProgressUpdate(phase, sub, body.progress), actor,
-                           lambda: svc.update_sub_task_progress(mid, phase, sub, body.progress, actor=actor))
+    return await _progress(request, svc, mid, ProgressUpdate(phase, sub, body.progress), actor, key, who, body,
+                           lambda op_id: svc.update_sub_task_progress(mid, phase, sub, body.progress, actor=actor,
+                                                                      op_id=op_id))
 
 
 # -- alerts, metrics, control, batch -----------------------------------------------------------
@@ -290,9 +327,8 @@ def list_alerts(mid: MigrationId, svc: Svc, limit: Annotated[int, Query(ge=1, le
 def create_alert(request: Request, mid: MigrationId, body: AlertIn, svc: Svc, key: IdemKey = None,
                  who: Principal = RequireOperator) -> AlertOut:
     actor = actor_of(request, who)
-    alert = replays(request).run(key, f"{who.token_id}:alert:{mid}", lambda: svc.create_alert(
-        mid, body.level, body.message, body.phase, actor=actor))
-    return AlertOut.of(alert)
+    return keyed(request, key, who, body, AlertOut, lambda op_id: AlertOut.of(svc.create_alert(
+        mid, body.level, body.message, body.phase, actor=actor, op_id=op_id)))
 
 
 @router.post("/{mid}/alerts/{alert}/ack", response_model=AlertOut, summary="Acknowledge an alert")
@@ -306,9 +342,12 @@ def acknowledge_alert(request: Request, mid: MigrationId, alert: Annotated[str, 
 def _metrics(request: Request, mid: str, body: MetricsIn, svc: MigrationService, key: str | None,
              who: Principal) -> ControlOut:
     actor = actor_of(request, who)
-    replays(request).run(key, f"{who.token_id}:metrics:{mid}", lambda: svc.update_metrics(
-        mid, body.values, body.increment, actor=actor))
-    return ControlOut(control=svc.control(mid))
+
+    def write(op_id: str | None) -> ControlOut:
+        svc.update_metrics(mid, body.values, body.increment, actor=actor, op_id=op_id)
+        return ControlOut(control=svc.control(mid))
+
+    return keyed(request, key, who, body, ControlOut, write)
 
 
 @router.patch("/{mid}/metrics", response_model=ControlOut,
@@ -325,12 +364,16 @@ def post_metrics(request: Request, mid: MigrationId, body: MetricsIn, svc: Svc, 
 
 
 @router.post("/{mid}/control", response_model=ControlOut, summary="Pause, resume or cancel (admin)")
-def control(request: Request, mid: MigrationId, body: ControlIn, svc: Svc,
+def control(request: Request, mid: MigrationId, body: ControlIn, svc: Svc, key: IdemKey = None,
             who: Principal = RequireAdmin) -> ControlOut:
     cls = BY_VERB[(Target.MIGRATION, body.action)]
     args = {"reason": body.reason} if body.reason is not None and "reason" in _field_names(cls) else {}
-    svc.execute(mid, cls(**args), actor=actor_of(request, who))
-    return ControlOut(control=svc.control(mid))
+
+    def write(op_id: str | None) -> ControlOut:
+        svc.execute(mid, cls(**args), actor=actor_of(request, who), op_id=op_id)
+        return ControlOut(control=svc.control(mid))
+
+    return keyed(request, key, who, body, ControlOut, write)
 
 
 @_lean("/{mid}/batch", response_model=ControlOut,
@@ -344,14 +387,11 @@ async def batch(request: Request, mid: MigrationId, body: BatchIn, svc: Svc, key
     updates = [ProgressUpdate(phase=u.phase, sub_task=u.sub_task, progress=u.progress, done=u.done, total=u.total,
                               add=u.add, metadata=u.metadata or {}) for u in body.updates]
 
-    def apply() -> None:
-        svc.apply_updates(mid, updates, body.increments or None, actor=actor)
-
-    def write() -> ControlOut:
-        replays(request).run(key, f"{who.token_id}:batch:{mid}", apply)
+    def apply(op_id: str | None) -> ControlOut:
+        svc.apply_updates(mid, updates, body.increments or None, actor=actor, op_id=op_id)
         return ControlOut(control=svc.control(mid))
 
-    return await call(request, write)
+    return await call(request, lambda: keyed(request, key, who, body, ControlOut, apply))
 
 
 @router.get("/{mid}/control", response_model=ControlOut, summary="The control state alone (cheap)")

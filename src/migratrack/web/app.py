@@ -72,7 +72,7 @@ def create_app(
     app.state.tokens = TokenManager(store) if auth else None
     app.state.hub = hub
     app.state.sse_ping = sse_ping
-    app.state.replays = Replays()
+    app.state.replays = Replays(svc)
     #: embedded stores answer in microseconds: hot-path writes run on the event loop
     app.state.inline = store.embedded
     errors.install(app)

@@ -29,7 +29,7 @@ log = logging.getLogger("migratrack.web")
 MAX_BODY_BYTES = 1024 * 1024
 
 #: exception attributes worth returning to a client (lets the remote SDK rebuild the error)
-_ATTRS = ("migration_id", "phase_id", "sub_task_id", "alert_id", "current", "requested", "what", "blocking")
+_ATTRS = ("migration_id", "phase_id", "sub_task_id", "alert_id", "current", "requested", "what", "blocking", "key")
 
 
 class FieldError(BaseModel):

@@ -1,62 +1,78 @@
-"""Idempotency keys: a retried write (same ``Idempotency-Key``, same token) is answered from
-memory instead of being applied twice. Process-local and bounded: it covers a client that
-retries after a lost response, not a retry that lands on another server process after a crash."""
+"""Idempotency keys, kept in the store: a write retried with the same ``Idempotency-Key`` (same
+token, same request) is applied once — across server restarts and across every server on the
+store — and answered as the first attempt was.
+
+A key is scoped by the token that sends it. The first request with a key binds it, in the store,
+to the request's fingerprint (a hash of method, path, token id and the validated body) for the
+store's dedupe window. Then:
+
+* the same request again gets the first answer, once there is one, without being applied again;
+* a request with the same key and anything else gets 422 naming the key (a body that does not
+  validate gets its own 422 first: validation comes before the key is looked at);
+* the write itself carries an operation id derived from the key and the fingerprint, so the
+  store applies it (and each part of a batch) once even when two attempts run at once, or when
+  a server died between writing and keeping the answer.
+
+Only answers that succeeded are kept: a refused request (409, 404) is decided again on a retry,
+and a failed one (503) is tried again, its applied parts acknowledged by their ids.
+"""
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-from collections.abc import Callable
-from typing import TypeVar
+import hashlib
+from dataclasses import dataclass
+from typing import Any
 
-from migratrack.errors import MigratrackError, StorageError
+from pydantic import BaseModel
+from starlette.requests import Request
 
-T = TypeVar("T")
+from migratrack.errors import IdempotencyKeyReused
+from migratrack.service import MigrationService
+from migratrack.web.auth import Principal
 
 HEADER = "Idempotency-Key"
 
 
-class _Slot:
-    __slots__ = ("done", "error", "value")
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.value: object = None
-        self.error: BaseException | None = None
+
+@dataclass(slots=True)
+class Replay:
+    """One keyed request: its key in the store, its fingerprint, the operation id of its write,
+    and the answer the first request with this key got (None: none yet)."""
+
+    key: str
+    fingerprint: str
+    op_id: str
+    response: Any = None
 
 
 class Replays:
-    def __init__(self, size: int = 50_000) -> None:
-        self.size = size
-        self._slots: OrderedDict[str, _Slot] = OrderedDict()
-        self._lock = threading.Lock()
+    """The server's Idempotency-Keys, in its store."""
 
-    def run(self, key: str | None, scope: str, fn: Callable[[], T]) -> T:
-        """``fn()`` once per (scope, key); a concurrent or later call with the same key gets the
-        first call's result (or its error) again."""
-        if not key or len(key) > 200:
-            return fn()
-        full = f"{scope}\0{key}"
-        with self._lock:
-            slot = self._slots.get(full)
-            owner = slot is None
-            if slot is None:
-                slot = self._slots[full] = _Slot()
-                while len(self._slots) > self.size:
-                    self._slots.popitem(last=False)
-        if not owner:
-            slot.done.wait(60)
-            if slot.error is not None:
-                raise slot.error
-            return slot.value  # type: ignore[return-value]
-        try:
-            slot.value = fn()
-            return slot.value
-        except BaseException as exc:
-            slot.error = exc
-            if not isinstance(exc, MigratrackError) or isinstance(exc, StorageError):
-                with self._lock:  # a transient failure: let a retry try again
-                    self._slots.pop(full, None)
-            raise
-        finally:
-            slot.done.set()
+    def __init__(self, svc: MigrationService) -> None:
+        self.svc = svc
+
+    def begin(self, key: str | None, who: Principal, request: Request, body: BaseModel | None) -> Replay | None:
+        """Claim ``key`` for this request; None when the request has no key. Raises
+        IdempotencyKeyReused when the key was used for another request."""
+        if not key:
+            return None
+        fingerprint = _digest(request.method, request.url.path, who.token_id,
+                              "" if body is None else body.model_dump_json())
+        scoped = _digest(who.token_id, key)
+        record = self.svc.storage.claim_request(scoped, fingerprint, ts=self.svc.now())
+        if record.fingerprint != fingerprint:
+            raise IdempotencyKeyReused(key)
+        return Replay(scoped, fingerprint, "http:" + _digest(scoped, fingerprint)[:40], record.response)
+
+    def finish(self, replay: Replay | None, answer: BaseModel) -> None:
+        """Keep the answer of a keyed request that succeeded, for its retries."""
+        if replay is not None:
+            self.svc.storage.finish_request(replay.key, replay.fingerprint, answer.model_dump(mode="json"),
+                                            ts=self.svc.now())
+
+
+def op_id_of(replay: Replay | None) -> str | None:
+    return None if replay is None else replay.op_id

@@ -1,10 +1,15 @@
 -- Hot-path merges (one or many, in one call). A missing migration has no rows, so they answer
 -- FALLBACK and transact() reports it. Returns per merge 0 FALLBACK, 1 STALE, 2 APPLIED; {-1} if a
 -- transition holds the lock.
--- KEYS: h p s e lock.  ARGV: ts, actor, then per merge: kind ('s' sub-task | 'p' phase), field prefix,
--- progress ('' = none), done ('' = none), add, payload.
+-- KEYS: h p s e lock o.  ARGV: ts, actor, ts as epoch seconds, the dedupe cutoff (epoch seconds),
+-- the dedupe window (ms), then per merge: kind ('s' sub-task | 'p' phase), field prefix,
+-- progress ('' = none), done ('' = none), add, payload, operation id ('' = none).
+-- A merge whose operation id is in o with a score (when applied) at or after the cutoff was
+-- applied before: STALE, nothing written. An APPLIED merge records its id in the same call; one
+-- that applied nothing leaves it free (the rules may apply it under the same id).
 if redis.call('EXISTS', KEYS[5]) == 1 then return {-1} end
 local ts, actor = ARGV[1], ARGV[2]
+local cutoff = tonumber(ARGV[4])
 local function sub(f, prog, payload)
   local v = redis.call('HMGET', KEYS[3], f .. 's', f .. 'p')
   if v[1] ~= 'in_progress' then return 0 end
@@ -44,11 +49,34 @@ local function phase(f, prog, done, add, payload)
   return 2
 end
 local out = {}
-for i = 3, #ARGV, 6 do
-  if ARGV[i] == 's' then
-    out[#out + 1] = sub(ARGV[i + 1], ARGV[i + 2], ARGV[i + 5])
-  else
-    out[#out + 1] = phase(ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4]), ARGV[i + 5])
+local recorded = false
+for i = 6, #ARGV, 7 do
+  local op = ARGV[i + 6]
+  local seen = false
+  -- record first (one command when the id is new, the common case), undo if nothing applied
+  if op ~= '' and redis.call('ZADD', KEYS[6], 'NX', ARGV[3], op) == 0 then
+    if tonumber(redis.call('ZSCORE', KEYS[6], op)) >= cutoff then
+      seen = true
+    else  -- an expired record of the same id: this write takes it over
+      redis.call('ZADD', KEYS[6], ARGV[3], op)
+    end
   end
+  local r = 1
+  if not seen then
+    if ARGV[i] == 's' then
+      r = sub(ARGV[i + 1], ARGV[i + 2], ARGV[i + 5])
+    else
+      r = phase(ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4]), ARGV[i + 5])
+    end
+    if op ~= '' then
+      if r == 2 then recorded = true else redis.call('ZREM', KEYS[6], op) end
+    end
+  end
+  out[#out + 1] = r
+end
+if recorded then
+  -- forget the expired ids; the set itself goes a window after its last write
+  redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', '(' .. ARGV[4])
+  redis.call('PEXPIRE', KEYS[6], ARGV[5])
 end
 return out

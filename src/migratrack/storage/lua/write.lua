@@ -1,6 +1,7 @@
 -- A transition's writes, applied only while the caller still holds the migration's lock; releases it.
 -- Returns the last event's seq, or an error reply MTLOCKLOST, MTEXISTS (create) or MTMISSING (update).
--- KEYS: h p s e a an au lock.  ARGV[1]: lock token, ARGV[2]: JSON document of the writes
+-- KEYS: h p s e a an au lock o.  ARGV[1]: lock token, ARGV[2]: JSON document of the writes; its `op`
+-- (when present: operation id, ts as epoch seconds, dedupe cutoff, window in ms) is recorded in o.
 local doc = cjson.decode(ARGV[2])
 if redis.call('GET', KEYS[8]) ~= ARGV[1] then return redis.error_reply('MTLOCKLOST') end
 if doc.mode == 'create' then
@@ -9,7 +10,7 @@ if doc.mode == 'create' then
     return redis.error_reply('MTEXISTS')
   end
 elseif doc.mode == 'replace' then
-  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[9])
 elseif redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('DEL', KEYS[8])
   return redis.error_reply('MTMISSING')
@@ -43,6 +44,11 @@ for _, e in ipairs(doc.events) do
   redis.call('XADD', KEYS[4], seq .. '-0', 't', e[1], 'ts', e[2], 'a', e[3], 'p', e[4])
 end
 redis.call('HSET', KEYS[1], 'seq', seq)
+if doc.op then
+  redis.call('ZADD', KEYS[9], doc.op[2], doc.op[1])
+  redis.call('ZREMRANGEBYSCORE', KEYS[9], '-inf', '(' .. doc.op[3])
+  redis.call('PEXPIRE', KEYS[9], doc.op[4])
+end
 if doc.expire > 0 then
   for i = 1, 7 do redis.call('EXPIRE', KEYS[i], doc.expire) end
 elseif doc.expire == 0 then
