@@ -76,3 +76,14 @@ def test_the_access_log_never_carries_a_token() -> None:
     assert RedactTokens().filter(record)
     line = record.getMessage()
     assert "mt_secret" not in line and "token=***" in line and "after=3" in line
+
+
+def test_the_docs_page_needs_no_cdn_and_sends_a_csp(client: Client) -> None:
+    anyone = client(None)
+    page = anyone.get("/docs")
+    assert page.status_code == 200
+    assert "cdn" not in page.text.lower() and "https://" not in page.text
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert page.headers["x-content-type-options"] == "nosniff"
+    for asset in ("/docs-assets/swagger-ui-bundle.js", "/docs-assets/swagger-ui.css"):
+        assert anyone.get(asset).status_code == 200, asset

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from migratrack import __version__
 from migratrack.errors import StorageError, StorageUnavailable
@@ -15,7 +16,7 @@ from migratrack.settings import Settings
 from migratrack.storage import Storage, open_storage
 from migratrack.web import api, compat, errors, sse
 from migratrack.web.auth import TokenManager
-from migratrack.web.hosts import LOOPBACK_HOSTS, HostCheck
+from migratrack.web.hosts import LOOPBACK_HOSTS, HostCheck, SecurityHeaders
 from migratrack.web.lean import HotRoutes
 from migratrack.web.replay import Replays
 from migratrack.web.schemas import Health
@@ -65,8 +66,11 @@ def create_app(
             if owned:
                 store.close()
 
-    app = FastAPI(title="migratrack", version=__version__, description=DESCRIPTION, lifespan=lifespan,
-                  docs_url="/docs", redoc_url=None, openapi_url="/openapi.json")
+    # the docs page's assets come from the package, not a CDN: it works offline, and no third
+    # party sees the page where admins paste their tokens
+    app = FastAPIOffline(title="migratrack", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+                         docs_url="/docs", redoc_url=None, openapi_url="/openapi.json",
+                         static_url="/docs-assets")
     app.state.service = svc
     app.state.storage = store
     app.state.tokens = TokenManager(store) if auth else None
@@ -100,5 +104,6 @@ def create_app(
     app.add_middleware(HotRoutes, routes=api.hot_router.routes, handlers=app.exception_handlers)
     app.add_middleware(sse.PokeOnWrite, hub=hub)
     app.add_middleware(errors.BodyLimit, limit=max_body)
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(HostCheck, allowed=[*LOOPBACK_HOSTS, *allowed_hosts])  # added last: outermost
     return app
