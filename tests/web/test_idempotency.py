@@ -159,6 +159,17 @@ def test_two_servers_on_one_store_share_the_keys(store_url: str) -> None:
             assert statuses == [200] * 12
             assert copy_and_counters(store_url) == (200, 200)
 
+            # a single progress report and a metrics update, each sent to both servers
+            for c in (ca, cb):
+                r = c.post("/api/migrations/m1/phases/copy/progress", json={"add": 5},
+                           headers={"Idempotency-Key": "p1"})
+                assert r.status_code == 200 and r.json() == {"control": "running"}
+                r = c.post("/api/migrations/m1/metrics", json={"increment": {"failed_operations": 2}},
+                           headers={"Idempotency-Key": "m1"})
+                assert r.status_code == 200
+            metrics = cb.get("/api/migrations/m1/dashboard").json()["metrics"]
+            assert copy_and_counters(store_url) == (205, 200) and metrics["failed_operations"] == 2
+
             # alerts and commands: a retry on the other server answers as the first did
             alert = ca.post("/api/migrations/m1/alerts", json={"level": "warning", "message": "lag"},
                             headers={"Idempotency-Key": "a1"})

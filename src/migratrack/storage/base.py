@@ -40,7 +40,7 @@ Exactly once: operation ids. The writes a client may have to send again — ``me
 ``transact`` — take an optional ``op_id``: any text up to :data:`MAX_OP_ID` characters, unique
 per write (a UUID, or a batch's id with a suffix). The store records the id in the same atomic
 step as the write (the Redis script, the PostgreSQL statement or transaction, the SQLite
-transaction, the memory store's lock) and keeps it for its ``dedupe_window`` (default
+statement or transaction, the memory store's lock) and keeps it for its ``dedupe_window`` (default
 :data:`DEFAULT_DEDUPE_WINDOW`, or ``?dedupe_window=24h`` in the URL). A write whose id is
 already recorded is acknowledged and not applied again:
 
@@ -56,7 +56,7 @@ the caller sends a FALLBACK merge through ``transact`` under the merge's own id.
 a write is applied every time it is received (at least once on a retry).
 
 The window is measured in the writes' own timestamps (``ts``, the caller's clock): an id
-recorded at ``t`` is a duplicate for any write with ``ts < t + dedupe_window``. It must outlast
+recorded at ``t`` makes any write with the same id and ``ts <= t + dedupe_window`` a duplicate. It must outlast
 every retry of a write — the SDK gives up after ``MIGRATRACK_RETRY_DEADLINE`` (300 s by
 default) and may replay a spool file later — hence a day by default. Expired ids are pruned by
 the stores as they go.

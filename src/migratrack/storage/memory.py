@@ -81,10 +81,11 @@ class MemoryStorage(Storage):
         rec.ops[op_id] = ts
         # oldest first: drop the expired ones from the front (writes' clocks may disagree a
         # little, so this stops at the first young one; the lookup checks the age anyway)
-        for old in list(rec.ops):
-            if rec.ops[old] >= cutoff:
+        while rec.ops:
+            oldest = next(iter(rec.ops))
+            if rec.ops[oldest] >= cutoff:
                 break
-            del rec.ops[old]
+            del rec.ops[oldest]
 
     def _append(self, rec: _Record, events: Sequence[NewEvent]) -> int:
         for e in events:
@@ -264,10 +265,11 @@ class MemoryStorage(Storage):
         check_op_id(key)
         with self._lock:
             cutoff = self.dedupe_cutoff(ts)
-            for old in list(self._requests):  # oldest first: forget the expired ones
-                if self._requests[old][0] >= cutoff:
+            while self._requests:  # oldest first: forget the expired ones
+                oldest = next(iter(self._requests))
+                if self._requests[oldest][0] >= cutoff:
                     break
-                del self._requests[old]
+                del self._requests[oldest]
             found = self._requests.get(key)
             if found is None or found[0] < cutoff:
                 self._requests.pop(key, None)
