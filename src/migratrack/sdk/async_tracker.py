@@ -20,6 +20,7 @@ from migratrack.core.models import Alert, Event, Phase
 from migratrack.core.states import AlertLevel
 from migratrack.core.views import Dashboard, Overview, PhaseView
 from migratrack.errors import MigrationCancelled
+from migratrack.sdk import loops
 from migratrack.sdk.tracker import MigrationProgressTracker
 
 T = TypeVar("T")
@@ -160,7 +161,7 @@ class AsyncMigrationProgressTracker:
         except BaseException as exc:
             error = exc
             # as in the sync tracker: a store failure here must not hide the script's own exception
-            await self._call(self.sync._safe, lambda: self.sync.fail_phase(phase_id, error))
+            await self._call(loops.safe, lambda: self.sync.fail_phase(phase_id, error))
             raise
         await self.complete_phase(phase_id)
 

@@ -1,4 +1,4 @@
-"""What a tracker talks to: a MigrationService in-process, or a server over HTTP.
+"""What a tracker talks to: a MigrationService in-process, or a server over HTTP, and which.
 
 ``MigrationService`` satisfies this protocol directly; the remote SDK implements it with HTTP
 calls. Every method takes the migration id first and the actor as a keyword.
@@ -14,7 +14,13 @@ from migratrack.core.eta import Estimate
 from migratrack.core.models import Alert, Event, MigrationState, Phase
 from migratrack.core.states import AlertLevel, Control
 from migratrack.core.views import Dashboard, Overview
-from migratrack.service import ProgressUpdate
+from migratrack.errors import ConfigurationError, StorageError
+from migratrack.service import Clock, MigrationService, ProgressUpdate
+from migratrack.settings import Settings
+from migratrack.storage import Storage
+
+#: errors of a backend that must not crash a migration from a progress/metrics/alert call
+TRANSIENT: tuple[type[BaseException], ...] = (StorageError, OSError, TimeoutError)
 
 
 class Backend(Protocol):
@@ -51,3 +57,23 @@ class Backend(Protocol):
     def control(self, mid: str) -> Control: ...
     def events(self, mid: str, after: int = 0, limit: int = 1000) -> list[Event]: ...
     def alerts(self, mid: str, *, limit: int = 50, unacknowledged_only: bool = False) -> list[Alert]: ...
+
+
+def open_backend(
+    settings: Settings, *, storage: str | Storage | None, url: str | None, token: str | None, clock: Clock | None,
+    strict: bool,
+) -> tuple[Backend, Storage | None]:
+    """The backend a tracker's arguments name: a server (``url``, or the settings' when no store
+    was given), else a store; with the store it opened from a URL, which its owner closes."""
+    if url is not None or (storage is None and settings.server_url):
+        try:
+            from migratrack.sdk.remote import RemoteBackend  # type: ignore[import-not-found,unused-ignore]
+        except ImportError as exc:
+            raise ConfigurationError(
+                "reporting to a server needs the HTTP client: pip install 'migratrack[client]'"
+            ) from exc
+        return RemoteBackend(url or settings.server_url, token=token or settings.token, strict=strict,
+                             deadline=settings.retry_deadline), None
+    service = MigrationService(storage if storage is not None else settings.storage_url, clock)
+    # a Storage given by the caller stays the caller's to close
+    return service, None if isinstance(storage, Storage) else service.storage
