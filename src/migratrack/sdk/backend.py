@@ -1,4 +1,5 @@
-"""What a tracker talks to: a MigrationService in-process, or a server over HTTP, and which.
+"""What a tracker talks to: a MigrationService in-process, or a server over HTTP; and which one
+a tracker's arguments name (``open_backend``, ``close_backend``).
 
 ``MigrationService`` satisfies this protocol directly; the remote SDK implements it with HTTP
 calls. Every method takes the migration id first and the actor as a keyword.
@@ -6,6 +7,7 @@ calls. Every method takes the migration id first and the actor as a keyword.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
@@ -18,6 +20,8 @@ from migratrack.errors import ConfigurationError, StorageError
 from migratrack.service import Clock, MigrationService, ProgressUpdate
 from migratrack.settings import Settings
 from migratrack.storage import Storage
+
+log = logging.getLogger("migratrack")
 
 #: errors of a backend that must not crash a migration from a progress/metrics/alert call
 TRANSIENT: tuple[type[BaseException], ...] = (StorageError, OSError, TimeoutError)
@@ -77,3 +81,16 @@ def open_backend(
     service = MigrationService(storage if storage is not None else settings.storage_url, clock)
     # a Storage given by the caller stays the caller's to close
     return service, None if isinstance(storage, Storage) else service.storage
+
+
+def close_backend(backend: Backend, owned_storage: Storage | None) -> None:
+    """Close the store open_backend opened, and a remote backend's connections (after sending
+    what it buffers); a failure to close the backend is logged."""
+    if owned_storage is not None:
+        owned_storage.close()
+    closer = getattr(backend, "close", None)
+    if callable(closer):
+        try:
+            closer()
+        except Exception:
+            log.warning("migratrack: closing the backend failed", exc_info=True)

@@ -17,23 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from migratrack.core.commands import (
-    ApprovePhase,
-    Cancel,
-    Command,
-    CompletePhase,
-    CompleteSubTask,
-    FailPhase,
-    FailSubTask,
-    Pause,
-    Resume,
-    RetryPhase,
-    ReviseEstimate,
-    SkipPhase,
-    SkipSubTask,
-    StartPhase,
-    StartSubTask,
-)
+from migratrack.core import commands
 from migratrack.core.eta import Estimate
 from migratrack.core.models import Alert, Event, Phase, check_count, check_progress
 from migratrack.core.rules import MAX_TEXT, normalise_metrics
@@ -41,7 +25,7 @@ from migratrack.core.states import AlertLevel, Control
 from migratrack.core.views import Dashboard, Overview, PhaseView
 from migratrack.errors import InvalidInput, PhaseNotFound
 from migratrack.sdk import lifecycle, loops
-from migratrack.sdk.backend import TRANSIENT, Backend, open_backend
+from migratrack.sdk.backend import TRANSIENT, Backend, close_backend, open_backend
 from migratrack.sdk.coalescer import Coalescer
 from migratrack.sdk.control import ControlGate, KnownControl
 from migratrack.sdk.plan import load_plan
@@ -161,7 +145,7 @@ class MigrationProgressTracker:
 
     # -- phases ----------------------------------------------------------------------------
 
-    def execute(self, command: Command) -> None:
+    def execute(self, command: commands.Command) -> None:
         """Send one command of ``migratrack.core.commands`` (what every verb below does): after
         waiting out a pause if it starts work, and after writing the coalesced progress of its
         phase or sub-task, so that reports made before a transition are judged before it."""
@@ -174,7 +158,7 @@ class MigrationProgressTracker:
             self._gate.assume(command.control_after)
 
     def start_phase(self, phase_id: str) -> None:
-        self.execute(StartPhase(phase_id))
+        self.execute(commands.StartPhase(phase_id))
 
     def update_phase_progress(
         self, phase_id: str, progress: float | None = None, metadata: Mapping[str, Any] | None = None, *,
@@ -197,41 +181,41 @@ class MigrationProgressTracker:
         self._gate.after_report()
 
     def complete_phase(self, phase_id: str) -> None:
-        self.execute(CompletePhase(phase_id))
+        self.execute(commands.CompletePhase(phase_id))
 
     def fail_phase(self, phase_id: str, error: str | BaseException) -> None:
-        self.execute(FailPhase(phase_id, _error_text(error)))
+        self.execute(commands.FailPhase(phase_id, _error_text(error)))
 
     def skip_phase(self, phase_id: str, reason: str) -> None:
-        self.execute(SkipPhase(phase_id, reason))
+        self.execute(commands.SkipPhase(phase_id, reason))
 
     def retry_phase(self, phase_id: str) -> None:
-        self.execute(RetryPhase(phase_id))
+        self.execute(commands.RetryPhase(phase_id))
 
     def approve_phase(self, phase_id: str, *, by: str) -> None:
-        self.execute(ApprovePhase(phase_id, by))
+        self.execute(commands.ApprovePhase(phase_id, by))
 
     def revise_estimate(self, phase_id: str, minutes: float) -> None:
         """Revise a phase's estimated duration mid-run; the ETA uses the new figure (audited)."""
-        self.execute(ReviseEstimate(phase_id, minutes))
+        self.execute(commands.ReviseEstimate(phase_id, minutes))
 
     # -- sub-tasks -------------------------------------------------------------------------
 
     def start_sub_task(self, phase_id: str, sub_task_id: str) -> None:
-        self.execute(StartSubTask(phase_id, sub_task_id))
+        self.execute(commands.StartSubTask(phase_id, sub_task_id))
 
     def update_sub_task_progress(self, phase_id: str, sub_task_id: str, progress: float) -> None:
         self._coalescer.tick((phase_id, sub_task_id), check_progress(progress), None, None, 0, None)
         self._gate.after_report()
 
     def complete_sub_task(self, phase_id: str, sub_task_id: str) -> None:
-        self.execute(CompleteSubTask(phase_id, sub_task_id))
+        self.execute(commands.CompleteSubTask(phase_id, sub_task_id))
 
     def fail_sub_task(self, phase_id: str, sub_task_id: str, error: str | BaseException) -> None:
-        self.execute(FailSubTask(phase_id, sub_task_id, _error_text(error)))
+        self.execute(commands.FailSubTask(phase_id, sub_task_id, _error_text(error)))
 
     def skip_sub_task(self, phase_id: str, sub_task_id: str, reason: str) -> None:
-        self.execute(SkipSubTask(phase_id, sub_task_id, reason))
+        self.execute(commands.SkipSubTask(phase_id, sub_task_id, reason))
 
     # -- alerts and metrics ----------------------------------------------------------------
 
@@ -272,13 +256,13 @@ class MigrationProgressTracker:
     # -- control ---------------------------------------------------------------------------
 
     def pause(self, reason: str | None = None) -> None:
-        self.execute(Pause(reason))
+        self.execute(commands.Pause(reason))
 
     def resume(self) -> None:
-        self.execute(Resume())
+        self.execute(commands.Resume())
 
     def cancel(self, reason: str | None = None) -> None:
-        self.execute(Cancel(reason))
+        self.execute(commands.Cancel(reason))
 
     def checkpoint(self) -> None:
         """Block while the migration is paused; raise MigrationCancelled once it is cancelled."""
@@ -353,14 +337,7 @@ class MigrationProgressTracker:
             return
         self._coalescer.close()
         _open_trackers.discard(self)
-        if self._owned_storage is not None:
-            self._owned_storage.close()
-        closer = getattr(self._backend, "close", None)  # a remote backend's connections
-        if callable(closer):
-            try:
-                closer()
-            except Exception:
-                log.warning("migratrack: closing the backend failed", exc_info=True)
+        close_backend(self._backend, self._owned_storage)
 
     def __enter__(self) -> MigrationProgressTracker:
         return self
