@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from migratrack.core.delta import ProgressDelta
 from migratrack.core.states import Status
-from migratrack.sdk.remote import _merge_batch
+from migratrack.sdk.outbox import merge_batch
 
 Values = tuple[float, int, int | None, dict[str, Any]]
 
@@ -128,7 +128,7 @@ def test_the_remote_outbox_folds_batches_with_the_same_merge() -> None:
     newer = {"updates": [{"phase": "q", "sub_task": "s", "progress": 30.0}, {"phase": "p", "add": 5, "total": 200},
                          {"phase": "r", "progress": 1.0}],
              "increments": {"successful_operations": 2}}
-    _merge_batch(older, newer)
+    merge_batch(older, newer)
     assert older == {
         "updates": [{"phase": "p", "done": 10, "total": 200, "add": 5, "metadata": {"step": "a"}},
                     {"phase": "q", "sub_task": "s", "progress": 40.0},
