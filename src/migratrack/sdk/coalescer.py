@@ -110,19 +110,6 @@ class Coalescer:
                 raise
             log.warning("migratrack: could not record metrics: %s", exc)
 
-    def _flush_keys(self, keys: Iterable[Key], *, raise_rules: bool = True) -> None:
-        with self._send_lock:
-            with self._lock:
-                updates = []
-                now = time.monotonic()
-                for k in keys:
-                    p = self._pending.get(k)
-                    if p is not None and p.dirty:
-                        updates.append(p.take())
-                        p.sent_at = now
-            if updates:
-                self._send(updates, {}, raise_rules)
-
     def flush_before(self, command: Command) -> None:
         """Write the pending reports of the command's sub-task, or of its phase and the phase's
         sub-tasks, so that its rule judges them first. A rejected (stale) report is logged: it
@@ -134,14 +121,6 @@ class Coalescer:
             with self._lock:
                 keys = [k for k in self._pending if k[0] == phase]
             self._flush_keys(keys, raise_rules=False)
-
-    def _flush_counters(self) -> None:
-        with self._send_lock:
-            with self._lock:
-                counters, self._counters = self._counters, {}
-                self._counters_sent_at = time.monotonic()
-            if counters:
-                self._send([], counters, raise_rules=self.strict)
 
     def flush(self) -> None:
         """Write every pending progress report and counter increment now."""
@@ -166,6 +145,27 @@ class Coalescer:
             self.flush()
         except MigratrackError:
             log.warning("migratrack: final flush failed", exc_info=True)
+
+    def _flush_keys(self, keys: Iterable[Key], *, raise_rules: bool = True) -> None:
+        with self._send_lock:
+            with self._lock:
+                updates = []
+                now = time.monotonic()
+                for k in keys:
+                    p = self._pending.get(k)
+                    if p is not None and p.dirty:
+                        updates.append(p.take())
+                        p.sent_at = now
+            if updates:
+                self._send(updates, {}, raise_rules)
+
+    def _flush_counters(self) -> None:
+        with self._send_lock:
+            with self._lock:
+                counters, self._counters = self._counters, {}
+                self._counters_sent_at = time.monotonic()
+            if counters:
+                self._send([], counters, raise_rules=self.strict)
 
     def _send(self, updates: list[ProgressUpdate], counters: dict[str, int], raise_rules: bool) -> None:
         try:
