@@ -26,6 +26,14 @@ class FakeClock:
         return self.now
 
 
+@pytest.fixture(autouse=True)
+def spool_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's trackers spool into a folder of their own, never into the user's cache."""
+    path = tmp_path_factory.mktemp("spool")
+    monkeypatch.setenv("MIGRATRACK_SPOOL_DIR", str(path))
+    return path
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
+import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Any
 
 from pydantic import AliasChoices, Field, ValidationError
@@ -21,6 +24,24 @@ from migratrack.errors import ConfigurationError
 DEFAULT_STORAGE_URL = "sqlite:///migratrack.db"
 DEFAULT_RETRY_DEADLINE = 300.0
 PREFIX = "MIGRATRACK_"
+
+
+def default_spool_dir() -> Path:
+    """``migratrack-spool`` in the user's cache directory (``$XDG_CACHE_HOME``, ``~/.cache``,
+    ``%LOCALAPPDATA%``, ``~/Library/Caches``) when there is one to write in, else in the system
+    temp directory: a worker with no home directory still has somewhere to keep what it could
+    not deliver."""
+    candidates = [Path(os.environ[var]) for var in ("XDG_CACHE_HOME", "LOCALAPPDATA") if os.environ.get(var)]
+    try:
+        home = Path.home()
+    except (RuntimeError, KeyError):  # no HOME and no passwd entry: a bare container user
+        pass
+    else:
+        candidates.append(home / ("Library/Caches" if sys.platform == "darwin" else ".cache"))
+    for base in candidates:
+        if base.is_dir() and os.access(base, os.W_OK):
+            return base / "migratrack-spool"
+    return Path(tempfile.gettempdir()) / "migratrack-spool"
 
 
 def default_actor() -> str:
@@ -84,8 +105,14 @@ class Settings(BaseSettings):
     )
     retry_deadline: float = Field(
         DEFAULT_RETRY_DEADLINE, ge=0,
-        description="MIGRATRACK_RETRY_DEADLINE: seconds the remote SDK retries a server that is away before "
-                    "raising StorageUnavailable (and drains its buffer at exit)",
+        description="MIGRATRACK_RETRY_DEADLINE: seconds the SDK retries a store or server that is away: then a "
+                    "transition raises StorageUnavailable, and buffered writes go to the spool",
+    )
+    spool_dir: str | None = Field(
+        None,
+        description="MIGRATRACK_SPOOL_DIR: where writes that could not be delivered by the deadline are kept, "
+                    "one JSON-lines file per migration, for the next tracker to replay (default: a "
+                    "migratrack-spool folder in the user's cache directory, else in the system temp directory)",
     )
     encryption_key: str | None = Field(
         None, description="MIGRATRACK_ENCRYPTION_KEY: encrypt free text at rest (comma-separated keys, newest first)",
@@ -99,6 +126,10 @@ class Settings(BaseSettings):
                                     description="the seed's MIGRATION_ALERT_EMAIL, kept for its scripts")
     slack_webhook_url: str | None = Field(None, validation_alias=AliasChoices("SLACK_WEBHOOK_URL"),
                                           description="the seed's SLACK_WEBHOOK_URL, kept for its scripts")
+
+    def spool_path(self) -> Path:
+        """The spool directory: ``spool_dir``, else the default (not created here)."""
+        return Path(self.spool_dir).expanduser() if self.spool_dir else default_spool_dir()
 
     def __init__(self, **values: Any) -> None:
         # A field is given by its name; pydantic would take an aliased one by its variable's name

@@ -97,7 +97,7 @@ def test_an_outage_is_logged_not_raised_and_the_update_arrives_later(
         t.add_progress("b", 5)
         t.record(succeeded=3, failed=1, bytes=10)
         t.update_metrics(migration_speed=99.0)
-        assert t.create_alert("warning", "disk almost full") is None
+        provisional = t.create_alert("warning", "disk almost full")
         t.flush()
     assert flaky.failures > 0
     assert any("store unavailable" in r.getMessage() or "could not" in r.getMessage() for r in caplog.records)
@@ -109,6 +109,11 @@ def test_an_outage_is_logged_not_raised_and_the_update_arrives_later(
     assert state.phases["b"].done == 5
     m = state.metrics
     assert (m.successful_operations, m.failed_operations, m.total_data_migrated) == (3, 1, 10)
+    assert m.gauges["migration_speed"] == 99.0  # a metric value set during the outage
+    # the alert was kept and written once the store was back, under the id it was given
+    assert provisional is not None
+    mine = [(a.id, a.message) for a in viewer(flaky).alerts(MID) if a.source == "user"]
+    assert mine == [(provisional.id, "disk almost full")]
 
 
 def test_the_background_flusher_retries_after_an_outage(flaky: Flaky) -> None:

@@ -2,12 +2,15 @@
 a tracker's arguments name (``open_backend``, ``close_backend``).
 
 ``MigrationService`` satisfies this protocol directly; the remote SDK implements it with HTTP
-calls. Every method takes the migration id first and the actor as a keyword.
+calls. Every method takes the migration id first and the actor as a keyword. The writes a
+tracker may have to send again take an ``op_id``, made once per write and kept over its retries:
+the store (or, over HTTP, the server's Idempotency-Key handling) applies each id once.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
@@ -33,24 +36,25 @@ class Backend(Protocol):
         replace: bool = False, actor: str, metadata: Mapping[str, Any] | None = None,
     ) -> tuple[MigrationState, bool]: ...
 
-    def execute(self, mid: str, command: Command, *, actor: str) -> object:
+    def execute(self, mid: str, command: Command, *, actor: str, op_id: str | None = None) -> object:
         """Run one command of ``core/commands.py`` (start, complete, fail, pause, revise an estimate…)."""
         ...
 
     def create_alert(
-        self, mid: str, level: str | AlertLevel, message: str, phase: str | None = None, *, actor: str
+        self, mid: str, level: str | AlertLevel, message: str, phase: str | None = None, *, actor: str,
+        op_id: str | None = None,
     ) -> Alert: ...
 
     def acknowledge_alert(self, mid: str, alert_id: str, by: str, *, actor: str) -> Alert: ...
 
     def update_metrics(
         self, mid: str, values: Mapping[str, Any] | None = None,
-        increments: Mapping[str, Any] | None = None, *, actor: str,
+        increments: Mapping[str, Any] | None = None, *, actor: str, op_id: str | None = None,
     ) -> None: ...
 
     def apply_updates(
         self, mid: str, updates: Iterable[ProgressUpdate], increments: Mapping[str, int] | None = None,
-        *, actor: str,
+        *, actor: str, op_id: str | None = None,
     ) -> Control | None:
         """Write coalesced updates; return the control state if the reply carried it, else None."""
         ...
@@ -81,6 +85,23 @@ def open_backend(
     service = MigrationService(storage if storage is not None else settings.storage_url, clock)
     # a Storage given by the caller stays the caller's to close
     return service, None if isinstance(storage, Storage) else service.storage
+
+
+def spool_target(backend: Backend) -> str:
+    """What a spool file is kept for: the server's URL, or the store's location. A store that
+    lives only in this process (memory) is named with the object's identity, so its spool is
+    never replayed into another store."""
+    url = getattr(backend, "url", None)
+    if isinstance(url, str) and url.startswith(("http://", "https://")):
+        return url
+    storage = getattr(backend, "storage", None)
+    path = getattr(storage, "path", None)
+    if isinstance(path, str) and path not in ("", ":memory:"):  # SQLite: the file, wherever it was named from
+        return "sqlite:" + os.path.abspath(path)
+    location = getattr(storage, "url", None)
+    if isinstance(location, str) and not getattr(storage, "embedded", True):  # Redis, PostgreSQL
+        return location
+    return f"{type(storage or backend).__name__}@{os.getpid()}:{id(storage or backend):x}"
 
 
 def close_backend(backend: Backend, owned_storage: Storage | None) -> None:

@@ -3,11 +3,17 @@
 The tracker and the remote backend both register here, so neither imports the other for it:
 closing a tracker may put its last progress into a remote backend's buffer, so every tracker is
 closed before any buffer is sent.
+
+A ``multiprocessing`` worker started by fork never runs ``atexit`` hooks: it leaves through
+``os._exit()`` after its own exit functions. So the hooks also run there, from
+multiprocessing's exit functions, registered again in each forked worker (its start clears
+what the parent registered). They run once per process, whichever way comes first.
 """
 
 from __future__ import annotations
 
 import atexit
+import os
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -31,8 +37,52 @@ def at_exit(stage: int) -> Callable[[F], F]:
     return register
 
 
+#: the process whose hooks have run (a forked child inherits the parent's value: not its own)
+_ran_in: int | None = None
+
+
+class _Anchor:
+    """What multiprocessing's after-fork registry holds (it keeps a weak reference)."""
+
+
+_anchor = _Anchor()
+_watching = False
+#: the process in which _run is registered with multiprocessing's exit functions
+_registered_in: int | None = None
+
+
+def watch_children() -> None:
+    """Make the hooks run at the end of this process if it is a ``multiprocessing`` worker, and
+    in the workers forked from it from now on (idempotent)."""
+    global _watching
+    from multiprocessing import parent_process, util  # only for a process that has trackers
+
+    if not _watching:
+        _watching = True
+        util.register_after_fork(_anchor, _in_forked_worker)
+    if _registered_in != os.getpid() and parent_process() is not None:
+        _register_here()  # a worker started before the SDK was imported (forkserver, spawn)
+
+
+def _in_forked_worker(_: object) -> None:
+    # runs in the worker after its start cleared the finalizer registry: register ours again
+    _register_here()
+
+
+def _register_here() -> None:
+    global _registered_in
+    from multiprocessing import util
+
+    _registered_in = os.getpid()
+    util.Finalize(None, _run, exitpriority=100)
+
+
 @atexit.register
 def _run() -> None:
+    global _ran_in
+    if _ran_in == os.getpid():
+        return
+    _ran_in = os.getpid()
     error: Exception | None = None
     for _, hook in sorted(_hooks, key=lambda h: h[0]):  # stable: one stage's hooks in registration order
         try:

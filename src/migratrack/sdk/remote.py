@@ -13,7 +13,10 @@ with exponential back-off, and raise :class:`~migratrack.errors.StorageUnavailab
 ``deadline`` seconds have passed (``MIGRATRACK_RETRY_DEADLINE``, default 300). With
 ``strict=True`` nothing is buffered or retried: the first failure raises.
 
-Writes carry an ``Idempotency-Key``, so a write retried after a lost reply is applied once.
+Writes carry an ``Idempotency-Key`` — the tracker's operation id for the write, else one made
+here — kept over every retry, so a write retried after a lost reply is applied once. What could
+not be sent by the deadline at close (or did not fit the buffer) is written to the spool
+(``MIGRATRACK_SPOOL_DIR``) for the next tracker of the migration to replay.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import time
 import weakref
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -45,6 +49,8 @@ from migratrack.core.views import Dashboard, Overview
 from migratrack.errors import ConfigurationError
 from migratrack.sdk import lifecycle
 from migratrack.sdk.outbox import DEFAULT_BUFFER, Item, Outbox
+from migratrack.sdk.retry import new_op_id
+from migratrack.sdk.spool import Spool
 from migratrack.sdk.transport import Transient, Transport, error_for
 from migratrack.service import ProgressUpdate
 from migratrack.settings import Settings
@@ -109,11 +115,14 @@ class RemoteBackend:
         buffer_size: int = DEFAULT_BUFFER,
         backoff: tuple[float, float] = (0.05, 2.0),
         transport: httpx.BaseTransport | None = None,
+        spool_dir: str | Path | None = None,
     ) -> None:
         if not url or not url.startswith(("http://", "https://")):
             raise ConfigurationError(f"the server URL must start with http:// or https://, got {url!r}")
-        if deadline is None:
-            deadline = Settings.from_env().retry_deadline
+        if deadline is None or spool_dir is None:
+            settings = Settings.from_env()
+            deadline = settings.retry_deadline if deadline is None else deadline
+            spool_dir = settings.spool_path() if spool_dir is None else spool_dir
         if buffer_size < 1:
             raise ConfigurationError("buffer_size must be at least 1")
         self._transport = Transport(url.rstrip("/"), token=token, strict=strict, deadline=float(deadline),
@@ -121,7 +130,8 @@ class RemoteBackend:
         self._controls: dict[str, Control] = {}
         # the outbox reports to the dict, not to self: the backend stays free of reference cycles
         self._outbox = Outbox(self._transport, size=buffer_size, owner=self,
-                              on_sent=functools.partial(_remember_sent, self._controls))
+                              on_sent=functools.partial(_remember_sent, self._controls),
+                              spool=Spool(Path(spool_dir), self._transport.url))
         self._probed = 0.0
         _live.add(self)
         # the tracker does not close its backend: release the connections when it is dropped
@@ -168,12 +178,14 @@ class RemoteBackend:
         _live.discard(self)
 
     def _reliable(self, method: str, path: str, *, body: Any = None, params: Mapping[str, Any] | None = None,
-                  actor: str | None = None, verb: str | None = None) -> Any:
-        """Send after the buffer drained; retry transient failures until the deadline."""
+                  actor: str | None = None, verb: str | None = None, key: str | None = None) -> Any:
+        """Send after the buffer drained; retry transient failures until the deadline, a write
+        under one Idempotency-Key (``key``, else a new one) over all its attempts."""
         end = time.monotonic() + self.deadline
         if not self.strict:
             self._outbox.wait_drained(end)
-        return self._transport.reliable(method, path, end=end, body=body, params=params, actor=actor, verb=verb)
+        return self._transport.reliable(method, path, end=end, body=body, params=params, actor=actor, verb=verb,
+                                        key=key)
 
     # -- the Backend protocol ------------------------------------------------------------------
 
@@ -190,19 +202,20 @@ class RemoteBackend:
             return _state(self._reliable("GET", f"/api/migrations/{_q(migration_id)}/state")), True
         return _state(reply["state"]), bool(reply["created"])
 
-    def execute(self, mid: str, command: Command, *, actor: str) -> object:
+    def execute(self, mid: str, command: Command, *, actor: str, op_id: str | None = None) -> object:
         path = command.path().format(**{k: _q(v) for k, v in command.address.items()})
         return self._reliable("POST", f"/api/migrations/{_q(mid)}/{path}", body=command.arguments or None,
-                              actor=actor, verb=command.verb)
+                              actor=actor, verb=command.verb, key=op_id)
 
     def create_alert(
-        self, mid: str, level: str | AlertLevel, message: str, phase: str | None = None, *, actor: str
+        self, mid: str, level: str | AlertLevel, message: str, phase: str | None = None, *, actor: str,
+        op_id: str | None = None,
     ) -> Alert:
         """The stored alert; during an outage, a provisional one (id ``pending-…``) while it waits."""
         body: dict[str, Any] = {"level": str(level), "message": message}
         if phase is not None:
             body["phase"] = phase
-        item = Item("POST", f"/api/migrations/{_q(mid)}/alerts", body, actor, "alert", mid)
+        item = Item("POST", f"/api/migrations/{_q(mid)}/alerts", body, actor, "alert", mid, op_id or new_op_id())
         reply = self._outbox.send(item)
         if reply is not None:
             return Alert.from_dict(reply)
@@ -216,20 +229,20 @@ class RemoteBackend:
 
     def update_metrics(
         self, mid: str, values: Mapping[str, Any] | None = None, increments: Mapping[str, Any] | None = None,
-        *, actor: str,
+        *, actor: str, op_id: str | None = None,
     ) -> None:
         body = {"values": dict(values or {}), "increment": dict(increments or {})}
-        item = Item("PATCH", f"/api/migrations/{_q(mid)}/metrics", body, actor, "metrics", mid)
+        item = Item("PATCH", f"/api/migrations/{_q(mid)}/metrics", body, actor, "metrics", mid, op_id or new_op_id())
         reply = self._outbox.send(item)
         if reply is not None and "control" in reply:
             self._controls[mid] = Control(reply["control"])
 
     def apply_updates(
         self, mid: str, updates: Iterable[ProgressUpdate], increments: Mapping[str, int] | None = None,
-        *, actor: str,
+        *, actor: str, op_id: str | None = None,
     ) -> Control | None:
         body: dict[str, Any] = {"updates": [u.to_dict() for u in updates], "increments": dict(increments or {})}
-        item = Item("POST", f"/api/migrations/{_q(mid)}/batch", body, actor, "batch", mid)
+        item = Item("POST", f"/api/migrations/{_q(mid)}/batch", body, actor, "batch", mid, op_id or new_op_id())
         reply = self._outbox.send(item)
         if reply is not None and "control" in reply:
             control = Control(reply["control"])

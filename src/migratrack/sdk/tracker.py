@@ -4,11 +4,18 @@ Each method is a few lines over the tracker's parts: the backend it reports to (
 in-process, or a server: ``sdk/backend.py``), the coalescer that merges progress reports and
 counter increments into at most one write per phase (or sub-task) per ``coalesce`` seconds
 (``sdk/coalescer.py``), the pause/cancel gate (``sdk/control.py``) and the loop helpers
-(``sdk/loops.py``). Open trackers are closed, their reports flushed, at interpreter exit.
+(``sdk/loops.py``).
+
+Nothing a tracker accepted is lost with it: ``close()`` delivers (or spools) what is pending;
+a tracker dropped without ``close()`` hands its coalescer to a finalizer that writes it when the
+tracker is garbage-collected (the finalizer holds the coalescer and the backend, never the
+tracker, so it does not keep the tracker alive); trackers still open at interpreter exit (also
+in a ``multiprocessing`` worker) are closed by ``sdk/lifecycle.py`` before remote buffers drain.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
@@ -25,10 +32,12 @@ from migratrack.core.states import AlertLevel, Control
 from migratrack.core.views import Dashboard, Overview, PhaseView
 from migratrack.errors import InvalidInput, PhaseNotFound
 from migratrack.sdk import lifecycle, loops
-from migratrack.sdk.backend import TRANSIENT, Backend, close_backend, open_backend
+from migratrack.sdk.backend import Backend, close_backend, open_backend, spool_target
 from migratrack.sdk.coalescer import Coalescer
 from migratrack.sdk.control import ControlGate, KnownControl
 from migratrack.sdk.plan import load_plan
+from migratrack.sdk.retry import new_op_id
+from migratrack.sdk.spool import Spool
 from migratrack.service import Clock
 from migratrack.settings import Settings
 from migratrack.storage import Storage
@@ -48,6 +57,11 @@ class MigrationProgressTracker:
     call). With ``block_on_pause`` (default) progress calls, ``checkpoint()`` and ``track()``
     wait while an operator has paused the migration and raise MigrationCancelled once it is
     cancelled.
+
+    Every write carries an operation id kept over its retries, so it is applied once. What the
+    store or server does not take within ``MIGRATRACK_RETRY_DEADLINE`` seconds goes to a spool
+    file in ``MIGRATRACK_SPOOL_DIR``, which the next tracker for the migration replays when it
+    starts.
     """
 
     def __init__(
@@ -63,18 +77,29 @@ class MigrationProgressTracker:
         if interval < 0:
             raise InvalidInput("coalesce must be a non-negative number of seconds")
         self.migration_id = migration_id
-        self._owned_storage: Storage | None = None
+        owned_storage: Storage | None = None
         if backend is None:
-            backend, self._owned_storage = open_backend(s, storage=storage, url=url, token=token, clock=clock,
-                                                        strict=strict)
+            backend, owned_storage = open_backend(s, storage=storage, url=url, token=token, clock=clock,
+                                                  strict=strict)
         self._backend = backend
+        target = spool_target(backend)
         known = KnownControl()
-        self._coalescer = Coalescer(backend, migration_id, known, actor=actor or s.actor, interval=interval,
-                                    strict=strict)
+        self._coalescer = Coalescer(
+            backend, migration_id, known, actor=actor or s.actor, interval=interval, strict=strict,
+            deadline=s.retry_deadline, spool=Spool(s.spool_path(), target), target=target,
+            on_close=functools.partial(close_backend, backend, owned_storage),
+        )
         self._gate = ControlGate(backend, migration_id, known, flush=self._coalescer.flush,
                                  refresh_every=max(interval, 0.05), block_on_pause=block_on_pause,
                                  poll_interval=poll_interval)
+        # Collected without close(): the coalescer writes what is pending. The finalizer holds
+        # the coalescer (and through it the backend), never the tracker. At exit, the lifecycle
+        # hook closes the trackers still open, in its order, instead of weakref's own hook.
+        self._finalizer = weakref.finalize(self, self._coalescer.abandon)
+        self._finalizer.atexit = False
         _open_trackers.add(self)
+        lifecycle.watch_children()
+        self._coalescer.replay()  # what an earlier tracker for this migration could not deliver
 
     # -- properties ------------------------------------------------------------------------
     # the settings live with the part that reads them on every call: setting one here still works
@@ -153,7 +178,7 @@ class MigrationProgressTracker:
             self._gate.checkpoint()
         if command.flushes_progress:
             self._coalescer.flush_before(command)
-        self._backend.execute(self.migration_id, command, actor=self.actor)
+        self._backend.execute(self.migration_id, command, actor=self.actor, op_id=new_op_id())
         if command.control_after is not None:
             self._gate.assume(command.control_after)
 
@@ -220,15 +245,10 @@ class MigrationProgressTracker:
     # -- alerts and metrics ----------------------------------------------------------------
 
     def create_alert(self, level: str | AlertLevel, message: str, phase: str | None = None) -> Alert | None:
-        """Record an alert (info, warning, error, critical). A transient store failure is
-        logged and returns None instead of raising into the migration."""
-        try:
-            return self._backend.create_alert(self.migration_id, level, message, phase, actor=self.actor)
-        except TRANSIENT as exc:
-            if self.strict:
-                raise
-            log.warning("migratrack: could not record alert %r: %s", message, exc)
-            return None
+        """Record an alert (info, warning, error, critical). During a store or server outage the
+        alert is kept and written when it ends (once: it carries an operation id), and the
+        Alert returned is provisional; nothing is raised into the migration."""
+        return self._coalescer.alert(level, message, phase)
 
     def acknowledge_alert(self, alert_id: str, *, by: str) -> Alert:
         return self._backend.acknowledge_alert(self.migration_id, alert_id, by, actor=self.actor)
@@ -332,12 +352,12 @@ class MigrationProgressTracker:
         self._coalescer.flush()
 
     def close(self) -> None:
-        """Flush what is pending and stop the background flusher. Safe to call twice."""
-        if self._coalescer.closed:
+        """Deliver what is pending (retrying an outage up to ``MIGRATRACK_RETRY_DEADLINE``, then
+        spooling it), stop the background flusher and close the backend. Safe to call twice."""
+        if self._finalizer.detach() is None:  # closed already
             return
-        self._coalescer.close()
         _open_trackers.discard(self)
-        close_backend(self._backend, self._owned_storage)
+        self._coalescer.close()
 
     def __enter__(self) -> MigrationProgressTracker:
         return self

@@ -2,8 +2,9 @@
 server's error replies mapped to the exceptions the in-process service raises.
 
 A request that cannot reach the server, or that the server cannot serve now (5xx, 429), is
-:class:`Transient`. The transport notes when the server went away and came back (logged once
-each), so that the outbox can queue at once while it is away.
+:class:`Transient`, and retried with full-jitter back-off (``sdk/retry.py``). The transport
+notes when the server went away and came back (logged once each), so that the outbox can queue
+at once while it is away.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,6 +27,7 @@ from migratrack.errors import (
     RuleViolation,
     StorageUnavailable,
 )
+from migratrack.sdk.retry import new_op_id, retrying
 
 log = logging.getLogger("migratrack")
 
@@ -107,32 +108,38 @@ class Transport:
         return StorageUnavailable(f"migratrack server {self.url} unavailable: {exc}")
 
     def reliable(self, method: str, path: str, *, end: float, body: Any = None,
-                 params: Mapping[str, Any] | None = None, actor: str | None = None, verb: str | None = None) -> Any:
-        """Retry transient failures until ``end`` (``time.monotonic()``); the reply's JSON. A
-        write carries one idempotency key over its retries, so it is applied once."""
-        key = uuid.uuid4().hex if method != "GET" else None
-        delay = self.backoff[0]
-        attempt = 0
-        while True:
-            attempt += 1
+                 params: Mapping[str, Any] | None = None, actor: str | None = None, verb: str | None = None,
+                 key: str | None = None) -> Any:
+        """Retry transient failures with full-jitter back-off until ``end`` (``time.monotonic()``);
+        the reply's JSON. A write carries one idempotency key (``key``, else a new one) over all
+        its retries, so it is applied once."""
+        if method != "GET" and key is None:
+            key = new_op_id()
+        if self.strict:
             try:
                 r = self.attempt(method, path, body=body, params=params, actor=actor, key=key)
-                break
             except Transient as exc:
-                if self.strict:
-                    raise self.unavailable(exc) from None
-                if time.monotonic() + delay > end:
-                    raise StorageUnavailable(
-                        f"migratrack server {self.url} unavailable for {self.deadline:.0f} s: {exc}") from None
-                self.note_down(exc)
-                time.sleep(delay)
-                delay = min(delay * 2, self.backoff[1])
+                raise self.unavailable(exc) from None
+            return self._answer(r, verb, retried=False)
+        attempts = 0
+        try:
+            for attempt in retrying(Transient, end=end, first=self.backoff[0], cap=self.backoff[1],
+                                    before_sleep=self.note_down):
+                with attempt:
+                    attempts += 1
+                    r = self.attempt(method, path, body=body, params=params, actor=actor, key=key)
+        except Transient as exc:
+            raise StorageUnavailable(
+                f"migratrack server {self.url} unavailable for {self.deadline:.0f} s: {exc}") from None
         self.note_up()
+        return self._answer(r, verb, retried=attempts > 1)
+
+    def _answer(self, r: httpx.Response, verb: str | None, *, retried: bool) -> Any:
         if r.status_code >= 400:
-            exc2 = error_for(r)
-            if attempt > 1 and verb and r.status_code == 409 and self._already(exc2, verb):
+            exc = error_for(r)
+            if retried and verb and r.status_code == 409 and self._already(exc, verb):
                 return {}  # our earlier attempt went through before its reply was lost
-            raise exc2
+            raise exc
         return r.json() if r.content else {}
 
     @staticmethod
