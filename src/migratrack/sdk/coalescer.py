@@ -548,7 +548,8 @@ class Coalescer:
                 if self._down_since is not None and now >= self._give_up_at:
                     self._give_up(f"unreachable for {now - self._down_since:.0f} s")
                     return
-                wait = max(0.0, min(self._retry_at, self._give_up_at) - now)
+                # not down: another thread's send raced with ours; look again shortly
+                wait = 0.01 if self._down_since is None else max(0.0, min(self._retry_at, self._give_up_at) - now)
             time.sleep(wait)
 
     def _done(self) -> None:
