@@ -5,6 +5,7 @@ had applied a write (the retry carries the write's operation id and is not appli
 from __future__ import annotations
 
 import gc
+import json
 import multiprocessing
 import threading
 from pathlib import Path
@@ -201,3 +202,44 @@ def test_every_retry_of_a_write_over_http_carries_the_same_idempotency_key() -> 
     assert len({k for keys in seen.values() for k in keys}) == 4  # and a different one for each write
     assert all(n == 3 for n in failures.values())
 
+
+
+def test_a_remote_backend_spools_what_the_server_did_not_take_and_the_next_tracker_replays_it(
+    spool_dir: Path,
+) -> None:
+    from migratrack.sdk.remote import RemoteBackend
+
+    up = False
+    received: list[tuple[str, str, dict[str, Any]]] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        if not up:
+            return httpx.Response(503)
+        kind = request.url.path.rsplit("/", 1)[1]
+        received.append((kind, request.headers["Idempotency-Key"], json.loads(request.content)))
+        if kind == "alerts":
+            return httpx.Response(201, json={"id": "a1", "level": "info", "message": "m",
+                                             "created_at": "2026-01-01T00:00:00+00:00"})
+        return httpx.Response(200, json={"control": "running"})
+
+    def backend() -> RemoteBackend:
+        return RemoteBackend("http://tracker.test", transport=httpx.MockTransport(server), deadline=0.5,
+                             backoff=(0.01, 0.05), spool_dir=spool_dir)
+
+    t = MigrationProgressTracker(MID, backend=backend(), actor="w", coalesce=0, block_on_pause=False)
+    for i in range(20):
+        t.add_progress("copy", 1)
+        if i % 10 == 0:
+            t.create_alert("error", f"alert {i}")
+    t.close()  # the server never answered: after the deadline, the buffer goes to the spool
+    files = list(spool_dir.glob("*.jsonl"))
+    assert len(files) == 1
+    spooled = [json.loads(line) for line in files[0].read_text().splitlines()]
+    assert len(spooled) == 22
+
+    up = True
+    MigrationProgressTracker(MID, backend=backend(), actor="next", coalesce=0).close()
+    assert not list(spool_dir.glob("*.jsonl*"))
+    assert [key for _, key, _ in received] == [line["op_id"] for line in spooled]  # in order, same keys
+    assert sum(u.get("add", 0) for kind, _, body in received if kind == "batch" for u in body["updates"]) == 20
+    assert sorted(body["message"] for kind, _, body in received if kind == "alerts") == ["alert 0", "alert 10"]

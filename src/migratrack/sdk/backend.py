@@ -104,13 +104,15 @@ def spool_target(backend: Backend) -> str:
     return f"{type(storage or backend).__name__}@{os.getpid()}:{id(storage or backend):x}"
 
 
-def close_backend(backend: Backend, owned_storage: Storage | None) -> None:
+def close_backend(backend: Backend, owned_storage: Storage | None, wait: bool = True) -> None:
     """Close the store open_backend opened, and a remote backend's connections (after sending
-    what it buffers); a failure to close the backend is logged."""
+    what it buffers); a failure to close the backend is logged. Without ``wait`` (a tracker
+    collected without close()), a remote backend is left open: it sends its buffer in the
+    background and at exit, and releases its connections when it is collected."""
     if owned_storage is not None:
         owned_storage.close()
     closer = getattr(backend, "close", None)
-    if callable(closer):
+    if wait and callable(closer):
         try:
             closer()
         except Exception:

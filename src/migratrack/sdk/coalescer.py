@@ -129,12 +129,13 @@ class Write:
 class Coalescer:
     """The pending reports and the unacknowledged writes of one migration, and the thread that
     writes them. ``on_close`` runs once everything was delivered or spooled, after ``close()``
-    or an abandoned coalescer's last write (it closes the backend)."""
+    or an abandoned coalescer's last write (it closes the backend; its argument says whether it
+    may wait: not for an abandoned coalescer)."""
 
     def __init__(
         self, backend: Backend, migration_id: str, known: KnownControl, *, actor: str, interval: float, strict: bool,
         deadline: float = DEFAULT_RETRY_DEADLINE, spool: Spool | None = None, target: str = "the store",
-        on_close: Callable[[], None] | None = None, max_queue: int = MAX_QUEUE,
+        on_close: Callable[[bool], None] | None = None, max_queue: int = MAX_QUEUE,
     ) -> None:
         self._backend = backend
         self._migration_id = migration_id
@@ -547,14 +548,15 @@ class Coalescer:
                 if self._down_since is not None and now >= self._give_up_at:
                     self._give_up(f"unreachable for {now - self._down_since:.0f} s")
                     return
-                wait = max(0.0, min(self._retry_at, self._give_up_at) - now)
+                # not down: another thread's send raced with ours; look again shortly
+                wait = 0.01 if self._down_since is None else max(0.0, min(self._retry_at, self._give_up_at) - now)
             time.sleep(wait)
 
     def _done(self) -> None:
         _orphans.discard(self)
         if self._on_close is not None and not self._inherited:
             on_close, self._on_close = self._on_close, None
-            on_close()
+            on_close(not self.abandoned)
 
     def _idle(self) -> bool:
         with self._lock:
