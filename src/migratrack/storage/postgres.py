@@ -44,6 +44,7 @@ from migratrack.errors import (
     SchemaVersionError,
     StorageUnavailable,
 )
+from migratrack.storage import retry
 from migratrack.storage.base import (
     Codec,
     MergeResult,
@@ -238,6 +239,10 @@ FROM mt_migrations c WHERE c.id = %(m)s
 """
 
 _RETRYABLE = (pgerrors.AdminShutdown,)
+#: a dropped connection is retried twice, after waits of up to 50 ms and 100 ms (full jitter):
+#: the pool hands a fresh connection, and a fleet that lost its connections at once (a restart)
+#: does not come back in step
+_RECONNECT = retry.Backoff(first=0.05, cap=0.5, attempts=3)
 
 
 def _epoch(value: datetime) -> float:
@@ -312,18 +317,22 @@ class PostgresStorage(Storage):
 
     def _run(self, fn: Callable[[psycopg.Connection[Any]], Any], *,
              may_retry: Callable[[], bool] = lambda: True) -> Any:
-        """Run ``fn`` on a pooled connection. A connection the server dropped while it sat in
-        the pool (administrator shutdown: the statement never ran) is replaced and ``fn`` retried,
-        unless ``may_retry()`` says the attempt got far enough to have had effects."""
-        for attempt in range(3):
-            try:
-                with self._conn() as conn:
-                    return fn(conn)
-            except psycopg.OperationalError as exc:
-                if attempt < 2 and may_retry() and (isinstance(exc, _RETRYABLE) or _dropped_before_running(exc)):
-                    continue
-                raise _unavailable(exc) from exc
-        raise AssertionError("unreachable")
+        """Run ``fn`` on a pooled connection. A connection the server dropped (see
+        ``_connection_dropped``) is replaced and ``fn`` retried, twice at most, after a back-off
+        with full jitter, unless ``may_retry()`` says the attempt got far enough to have had
+        effects (a transition whose rules ran)."""
+        def attempt() -> Any:
+            with self._conn() as conn:
+                return fn(conn)
+
+        def retry_if(exc: BaseException) -> bool:
+            return isinstance(exc, psycopg.OperationalError) and may_retry() and (
+                isinstance(exc, _RETRYABLE) or _connection_dropped(exc))
+
+        try:
+            return retry.call(attempt, _RECONNECT, retry_if=retry_if)
+        except psycopg.OperationalError as exc:
+            raise _unavailable(exc) from exc
 
     def _migrate(self) -> None:
         def go(conn: psycopg.Connection[Any]) -> None:
@@ -635,7 +644,9 @@ class PostgresStorage(Storage):
 
     def _hot_run(self, fn: Callable[[psycopg.Connection[Any]], Any], op_ids: bool) -> Any:
         """``_run`` for a hot-path write; when it carries operation ids, run it again after the
-        guard rolled it back (a duplicate committed while it waited for the lock)."""
+        guard rolled it back (a duplicate committed while it waited for the lock). At once, not
+        after a back-off: the duplicate has committed, so the next run sees it and answers without
+        writing; there is nothing to wait for and no contention to spread out."""
         if op_ids:
             for _ in range(4):
                 try:
@@ -773,12 +784,14 @@ class PostgresStorage(Storage):
         reconnects."""
         seq = after
         aconn: psycopg.AsyncConnection[Any] | None = None
+        delays = retry.Delays(first=poll_interval, cap=5.0)
         try:
             while True:
                 if aconn is None or aconn.closed:
                     try:
                         aconn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
                         await aconn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                        delays.reset()
                     except psycopg.OperationalError:
                         aconn = None
                 # listening before reading: a write after the read still wakes us
@@ -786,7 +799,9 @@ class PostgresStorage(Storage):
                     yield event
                     seq = event.seq
                 if aconn is None:
-                    await asyncio.sleep(poll_interval)
+                    # polling until LISTEN works again; every reader of every server reconnects
+                    # after a restart: spread out
+                    await asyncio.sleep(delays.next())
                     continue
                 try:
                     async for note in aconn.notifies(timeout=5.0):
@@ -854,8 +869,12 @@ class PostgresStorage(Storage):
         return [TokenRecord.from_dict(json.loads(r[0])) for r in rows]
 
 
-def _dropped_before_running(exc: psycopg.OperationalError) -> bool:
-    """The connection was found dead when the statement was sent: it never reached the server."""
+def _connection_dropped(exc: psycopg.OperationalError) -> bool:
+    """The server dropped the connection: one that died while it sat in the pool (the statement
+    never reached the server), or one that died under the statement, which may have committed
+    before it did. Retrying is safe for reads and for writes that carry an operation id (the
+    store applies each id once); a hot-path write without an id is applied at least once, as the
+    contract says; a transition does not run its rules twice (``may_retry``)."""
     text = str(exc)
     return "terminating connection due to administrator command" in text or "connection is closed" in text or (
         "server closed the connection unexpectedly" in text)
