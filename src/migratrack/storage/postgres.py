@@ -39,9 +39,11 @@ from migratrack.core.rules import Change
 from migratrack.core.states import Control
 from migratrack.errors import (
     AlertNotFound,
+    ConfigurationError,
     MigrationAlreadyExists,
     MigrationNotFound,
     SchemaVersionError,
+    StorageError,
     StorageUnavailable,
 )
 from migratrack.storage import retry
@@ -271,10 +273,11 @@ class PostgresStorage(Storage):
         connect_timeout: float = 10.0,
         check_schema: bool = True,
         dedupe_window: str | float | timedelta | None = None,
+        read_only: bool = False,
     ) -> None:
         location = store_url_for("postgresql", url)
         super().__init__(codec, dedupe_window=dedupe_window if dedupe_window is not None
-                         else location.options.get("dedupe_window"))
+                         else location.options.get("dedupe_window"), read_only=read_only)
         self.location = location
         #: the URL, its password masked: what messages show
         self.url = str(self.location)
@@ -290,7 +293,9 @@ class PostgresStorage(Storage):
         self._conninfo = self.location.driver_url()
         self._pool = ConnectionPool(
             self._conninfo, min_size=1, max_size=max(1, size), open=False, timeout=connect_timeout,
-            kwargs={"autocommit": True, "options": "-c timezone=UTC"}, name="migratrack",
+            # read-only: every transaction is, so the server itself refuses a write
+            kwargs={"autocommit": True, "options": "-c timezone=UTC" + (
+                " -c default_transaction_read_only=on" if read_only else "")}, name="migratrack",
         )
         try:
             self._pool.open(wait=True, timeout=connect_timeout)
@@ -298,7 +303,9 @@ class PostgresStorage(Storage):
             self._pool.close()
             raise StorageUnavailable(f"cannot connect to PostgreSQL at {self.url}: {exc}") from exc
         try:
-            if check_schema:  # False only for `migratrack upgrade-store`
+            if check_schema and read_only:
+                self._check_schema()
+            elif check_schema:  # False only for `migratrack upgrade-store`
                 self._migrate()
                 self._maybe_purge()
         except BaseException:
@@ -333,6 +340,25 @@ class PostgresStorage(Storage):
             return retry.call(attempt, _RECONNECT, retry_if=retry_if)
         except psycopg.OperationalError as exc:
             raise _unavailable(exc) from exc
+        except pgerrors.ReadOnlySqlTransaction as exc:
+            raise StorageError(f"the PostgreSQL store at {self.url} was opened read-only: it takes no writes") from exc
+
+    def _check_schema(self) -> None:
+        """Refuse a database without migratrack's tables, or with a newer schema (read-only: no DDL)."""
+        def version(conn: psycopg.Connection[Any]) -> Any:
+            found = conn.execute("SELECT to_regclass('mt_meta') IS NOT NULL").fetchone()
+            if not (found and found[0]):
+                return None
+            return conn.execute("SELECT value FROM mt_meta WHERE key = 'schema_version'").fetchone()
+
+        row = self._run(version)
+        if row is None:
+            raise ConfigurationError(f"no migratrack store in the PostgreSQL database at {self.url} "
+                                     "(no mt_meta table); nothing was created")
+        if int(row[0]) > SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"the PostgreSQL store has schema version {row[0]}, newer than this migratrack "
+                f"understands ({SCHEMA_VERSION}); upgrade migratrack (pip install -U migratrack)")
 
     def _migrate(self) -> None:
         def go(conn: psycopg.Connection[Any]) -> None:

@@ -147,11 +147,12 @@ class RedisStorage(Storage):
         reconnect: float = 10.0,
         check_schema: bool = True,
         dedupe_window: str | float | timedelta | None = None,
+        read_only: bool = False,
     ) -> None:
         location = store_url_for("redis", url)
         options = location.options
         super().__init__(codec, dedupe_window=dedupe_window if dedupe_window is not None
-                         else options.get("dedupe_window"))
+                         else options.get("dedupe_window"), read_only=read_only)
         self.location = location
         cluster_opt = options.get("cluster", "false").lower() in ("1", "true", "yes")
         self.cluster = self.location.scheme == "redis+cluster" or cluster_opt
@@ -213,6 +214,8 @@ class RedisStorage(Storage):
 
     def _check_layout(self) -> None:
         found = self._call(lambda: self._r.get(self._layout_key))
+        if found is None and self.read_only:
+            return  # an empty store, read as one; its first writer marks it
         if found is None:
             self._call(lambda: self._r.set(self._layout_key, str(LAYOUT_VERSION), nx=True))
             found = self._call(lambda: self._r.get(self._layout_key))
