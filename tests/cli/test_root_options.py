@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from migratrack.cli.main import app
+from migratrack.storage import open_storage
 
 
 @pytest.fixture(autouse=True)
@@ -24,6 +25,7 @@ def test_list_refuses_a_server_given_before_it() -> None:
 
 def test_a_storage_named_on_the_command_wins_over_the_server(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/m.db"
+    open_storage(url).close()  # an empty store: list reads, it does not create one
     result = CliRunner().invoke(app, ["--url", "http://127.0.0.1:9", "list", "--storage", url])
     assert result.exit_code == 0, result.output
     assert result.output.replace("\n", "") == f"no migrations in {url}"  # the console wraps long lines

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -29,8 +31,9 @@ from migratrack.cli.common import (
 )
 from migratrack.cli.display import render_dashboard
 from migratrack.errors import ConfigurationError, MigratrackError
-from migratrack.sdk.backend import Backend
+from migratrack.sdk.backend import Backend, close_backend
 from migratrack.service import MigrationService
+from migratrack.storage import open_storage
 from migratrack.storage.url import parse_store_url
 
 app = typer.Typer(
@@ -42,14 +45,28 @@ app = typer.Typer(
 )
 
 
-def service(ctx: typer.Context, value: str | None) -> Backend:
-    """The migration's backend: the named (or default) store, or the server given by --url."""
+@contextmanager
+def reader(ctx: typer.Context, value: str | None) -> Iterator[Backend]:
+    """The migration's backend for a command that only reads, closed afterwards: the named (or
+    default) store, opened read-only (nothing is created, upgraded or written; a missing SQLite
+    file is an error), or the server given by --url."""
     url = remote_url(ctx, value)
     if url:
         from migratrack.sdk.remote import RemoteBackend
 
-        return RemoteBackend(url, token=cli_context(ctx).token, strict=True)
-    return MigrationService(storage_url(value))
+        backend: Backend = RemoteBackend(url, token=cli_context(ctx).token, strict=True)
+        owned = None
+    else:
+        backend = read_only_service(value)
+        owned = backend.storage
+    try:
+        yield backend
+    finally:
+        close_backend(backend, owned)
+
+
+def read_only_service(value: str | None) -> MigrationService:
+    return MigrationService(open_storage(storage_url(value), read_only=True))
 
 
 def now() -> datetime:
@@ -97,13 +114,16 @@ def list_(ctx: typer.Context, storage: StorageOpt = None) -> None:
     """List the migrations in the store."""
     if remote_url(ctx, storage):
         raise ConfigurationError("list reads a store: give --storage (a server lists at GET /api/migrations)")
-    svc = MigrationService(storage_url(storage))
-    ids = svc.list_ids()
+    svc = read_only_service(storage)
+    try:
+        ids = svc.list_ids()
+        overviews = [svc.overview(mid) for mid in ids]
+    finally:
+        svc.storage.close()
     if not ids:
         console.print("no migrations in " + shown(storage_url(storage)), highlight=False)
         return
-    for mid in ids:
-        o = svc.overview(mid)
+    for mid, o in zip(ids, overviews, strict=True):
         if o.finished_at:
             when = "finished " + o.finished_at.astimezone().strftime("%Y-%m-%d %H:%M")
         elif o.estimated_completion:
@@ -121,8 +141,8 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="print the dashboard as JSON")] = False,
 ) -> None:
     """Show a migration's dashboard once."""
-    svc = service(ctx, storage)
-    d = svc.dashboard(migration)
+    with reader(ctx, storage) as svc:
+        d = svc.dashboard(migration)
     if as_json:
         sys.stdout.write(json_safe(d.model_dump_json(indent=2)) + "\n")
     else:
@@ -137,17 +157,17 @@ def watch(
     interval: Annotated[float, typer.Option(help="seconds between refreshes")] = 1.0,
 ) -> None:
     """Follow a migration live until it finishes (Ctrl-C to leave)."""
-    svc = service(ctx, storage)
-    try:
-        with Live(console=console, refresh_per_second=4) as view:
-            while True:
-                d = svc.dashboard(migration)
-                view.update(render_dashboard(d, now()))
-                if d.overview.status.value in ("completed", "cancelled"):
-                    return
-                time.sleep(interval)
-    except KeyboardInterrupt:
-        pass
+    with reader(ctx, storage) as svc:
+        try:
+            with Live(console=console, refresh_per_second=4) as view:
+                while True:
+                    d = svc.dashboard(migration)
+                    view.update(render_dashboard(d, now()))
+                    if d.overview.status.value in ("completed", "cancelled"):
+                        return
+                    time.sleep(interval)
+        except KeyboardInterrupt:
+            pass
 
 
 @app.command()
@@ -160,7 +180,9 @@ def events(
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
 ) -> None:
     """Print the migration's event log (the audit trail)."""
-    for e in service(ctx, storage).events(migration, after, limit):
+    with reader(ctx, storage) as svc:
+        events = svc.events(migration, after, limit)
+    for e in events:
         if as_json:
             sys.stdout.write(json_safe(json.dumps(e.to_dict(), allow_nan=False)) + "\n")
         else:

@@ -233,8 +233,14 @@ class Storage(ABC):
     has_change_feed: bool = False
 
     def __init__(self, codec: Codec | None = None, *,
-                 dedupe_window: str | float | timedelta | None = None) -> None:
+                 dedupe_window: str | float | timedelta | None = None, read_only: bool = False) -> None:
         self.codec = codec or Codec()
+        #: opened for reading only (``open_storage(url, read_only=True)``, ``?mode=ro`` on SQLite):
+        #: opening creates, upgrades and purges nothing (a missing SQLite file is an error, not a
+        #: new store), and writes are refused — by SQLite itself (``mode=ro``) and by PostgreSQL
+        #: (read-only transactions); Redis has no such mode: only the opening is guaranteed not
+        #: to write there. What ``migratrack status``, ``list``, ``events`` and ``watch`` use.
+        self.read_only = read_only
         #: how long applied operation ids and Idempotency-Keys are remembered (``?dedupe_window=``)
         self.dedupe_window = DEFAULT_DEDUPE_WINDOW if dedupe_window is None else parse_duration(dedupe_window)
 

@@ -44,10 +44,11 @@ class MemoryStorage(Storage):
 
     def __init__(self, url: str | StoreURL = "memory://", codec: Codec | None = None,
                  *, retention: str | float | timedelta | None = None,
-                 dedupe_window: str | float | timedelta | None = None) -> None:
+                 dedupe_window: str | float | timedelta | None = None, read_only: bool = False) -> None:
         location = store_url_for("memory", url)
+        # read_only changes nothing here: a memory store starts empty and nothing else shares it
         super().__init__(codec, dedupe_window=dedupe_window if dedupe_window is not None
-                         else location.options.get("dedupe_window"))
+                         else location.options.get("dedupe_window"), read_only=read_only)
         self.location = location
         self.url = str(self.location)
         if retention is None:

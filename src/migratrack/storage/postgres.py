@@ -39,11 +39,14 @@ from migratrack.core.rules import Change
 from migratrack.core.states import Control
 from migratrack.errors import (
     AlertNotFound,
+    ConfigurationError,
     MigrationAlreadyExists,
     MigrationNotFound,
     SchemaVersionError,
+    StorageError,
     StorageUnavailable,
 )
+from migratrack.storage import retry
 from migratrack.storage.base import (
     Codec,
     MergeResult,
@@ -238,6 +241,10 @@ FROM mt_migrations c WHERE c.id = %(m)s
 """
 
 _RETRYABLE = (pgerrors.AdminShutdown,)
+#: a dropped connection is retried twice, after waits of up to 50 ms and 100 ms (full jitter):
+#: the pool hands a fresh connection, and a fleet that lost its connections at once (a restart)
+#: does not come back in step
+_RECONNECT = retry.Backoff(first=0.05, cap=0.5, attempts=3)
 
 
 def _epoch(value: datetime) -> float:
@@ -266,10 +273,11 @@ class PostgresStorage(Storage):
         connect_timeout: float = 10.0,
         check_schema: bool = True,
         dedupe_window: str | float | timedelta | None = None,
+        read_only: bool = False,
     ) -> None:
         location = store_url_for("postgresql", url)
         super().__init__(codec, dedupe_window=dedupe_window if dedupe_window is not None
-                         else location.options.get("dedupe_window"))
+                         else location.options.get("dedupe_window"), read_only=read_only)
         self.location = location
         #: the URL, its password masked: what messages show
         self.url = str(self.location)
@@ -285,7 +293,9 @@ class PostgresStorage(Storage):
         self._conninfo = self.location.driver_url()
         self._pool = ConnectionPool(
             self._conninfo, min_size=1, max_size=max(1, size), open=False, timeout=connect_timeout,
-            kwargs={"autocommit": True, "options": "-c timezone=UTC"}, name="migratrack",
+            # read-only: every transaction is, so the server itself refuses a write
+            kwargs={"autocommit": True, "options": "-c timezone=UTC" + (
+                " -c default_transaction_read_only=on" if read_only else "")}, name="migratrack",
         )
         try:
             self._pool.open(wait=True, timeout=connect_timeout)
@@ -293,7 +303,9 @@ class PostgresStorage(Storage):
             self._pool.close()
             raise StorageUnavailable(f"cannot connect to PostgreSQL at {self.url}: {exc}") from exc
         try:
-            if check_schema:  # False only for `migratrack upgrade-store`
+            if check_schema and read_only:
+                self._check_schema()
+            elif check_schema:  # False only for `migratrack upgrade-store`
                 self._migrate()
                 self._maybe_purge()
         except BaseException:
@@ -312,18 +324,41 @@ class PostgresStorage(Storage):
 
     def _run(self, fn: Callable[[psycopg.Connection[Any]], Any], *,
              may_retry: Callable[[], bool] = lambda: True) -> Any:
-        """Run ``fn`` on a pooled connection. A connection the server dropped while it sat in
-        the pool (administrator shutdown: the statement never ran) is replaced and ``fn`` retried,
-        unless ``may_retry()`` says the attempt got far enough to have had effects."""
-        for attempt in range(3):
-            try:
-                with self._conn() as conn:
-                    return fn(conn)
-            except psycopg.OperationalError as exc:
-                if attempt < 2 and may_retry() and (isinstance(exc, _RETRYABLE) or _dropped_before_running(exc)):
-                    continue
-                raise _unavailable(exc) from exc
-        raise AssertionError("unreachable")
+        """Run ``fn`` on a pooled connection. A connection the server dropped (see
+        ``_connection_dropped``) is replaced and ``fn`` retried, twice at most, after a back-off
+        with full jitter, unless ``may_retry()`` says the attempt got far enough to have had
+        effects (a transition whose rules ran)."""
+        def attempt() -> Any:
+            with self._conn() as conn:
+                return fn(conn)
+
+        def retry_if(exc: BaseException) -> bool:
+            return isinstance(exc, psycopg.OperationalError) and may_retry() and (
+                isinstance(exc, _RETRYABLE) or _connection_dropped(exc))
+
+        try:
+            return retry.call(attempt, _RECONNECT, retry_if=retry_if)
+        except psycopg.OperationalError as exc:
+            raise _unavailable(exc) from exc
+        except pgerrors.ReadOnlySqlTransaction as exc:
+            raise StorageError(f"the PostgreSQL store at {self.url} was opened read-only: it takes no writes") from exc
+
+    def _check_schema(self) -> None:
+        """Refuse a database without migratrack's tables, or with a newer schema (read-only: no DDL)."""
+        def version(conn: psycopg.Connection[Any]) -> Any:
+            found = conn.execute("SELECT to_regclass('mt_meta') IS NOT NULL").fetchone()
+            if not (found and found[0]):
+                return None
+            return conn.execute("SELECT value FROM mt_meta WHERE key = 'schema_version'").fetchone()
+
+        row = self._run(version)
+        if row is None:
+            raise ConfigurationError(f"no migratrack store in the PostgreSQL database at {self.url} "
+                                     "(no mt_meta table); nothing was created")
+        if int(row[0]) > SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"the PostgreSQL store has schema version {row[0]}, newer than this migratrack "
+                f"understands ({SCHEMA_VERSION}); upgrade migratrack (pip install -U migratrack)")
 
     def _migrate(self) -> None:
         def go(conn: psycopg.Connection[Any]) -> None:
@@ -635,7 +670,9 @@ class PostgresStorage(Storage):
 
     def _hot_run(self, fn: Callable[[psycopg.Connection[Any]], Any], op_ids: bool) -> Any:
         """``_run`` for a hot-path write; when it carries operation ids, run it again after the
-        guard rolled it back (a duplicate committed while it waited for the lock)."""
+        guard rolled it back (a duplicate committed while it waited for the lock). At once, not
+        after a back-off: the duplicate has committed, so the next run sees it and answers without
+        writing; there is nothing to wait for and no contention to spread out."""
         if op_ids:
             for _ in range(4):
                 try:
@@ -773,12 +810,14 @@ class PostgresStorage(Storage):
         reconnects."""
         seq = after
         aconn: psycopg.AsyncConnection[Any] | None = None
+        delays = retry.Delays(first=poll_interval, cap=5.0)
         try:
             while True:
                 if aconn is None or aconn.closed:
                     try:
                         aconn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
                         await aconn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                        delays.reset()
                     except psycopg.OperationalError:
                         aconn = None
                 # listening before reading: a write after the read still wakes us
@@ -786,7 +825,9 @@ class PostgresStorage(Storage):
                     yield event
                     seq = event.seq
                 if aconn is None:
-                    await asyncio.sleep(poll_interval)
+                    # polling until LISTEN works again; every reader of every server reconnects
+                    # after a restart: spread out
+                    await asyncio.sleep(delays.next())
                     continue
                 try:
                     async for note in aconn.notifies(timeout=5.0):
@@ -854,8 +895,12 @@ class PostgresStorage(Storage):
         return [TokenRecord.from_dict(json.loads(r[0])) for r in rows]
 
 
-def _dropped_before_running(exc: psycopg.OperationalError) -> bool:
-    """The connection was found dead when the statement was sent: it never reached the server."""
+def _connection_dropped(exc: psycopg.OperationalError) -> bool:
+    """The server dropped the connection: one that died while it sat in the pool (the statement
+    never reached the server), or one that died under the statement, which may have committed
+    before it did. Retrying is safe for reads and for writes that carry an operation id (the
+    store applies each id once); a hot-path write without an id is applied at least once, as the
+    contract says; a transition does not run its rules twice (``may_retry``)."""
     text = str(exc)
     return "terminating connection due to administrator command" in text or "connection is closed" in text or (
         "server closed the connection unexpectedly" in text)

@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
@@ -37,8 +36,10 @@ from typing import Any
 
 import redis
 import redis.asyncio
-from redis.backoff import ExponentialBackoff
+import redis.asyncio.retry
+from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
+from redis.exceptions import ClusterDownError, SlotNotCoveredError
 from redis.retry import Retry
 
 from migratrack.core.models import Alert, Event, Metrics, MigrationState, NewEvent, PhaseState, SubTaskState
@@ -52,6 +53,7 @@ from migratrack.errors import (
     StorageError,
     StorageUnavailable,
 )
+from migratrack.storage import retry
 from migratrack.storage.base import (
     Codec,
     MergeResult,
@@ -107,6 +109,18 @@ def _epoch(value: datetime) -> float:
     return value.timestamp()
 
 
+def _transient(exc: BaseException) -> bool:
+    """An error worth a retry: the connection was lost or timed out (BusyLoadingError, a server
+    still loading its data, is one), or a cluster is failing over."""
+    return isinstance(exc, (redis.ConnectionError, redis.TimeoutError, ClusterDownError, SlotNotCoveredError))
+
+
+def _not_locked(res: Any) -> bool:
+    """A hot-path script's answer other than "a transition holds the lock"."""
+    code = res[0] if isinstance(res, list) else res
+    return bool(code != _LOCKED)
+
+
 def _connection_error(exc: Exception) -> StorageUnavailable:
     return StorageUnavailable(f"Redis is unreachable or failed: {exc}; check the server and the storage URL")
 
@@ -133,11 +147,12 @@ class RedisStorage(Storage):
         reconnect: float = 10.0,
         check_schema: bool = True,
         dedupe_window: str | float | timedelta | None = None,
+        read_only: bool = False,
     ) -> None:
         location = store_url_for("redis", url)
         options = location.options
         super().__init__(codec, dedupe_window=dedupe_window if dedupe_window is not None
-                         else options.get("dedupe_window"))
+                         else options.get("dedupe_window"), read_only=read_only)
         self.location = location
         cluster_opt = options.get("cluster", "false").lower() in ("1", "true", "yes")
         self.cluster = self.location.scheme == "redis+cluster" or cluster_opt
@@ -155,22 +170,21 @@ class RedisStorage(Storage):
         #: the URL, its password masked: what messages show
         self.url = str(self.location)
         self._conn_url = self.location.driver_url()
-        # bounded reconnect: redis-py retries a blip twice at once; _call() then backs off
-        # exponentially (capped at 1 s) for about `reconnect` seconds before giving up
-        self._retry_budget = reconnect
-        common: dict[str, Any] = {
-            "decode_responses": True, "socket_connect_timeout": 5.0, "socket_timeout": 30.0,
-            "retry": Retry(ExponentialBackoff(cap=0.2, base=0.01), 2),
-            "retry_on_error": [redis.ConnectionError, redis.TimeoutError],
-            "health_check_interval": 30,
-        }
+        # One layer of retries: _call() backs off (full jitter, capped at 1 s) for about
+        # `reconnect` seconds; redis-py's own Retry, on by default, is switched off so a blip is
+        # not retried twice over (a cluster client still follows MOVED/ASK and re-reads the
+        # topology after a failed node, before it raises to _call)
+        self._reconnect = retry.Backoff(first=0.05, cap=1.0, budget=reconnect)
+        self._lock_wait = retry.Backoff(first=0.0005, cap=0.02, budget=self.lock_timeout + 5.0)
         self._r: redis.Redis | RedisCluster
         try:
             if self.cluster:
                 self._r = RedisCluster.from_url(self._conn_url, decode_responses=True, socket_connect_timeout=5.0,
-                                                socket_timeout=30.0)
+                                                socket_timeout=30.0, retry=Retry(NoBackoff(), 0))
             else:
-                self._r = redis.Redis.from_url(self._conn_url, **common)
+                self._r = redis.Redis.from_url(self._conn_url, decode_responses=True, socket_connect_timeout=5.0,
+                                               socket_timeout=30.0, retry=Retry(NoBackoff(), 0),
+                                               health_check_interval=30)
         except redis.RedisError as exc:
             raise _connection_error(exc) from exc
         self._merge_many_script = self._r.register_script(_script("merge_many"))
@@ -191,26 +205,17 @@ class RedisStorage(Storage):
         return _keys(self.prefix, migration_id)
 
     def _call(self, fn: Callable[[], Any]) -> Any:
-        """Run one Redis call; a connection lost for good becomes StorageUnavailable."""
-        deadline = time.monotonic() + self._retry_budget
-        delay = 0.05
-        while True:
-            try:
-                return fn()
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                if time.monotonic() + delay > deadline:
-                    raise _connection_error(exc) from exc
-                time.sleep(delay)
-                delay = min(1.0, delay * 2)
-            except redis.ResponseError as exc:
-                if "LOADING" in str(exc) and time.monotonic() + delay <= deadline:
-                    time.sleep(delay)
-                    delay = min(1.0, delay * 2)
-                    continue
-                raise
+        """Run one Redis call, retried with back-off while the connection is lost (or the server
+        is still loading its data, or a cluster fails over); lost for good: StorageUnavailable."""
+        try:
+            return retry.call(fn, self._reconnect, retry_if=_transient)
+        except (redis.ConnectionError, redis.TimeoutError, ClusterDownError, SlotNotCoveredError) as exc:
+            raise _connection_error(exc) from exc
 
     def _check_layout(self) -> None:
         found = self._call(lambda: self._r.get(self._layout_key))
+        if found is None and self.read_only:
+            return  # an empty store, read as one; its first writer marks it
         if found is None:
             self._call(lambda: self._r.set(self._layout_key, str(LAYOUT_VERSION), nx=True))
             found = self._call(lambda: self._r.get(self._layout_key))
@@ -243,31 +248,20 @@ class RedisStorage(Storage):
     def _acquire(self, lock_key: str) -> str:
         token = secrets.token_hex(8)
         ttl_ms = int(self.lock_timeout * 1000)
-        deadline = time.monotonic() + self.lock_timeout + 5.0
-        delay = 0.0005
-        while not self._call(lambda: self._r.set(lock_key, token, nx=True, px=ttl_ms)):
-            if time.monotonic() > deadline:
-                raise StorageUnavailable(
-                    f"migration lock {lock_key} stayed taken for {self.lock_timeout + 5:.0f} s; "
-                    f"another writer is stuck or the lock_timeout is too short"
-                )
-            time.sleep(delay)
-            delay = min(0.02, delay * 2)
+        if not retry.until(lambda: self._call(lambda: self._r.set(lock_key, token, nx=True, px=ttl_ms)),
+                           self._lock_wait, done=bool):
+            raise StorageUnavailable(
+                f"migration lock {lock_key} stayed taken for {self.lock_timeout + 5:.0f} s; "
+                f"another writer is stuck or the lock_timeout is too short"
+            )
         return token
 
     def _hot(self, fn: Callable[[], Any]) -> Any:
         """Run a hot-path script, waiting out a transition that holds the migration's lock."""
-        deadline = time.monotonic() + self.lock_timeout + 5.0
-        delay = 0.0005
-        while True:
-            res = self._call(fn)
-            code = res[0] if isinstance(res, list) else res
-            if code != _LOCKED:
-                return res
-            if time.monotonic() > deadline:
-                raise StorageUnavailable("a transition held the migration's lock too long; try again")
-            time.sleep(delay)
-            delay = min(0.01, delay * 2)
+        res = retry.until(lambda: self._call(fn), self._lock_wait, done=_not_locked)
+        if not _not_locked(res):
+            raise StorageUnavailable("a transition held the migration's lock too long; try again")
+        return res
 
     # -- encode / decode -------------------------------------------------------------------
 
@@ -587,18 +581,24 @@ class RedisStorage(Storage):
         migration's stream wakes on each write (no polling)."""
         key = self._keys(migration_id)["e"]
         client: Any
+        # this loop is the one layer of retries, as _call() is for the other calls
+        no_retry = redis.asyncio.retry.Retry(NoBackoff(), 0)
         if self.cluster:
-            client = redis.asyncio.RedisCluster.from_url(self._conn_url, decode_responses=True)
+            client = redis.asyncio.RedisCluster.from_url(self._conn_url, decode_responses=True, retry=no_retry)
         else:
-            client = redis.asyncio.Redis.from_url(self._conn_url, decode_responses=True, socket_timeout=None)
+            client = redis.asyncio.Redis.from_url(self._conn_url, decode_responses=True, socket_timeout=None,
+                                                  retry=no_retry)
         last = f"{after}-0"
+        # every reader of every server reconnects at once after a restart: spread them out
+        delays = retry.Delays(first=poll_interval, cap=5.0)
         try:
             while True:
                 try:
                     res = await client.xread({key: last}, count=1000, block=1000)
-                except (redis.ConnectionError, redis.TimeoutError):
-                    await asyncio.sleep(poll_interval)
+                except (redis.ConnectionError, redis.TimeoutError, ClusterDownError, SlotNotCoveredError):
+                    await asyncio.sleep(delays.next())
                     continue
+                delays.reset()
                 for _stream, entries in res or []:
                     for eid, fields in entries:
                         last = eid

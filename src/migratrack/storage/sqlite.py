@@ -211,6 +211,10 @@ def _ended(state: MigrationState) -> str | None:
 
 
 class SQLiteStorage(Storage):
+    """The SQLite store. URL options: ``?retention=30d``, ``?dedupe_window=24h``,
+    ``?synchronous=NORMAL`` and ``?mode=ro`` (or ``read_only=True``): open the file read-only
+    (see ``_open_read_only``)."""
+
     schemes = ("sqlite",)
     atomic_merge_many = True
     embedded = True
@@ -218,10 +222,14 @@ class SQLiteStorage(Storage):
 
     def __init__(self, url: str | StoreURL = "sqlite:///migratrack.db", codec: Codec | None = None,
                  *, busy_timeout: float = 30.0, retention: str | float | timedelta | None = None,
-                 dedupe_window: str | float | timedelta | None = None) -> None:
+                 dedupe_window: str | float | timedelta | None = None, read_only: bool | None = None) -> None:
         location = store_url_for("sqlite", url)
+        mode = location.options.get("mode", "rw").lower()
+        if mode not in ("ro", "rw"):
+            raise ConfigurationError(f"mode must be ro (read-only) or rw, got {mode!r}")
         super().__init__(codec, dedupe_window=dedupe_window if dedupe_window is not None
-                         else location.options.get("dedupe_window"))
+                         else location.options.get("dedupe_window"),
+                         read_only=read_only if read_only is not None else mode == "ro")
         self.location = location
         self.url = str(self.location)
         assert self.location.path is not None  # the parser refuses a sqlite URL without a file
@@ -236,10 +244,13 @@ class SQLiteStorage(Storage):
         self._sync = options.get("synchronous", "NORMAL").upper()
         if self._sync not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ConfigurationError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, got {self._sync!r}")
+        self._lock = threading.RLock()
+        if self.read_only:
+            self._conn = self._open_read_only(busy_timeout)
+            return
         parent = Path(self.path).parent
         if not parent.exists():
             raise ConfigurationError(f"directory {str(parent)!r} for the SQLite store does not exist")
-        self._lock = threading.RLock()
         try:
             self._conn = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None,
                                          check_same_thread=False)
@@ -252,6 +263,58 @@ class SQLiteStorage(Storage):
             raise StorageUnavailable(f"cannot open SQLite store {self.path!r}: {exc}") from exc
 
     # -- plumbing --------------------------------------------------------------------------
+
+    def _open_read_only(self, busy_timeout: float) -> sqlite3.Connection:
+        """The file opened with SQLite's ``mode=ro``: no schema, no triggers, no journal-mode
+        change, no purge, and every write refused by SQLite. The database file itself is never
+        written. In a writable directory SQLite creates the ``-wal`` and ``-shm`` files beside
+        it if they are missing (the index a WAL reader shares with the writers; any reader of a
+        WAL database does). In a read-only directory it cannot, and then reads the file as
+        immutable when no ``-wal`` file exists: with none, no writer has anything the file does
+        not hold, and none can start, as a writer needs to create one in that directory."""
+        path = Path(self.path)
+        if not path.is_file():
+            raise ConfigurationError(
+                f"no SQLite store at {self.path!r}: the file does not exist (nothing was created); "
+                "check --storage or MIGRATRACK_STORAGE_URL")
+        uri = path.resolve().as_uri()
+
+        def connect(query: str) -> sqlite3.Connection:
+            conn = sqlite3.connect(f"{uri}?{query}", uri=True, timeout=busy_timeout, isolation_level=None,
+                                   check_same_thread=False)
+            try:
+                self._check_schema(conn)
+            except BaseException:
+                conn.close()
+                raise
+            return conn
+
+        try:
+            try:
+                return connect("mode=ro")
+            except sqlite3.OperationalError as exc:
+                wal = [Path(f"{path}{suffix}").exists() for suffix in ("-wal", "-shm")]
+                if exc.sqlite_errorname != "SQLITE_CANTOPEN" or any(wal):
+                    raise
+                return connect("mode=ro&immutable=1")
+        except sqlite3.DatabaseError as exc:
+            raise StorageUnavailable(f"cannot open SQLite store {self.path!r} read-only: {exc}") from exc
+
+    def _check_schema(self, conn: sqlite3.Connection) -> None:
+        """Refuse a file this version cannot read: not a migratrack store, or a newer schema."""
+        try:
+            row = conn.execute("SELECT value FROM mt_meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.OperationalError as exc:
+            if "no such table" not in str(exc):
+                raise
+            row = None
+        if row is None:
+            raise ConfigurationError(f"{self.path} is not a migratrack store (it has no schema version)")
+        if int(row[0]) > SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"{self.path} has schema version {row[0]}, newer than this migratrack "
+                f"understands ({SCHEMA_VERSION}); upgrade migratrack"
+            )
 
     def _migrate(self) -> None:
         # each step is idempotent, so processes opening one file at once each run them safely
@@ -271,17 +334,19 @@ class SQLiteStorage(Storage):
             if row is None:
                 c.execute("INSERT INTO mt_meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             elif int(row[0]) > SCHEMA_VERSION:
-                raise SchemaVersionError(
-                    f"{self.path} has schema version {row[0]}, newer than this migratrack "
-                    f"understands ({SCHEMA_VERSION}); upgrade migratrack"
-                )
+                self._check_schema(c)  # raises
             elif int(row[0]) < SCHEMA_VERSION:  # the schema script above made the new tables
                 c.execute("UPDATE mt_meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+
+    def _check_writable(self) -> None:
+        self._check_open()
+        if self.read_only:
+            raise StorageError(f"the SQLite store {self.path!r} was opened read-only (mode=ro): it takes no writes")
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            self._check_open()
+            self._check_writable()
             c = self._conn
             try:
                 c.execute("BEGIN IMMEDIATE")
@@ -534,7 +599,7 @@ class SQLiteStorage(Storage):
         # One UPDATE statement, run as its own transaction; triggers append the event and record
         # the operation id.
         with self._lock:
-            self._check_open()
+            self._check_writable()
             try:
                 if op_id is not None:
                     self._maybe_prune_ops(self._conn, ts)

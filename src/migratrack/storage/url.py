@@ -45,7 +45,7 @@ SCHEMES: dict[str, StoreKind] = {
 #: the query parameters each store reads itself (never passed on to a driver)
 OPTIONS: dict[StoreKind, frozenset[str]] = {
     "memory": frozenset({"retention", "dedupe_window"}),
-    "sqlite": frozenset({"retention", "dedupe_window", "synchronous"}),
+    "sqlite": frozenset({"retention", "dedupe_window", "synchronous", "mode"}),
     "redis": frozenset({"retention", "dedupe_window", "prefix", "cluster", "lock_timeout"}),
     "postgresql": frozenset({"retention", "dedupe_window", "pool_size"}),
 }
