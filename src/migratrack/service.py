@@ -1,10 +1,20 @@
-"""The one orchestrator: pure rules + a store + a clock. The SDK and the server both call it."""
+"""The one orchestrator: pure rules + a store + a clock. The SDK and the server both call it.
+
+Time: a service stamps nothing itself unless its clock is the authority. By default (no
+``clock``, or a :class:`LocalClock`) a write goes to the store with ``ts=None`` and the store's
+clock stamps it (Redis, PostgreSQL: one clock for every worker on every machine, so a phase one
+worker started and another completed lasts what it lasted, and every reader computes the same
+estimate), or this machine's clock where the store has none (memory, SQLite: one machine). An
+injected ``clock`` (any other callable) is the authority: every write is stamped with it —
+what tests rely on. See "Time" in ``storage/base.py``.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from migratrack.core.commands import Command
@@ -44,6 +54,11 @@ from migratrack.storage.base import ProgressMerge, SubTaskScope
 
 Clock = Callable[[], datetime]
 
+log = logging.getLogger("migratrack")
+
+#: a worker whose clock is further than this from its store's is told so, once
+CLOCK_SKEW_WARNING = timedelta(seconds=2)
+
 
 #: one coalesced progress report: what a worker's loop said since its last write
 ProgressUpdate = ProgressDelta
@@ -70,6 +85,22 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+class LocalClock:
+    """A machine's own clock, given to a service as ``clock`` where it is not the authority on
+    time: the store's clock stamps the writes where it has one; this one stamps them where the
+    store has none (memory, SQLite), and is compared with the store's once (a warning past
+    :data:`CLOCK_SKEW_WARNING`). The default clock. A test wraps a skewed clock in it to play a
+    worker whose clock is wrong."""
+
+    __slots__ = ("read",)
+
+    def __init__(self, read: Clock = utc_now) -> None:
+        self.read = read
+
+    def __call__(self) -> datetime:
+        return self.read()
+
+
 def check_op_id(op_id: str | None) -> str | None:
     if op_id is not None and (not isinstance(op_id, str) or not op_id or len(op_id) > MAX_OP_ID):
         raise InvalidInput(f"op_id must be a non-empty string of at most {MAX_OP_ID} characters, got {op_id!r:.80}")
@@ -92,14 +123,50 @@ class MigrationService:
 
     def __init__(self, storage: Storage | str, clock: Clock | None = None) -> None:
         self.storage = open_storage(storage)
-        self.clock: Clock = clock or utc_now
+        self.clock: Clock = clock or LocalClock()
+        #: an injected clock (anything but a LocalClock) stamps every write itself
+        self.clock_is_authority = not isinstance(self.clock, LocalClock)
+        # compared with the store's clock once, before the first write it does not stamp
+        self._clock_checked = self.clock_is_authority or not self.storage.has_clock
         self._thresholds: dict[str, float] = {}
 
     def now(self) -> datetime:
+        """This service's clock (see the module docstring for when it stamps writes)."""
         t = self.clock()
         if t.tzinfo is None:
             raise InvalidInput("the clock must return timezone-aware datetimes")
         return t
+
+    def write_time(self) -> datetime | None:
+        """The ``ts`` to give a write: None where the store's clock stamps it, else this
+        service's clock (the authority, or a store without a clock)."""
+        if not self._clock_checked:
+            self._check_clock()
+        if self.clock_is_authority or not self.storage.has_clock:
+            return self.now()
+        return None
+
+    def read_time(self, state: MigrationState) -> datetime:
+        """Now, for a view of ``state`` (durations, the estimate): the store's clock as it read
+        the state, where the store's clock stamps the writes; else this service's."""
+        if self.clock_is_authority or state.as_of is None:
+            return self.now()
+        return state.as_of
+
+    def _check_clock(self) -> None:
+        """Tell, once, that this machine's clock is far from the store's. Nothing depends on it
+        (the store stamps the writes), but the operator should fix it: the process's own logs
+        and anything it computes with its clock are off by as much."""
+        store_now = self.storage.store_time()  # a store that is down fails here as the write would
+        self._clock_checked = True
+        if store_now is None:
+            return
+        skew = (self.now() - store_now).total_seconds()
+        if abs(skew) > CLOCK_SKEW_WARNING.total_seconds():
+            log.warning(
+                "migratrack: this machine's clock is %.1f s %s the store's (%s); migratrack stamps "
+                "times with the store's clock, but fix this one (NTP)",
+                abs(skew), "ahead of" if skew > 0 else "behind", getattr(self.storage, "url", "the store"))
 
     # -- commands --------------------------------------------------------------------------
 
@@ -114,7 +181,7 @@ class MigrationService:
         metadata: Mapping[str, Any] | None = None,
     ) -> tuple[MigrationState, bool]:
         """Create the migration; if it exists with the same plan, resume it (returns created=False)."""
-        now = self.now()
+        now = self.write_time() or self.storage.store_time() or self.now()
         state = build_state(migration_id, phases, now, name)
         if metadata:
             state.metadata.update(metadata)
@@ -139,15 +206,17 @@ class MigrationService:
         op_id: str | None = None, new_id: Callable[[], str] | None = None,
     ) -> Change:
         """``command`` through the rules under the migration's lock. With an ``op_id`` already
-        applied, nothing runs and the answer is an empty Change (see ``storage/base.py``)."""
-        now = self.now()
+        applied, nothing runs and the answer is an empty Change (see ``storage/base.py``). The
+        rules' now is the write's time as the store gives it (``state.as_of``)."""
+        ts = self.write_time()
 
         def fn(state: MigrationState) -> Change:
+            now = state.as_of or ts or self.now()
             rules = Rules(state, now, actor) if new_id is None else Rules(state, now, actor, new_id)
             command(rules)
             return rules.change
 
-        return self.storage.transact(migration_id, fn, sub_tasks=sub_tasks, op_id=op_id, ts=now)
+        return self.storage.transact(migration_id, fn, sub_tasks=sub_tasks, op_id=op_id, ts=ts)
 
     def execute(self, migration_id: str, command: Command, *, actor: str, op_id: str | None = None) -> Change:
         """Run one command (see ``core/commands.py``) under the migration's lock; once per
@@ -176,7 +245,8 @@ class MigrationService:
         check_op_id(op_id)
         if metadata is None and total is None:
             result = self.storage.merge_progress(
-                mid, phase_id, None, progress=value, done=done_v, add=add_v, ts=self.now(), actor=actor, op_id=op_id
+                mid, phase_id, None, progress=value, done=done_v, add=add_v, ts=self.write_time(), actor=actor,
+                op_id=op_id
             )
             if result is not MergeResult.FALLBACK:
                 return result
@@ -201,7 +271,8 @@ class MigrationService:
         value = check_progress(progress)
         check_op_id(op_id)
         result = self.storage.merge_progress(
-            mid, phase_id, sub_id, progress=value, done=None, add=None, ts=self.now(), actor=actor, op_id=op_id
+            mid, phase_id, sub_id, progress=value, done=None, add=None, ts=self.write_time(), actor=actor,
+            op_id=op_id
         )
         if result is not MergeResult.FALLBACK:
             return result
@@ -254,7 +325,7 @@ class MigrationService:
         # a repeated id returns the counters as they are, and the threshold check below runs
         # again as if the increment were new: a check the first attempt did not get to is made
         # now (under an id of its own), one it made is not made twice
-        counters = self.storage.increment_counters(mid, deltas, ts=self.now(), actor=actor, op_id=op_id)
+        counters = self.storage.increment_counters(mid, deltas, ts=self.write_time(), actor=actor, op_id=op_id)
         ok, failed = counters["successful_operations"], counters["failed_operations"]
         before_ok = ok - deltas.get("successful_operations", 0)
         before_failed = failed - deltas.get("failed_operations", 0)
@@ -353,7 +424,7 @@ class MigrationService:
     def merge(self, mid: str, merges: Sequence[ProgressMerge], *, actor: str) -> list[MergeResult]:
         """Plain progress merges on the hot path, one result each: a single one is one statement
         (its own transaction); several are one transaction where the store can (``merge_many``)."""
-        ts = self.now()
+        ts = self.write_time()
         if len(merges) > 1 and self.storage.atomic_merge_many:
             return self.storage.merge_many(mid, merges, ts=ts, actor=actor)
         return [self.storage.merge_progress(mid, m.phase_id, m.sub_task_id, progress=m.progress, done=m.done,
@@ -387,14 +458,16 @@ class MigrationService:
         return self.storage.load(mid)
 
     def overview(self, mid: str) -> Overview:
-        return build_overview(self.storage.load(mid), self.now())
+        state = self.storage.load(mid)
+        return build_overview(state, self.read_time(state))
 
     def dashboard(self, mid: str, *, alerts: int = 20) -> Dashboard:
         state = self.storage.load(mid)
-        return build_dashboard(state, self.storage.alerts(mid, limit=alerts), self.now())
+        return build_dashboard(state, self.storage.alerts(mid, limit=alerts), self.read_time(state))
 
     def estimate(self, mid: str) -> Estimate:
-        return estimate(self.storage.load(mid), self.now())
+        state = self.storage.load(mid)
+        return estimate(state, self.read_time(state))
 
     def control(self, mid: str) -> Control:
         return self.storage.control(mid)

@@ -1,5 +1,6 @@
 """The hot path is one round trip: one Redis script call, one SQL statement per tick or increment,
-with or without an operation id (exactly once costs no round trip of its own)."""
+with or without an operation id (exactly once costs no round trip of its own), stamped with the
+store's own clock inside that call (one clock costs no round trip either)."""
 
 from __future__ import annotations
 
@@ -37,7 +38,8 @@ def hot_ops(svc: MigrationService, with_ids: bool) -> None:
         assert svc.update_phase_progress("rt", "p", done=i, actor="w", op_id=op("p", i)) is MergeResult.APPLIED
         assert svc.update_sub_task_progress("rt", "p", "s", i / 2.1, actor="w", op_id=op("s", i)) \
             is MergeResult.APPLIED
-        svc.storage.increment_counters("rt", {"successful_operations": 1}, ts=svc.now(), actor="w",
+        # ts None: the store stamps the write with its own clock, inside the same script or statement
+        svc.storage.increment_counters("rt", {"successful_operations": 1}, ts=svc.write_time(), actor="w",
                                        op_id=op("c", i))
 
 
@@ -81,7 +83,7 @@ def test_redis_hot_path_is_one_script_call(private_redis: RedisServer, with_ids:
     ids = ["b0", "b1", "b2"] if with_ids else [None] * 3
     batch = [ProgressMerge("p", "s", 99.0, op_id=ids[0]), ProgressMerge("p", None, None, N + 10, op_id=ids[1]),
              ProgressMerge("p", None, 99.5, op_id=ids[2])]
-    assert svc.storage.merge_many("rt", batch, ts=svc.now(), actor="w") == [MergeResult.APPLIED] * 3
+    assert svc.storage.merge_many("rt", batch, ts=svc.write_time(), actor="w") == [MergeResult.APPLIED] * 3
     marker.echo("end-of-test")
     watcher.join(10)
     # 3 operations per round and one batch of 3: each is exactly one EVALSHA, except that the

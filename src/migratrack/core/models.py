@@ -226,6 +226,10 @@ class MigrationState:
     #: per-level counts of alerts, maintained by the store
     alert_counts: dict[str, int] = field(default_factory=dict)
     unacknowledged_alerts: int = 0
+    #: the time this state was read at, by the clock that stamps the migration's writes: the
+    #: write's time inside ``transact``; in ``load``, the store's clock where it has one (None
+    #: otherwise: the reader's clock is the clock). Never before the migration's last event.
+    as_of: datetime | None = field(default=None, compare=False)
 
     def phase(self, phase_id: str) -> PhaseState:
         from migratrack.errors import PhaseNotFound

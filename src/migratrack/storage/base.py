@@ -55,8 +55,8 @@ change is empty, leaves no record, so the same id stays free for the path that w
 the caller sends a FALLBACK merge through ``transact`` under the merge's own id. Without an id,
 a write is applied every time it is received (at least once on a retry).
 
-The window is measured in the writes' own timestamps (``ts``, the caller's clock): an id
-recorded at ``t`` makes any write with the same id and ``ts <= t + dedupe_window`` a duplicate. It must outlast
+The window is measured in the writes' own times (see Time below): an id recorded at ``t`` makes
+any write with the same id made at or before ``t + dedupe_window`` a duplicate. It must outlast
 every retry of a write — the SDK gives up after ``MIGRATRACK_RETRY_DEADLINE`` (300 s by
 default) and may replay a spool file later — hence a day by default. Expired ids are pruned by
 the stores as they go.
@@ -64,6 +64,23 @@ the stores as they go.
 HTTP ``Idempotency-Key``s live in the store too, with the same window (``claim_request`` /
 ``finish_request``): a key, the fingerprint of the request that first used it, and the answer
 it got, shared by every server on the store and kept across restarts.
+
+Time: one clock per migration, whoever writes. A write's time stamps its events, and — through
+``state.as_of``, which ``transact`` hands the rules — the times the rules record (a phase's start
+and end, pauses) and measure (durations). Every write takes ``ts``:
+
+* ``ts=None``: the store's time. A store with a clock of its own, that every writer on every
+  machine reads (``has_clock``: Redis ``TIME``, PostgreSQL ``clock_timestamp()``), reads it
+  inside the write's own script or statement — no extra round trip. A store without one
+  (memory, SQLite: one machine) uses this process's clock.
+* ``ts`` given: that time, the caller's clock, taken as the authority (an injected clock in
+  tests, a server that stamps for its clients).
+
+Either way a store keeps the time of each migration's last event and stamps every write at
+``max(last, time)``: event times never go backwards in sequence order, even when a writer's
+clock is behind another's. ``load`` reports the store's clock as ``as_of`` (None when it has no
+clock of its own), so readers on different machines measure durations and estimates against
+the same now.
 """
 
 from __future__ import annotations
@@ -231,6 +248,10 @@ class Storage(ABC):
     #: ``poll_interval``; a reader that needs news sooner must learn of writes some other way
     #: (the server's event hub is poked after its own writes).
     has_change_feed: bool = False
+    #: True when the store has a clock of its own that every writer reads (Redis ``TIME``,
+    #: PostgreSQL ``clock_timestamp()``): a write given no ``ts`` is stamped by it, inside the
+    #: write's script or statement. False: the caller's clock is the time (memory, SQLite).
+    has_clock: bool = False
 
     def __init__(self, codec: Codec | None = None, *,
                  dedupe_window: str | float | timedelta | None = None, read_only: bool = False) -> None:
@@ -247,6 +268,11 @@ class Storage(ABC):
     def dedupe_cutoff(self, ts: datetime) -> datetime:
         """Ids recorded before this are forgotten, for a write made at ``ts``."""
         return ts - self.dedupe_window
+
+    def store_time(self) -> datetime | None:
+        """The store's clock now (one round trip), or None for a store without a clock of its own
+        (``has_clock`` False). For a caller that wants to compare its clock with the store's."""
+        return None
 
     # -- migrations ------------------------------------------------------------------------
 
@@ -289,9 +315,12 @@ class Storage(ABC):
         """Cold path: load (with the given sub-task scope), apply ``fn``, write its Change and
         number its events, atomically. Sets ``change.last_seq``. Raises MigrationNotFound.
 
+        ``fn`` gets the state with ``as_of`` set to the write's time: ``ts`` (or, None, the
+        store's time), never before the migration's last event. The rules take their now from it.
+
         With an ``op_id`` already recorded, ``fn`` is not called and the answer is an empty
         Change (``last_seq``: the current sequence number); otherwise the id is recorded with
-        the change, at ``ts`` (the caller's clock; default: now)."""
+        the change, at the write's time."""
 
     @abstractmethod
     def merge_progress(
@@ -303,7 +332,7 @@ class Storage(ABC):
         progress: float | None,
         done: int | None,
         add: int | None,
-        ts: datetime,
+        ts: datetime | None,
         actor: str,
         op_id: str | None = None,
     ) -> MergeResult:
@@ -323,7 +352,7 @@ class Storage(ABC):
     atomic_merge_many: bool = False
 
     def merge_many(
-        self, migration_id: str, merges: Sequence[ProgressMerge], *, ts: datetime, actor: str
+        self, migration_id: str, merges: Sequence[ProgressMerge], *, ts: datetime | None, actor: str
     ) -> list[MergeResult]:
         """Several ``merge_progress`` calls, with one result each, in order. Each merge carries
         its own operation id (``ProgressMerge.op_id``), so a batch that was partly applied
@@ -339,7 +368,7 @@ class Storage(ABC):
 
     @abstractmethod
     def increment_counters(
-        self, migration_id: str, deltas: Mapping[str, int], *, ts: datetime, actor: str,
+        self, migration_id: str, deltas: Mapping[str, int], *, ts: datetime | None, actor: str,
         op_id: str | None = None,
     ) -> dict[str, int]:
         """Hot path: add to the counters atomically, append one ``metrics.updated`` event

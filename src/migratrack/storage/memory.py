@@ -88,10 +88,18 @@ class MemoryStorage(Storage):
                 break
             del rec.ops[oldest]
 
+    @staticmethod
+    def _time(rec: _Record, ts: datetime | None) -> datetime:
+        """A write's time: ``ts`` (or this process's clock), never before the last event's."""
+        at = ts or datetime.now(UTC)
+        return max(at, rec.events[-1].ts) if rec.events else at
+
     def _append(self, rec: _Record, events: Sequence[NewEvent]) -> int:
         for e in events:
             rec.state.seq += 1
-            rec.events.append(Event(rec.state.id, rec.state.seq, e.type, e.ts, e.actor, copy.deepcopy(e.payload)))
+            # never before the event it follows, whoever's clock is behind
+            ts = max(e.ts, rec.events[-1].ts) if rec.events else e.ts
+            rec.events.append(Event(rec.state.id, rec.state.seq, e.type, ts, e.actor, copy.deepcopy(e.payload)))
         return rec.state.seq
 
     def create(self, state: MigrationState, events: Sequence[NewEvent], *, replace: bool = False) -> int:
@@ -146,12 +154,13 @@ class MemoryStorage(Storage):
         self, migration_id: str, fn: Callable[[MigrationState], Change], *, sub_tasks: SubTaskScope = "all",
         op_id: str | None = None, ts: datetime | None = None,
     ) -> Change:
-        at = ts or datetime.now(UTC)
         with self._lock:
             rec = self._rec(migration_id)
+            at = self._time(rec, ts)
             if self._seen(rec, op_id, at):
                 return Change(last_seq=rec.state.seq)
             work = self._snapshot(rec, sub_tasks)
+            work.as_of = at
             change = fn(work)
             if not change.empty:
                 self._record_op(rec, op_id, at)
@@ -178,24 +187,25 @@ class MemoryStorage(Storage):
 
     def merge_progress(
         self, migration_id: str, phase_id: str, sub_task_id: str | None, *,
-        progress: float | None, done: int | None, add: int | None, ts: datetime, actor: str,
+        progress: float | None, done: int | None, add: int | None, ts: datetime | None, actor: str,
         op_id: str | None = None,
     ) -> MergeResult:
         with self._lock:
             rec = self._rec(migration_id)
+            at = self._time(rec, ts)
             phase = rec.state.phases.get(phase_id)
             if phase is None:
                 return MergeResult.FALLBACK
-            if self._seen(rec, op_id, ts):
+            if self._seen(rec, op_id, at):
                 return MergeResult.STALE
             delta = ProgressDelta(phase_id, sub_task_id, progress, done, None, add)
             if sub_task_id is None:
                 result, p, d = delta.apply(phase.status, phase.progress, phase.done, phase.total)
                 if result == "applied":
                     phase.progress, phase.done = p, d
-                    self._append(rec, [NewEvent("phase.progress", ts, actor, {
+                    self._append(rec, [NewEvent("phase.progress", at, actor, {
                         "phase": phase_id, "progress": p, "done": d, "total": phase.total})])
-                    self._record_op(rec, op_id, ts)
+                    self._record_op(rec, op_id, at)
                 return MergeResult(result)
             sub = phase.sub_tasks.get(sub_task_id)
             if sub is None:
@@ -203,23 +213,24 @@ class MemoryStorage(Storage):
             result, p, _ = delta.apply(sub.status, sub.progress, 0, None)
             if result == "applied":
                 sub.progress = p
-                self._append(rec, [NewEvent("subtask.progress", ts, actor, {
+                self._append(rec, [NewEvent("subtask.progress", at, actor, {
                     "phase": phase_id, "sub_task": sub_task_id, "progress": p})])
-                self._record_op(rec, op_id, ts)
+                self._record_op(rec, op_id, at)
             return MergeResult(result)
 
     def increment_counters(
-        self, migration_id: str, deltas: Mapping[str, int], *, ts: datetime, actor: str,
+        self, migration_id: str, deltas: Mapping[str, int], *, ts: datetime | None, actor: str,
         op_id: str | None = None,
     ) -> dict[str, int]:
         with self._lock:
             rec = self._rec(migration_id)
+            at = self._time(rec, ts)
             m = rec.state.metrics
-            if not self._seen(rec, op_id, ts):
+            if not self._seen(rec, op_id, at):
                 for name, delta in deltas.items():
                     setattr(m, name, getattr(m, name) + delta)
-                self._append(rec, [NewEvent("metrics.updated", ts, actor, {"increment": dict(deltas)})])
-                self._record_op(rec, op_id, ts)
+                self._append(rec, [NewEvent("metrics.updated", at, actor, {"increment": dict(deltas)})])
+                self._record_op(rec, op_id, at)
             return {
                 "successful_operations": m.successful_operations,
                 "failed_operations": m.failed_operations,

@@ -18,6 +18,14 @@ invisible to the check; the insert still meets it (``ON CONFLICT`` reads the lat
 the statement then fails on purpose (a division by the number of ids it recorded: zero) and is
 rolled back whole, and is run again, which now sees the duplicate. The cold path checks the id
 after taking its lock, when every earlier write is visible.
+
+Time: the server's ``clock_timestamp()``, read inside the write's own statement (the hot path)
+or once under the migration's lock (the cold path), unless the caller gives a time. Not
+``now()``: that is the time the transaction began, before the statement waited for the
+migration's row lock, so a write that queued behind another would be stamped before the write
+it followed. ``mt_migrations.updated_at`` is the time of the migration's last event, and every
+write stamps ``GREATEST(updated_at, its time)``: event times never go back, whoever's clock is
+behind.
 """
 
 from __future__ import annotations
@@ -148,17 +156,25 @@ CREATE INDEX IF NOT EXISTS mt_requests_at ON mt_requests (claimed_at);
 
 _LOCK_ROW = "lk AS (SELECT id FROM mt_migrations WHERE id = %(m)s FOR NO KEY UPDATE)"
 
+#: the write's time: the caller's (%(ts)s) or the server's clock when it is evaluated
+_NOW = "COALESCE(%(ts)s::timestamptz, clock_timestamp())"
+#: the same as epoch seconds (how operation ids are kept), and the dedupe window's start from it
+_AT = f"extract(epoch FROM {_NOW})::float8"
+_CUTOFF = f"({_AT} - %(window)s::float8)"
+#: an event's time as the events table keeps it (UTC ISO text, as Python's isoformat() writes)
+_ISO = "to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') || '+00:00'"
+
 #: the operation id, if recorded within the window (none when %(op)s is NULL)
-_DUP = """dup AS (
-    SELECT 1 FROM mt_applied WHERE migration_id = %(m)s AND op_id = %(op)s::text AND applied_at >= %(cutoff)s::float8
+_DUP = f"""dup AS (
+    SELECT 1 FROM mt_applied WHERE migration_id = %(m)s AND op_id = %(op)s::text AND applied_at >= {_CUTOFF}
 )"""
 
 #: record the operation id of an applied write; an expired record of it is replaced
-_RECORD = """, rec AS (
+_RECORD = f""", rec AS (
     INSERT INTO mt_applied (migration_id, op_id, applied_at)
-    SELECT %(m)s, %(op)s::text, %(at)s::float8 FROM u WHERE %(op)s::text IS NOT NULL
+    SELECT %(m)s, %(op)s::text, {_AT} FROM u WHERE %(op)s::text IS NOT NULL
     ON CONFLICT (migration_id, op_id) DO UPDATE SET applied_at = excluded.applied_at
-        WHERE mt_applied.applied_at < %(cutoff)s::float8
+        WHERE mt_applied.applied_at < {_CUTOFF}
     RETURNING 1
 )"""
 
@@ -167,12 +183,16 @@ _RECORD = """, rec AS (
 _GUARD = ("(SELECT CASE WHEN %(op)s::text IS NOT NULL AND EXISTS (SELECT 1 FROM u) "
           "THEN 1 / (SELECT count(*) FROM rec) END)")
 
+# the clock is read as the row is updated, under the migration's lock (lk): after any write
+# this one queued behind
 _SEQ_AND_EVENT = """
 , mg AS (
-    UPDATE mt_migrations SET seq = seq + 1 WHERE id = %(m)s AND EXISTS (SELECT 1 FROM u) RETURNING seq
+    UPDATE mt_migrations SET seq = seq + 1, updated_at = GREATEST(updated_at, """ + _NOW + """)
+    WHERE id = %(m)s AND EXISTS (SELECT 1 FROM u) RETURNING seq, updated_at
 ), ev AS (
     INSERT INTO mt_events (migration_id, seq, ts, actor, type, payload, extra)
-    SELECT %(m)s, mg.seq, %(ts)s, %(actor)s, %(type)s, %(payload)s, {extra} FROM mg, u
+    SELECT %(m)s, mg.seq, """ + _ISO.format("mg.updated_at") + """, %(actor)s, %(type)s, %(payload)s, {extra}
+    FROM mg, u
     RETURNING seq
 )
 """
@@ -225,12 +245,12 @@ INCREMENT_SQL = "WITH " + _DUP + """,
 u AS (
     UPDATE mt_migrations SET successful_operations = successful_operations + %(so)s,
         failed_operations = failed_operations + %(fo)s, total_data_migrated = total_data_migrated + %(td)s,
-        seq = seq + 1
+        seq = seq + 1, updated_at = GREATEST(updated_at, """ + _NOW + """)
     WHERE id = %(m)s AND NOT EXISTS (SELECT 1 FROM dup)
-    RETURNING seq, successful_operations, failed_operations, total_data_migrated
+    RETURNING seq, successful_operations, failed_operations, total_data_migrated, updated_at
 )""" + _RECORD + """, ev AS (
     INSERT INTO mt_events (migration_id, seq, ts, actor, type, payload)
-    SELECT %(m)s, u.seq, %(ts)s, %(actor)s, 'metrics.updated', %(payload)s FROM u
+    SELECT %(m)s, u.seq, """ + _ISO.format("u.updated_at") + """, %(actor)s, 'metrics.updated', %(payload)s FROM u
     RETURNING seq
 )
 SELECT (SELECT successful_operations FROM u), (SELECT failed_operations FROM u),
@@ -262,6 +282,8 @@ class PostgresStorage(Storage):
     schemes = ("postgresql", "postgres")
     embedded = False
     has_change_feed = True
+    #: the server's clock_timestamp(), read inside the writes' statements (see the module docstring)
+    has_clock = True
 
     def __init__(
         self,
@@ -421,25 +443,30 @@ class PostgresStorage(Storage):
         return (migration_id, phase_id, s.id, pos, s.status.value, s.progress, self.sub_task_rest(s))
 
     def _insert_events(self, conn: psycopg.Connection[Any], migration_id: str, first: int,
-                       events: Sequence[NewEvent]) -> int:
+                       events: Sequence[NewEvent], last_time: datetime | None = None) -> int:
+        """Append the events from seq ``first``, each stamped no earlier than the one before
+        (``last_time``: the migration's last event time, read under its lock)."""
         if not events:
             return first - 1
+        rows = []
+        for i, e in enumerate(events):
+            last_time = e.ts if last_time is None else max(last_time, e.ts)
+            rows.append((migration_id, first + i, last_time.isoformat(), e.actor, e.type, self.codec.dumps(e.payload)))
         with conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO mt_events (migration_id, seq, ts, actor, type, payload) VALUES (%s, %s, %s, %s, %s, %s)",
-                [(migration_id, first + i, e.ts.isoformat(), e.actor, e.type, self.codec.dumps(e.payload))
-                 for i, e in enumerate(events)],
-            )
+                rows)
         last = first + len(events) - 1
-        conn.execute("UPDATE mt_migrations SET seq = %s WHERE id = %s", (last, migration_id))
+        conn.execute("UPDATE mt_migrations SET seq = %s, updated_at = %s WHERE id = %s",
+                     (last, last_time, migration_id))
         conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, migration_id))
         return last
 
-    def _write_header(self, conn: psycopg.Connection[Any], state: MigrationState, now: datetime) -> None:
+    def _write_header(self, conn: psycopg.Connection[Any], state: MigrationState) -> None:
         conn.execute(
-            "UPDATE mt_migrations SET header = %s, control = %s, ended_at = %s, updated_at = %s WHERE id = %s",
+            "UPDATE mt_migrations SET header = %s, control = %s, ended_at = %s WHERE id = %s",
             (self.codec.dumps(state.header_dict()), state.control.value,
-             state.finished_at or state.cancelled_at, now, state.id),
+             state.finished_at or state.cancelled_at, state.id),
         )
 
     def _write_metrics(self, conn: psycopg.Connection[Any], state: MigrationState) -> None:
@@ -491,7 +518,8 @@ class PostgresStorage(Storage):
     def _load(self, conn: psycopg.Connection[Any], migration_id: str, sub_tasks: SubTaskScope,
               *, for_update: bool = False) -> MigrationState:
         row = conn.execute(
-            "SELECT header, successful_operations, failed_operations, total_data_migrated, gauges, seq "
+            "SELECT header, successful_operations, failed_operations, total_data_migrated, gauges, seq, "
+            "GREATEST(clock_timestamp(), updated_at) "
             "FROM mt_migrations WHERE id = %s" + (" FOR UPDATE" if for_update else ""), (migration_id,),
         ).fetchone()
         if row is None:
@@ -499,6 +527,7 @@ class PostgresStorage(Storage):
         state = MigrationState.from_header(self.codec.loads(row[0]))
         state.metrics = Metrics(row[1], row[2], row[3], self.codec.loads(row[4]))
         state.seq = row[5]
+        state.as_of = row[6]  # a transition sets the write's own time, read under its lock
         for pid, status, progress, done, total, data in conn.execute(
             "SELECT id, status, progress, done, total, data FROM mt_phases WHERE migration_id = %s ORDER BY pos",
             (migration_id,),
@@ -558,30 +587,34 @@ class PostgresStorage(Storage):
         op_id: str | None = None, ts: datetime | None = None,
     ) -> Change:
         ran = False  # the rules' callback may hold side effects: never run it twice
-        at = ts or datetime.now(UTC)
         if check_op_id(op_id) is not None:
-            self._maybe_prune_ops(at)
+            self._maybe_prune_ops(ts)
 
         def go(conn: psycopg.Connection[Any]) -> Change:
             nonlocal ran
             with conn.transaction():
                 state = self._load(conn, migration_id, sub_tasks, for_update=True)
-                # under the lock (and in a statement of its own, with a fresh snapshot), every
-                # earlier write with this id is visible
-                if op_id is not None and conn.execute(
-                        "SELECT 1 FROM mt_applied WHERE migration_id = %s AND op_id = %s AND applied_at >= %s",
-                        (migration_id, op_id, _epoch(self.dedupe_cutoff(at)))).fetchone():
+                # under the lock (and in a statement of its own, with a fresh snapshot): the
+                # write's time after any write this one queued behind, and every earlier write
+                # with this id visible
+                row = conn.execute(
+                    f"SELECT GREATEST({_NOW}, updated_at), updated_at, EXISTS (SELECT 1 FROM mt_applied "
+                    f"WHERE migration_id = %(m)s AND op_id = %(op)s::text "
+                    f"AND applied_at >= extract(epoch FROM GREATEST({_NOW}, updated_at)) - %(window)s::float8) "
+                    f"FROM mt_migrations WHERE id = %(m)s",
+                    {"ts": ts, "m": migration_id, "op": op_id, "window": self._window()}).fetchone()
+                assert row is not None  # the row is locked: it exists
+                at, last, seen = row
+                if seen:
                     return Change(last_seq=state.seq)
+                state.as_of = at
                 ran = True
                 change = fn(state)
                 if change.empty:
                     change.last_seq = state.seq
                     return change
-                now = change.events[-1].ts if change.events else state.created_at
                 if change.header:
-                    self._write_header(conn, state, now)
-                else:
-                    conn.execute("UPDATE mt_migrations SET updated_at = %s WHERE id = %s", (now, migration_id))
+                    self._write_header(conn, state)
                 if change.metrics:
                     self._write_metrics(conn, state)
                 order = {pid: i for i, pid in enumerate(state.phases)}
@@ -614,7 +647,7 @@ class PostgresStorage(Storage):
                             [(a.acknowledged_at is not None, self.codec.dumps(a.to_dict()), migration_id, a.id)
                              for a in change.updated_alerts],
                         )
-                change.last_seq = self._insert_events(conn, migration_id, state.seq + 1, change.events)
+                change.last_seq = self._insert_events(conn, migration_id, state.seq + 1, change.events, last)
                 if op_id is not None:
                     conn.execute(
                         "INSERT INTO mt_applied (migration_id, op_id, applied_at) VALUES (%s, %s, %s) "
@@ -627,20 +660,23 @@ class PostgresStorage(Storage):
             self._maybe_purge()
         return change
 
-    def _op_params(self, op_id: str | None, ts: datetime) -> dict[str, Any]:
-        return {"op": check_op_id(op_id), "at": _epoch(ts), "cutoff": _epoch(self.dedupe_cutoff(ts))}
+    def _window(self) -> float:
+        return self.dedupe_window.total_seconds()
+
+    def _op_params(self, op_id: str | None, ts: datetime | None) -> dict[str, Any]:
+        return {"op": check_op_id(op_id), "ts": ts, "window": self._window()}
 
     def _sub_params(self, migration_id: str, phase_id: str, sub_task_id: str, progress: float,
-                    ts: datetime, actor: str, op_id: str | None) -> dict[str, Any]:
+                    ts: datetime | None, actor: str, op_id: str | None) -> dict[str, Any]:
         return {"m": migration_id, "phase": phase_id, "sub": sub_task_id, "progress": float(progress),
-                "ts": ts.isoformat(), "actor": actor, "type": "subtask.progress",
+                "actor": actor, "type": "subtask.progress",
                 "payload": self.codec.dumps({"phase": phase_id, "sub_task": sub_task_id, "progress": progress}),
                 **self._op_params(op_id, ts)}
 
     def _phase_params(self, migration_id: str, phase_id: str, progress: float | None, done: int | None,
-                      add: int | None, ts: datetime, actor: str, op_id: str | None) -> dict[str, Any]:
+                      add: int | None, ts: datetime | None, actor: str, op_id: str | None) -> dict[str, Any]:
         return {"m": migration_id, "phase": phase_id, "progress": float(progress or 0.0), "done": done or 0,
-                "add": add or 0, "counted": done is not None or bool(add), "ts": ts.isoformat(), "actor": actor,
+                "add": add or 0, "counted": done is not None or bool(add), "actor": actor,
                 "type": "phase.progress", "payload": self.codec.dumps({"phase": phase_id}),
                 **self._op_params(op_id, ts)}
 
@@ -681,20 +717,24 @@ class PostgresStorage(Storage):
                     continue
         return self._run(fn)
 
-    def _maybe_prune_ops(self, ts: datetime) -> None:
+    def _maybe_prune_ops(self, ts: datetime | None) -> None:
         """Drop the operation ids and Idempotency-Keys older than the window, at most once a
         minute, measured by the writes' clock as the check is; called by writes that carry an id."""
         if time.monotonic() - self._ops_pruned_at < 60:
             return
         self._ops_pruned_at = time.monotonic()
-        cutoff = _epoch(self.dedupe_cutoff(ts))
         self._run(lambda c: c.execute(
-            "WITH a AS (DELETE FROM mt_applied WHERE applied_at < %(c)s) "
-            "DELETE FROM mt_requests WHERE claimed_at < %(c)s", {"c": cutoff}))
+            f"WITH a AS (DELETE FROM mt_applied WHERE applied_at < {_CUTOFF}) "
+            f"DELETE FROM mt_requests WHERE claimed_at < {_CUTOFF}", {"ts": ts, "window": self._window()}))
+
+    def store_time(self) -> datetime:
+        row = self._run(lambda c: c.execute("SELECT clock_timestamp()").fetchone())
+        at: datetime = row[0]
+        return at
 
     def merge_progress(
         self, migration_id: str, phase_id: str, sub_task_id: str | None, *,
-        progress: float | None, done: int | None, add: int | None, ts: datetime, actor: str,
+        progress: float | None, done: int | None, add: int | None, ts: datetime | None, actor: str,
         op_id: str | None = None,
     ) -> MergeResult:
         if op_id is not None:
@@ -713,7 +753,7 @@ class PostgresStorage(Storage):
     atomic_merge_many = True
 
     def merge_many(
-        self, migration_id: str, merges: Sequence[ProgressMerge], *, ts: datetime, actor: str
+        self, migration_id: str, merges: Sequence[ProgressMerge], *, ts: datetime | None, actor: str
     ) -> list[MergeResult]:
         """Every merge in one transaction, the statements pipelined: one round trip."""
         todo = [m for m in merges if m.sub_task_id is None or m.progress is not None]
@@ -747,7 +787,7 @@ class PostgresStorage(Storage):
         return out
 
     def increment_counters(
-        self, migration_id: str, deltas: Mapping[str, int], *, ts: datetime, actor: str,
+        self, migration_id: str, deltas: Mapping[str, int], *, ts: datetime | None, actor: str,
         op_id: str | None = None,
     ) -> dict[str, int]:
         if op_id is not None:
@@ -755,7 +795,7 @@ class PostgresStorage(Storage):
         params = {
             "m": migration_id, "so": deltas.get("successful_operations", 0),
             "fo": deltas.get("failed_operations", 0), "td": deltas.get("total_data_migrated", 0),
-            "ts": ts.isoformat(), "actor": actor, "payload": self.codec.dumps({"increment": dict(deltas)}),
+            "actor": actor, "payload": self.codec.dumps({"increment": dict(deltas)}),
             **self._op_params(op_id, ts),
         }
         row = self._hot_run(lambda c: c.execute(INCREMENT_SQL, params).fetchone(), op_id is not None)

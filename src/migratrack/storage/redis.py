@@ -109,6 +109,23 @@ def _epoch(value: datetime) -> float:
     return value.timestamp()
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _us(value: datetime) -> int:
+    """Epoch microseconds, exactly: how the scripts keep and compare times (Redis TIME's unit)."""
+    return (value - _EPOCH) // timedelta(microseconds=1)
+
+
+def _from_us(value: str | int) -> datetime:
+    return _EPOCH + timedelta(microseconds=int(value))
+
+
+def _time_arg(ts: datetime | None) -> str:
+    """A write's time for a script: epoch microseconds, or '' for the server's TIME."""
+    return "" if ts is None else str(_us(ts))
+
+
 def _transient(exc: BaseException) -> bool:
     """An error worth a retry: the connection was lost or timed out (BusyLoadingError, a server
     still loading its data, is one), or a cluster is failing over."""
@@ -136,6 +153,8 @@ class RedisStorage(Storage):
     schemes = ("redis", "rediss", "redis+cluster")
     embedded = False
     has_change_feed = True
+    #: the server's TIME, read inside the scripts (and by the load that starts a transition)
+    has_clock = True
 
     def __init__(
         self,
@@ -282,17 +301,23 @@ class RedisStorage(Storage):
         f = f"{phase_id}/{s.id}/"
         return [f + "s", s.status.value, f + "p", _float_text(s.progress), f + "x", self.sub_task_rest(s)]
 
-    def _header_fields(self, state: MigrationState, updated: datetime) -> list[str]:
+    def _header_fields(self, state: MigrationState) -> list[str]:
         ended = state.finished_at or state.cancelled_at
         return ["hdr", self.codec.dumps(state.header_dict()), "ctl", state.control.value,
-                "fin", "" if ended is None else repr(_epoch(ended)), "upd", repr(_epoch(updated))]
+                "fin", "" if ended is None else repr(_epoch(ended))]
 
     def _metrics_fields(self, m: Metrics) -> list[str]:
         return ["so", str(m.successful_operations), "fo", str(m.failed_operations),
                 "td", str(m.total_data_migrated), "g", self.codec.dumps(m.gauges)]
 
-    def _event_rows(self, events: Sequence[NewEvent]) -> list[list[str]]:
-        return [[e.type, e.ts.isoformat(), e.actor, self.codec.dumps(e.payload)] for e in events]
+    def _event_rows(self, events: Sequence[NewEvent], last: int) -> tuple[list[list[str]], int]:
+        """The events as the write script takes them, each stamped no earlier than the one before
+        (``last``: the migration's last event time, epoch microseconds); and the new last."""
+        rows = []
+        for e in events:
+            last = max(last, _us(e.ts))
+            rows.append([e.type, str(last), e.actor, self.codec.dumps(e.payload)])
+        return rows, last
 
     def _expire(self, state: MigrationState) -> int:
         """Seconds to EXPIRE the migration's keys by (finished), 0 to PERSIST them, -1 to leave."""
@@ -304,14 +329,16 @@ class RedisStorage(Storage):
         left = (ended + self.retention - datetime.now(UTC)).total_seconds()
         return max(1, int(left))
 
+    def _window_ms(self) -> str:
+        return str(max(1, int(self.dedupe_window.total_seconds() * 1000)))
+
     def _dedupe_args(self, ts: datetime) -> list[str]:
         """ts and the dedupe cutoff as epoch seconds, and the window in ms: what the scripts
-        take to check and record operation ids."""
-        return [repr(_epoch(ts)), repr(_epoch(self.dedupe_cutoff(ts))),
-                str(max(1, int(self.dedupe_window.total_seconds() * 1000)))]
+        take to check and record operation ids at a time known to the caller."""
+        return [repr(_epoch(ts)), repr(_epoch(self.dedupe_cutoff(ts))), self._window_ms()]
 
     def _decode(self, migration_id: str, raw: list[Any]) -> MigrationState:
-        h_flat, p_flat, s_flat = raw
+        h_flat, p_flat, s_flat = raw[:3]
         h = dict(zip(h_flat[::2], h_flat[1::2], strict=True))
         p = dict(zip(p_flat[::2], p_flat[1::2], strict=True))
         s = dict(zip(s_flat[::2], s_flat[1::2], strict=True))
@@ -347,16 +374,19 @@ class RedisStorage(Storage):
             extra = json.loads(fields["x"])
             extra["progress"] = float(extra["progress"])
             payload.update(extra)
-        return Event(migration_id, int(entry_id.split("-", 1)[0]), fields["t"],
-                     datetime.fromisoformat(fields["ts"]), fields["a"], payload)
+        # "us": epoch microseconds (the scripts stamp with TIME); "ts": ISO text, entries written
+        # before the store kept one clock
+        ts = _from_us(fields["us"]) if "us" in fields else datetime.fromisoformat(fields["ts"])
+        return Event(migration_id, int(entry_id.split("-", 1)[0]), fields["t"], ts, fields["a"], payload)
 
     # -- migrations ------------------------------------------------------------------------
 
     def create(self, state: MigrationState, events: Sequence[NewEvent], *, replace: bool = False) -> int:
         k = self._keys(state.id)
-        h = self._header_fields(state, state.created_at) + self._metrics_fields(state.metrics) + [
+        rows, last = self._event_rows(events, 0)
+        h = self._header_fields(state) + self._metrics_fields(state.metrics) + [
             "created", repr(_epoch(state.created_at)), "phases", json.dumps(list(state.phases)), "seq", "0",
-            "v", str(LAYOUT_VERSION)]
+            "v", str(LAYOUT_VERSION), "lt", str(last)]
         p: list[str] = []
         s: list[str] = []
         for phase in state.phases.values():
@@ -364,7 +394,7 @@ class RedisStorage(Storage):
             for sub in phase.sub_tasks.values():
                 s += self._sub_fields(phase.id, sub)
         doc = {"mode": "replace" if replace else "create", "h": h, "p": p, "s": s, "new_alerts": [],
-               "updated_alerts": [], "events": self._event_rows(events), "expire": self._expire(state)}
+               "updated_alerts": [], "events": rows, "expire": self._expire(state)}
         token = self._acquire(k["lock"])
         try:
             seq = int(self._call(lambda: self._write(keys=_write_keys(k), args=[token, json.dumps(doc)])))
@@ -388,16 +418,44 @@ class RedisStorage(Storage):
             )
         return StorageError(f"Redis refused a write: {exc}")
 
-    def _load_raw(self, k: Mapping[str, str], sub_tasks: SubTaskScope) -> list[Any] | None:
+    def _load_raw(self, k: Mapping[str, str], sub_tasks: SubTaskScope, op_id: str | None = None) -> list[Any] | None:
+        """The load script's answer: the migration's hashes, the server's TIME and (given an
+        operation id) the id's score; None if the migration does not exist."""
         scope = "*" if sub_tasks == "all" else ("" if sub_tasks is None else sub_tasks)
-        res: list[Any] | None = self._call(lambda: self._load_script(keys=[k["h"], k["p"], k["s"]], args=[scope]))
+        keys, args = [k["h"], k["p"], k["s"]], [scope]
+        if op_id is not None:
+            keys.append(k["o"])
+            args.append(op_id)
+        res: list[Any] | None = self._call(lambda: self._load_script(keys=keys, args=args))
         return res
 
     def load(self, migration_id: str, *, sub_tasks: SubTaskScope = "all") -> MigrationState:
         raw = self._load_raw(self._keys(migration_id), sub_tasks)
         if not raw:
             raise MigrationNotFound(migration_id)
-        return self._decode(migration_id, raw)
+        state = self._decode(migration_id, raw)
+        state.as_of = _from_us(self._now_us(raw))
+        return state
+
+    @staticmethod
+    def _last_us(raw: list[Any]) -> int:
+        """The migration's last event time (epoch microseconds) in a load script's answer."""
+        h = raw[0]
+        for i in range(0, len(h), 2):
+            if h[i] == "lt":
+                return int(h[i + 1])
+        return 0
+
+    def _now_us(self, raw: list[Any], ts: datetime | None = None) -> int:
+        """A write's time given a load script's answer: ``ts`` or the server's TIME, never before
+        the migration's last event."""
+        seconds, micros = raw[3]
+        now = int(seconds) * 1_000_000 + int(micros) if ts is None else _us(ts)
+        return max(now, self._last_us(raw))
+
+    def store_time(self) -> datetime:
+        seconds, micros = self._call(self._r.time)
+        return _from_us(int(seconds) * 1_000_000 + int(micros))
 
     def exists(self, migration_id: str) -> bool:
         return bool(self._call(lambda: self._r.exists(self._keys(migration_id)["h"])))
@@ -434,31 +492,30 @@ class RedisStorage(Storage):
         self, migration_id: str, fn: Callable[[MigrationState], Change], *, sub_tasks: SubTaskScope = "all",
         op_id: str | None = None, ts: datetime | None = None,
     ) -> Change:
-        at = ts or datetime.now(UTC)
         check_op_id(op_id)
         k = self._keys(migration_id)
         token = self._acquire(k["lock"])
         written = False
         try:
-            if op_id is not None:  # under the lock: no write with this id can land meanwhile
-                score = self._call(lambda: self._r.zscore(k["o"], op_id))
-                if score is not None and score >= _epoch(self.dedupe_cutoff(at)):
-                    seq = self._call(lambda: self._r.hget(k["h"], "seq"))
-                    if seq is None:
-                        raise MigrationNotFound(migration_id)
-                    return Change(last_seq=int(seq))
-            raw = self._load_raw(k, sub_tasks)
+            # under the lock: no write with this id can land meanwhile, and the last event time
+            # the load reads stays the last until this write
+            raw = self._load_raw(k, sub_tasks, op_id)
             if not raw:
                 raise MigrationNotFound(migration_id)
             state = self._decode(migration_id, raw)
+            last = self._last_us(raw)
+            state.as_of = at = _from_us(self._now_us(raw, ts))
+            score = raw[4]
+            if score is not None and float(score) >= _epoch(self.dedupe_cutoff(at)):
+                return Change(last_seq=state.seq)
             change = fn(state)
             if change.empty:
                 change.last_seq = state.seq
                 return change
-            now = change.events[-1].ts if change.events else state.created_at
-            h = ["upd", repr(_epoch(now))]
+            rows, last = self._event_rows(change.events, last)
+            h = ["lt", str(last)]
             if change.header:
-                h = self._header_fields(state, now)
+                h += self._header_fields(state)
             if change.metrics:
                 h += self._metrics_fields(state.metrics)
             p: list[str] = []
@@ -473,7 +530,7 @@ class RedisStorage(Storage):
                                 int(a.acknowledged_at is not None)] for a in change.new_alerts],
                 "updated_alerts": [[a.id, self.codec.dumps(a.to_dict()), int(a.acknowledged_at is not None)]
                                    for a in change.updated_alerts],
-                "events": self._event_rows(change.events),
+                "events": rows,
                 # every write re-applies the expiry: keys created after the finish (alerts) get it too
                 "expire": self._expire(state),
             }
@@ -494,7 +551,7 @@ class RedisStorage(Storage):
 
     def merge_progress(
         self, migration_id: str, phase_id: str, sub_task_id: str | None, *,
-        progress: float | None, done: int | None, add: int | None, ts: datetime, actor: str,
+        progress: float | None, done: int | None, add: int | None, ts: datetime | None, actor: str,
         op_id: str | None = None,
     ) -> MergeResult:
         [result] = self.merge_many(migration_id, [ProgressMerge(phase_id, sub_task_id, progress, done, add, op_id)],
@@ -505,13 +562,14 @@ class RedisStorage(Storage):
     atomic_merge_many = True
 
     def merge_many(
-        self, migration_id: str, merges: Sequence[ProgressMerge], *, ts: datetime, actor: str
+        self, migration_id: str, merges: Sequence[ProgressMerge], *, ts: datetime | None, actor: str
     ) -> list[MergeResult]:
-        """Every merge in one script call (one round trip), with ``merge_progress``'s semantics."""
+        """Every merge in one script call (one round trip), with ``merge_progress``'s semantics;
+        the script stamps them with the server's TIME unless ``ts`` is given."""
         if not merges:
             return []
         k = self._keys(migration_id)
-        args: list[str] = [ts.isoformat(), actor, *self._dedupe_args(ts)]
+        args: list[str] = [_time_arg(ts), actor, self._window_ms()]
         for m in merges:
             op = "" if check_op_id(m.op_id) is None else str(m.op_id)
             if m.sub_task_id is not None:
@@ -529,7 +587,7 @@ class RedisStorage(Storage):
         return [(MergeResult.FALLBACK, MergeResult.STALE, MergeResult.APPLIED)[int(c)] for c in codes]
 
     def increment_counters(
-        self, migration_id: str, deltas: Mapping[str, int], *, ts: datetime, actor: str,
+        self, migration_id: str, deltas: Mapping[str, int], *, ts: datetime | None, actor: str,
         op_id: str | None = None,
     ) -> dict[str, int]:
         k = self._keys(migration_id)
@@ -538,8 +596,7 @@ class RedisStorage(Storage):
         res = self._hot(lambda: self._increment(
             keys=[k["h"], k["e"], k["lock"], k["o"]],
             args=[deltas.get("successful_operations", 0), deltas.get("failed_operations", 0),
-                  deltas.get("total_data_migrated", 0), ts.isoformat(), actor, payload, op,
-                  *self._dedupe_args(ts)]))
+                  deltas.get("total_data_migrated", 0), _time_arg(ts), actor, payload, op, self._window_ms()]))
         if res[0] == _MISSING:
             raise MigrationNotFound(migration_id)
         return {"successful_operations": int(res[0]), "failed_operations": int(res[1]),

@@ -150,24 +150,27 @@ _TRIGGERS = """
 -- The hot path is one UPDATE statement (its own transaction); these triggers append its event
 -- in the same statement. Cold-path writes use INSERT OR REPLACE and never fire them. Progress is
 -- printed with 17 digits: json_object() alone keeps 15 and the event would disagree with the state.
+-- An event's time is never before the one it follows (see _LAST_EVENT).
 DROP TRIGGER IF EXISTS mt_phase_progress_event;
 CREATE TRIGGER mt_phase_progress_event AFTER UPDATE OF last_ts ON mt_phases
 BEGIN
-    INSERT INTO mt_events (migration_id, seq, ts, actor, type, payload, plain) VALUES (
-        NEW.migration_id,
-        (SELECT COALESCE(MAX(seq), 0) + 1 FROM mt_events WHERE migration_id = NEW.migration_id),
-        NEW.last_ts, NEW.last_actor, 'phase.progress',
+    INSERT INTO mt_events (migration_id, seq, ts, actor, type, payload, plain)
+    SELECT NEW.migration_id, COALESCE(l.seq, 0) + 1, MAX(NEW.last_ts, COALESCE(l.ts, '')), NEW.last_actor,
+        'phase.progress',
         json_object('phase', NEW.id, 'progress', json(printf('%!.17g', NEW.progress)),
-                    'done', NEW.done, 'total', NEW.total), 1);
+                    'done', NEW.done, 'total', NEW.total), 1
+    FROM (SELECT 1) LEFT JOIN (SELECT seq, ts FROM mt_events WHERE migration_id = NEW.migration_id
+                               ORDER BY seq DESC LIMIT 1) l;
 END;
 DROP TRIGGER IF EXISTS mt_sub_task_progress_event;
 CREATE TRIGGER mt_sub_task_progress_event AFTER UPDATE OF last_ts ON mt_sub_tasks
 BEGIN
-    INSERT INTO mt_events (migration_id, seq, ts, actor, type, payload, plain) VALUES (
-        NEW.migration_id,
-        (SELECT COALESCE(MAX(seq), 0) + 1 FROM mt_events WHERE migration_id = NEW.migration_id),
-        NEW.last_ts, NEW.last_actor, 'subtask.progress',
-        json_object('phase', NEW.phase_id, 'sub_task', NEW.id, 'progress', json(printf('%!.17g', NEW.progress))), 1);
+    INSERT INTO mt_events (migration_id, seq, ts, actor, type, payload, plain)
+    SELECT NEW.migration_id, COALESCE(l.seq, 0) + 1, MAX(NEW.last_ts, COALESCE(l.ts, '')), NEW.last_actor,
+        'subtask.progress',
+        json_object('phase', NEW.phase_id, 'sub_task', NEW.id, 'progress', json(printf('%!.17g', NEW.progress))), 1
+    FROM (SELECT 1) LEFT JOIN (SELECT seq, ts FROM mt_events WHERE migration_id = NEW.migration_id
+                               ORDER BY seq DESC LIMIT 1) l;
 END;
 -- A hot-path UPDATE that carries an operation id sets last_op (it runs only if the id is not
 -- recorded and young: see _merge); these record the id in the same statement. An expired
@@ -197,11 +200,21 @@ _CLAIM_OP = (
     "ON CONFLICT (migration_id, op_id) DO UPDATE SET applied_at = excluded.applied_at WHERE applied_at < ?"
 )
 
-_NEXT_SEQ = "(SELECT COALESCE(MAX(seq), 0) + 1 FROM mt_events WHERE migration_id = ?)"
+#: the migration's last event (its seq and time); none for a migration without events. Event
+#: times are UTC text of one width (``_ts_text``), so text order is time order: each event is
+#: stamped at the later of its write's time and the last event's, and times never go back
+#: along the sequence, whoever's clock is behind
+_LAST_EVENT = "SELECT seq, ts FROM mt_events WHERE migration_id = :m ORDER BY seq DESC LIMIT 1"
 _INSERT_EVENT = (
     "INSERT INTO mt_events (migration_id, seq, ts, actor, type, payload) "
-    f"VALUES (?, {_NEXT_SEQ}, ?, ?, ?, ?) RETURNING seq"
+    "SELECT :m, COALESCE(l.seq, 0) + 1, MAX(:ts, COALESCE(l.ts, '')), :actor, :type, :payload "
+    f"FROM (SELECT 1) LEFT JOIN ({_LAST_EVENT}) l RETURNING seq"
 )
+
+
+def _ts_text(ts: datetime) -> str:
+    """How an event's time is kept: UTC, to the microsecond, always the same width."""
+    return ts.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def _ended(state: MigrationState) -> str | None:
@@ -404,13 +417,23 @@ class SQLiteStorage(Storage):
     def _insert_events(self, c: sqlite3.Connection, migration_id: str, events: Sequence[NewEvent]) -> int:
         seq = 0
         for e in events:
-            seq = c.execute(_INSERT_EVENT, (migration_id, migration_id, e.ts.isoformat(), e.actor,
-                                            e.type, self.codec.dumps(e.payload))).fetchone()[0]
+            seq = c.execute(_INSERT_EVENT, {"m": migration_id, "ts": _ts_text(e.ts), "actor": e.actor,
+                                            "type": e.type, "payload": self.codec.dumps(e.payload)}).fetchone()[0]
         return seq
 
+    def _last_event(self, c: sqlite3.Connection, migration_id: str) -> tuple[int, datetime | None]:
+        """The migration's last event: its seq (0 if none) and time."""
+        row = c.execute(_LAST_EVENT, {"m": migration_id}).fetchone()
+        return (0, None) if row is None else (int(row[0]), datetime.fromisoformat(row[1]))
+
     def _last_seq(self, c: sqlite3.Connection, migration_id: str) -> int:
-        return int(c.execute("SELECT COALESCE(MAX(seq), 0) FROM mt_events WHERE migration_id = ?",
-                             (migration_id,)).fetchone()[0])
+        return self._last_event(c, migration_id)[0]
+
+    def _write_time(self, c: sqlite3.Connection, migration_id: str, ts: datetime | None) -> datetime:
+        """A transition's time: ``ts`` (or this process's clock), never before the last event's."""
+        at = ts or datetime.now(UTC)
+        last = self._last_event(c, migration_id)[1]
+        return at if last is None else max(at, last)
 
     def _write_metrics(self, c: sqlite3.Connection, state: MigrationState) -> None:
         m = state.metrics
@@ -553,18 +576,19 @@ class SQLiteStorage(Storage):
         self, migration_id: str, fn: Callable[[MigrationState], Change], *, sub_tasks: SubTaskScope = "all",
         op_id: str | None = None, ts: datetime | None = None,
     ) -> Change:
-        at = ts or datetime.now(UTC)
         with self._write() as c:
+            at = self._write_time(c, migration_id, ts)
             if op_id is not None and self._seen_op(c, migration_id, op_id, at):
                 return Change(last_seq=self._last_seq(c, migration_id))
             state = self._load(c, migration_id, sub_tasks)
+            state.as_of = at
             change = fn(state)
             if change.empty:
                 change.last_seq = state.seq
                 return change
             if op_id is not None:
                 self._claim_op(c, migration_id, op_id, at)
-            now = (change.events[-1].ts if change.events else state.created_at).isoformat()
+            now = _ts_text(at)
             if change.header:
                 self._write_header(c, state, now)
             else:
@@ -593,30 +617,32 @@ class SQLiteStorage(Storage):
 
     def merge_progress(
         self, migration_id: str, phase_id: str, sub_task_id: str | None, *,
-        progress: float | None, done: int | None, add: int | None, ts: datetime, actor: str,
+        progress: float | None, done: int | None, add: int | None, ts: datetime | None, actor: str,
         op_id: str | None = None,
     ) -> MergeResult:
         # One UPDATE statement, run as its own transaction; triggers append the event and record
         # the operation id.
+        at = ts or datetime.now(UTC)
         with self._lock:
             self._check_writable()
             try:
                 if op_id is not None:
-                    self._maybe_prune_ops(self._conn, ts)
+                    self._maybe_prune_ops(self._conn, at)
                 return self._merge(self._conn, migration_id, ProgressMerge(phase_id, sub_task_id, progress, done, add,
-                                                                           op_id), ts, ts.isoformat(), actor)
+                                                                           op_id), at, _ts_text(at), actor)
             except sqlite3.Error as exc:
                 raise StorageUnavailable(f"SQLite store {self.path!r} is busy or unwritable: {exc}") from exc
 
     def merge_many(
-        self, migration_id: str, merges: Sequence[ProgressMerge], *, ts: datetime, actor: str
+        self, migration_id: str, merges: Sequence[ProgressMerge], *, ts: datetime | None, actor: str
     ) -> list[MergeResult]:
         # One transaction for the lot: one commit instead of one per update.
-        ts_text = ts.isoformat()
+        at = ts or datetime.now(UTC)
+        ts_text = _ts_text(at)
         with self._write() as c:
             if any(m.op_id is not None for m in merges):
-                self._maybe_prune_ops(c, ts)
-            return [self._merge(c, migration_id, m, ts, ts_text, actor) for m in merges]
+                self._maybe_prune_ops(c, at)
+            return [self._merge(c, migration_id, m, at, ts_text, actor) for m in merges]
 
     def _merge(self, c: sqlite3.Connection, migration_id: str, m: ProgressMerge, ts: datetime, ts_text: str,
                actor: str) -> MergeResult:
@@ -682,9 +708,10 @@ class SQLiteStorage(Storage):
         return MergeResult.FALLBACK if over else MergeResult.STALE
 
     def increment_counters(
-        self, migration_id: str, deltas: Mapping[str, int], *, ts: datetime, actor: str,
+        self, migration_id: str, deltas: Mapping[str, int], *, ts: datetime | None, actor: str,
         op_id: str | None = None,
     ) -> dict[str, int]:
+        ts = ts or datetime.now(UTC)
         with self._write() as c:
             if op_id is not None and not self._claim_op(c, migration_id, op_id, ts):
                 row = c.execute("SELECT successful_operations, failed_operations, total_data_migrated "
@@ -701,8 +728,8 @@ class SQLiteStorage(Storage):
             ).fetchone()
             if row is None:
                 raise MigrationNotFound(migration_id)
-            c.execute(_INSERT_EVENT, (migration_id, migration_id, ts.isoformat(), actor,
-                                      "metrics.updated", self.codec.dumps({"increment": dict(deltas)})))
+            c.execute(_INSERT_EVENT, {"m": migration_id, "ts": _ts_text(ts), "actor": actor, "type": "metrics.updated",
+                                      "payload": self.codec.dumps({"increment": dict(deltas)})})
         return {"successful_operations": row[0], "failed_operations": row[1], "total_data_migrated": row[2]}
 
     # -- reads -----------------------------------------------------------------------------

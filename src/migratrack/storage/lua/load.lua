@@ -1,5 +1,7 @@
--- A migration's header, phases and (some) sub-tasks as flat field/value lists; false if it does not exist.
--- KEYS: h, p, s.  ARGV[1]: '*' every phase's sub-tasks, '' none, else one phase id
+-- A migration's header, phases and (some) sub-tasks as flat field/value lists, the server's TIME,
+-- and (given an operation id) the id's score in o; false if the migration does not exist.
+-- KEYS: h, p, s[, o].  ARGV[1]: '*' every phase's sub-tasks, '' none, else one phase id;
+-- ARGV[2]: an operation id (with KEYS[4])
 local h = redis.call('HGETALL', KEYS[1])
 if #h == 0 then return false end
 local p = redis.call('HGETALL', KEYS[2])
@@ -26,4 +28,6 @@ elseif ARGV[1] ~= '' then
     end
   end
 end
-return {h, p, s}
+local score = false
+if KEYS[4] then score = redis.call('ZSCORE', KEYS[4], ARGV[2]) end
+return {h, p, s, redis.call('TIME'), score}

@@ -2,6 +2,8 @@
 -- Returns the last event's seq, or an error reply MTLOCKLOST, MTEXISTS (create) or MTMISSING (update).
 -- KEYS: h p s e a an au lock o.  ARGV[1]: lock token, ARGV[2]: JSON document of the writes; its `op`
 -- (when present: operation id, ts as epoch seconds, dedupe cutoff, window in ms) is recorded in o.
+-- Events come with their times (epoch microseconds), never before the last event's: the caller
+-- read that (h.lt) under the lock, and writes the new one in doc.h.
 local doc = cjson.decode(ARGV[2])
 if redis.call('GET', KEYS[8]) ~= ARGV[1] then return redis.error_reply('MTLOCKLOST') end
 if doc.mode == 'create' then
@@ -41,7 +43,7 @@ end
 local seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
 for _, e in ipairs(doc.events) do
   seq = seq + 1
-  redis.call('XADD', KEYS[4], seq .. '-0', 't', e[1], 'ts', e[2], 'a', e[3], 'p', e[4])
+  redis.call('XADD', KEYS[4], seq .. '-0', 't', e[1], 'us', e[2], 'a', e[3], 'p', e[4])
 end
 redis.call('HSET', KEYS[1], 'seq', seq)
 if doc.op then
