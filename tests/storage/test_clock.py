@@ -177,3 +177,27 @@ def test_an_embedded_store_uses_the_callers_clock(tmp_path: Any) -> None:
         local.initialize("m", PLAN, actor="t")
         assert store.load("m").created_at == datetime(2030, 1, 1, tzinfo=UTC)
         store.close()
+
+
+def test_postgres_stamps_a_write_when_it_runs_not_when_it_queued(postgres_url: str) -> None:
+    """clock_timestamp() under the migration's row lock, not now() (the statement's start): a
+    write that waited behind a transition is stamped after it, as it took effect."""
+    import threading
+
+    import psycopg
+
+    svc = MigrationService(postgres_url)
+    svc.initialize("m", PLAN, actor="t")
+    svc.execute("m", StartPhase("extract"), actor="t")
+    with psycopg.connect(postgres_url) as holder:
+        holder.execute("SELECT 1 FROM mt_migrations WHERE id = 'm' FOR UPDATE")  # a transition's lock
+        writer = threading.Thread(target=svc.update_phase_progress, args=("m", "extract", 50), kwargs={"actor": "w"})
+        queued = real_now()
+        writer.start()
+        time.sleep(0.5)
+        released = real_now()
+        holder.commit()
+    writer.join()
+    last = svc.events("m")[-1]
+    assert last.type == "phase.progress"
+    assert last.ts >= released - timedelta(milliseconds=50) > queued

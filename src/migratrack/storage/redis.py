@@ -4,10 +4,12 @@ Key layout (version :data:`LAYOUT_VERSION`, kept in ``mt:layout``). Every key of
 carries the hash tag ``{<id>}`` so that, on Redis Cluster, they share a slot and the scripts
 (``lua/*.lua``) stay atomic; migrations spread over the cluster's nodes::
 
-    mt:{m}:h    hash   header (encoded), control, seq, counters, gauges, phase order, alert counts
+    mt:{m}:h    hash   header (encoded), control, seq, counters, gauges, phase order, alert counts,
+                       lt: the last event's time (epoch microseconds; events are stamped no earlier)
     mt:{m}:p    hash   per phase <pid>/s status, /p progress, /d done, /t total, /o sub-task order, /x rest
     mt:{m}:s    hash   per sub-task <pid>/<sid>/s status, /p progress, /x rest
-    mt:{m}:e    stream the event log; entry id <seq>-0
+    mt:{m}:e    stream the event log; entry id <seq>-0; its time in field us (epoch microseconds;
+                       ts, ISO text, in entries written before one clock)
     mt:{m}:a    hash   alert id -> alert (encoded);  mt:{m}:an zset (order)  mt:{m}:au set (unacknowledged)
     mt:{m}:lock string held by a transition while it reads, validates and writes
     mt:{m}:o    zset   applied operation ids, scored by their write's ts (epoch s); pruned by
