@@ -50,7 +50,8 @@ from migratrack.errors import (
     StorageUnavailable,
 )
 from migratrack.storage import MergeResult, Storage, open_storage
-from migratrack.storage.base import ProgressMerge, SubTaskScope
+from migratrack.storage.base import ProgressMerge, RequestRecord, SubTaskScope
+from migratrack.storage.base import check_op_id as store_check_op_id
 
 Clock = Callable[[], datetime]
 
@@ -102,9 +103,8 @@ class LocalClock:
 
 
 def check_op_id(op_id: str | None) -> str | None:
-    if op_id is not None and (not isinstance(op_id, str) or not op_id or len(op_id) > MAX_OP_ID):
-        raise InvalidInput(f"op_id must be a non-empty string of at most {MAX_OP_ID} characters, got {op_id!r:.80}")
-    return op_id
+    """The store's check, with room left for the suffixes of a batch's parts."""
+    return store_check_op_id(op_id, MAX_OP_ID)
 
 
 def part_id(op_id: str | None, part: int | str) -> str | None:
@@ -482,6 +482,13 @@ class MigrationService:
     @property
     def has_change_feed(self) -> bool:
         return self.storage.has_change_feed
+
+    def claim_request(self, key: str, fingerprint: str) -> RequestRecord:
+        """An HTTP Idempotency-Key, bound in the store to the request that first used it."""
+        return self.storage.claim_request(key, fingerprint, ts=self.now())
+
+    def finish_request(self, key: str, fingerprint: str, response: Any) -> None:
+        self.storage.finish_request(key, fingerprint, response, ts=self.now())
 
     def last_seq(self, mid: str) -> int:
         return self.storage.load(mid, sub_tasks=None).seq

@@ -202,13 +202,10 @@ class RequestRecord:
     response: Any = None
 
 
-def check_op_id(op_id: str | None) -> str | None:
+def check_op_id(op_id: str | None, limit: int = MAX_OP_ID) -> str | None:
     """``op_id`` if it is a usable operation id (or None); a clear error otherwise."""
-    if op_id is None:
-        return None
-    if not isinstance(op_id, str) or not op_id or len(op_id) > MAX_OP_ID:
-        raise InvalidInput(f"an operation id is a non-empty string of at most {MAX_OP_ID} characters, "
-                           f"got {op_id!r:.80}")
+    if op_id is not None and (not isinstance(op_id, str) or not op_id or len(op_id) > limit):
+        raise InvalidInput(f"op_id must be a non-empty string of at most {limit} characters, got {op_id!r:.80}")
     return op_id
 
 

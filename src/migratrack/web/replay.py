@@ -62,7 +62,7 @@ class Replays:
         fingerprint = _digest(request.method, request.url.path, who.token_id,
                               "" if body is None else body.model_dump_json())
         scoped = _digest(who.token_id, key)
-        record = self.svc.storage.claim_request(scoped, fingerprint, ts=self.svc.now())
+        record = self.svc.claim_request(scoped, fingerprint)
         if record.fingerprint != fingerprint:
             raise IdempotencyKeyReused(key)
         return Replay(scoped, fingerprint, "http:" + _digest(scoped, fingerprint)[:40], record.response)
@@ -70,8 +70,7 @@ class Replays:
     def finish(self, replay: Replay | None, answer: BaseModel) -> None:
         """Keep the answer of a keyed request that succeeded, for its retries."""
         if replay is not None:
-            self.svc.storage.finish_request(replay.key, replay.fingerprint, answer.model_dump(mode="json"),
-                                            ts=self.svc.now())
+            self.svc.finish_request(replay.key, replay.fingerprint, answer.model_dump(mode="json"))
 
 
 def op_id_of(replay: Replay | None) -> str | None:
