@@ -7,7 +7,18 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from migratrack import Dashboard, Overview
-from migratrack.core.commands import CompletePhase, CompleteSubTask, FailPhase, Pause, Resume, StartPhase, StartSubTask
+from migratrack.core.commands import (
+    ApprovePhase,
+    Cancel,
+    CompletePhase,
+    CompleteSubTask,
+    FailPhase,
+    Pause,
+    Resume,
+    SkipPhase,
+    StartPhase,
+    StartSubTask,
+)
 from migratrack.service import MigrationService
 
 from .conftest import ACTOR, MID
@@ -139,3 +150,30 @@ def test_a_migration_finished_while_paused_stops_counting_paused_time(
     assert o.elapsed_seconds == 150
     assert o.paused_seconds == 50
     assert o.active_seconds == 100
+
+
+def test_conditions_tell_blocked_gated_paused_and_cancelled_apart(svc: MigrationService) -> None:
+    def conditions() -> dict[str, str]:
+        return {p.id: p.condition.value for p in svc.dashboard(MID).phases}
+
+    assert conditions() == {"setup": "ready", "copy": "blocked", "files": "blocked", "cutover": "blocked"}
+    svc.execute(MID, StartPhase("setup"), actor=ACTOR)
+    svc.execute(MID, CompletePhase("setup"), actor=ACTOR)
+    assert conditions()["copy"] == "ready"
+    svc.execute(MID, StartPhase("copy"), actor=ACTOR)
+    assert conditions()["copy"] == "running"
+    svc.execute(MID, FailPhase("copy", "disk full"), actor=ACTOR)
+    svc.execute(MID, SkipPhase("copy", "done by hand"), actor=ACTOR)
+    svc.execute(MID, StartPhase("files"), actor=ACTOR)
+    svc.execute(MID, CompletePhase("files"), actor=ACTOR)
+    assert conditions()["cutover"] == "waiting_for_approval"
+    assert svc.overview(MID).waiting_for_approval == ["cutover"]
+    assert str(svc.dashboard(MID).phases[-1].condition) == "waiting for approval"
+    svc.execute(MID, ApprovePhase("cutover", by="ops"), actor="ops")
+    assert conditions()["cutover"] == "ready" and svc.overview(MID).waiting_for_approval == []
+    svc.execute(MID, StartPhase("cutover"), actor=ACTOR)
+    svc.execute(MID, Pause(), actor="ops")
+    assert conditions()["cutover"] == "paused"
+    assert svc.overview(MID).current_phases[0].condition.value == "paused"
+    svc.execute(MID, Cancel(), actor="ops")
+    assert conditions() == {"setup": "completed", "copy": "skipped", "files": "completed", "cutover": "cancelled"}

@@ -41,6 +41,32 @@ class Control(str, Enum):
         return self.value
 
 
+class Condition(str, Enum):
+    """What a phase is doing as an operator reads it at a glance: its status, refined by its
+    dependencies, its approval gate and the migration's control state."""
+
+    #: pending, and free to start now
+    READY = "ready"
+    #: pending, waiting on dependencies that have not completed
+    BLOCKED = "blocked"
+    #: pending, dependencies done, but gated until someone approves it
+    WAITING_FOR_APPROVAL = "waiting_for_approval"
+    #: in progress
+    RUNNING = "running"
+    #: in progress, but its progress has not moved for too long (set by stall detection)
+    STALLED = "stalled"
+    #: in progress while the migration is paused
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    #: was pending or in progress when the migration was cancelled
+    CANCELLED = "cancelled"
+
+    def __str__(self) -> str:
+        return self.value.replace("_", " ")
+
+
 class MigrationStatus(str, Enum):
     """The migration's status, derived from its phases and its control state."""
 

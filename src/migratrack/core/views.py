@@ -13,7 +13,7 @@ from migratrack.core.graph import longest_finish
 from migratrack.core.models import Alert, MigrationState, PhaseState
 from migratrack.core.progress import migration_status, overall_progress, phase_progress
 from migratrack.core.rules import active_seconds, derived_error_rate
-from migratrack.core.states import AlertLevel, Control, MigrationStatus, Status
+from migratrack.core.states import AlertLevel, Condition, Control, MigrationStatus, Status
 
 
 class _Model(BaseModel):
@@ -41,6 +41,7 @@ class PhaseBrief(_Model):
     id: str
     name: str
     status: Status
+    condition: Condition = Field(description="the status refined: blocked, waiting_for_approval, paused...")
     progress: float
 
 
@@ -58,6 +59,8 @@ class Overview(_Model):
     phase_counts: dict[str, int] = Field(description="number of phases per status")
     total_phases: int
     current_phases: list[PhaseBrief]
+    waiting_for_approval: list[str] = Field(
+        description="phases whose dependencies are done but which wait for someone to approve them")
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -89,6 +92,7 @@ class PhaseView(_Model):
     name: str
     description: str
     status: Status
+    condition: Condition = Field(description="the status refined: blocked, waiting_for_approval, paused...")
     progress: float = Field(description="effective percent: reported progress or the sub-task roll-up")
     done: int
     total: int | None
@@ -154,6 +158,24 @@ class Dashboard(_Model):
     timeline: list[TimelineEntry]
 
 
+def phase_condition(state: MigrationState, p: PhaseState) -> Condition:
+    """What ``p`` is doing, as an operator reads it: its status refined by its dependencies, its
+    approval gate and the migration's control state."""
+    if p.status is Status.IN_PROGRESS:
+        if state.control is Control.CANCELLED:
+            return Condition.CANCELLED
+        return Condition.PAUSED if state.control is Control.PAUSED else Condition.RUNNING
+    if p.status is not Status.PENDING:
+        return Condition(p.status.value)
+    if state.control is Control.CANCELLED:
+        return Condition.CANCELLED
+    if any(not state.phases[d].status.finished for d in p.dependencies if d in state.phases):
+        return Condition.BLOCKED
+    if p.requires_approval and p.approved_at is None:
+        return Condition.WAITING_FOR_APPROVAL
+    return Condition.READY
+
+
 def _phase_actual(state: MigrationState, p: PhaseState, now: datetime) -> float | None:
     if p.started_at is None:
         return None
@@ -175,8 +197,13 @@ def build_overview(state: MigrationState, now: datetime, est: Estimate | None = 
         migration_id=state.id, name=state.name, status=migration_status(state), control=state.control,
         overall_progress=overall_progress(state), phase_counts=counts, total_phases=len(state.phases),
         current_phases=[
-            PhaseBrief(id=p.id, name=p.name, status=p.status, progress=round(phase_progress(p), 4))
+            PhaseBrief(id=p.id, name=p.name, status=p.status, condition=phase_condition(state, p),
+                       progress=round(phase_progress(p), 4))
             for p in state.phases.values() if p.status is Status.IN_PROGRESS
+        ],
+        waiting_for_approval=[
+            p.id for p in state.phases.values()
+            if phase_condition(state, p) is Condition.WAITING_FOR_APPROVAL
         ],
         created_at=state.created_at, started_at=started, finished_at=state.finished_at,
         elapsed_seconds=max(0.0, elapsed), active_seconds=active, paused_seconds=paused_total,
@@ -229,7 +256,7 @@ def build_dashboard(state: MigrationState, alerts: Sequence[Alert], now: datetim
     phases = [
         PhaseView(
             id=p.id, name=p.name, description=p.description, status=p.status,
-            progress=round(phase_progress(p), 4), done=p.done, total=p.total,
+            condition=phase_condition(state, p), progress=round(phase_progress(p), 4), done=p.done, total=p.total,
             dependencies=list(p.dependencies),
             blocked_by=[d for d in p.dependencies if not state.phases[d].status.finished],
             requires_approval=p.requires_approval, approved_by=p.approved_by,
