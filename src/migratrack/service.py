@@ -31,6 +31,7 @@ from migratrack.core.models import (
     check_progress,
     plan_signature,
 )
+from migratrack.core.plan import DEFAULT_LIMITS, Limits
 from migratrack.core.rules import (
     Change,
     Rules,
@@ -121,8 +122,11 @@ def alert_id_for(op_id: str) -> str:
 class MigrationService:
     """Commands and queries on migrations in one store. Thread-safe as far as its store is."""
 
-    def __init__(self, storage: Storage | str, clock: Clock | None = None) -> None:
+    def __init__(self, storage: Storage | str, clock: Clock | None = None, *,
+                 limits: Limits = DEFAULT_LIMITS) -> None:
         self.storage = open_storage(storage)
+        #: caps on the size of a plan this service accepts
+        self.limits = limits
         self.clock: Clock = clock or LocalClock()
         #: an injected clock (anything but a LocalClock) stamps every write itself
         self.clock_is_authority = not isinstance(self.clock, LocalClock)
@@ -182,7 +186,7 @@ class MigrationService:
     ) -> tuple[MigrationState, bool]:
         """Create the migration; if it exists with the same plan, resume it (returns created=False)."""
         now = self.write_time() or self.storage.store_time() or self.now()
-        state = build_state(migration_id, phases, now, name)
+        state = build_state(migration_id, phases, now, name, limits=self.limits)
         if metadata:
             state.metadata.update(metadata)
         if not replace and self.storage.exists(migration_id):

@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
+from migratrack.core.plan import DEFAULT_LIMITS, Limits
 from migratrack.errors import ConfigurationError
 
 DEFAULT_STORAGE_URL = "sqlite:///migratrack.db"
@@ -120,12 +121,23 @@ class Settings(BaseSettings):
     retention: str | None = Field(
         None, description="MIGRATRACK_RETENTION: finished migrations expire this long after they ended (e.g. 30d)",
     )
+    max_phases: int = Field(
+        DEFAULT_LIMITS.max_phases, ge=1, description="MIGRATRACK_MAX_PHASES: the most phases a migration may have",
+    )
+    max_sub_tasks: int = Field(
+        DEFAULT_LIMITS.max_sub_tasks, ge=1,
+        description="MIGRATRACK_MAX_SUB_TASKS: the most sub-tasks a phase may have",
+    )
     aws_region: str | None = Field(None, validation_alias=AliasChoices("AWS_REGION"),
                                    description="the seed's AWS_REGION, kept for its scripts")
     alert_email: str | None = Field(None, validation_alias=AliasChoices("MIGRATION_ALERT_EMAIL"),
                                     description="the seed's MIGRATION_ALERT_EMAIL, kept for its scripts")
     slack_webhook_url: str | None = Field(None, validation_alias=AliasChoices("SLACK_WEBHOOK_URL"),
                                           description="the seed's SLACK_WEBHOOK_URL, kept for its scripts")
+
+    def limits(self) -> Limits:
+        """The caps on a plan's size that these settings give."""
+        return Limits(max_phases=self.max_phases, max_sub_tasks=self.max_sub_tasks)
 
     def spool_path(self) -> Path:
         """The spool directory: ``spool_dir``, else the default (not created here)."""

@@ -55,7 +55,8 @@ def test_alerts_metrics_and_control(admin: httpx.Client, migration: str) -> None
     alert = r.json()
     assert alert["level"] == "warning"
     acked = admin.post(f"{base}/alerts/{alert['id']}/ack", json={"by": "alice"}).json()
-    assert acked["acknowledged_by"] == "alice"
+    assert acked["acknowledged_by"].startswith("token:admin-bot/")  # the token, whatever the body says
+    assert acked["acknowledged_by"].endswith(' claims "alice"')
     assert admin.get(f"{base}/alerts", params={"unacknowledged": True}).json() == []
 
     r = admin.patch(f"{base}/metrics", json={"values": {"migrationSpeed": 1000, "resource_utilization": {"cpu": 55}},
@@ -182,5 +183,8 @@ def test_audit_is_paged_and_names_the_token(client: Client, admin: httpx.Client,
     assert rest["next_after"] is None
     actors = [e["actor"] for e in page["events"] + rest["events"]]
     assert actors[0].startswith("token:admin-bot/")
-    assert actors[1].startswith("worker-7 via token:operator-bot/")
+    assert actors[1].startswith("token:operator-bot/") and actors[1].endswith(' claims "worker-7"')
+    second = page["events"][1]
+    assert second["identity"].startswith("token:operator-bot/") and second["claimed_actor"] == "worker-7"
+    assert page["events"][0]["claimed_actor"] is None
     assert actors[2].startswith("token:operator-bot/")

@@ -68,4 +68,5 @@ def test_the_remote_sdk_revises_an_estimate(server: LiveServer, tokens: dict[str
     with MigrationProgressTracker(migration, url=server.url, token=tokens["operator"], actor="w1") as t:
         t.revise_estimate("copy", 90)
         assert t.get_phase("copy").estimated_seconds == 90 * 60
-        assert t.events()[-1].actor.startswith("w1 via token:operator-bot")
+        actor = t.events()[-1].actor
+        assert actor.startswith("token:operator-bot/") and actor.endswith(' claims "w1"')

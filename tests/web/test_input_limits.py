@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
+
+from migratrack import InvalidPlan, MigrationProgressTracker
+from migratrack.web.app import create_app
+
+from .live import LiveServer
 
 Client = Callable[[str | None], httpx.Client]
 
@@ -59,3 +65,29 @@ def test_loose_counter_increments_are_422(running: httpx.Client) -> None:
     assert r.status_code == 422, r.text
     metrics = running.get("/api/migrations/m1/dashboard").json()["metrics"]
     assert metrics["successful_operations"] == 0
+
+
+def test_a_plan_over_the_phase_cap_is_refused_whole(admin: httpx.Client) -> None:
+    phases = [{"id": f"p{i}"} for i in range(10_001)]
+    r = admin.post("/api/migrations", json={"id": "huge", "phases": phases})
+    assert r.status_code == 422
+    assert "10001 phases: at most 10000" in r.text and "MIGRATRACK_MAX_PHASES" in r.text
+    assert admin.get("/api/migrations/huge").status_code == 404
+
+
+def test_the_caps_come_from_the_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MIGRATRACK_MAX_PHASES", "3")
+    monkeypatch.setenv("MIGRATRACK_MAX_SUB_TASKS", "2")
+    server = LiveServer(create_app(f"sqlite:///{tmp_path / 'm.db'}", auth=False)).start()
+    with httpx.Client(base_url=server.url) as c:
+        r = c.post("/api/migrations", json={"id": "m", "phases": [{"id": f"p{i}"} for i in range(4)]})
+        assert r.status_code == 422 and "4 phases: at most 3" in r.text
+        r = c.post("/api/migrations", json={"id": "m", "phases": [{"id": "a", "sub_tasks": ["x", "y", "z"]}]})
+        assert r.status_code == 422 and "phase 'a' has 3 sub-tasks: at most 2" in r.text
+        assert c.get("/api/migrations").json() == []
+        r = c.post("/api/migrations", json={"id": "m", "phases": [{"id": "a", "sub_tasks": ["x"]}]})
+        assert r.status_code == 201
+    server.stop()
+    with pytest.raises(InvalidPlan, match="at most 3"):
+        MigrationProgressTracker("m2", storage=f"sqlite:///{tmp_path / 'm.db'}").initialize_migration(
+            [{"id": f"p{i}"} for i in range(4)])

@@ -61,7 +61,7 @@ def test_the_remote_tracker_offers_the_local_methods(tracker: MigrationProgressT
     assert tracker.estimate().critical_path[0] == "copy"
     assert "slow disk" in [a.message for a in tracker.alerts()]
     events = tracker.events()
-    assert events[-1].actor.startswith("worker-1 via token:operator-bot/")
+    assert events[-1].actor.startswith("token:operator-bot/") and events[-1].actor.endswith(" claims \"worker-1\"")
     assert tracker.initialize_migration(PLAN) is False  # same plan: resumed
 
 

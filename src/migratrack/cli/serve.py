@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from migratrack.cli.common import StorageOpt, console, err_console, shown, storage_url
+from migratrack.cli.common import StorageOpt, console, err_console, safe, shown, storage_url
 from migratrack.storage import open_storage
 
 #: this module's commands; cli.main adds them to `migratrack`
@@ -127,9 +127,9 @@ def token_list(storage: StorageOpt = None) -> None:
         console.print("no tokens; `migratrack serve` creates an admin token on its first start")
         return
     for t in records:
-        state = f"revoked {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "active"
-        console.print(f"{t.id}  {t.name:<24} {t.role:<9} created {t.created_at:%Y-%m-%d %H:%M}  {state}",
-                      highlight=False, markup=False)
+        state = f"revoked {t.revoked_at:%Y-%m-%d %H:%M} by {t.revoked_by or '?'}" if t.revoked_at else "active"
+        console.print(safe(f"{t.id}  {t.name:<24} {t.role:<9} created {t.created_at:%Y-%m-%d %H:%M} by "
+                           f"{t.created_by or '?'}  {state}"), highlight=False, markup=False)
 
 
 @token_app.command("revoke")

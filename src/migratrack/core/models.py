@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from migratrack.core.plan import check_phase, check_plan, check_sub_task
+from migratrack.core.plan import DEFAULT_LIMITS, Limits, check_phase, check_plan, check_sub_task
 from migratrack.core.states import AlertLevel, Control, Status
 from migratrack.errors import InvalidInput
 
@@ -372,11 +372,12 @@ def check_count(value: Any, what: str, *, allow_zero: bool = True) -> int:
 
 
 def build_state(
-    migration_id: str, phases: Iterable[Phase | Mapping[str, Any]], now: datetime, name: str | None = None
+    migration_id: str, phases: Iterable[Phase | Mapping[str, Any]], now: datetime, name: str | None = None,
+    *, limits: Limits = DEFAULT_LIMITS,
 ) -> MigrationState:
     """Validate a plan (through the one model, ``core/plan.py``) and turn it into a fresh state.
     Raises InvalidPlan listing every problem; pure."""
-    spec = check_plan(migration_id, phases, name)
+    spec = check_plan(migration_id, phases, name, limits=limits)
     state = MigrationState(id=migration_id, name=name or migration_id, created_at=now)
     for p in spec.phases:
         subs = {s.id: SubTaskState(id=s.id, name=s.name or s.id, estimated_seconds=_seconds(s.estimated_duration),

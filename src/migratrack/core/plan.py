@@ -24,6 +24,7 @@ import difflib
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -365,23 +366,54 @@ def invalid_plan(exc: ValidationError, data: Any, source: str = "plan", *, root:
     return InvalidPlan(f"{source}: {len(lines)} problems\n" + "\n".join(lines))
 
 
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Caps on a plan's size, so that one request cannot make a migration that every later read
+    pays for (settings: MIGRATRACK_MAX_PHASES, MIGRATRACK_MAX_SUB_TASKS)."""
+
+    #: phases per migration
+    max_phases: int = 10_000
+    #: sub-tasks per phase
+    max_sub_tasks: int = 100_000
+
+
+DEFAULT_LIMITS = Limits()
+
+
+def check_limits(spec: PlanSpec, limits: Limits, source: str = "plan") -> PlanSpec:
+    problems = []
+    if len(spec.phases) > limits.max_phases:
+        problems.append(f"{len(spec.phases)} phases: at most {limits.max_phases} are allowed "
+                        "(split the migration, or raise MIGRATRACK_MAX_PHASES on the server)")
+    for p in spec.phases:
+        if len(p.sub_tasks) > limits.max_sub_tasks:
+            problems.append(f"phase {p.id!r} has {len(p.sub_tasks)} sub-tasks: at most {limits.max_sub_tasks} "
+                            "are allowed (group them, or raise MIGRATRACK_MAX_SUB_TASKS on the server)")
+    if problems:
+        raise InvalidPlan(f"{source}: " + "; ".join(problems))
+    return spec
+
+
 def parse_plan_spec(data: Mapping[str, Any], source: str = "plan", *,
-                    line_of: Callable[[Loc], int | None] | None = None) -> PlanSpec:
+                    line_of: Callable[[Loc], int | None] | None = None,
+                    limits: Limits = DEFAULT_LIMITS) -> PlanSpec:
     """Validate a plan document (``phases`` and optionally ``id``, ``name``, ``metadata``)."""
     try:
-        return PlanSpec.model_validate(data)
+        spec = PlanSpec.model_validate(data)
     except ValidationError as exc:
         raise invalid_plan(exc, data, source, line_of=line_of) from None
+    return check_limits(spec, limits, source)
 
 
-def check_plan(migration_id: str, phases: Iterable[Any], name: str | None = None) -> PlanSpec:
+def check_plan(migration_id: str, phases: Iterable[Any], name: str | None = None, *,
+               limits: Limits = DEFAULT_LIMITS) -> PlanSpec:
     """Validate the SDK's input: a migration id and its phases (``Phase`` objects or mappings)."""
     if isinstance(phases, Iterable) and not isinstance(phases, str | bytes | Mapping | list | tuple):
         phases = list(phases)  # a generator is read twice: to validate, and to name phases in errors
     data: dict[str, Any] = {"id": migration_id, "phases": phases}
     if name is not None:
         data["name"] = name
-    return parse_plan_spec(data)
+    return parse_plan_spec(data, limits=limits)
 
 
 def check_phase(value: Any) -> PhaseSpec:

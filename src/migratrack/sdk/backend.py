@@ -82,7 +82,8 @@ def open_backend(
             ) from exc
         return RemoteBackend(url or settings.server_url, token=token or settings.token, strict=strict,
                              deadline=settings.retry_deadline), None
-    service = MigrationService(storage if storage is not None else settings.storage_url, clock)
+    service = MigrationService(storage if storage is not None else settings.storage_url, clock,
+                               limits=settings.limits())
     # a Storage given by the caller stays the caller's to close
     return service, None if isinstance(storage, Storage) else service.storage
 

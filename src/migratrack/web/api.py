@@ -24,6 +24,7 @@ from migratrack.web.auth import (
     RequireViewer,
     Role,
     TokenManager,
+    actor_label,
     actor_of,
     check_role,
 )
@@ -91,10 +92,9 @@ async def service(request: Request) -> MigrationService:
 
 
 async def call(request: Request, fn: Callable[[], T]) -> T:
-    """Run a store operation: inline for the embedded stores (a local write costs less than a
-    thread hop), in a worker thread for network stores (Redis, PostgreSQL)."""
-    if request.app.state.inline:
-        return fn()
+    """Run a store operation in a worker thread, never on the event loop: a slow write (or
+    another process holding SQLite's write lock, or a paused Redis) must not hold up every
+    other request, ``/healthz`` included."""
     return await run_in_threadpool(fn)
 
 
@@ -273,7 +273,7 @@ async def _progress(request: Request, svc: MigrationService, mid: str, update: P
         if replay is not None and replay.response is not None:
             return ControlOut.model_validate(replay.response)
     answer: ControlOut | None = None
-    if request.app.state.inline:
+    if request.app.state.group_commit:
         merge = MigrationService.as_merge(update, op_id_of(replay))
         if merge is not None:
             result, control = await group_commit(request).submit(mid, actor, merge)
@@ -335,7 +335,8 @@ def create_alert(request: Request, mid: MigrationId, body: AlertIn, svc: Svc, ke
 def acknowledge_alert(request: Request, mid: MigrationId, alert: Annotated[str, Path(min_length=1, max_length=200)],
                       svc: Svc, body: Annotated[AckIn | None, Body()] = None,
                       who: Principal = RequireOperator) -> AlertOut:
-    by = (body.by if body else None) or who.name
+    # the acknowledgement names the token; a `by` the client gives is kept as a claim beside it
+    by = actor_label(body.by if body else None, who)
     return AlertOut.of(svc.acknowledge_alert(mid, alert, by, actor=actor_of(request, who)))
 
 
@@ -420,7 +421,8 @@ def _tokens(request: Request) -> TokenManager:
 
 
 def _token_out(t: Any) -> TokenOut:
-    return TokenOut(id=t.id, name=t.name, role=t.role, created_at=t.created_at, revoked_at=t.revoked_at)
+    return TokenOut(id=t.id, name=t.name, role=t.role, created_at=t.created_at, revoked_at=t.revoked_at,
+                    created_by=t.created_by, revoked_by=t.revoked_by)
 
 
 @tokens_router.get("", response_model=list[TokenOut], summary="List tokens (admin); never the tokens themselves")
@@ -429,12 +431,12 @@ def list_tokens(request: Request, _: Principal = RequireAdmin) -> list[TokenOut]
 
 
 @tokens_router.post("", response_model=TokenCreated, status_code=201, summary="Create a token (admin)")
-def create_token(request: Request, body: TokenIn, _: Principal = RequireAdmin) -> TokenCreated:
-    token, t = _tokens(request).create(body.name, body.role)
+def create_token(request: Request, body: TokenIn, who: Principal = RequireAdmin) -> TokenCreated:
+    token, t = _tokens(request).create(body.name, body.role, by=who.label)
     return TokenCreated(token=token, **_token_out(t).model_dump())
 
 
 @tokens_router.delete("/{token_id}", response_model=TokenOut, summary="Revoke a token (admin)")
 def revoke_token(request: Request, token_id: Annotated[str, Path(min_length=1, max_length=200)],
-                 _: Principal = RequireAdmin) -> TokenOut:
-    return _token_out(_tokens(request).revoke(token_id))
+                 who: Principal = RequireAdmin) -> TokenOut:
+    return _token_out(_tokens(request).revoke(token_id, by=who.label))

@@ -53,8 +53,9 @@ def create_app(
     ``auth=False`` serves without tokens: only for a loopback address, the CLI enforces it.
     Requests must name the server by a loopback name or one of ``allowed_hosts`` in their Host."""
     owned = not isinstance(storage, Storage)
-    store = open_storage(storage if storage is not None else Settings.from_env().storage_url)
-    svc = MigrationService(store, clock)
+    settings = Settings.from_env()
+    store = open_storage(storage if storage is not None else settings.storage_url)
+    svc = MigrationService(store, clock, limits=settings.limits())
     hub = sse.EventHub(svc, poll_interval=poll_interval)
 
     @asynccontextmanager
@@ -77,8 +78,8 @@ def create_app(
     app.state.hub = hub
     app.state.sse_ping = sse_ping
     app.state.replays = Replays(svc)
-    #: embedded stores answer in microseconds: hot-path writes run on the event loop
-    app.state.inline = store.embedded
+    #: on an embedded store, single progress updates that arrive together share one transaction
+    app.state.group_commit = store.embedded
     errors.install(app)
     app.include_router(api.hot_router)
     app.include_router(api.router)

@@ -6,9 +6,14 @@ metrics, create migrations) ⊃ ``viewer`` (read). No token: 401; a weaker role:
 
 from __future__ import annotations
 
+import getpass
 import hashlib
+import json
+import logging
+import os
 import re
 import secrets
+import socket
 import threading
 import time
 import uuid
@@ -20,6 +25,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from migratrack.errors import InvalidInput, NotFound
 from migratrack.storage.base import Storage, TokenRecord
@@ -71,6 +77,19 @@ def _check_name(name: str) -> str:
     return name
 
 
+#: token creation and revocation, one line each (also kept on the token's record)
+audit_log = logging.getLogger("migratrack.audit")
+
+
+def local_user() -> str:
+    """Who runs this process, for records made from the command line: ``cli:user@host``."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return f"cli:{user}@{socket.gethostname()}"
+
+
 class TokenManager:
     """Create, list, revoke and check tokens kept in a store."""
 
@@ -79,8 +98,9 @@ class TokenManager:
         self._cache: dict[str, tuple[float, Principal | None]] = {}
         self._lock = threading.Lock()
 
-    def create(self, name: str, role: Role | str) -> tuple[str, TokenRecord]:
-        """A new token: returns the token itself (show it once) and its stored record."""
+    def create(self, name: str, role: Role | str, *, by: str | None = None) -> tuple[str, TokenRecord]:
+        """A new token: returns the token itself (show it once) and its stored record. ``by``
+        (who asked: a token's identity, or the CLI's local user) is kept on the record and logged."""
         _check_name(name)
         try:
             r = Role(role)
@@ -90,8 +110,10 @@ class TokenManager:
             raise InvalidInput(f"a token named {name!r} exists; revoke it first or choose another name")
         token = "mt_" + secrets.token_urlsafe(32)
         record = TokenRecord(id=uuid.uuid4().hex[:8], name=name, role=r.value, token_hash=hash_token(token),
-                             created_at=datetime.now(UTC))
+                             created_at=datetime.now(UTC), created_by=by or local_user())
         self.storage.save_token(record)
+        audit_log.info("token created: %s token %r (id %s) by %s", record.role, record.name, record.id,
+                       record.created_by)
         return token, record
 
     def records(self) -> list[TokenRecord]:
@@ -100,8 +122,8 @@ class TokenManager:
     def active(self) -> list[TokenRecord]:
         return [t for t in self.storage.list_tokens() if t.revoked_at is None]
 
-    def revoke(self, id_or_name: str) -> TokenRecord:
-        """Revoke by id, or by name when exactly one active token has it."""
+    def revoke(self, id_or_name: str, *, by: str | None = None) -> TokenRecord:
+        """Revoke by id, or by name when exactly one active token has it; ``by`` as for create."""
         tokens = self.storage.list_tokens()
         match = [t for t in tokens if t.id == id_or_name]
         if not match:
@@ -113,10 +135,19 @@ class TokenManager:
         record = match[0]
         if record.revoked_at is None:
             record.revoked_at = datetime.now(UTC)
+            record.revoked_by = by or local_user()
             self.storage.save_token(record)
+            audit_log.info("token revoked: %s token %r (id %s) by %s", record.role, record.name, record.id,
+                           record.revoked_by)
         with self._lock:
             self._cache.clear()
         return record
+
+    def known(self, token: str) -> bool:
+        """Whether ``token``'s answer is cached and fresh, so :meth:`authenticate` will not read
+        the store (the server asks a worker thread to look up the others)."""
+        hit = self._cache.get(hash_token(token))
+        return hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS
 
     def authenticate(self, token: str) -> Principal | None:
         digest = hash_token(token)
@@ -163,6 +194,14 @@ def identify(manager: TokenManager | None, token: str | None, role: Role) -> Pri
     return principal
 
 
+async def identify_async(manager: TokenManager | None, token: str | None, role: Role) -> Principal:
+    """:func:`identify`, with a token not yet cached looked up in a worker thread: the event
+    loop never waits for the store (a paused Redis would hold up every request)."""
+    if manager is not None and token and not manager.known(token):
+        await run_in_threadpool(manager.authenticate, token)
+    return identify(manager, token, role)
+
+
 def bearer_token(authorization: str | None) -> str | None:
     if not authorization:
         return None
@@ -170,21 +209,23 @@ def bearer_token(authorization: str | None) -> str | None:
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
-def principal_of(request: Request, credentials: HTTPAuthorizationCredentials | None, role: Role) -> Principal:
+async def principal_of(request: Request, credentials: HTTPAuthorizationCredentials | None,
+                       role: Role) -> Principal:
     token = credentials.credentials if credentials is not None else None
     if token is None and _STREAM.match(request.url.path):
         # EventSource in a browser cannot set headers; the stream alone takes ?token=
         token = request.query_params.get("token")
-    return identify(request.app.state.tokens, token, role)
+    return await identify_async(request.app.state.tokens, token, role)
 
 
 def require(role: Role) -> Callable[..., Awaitable[Principal]]:
     """A dependency: the caller's principal, if its role allows ``role``; else 401/403."""
 
-    # async: a cached token check is a dict lookup, not worth a worker thread
+    # async: a cached token check is a dict lookup, not worth a worker thread; a lookup in the
+    # store goes to one
     async def dependency(request: Request,
                          credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
-        return principal_of(request, credentials, role)
+        return await principal_of(request, credentials, role)
 
     dependency.__name__ = f"require_{role.value}"
     dependency.role = role  # type: ignore[attr-defined]  # read by web/lean.py's resolver
@@ -196,11 +237,32 @@ def actor_of(request: Request, principal: Principal) -> str:
     return actor_label(request.headers.get(ACTOR_HEADER), principal)
 
 
+#: what follows the token's identity when the client names itself: a JSON string, so no claim can
+#: read as part of the identity ("alice via token:admin/..." is just a claim, quoted)
+CLAIMS = " claims "
+_CLAIMED = re.compile(r'^(?P<identity>\S+) claims (?P<claim>".*")$')
+
+
 def actor_label(client: str | None, principal: Principal) -> str:
-    client = (client or "").strip()
-    if client and len(client) <= 200 and client.isprintable():
-        return f"{client} via {principal.label}"
+    """The token's identity, always first; a name the client gave (``X-Migratrack-Actor``, an
+    acknowledgement's ``by``) follows as a quoted claim: ``token:ci/1a2b3c4d claims "etl-1"``."""
+    client = "".join(c for c in (client or "") if c.isprintable()).strip()[:200]
+    if client:
+        return f"{principal.label}{CLAIMS}{json.dumps(client, ensure_ascii=False)}"
     return principal.label
+
+
+def split_actor(actor: str) -> tuple[str, str | None]:
+    """``(identity, claim)`` of an actor written by :func:`actor_label`; ``claim`` is None when
+    the client named nobody (or for actors written by the SDK on a store it opened itself)."""
+    m = _CLAIMED.match(actor)
+    if m is None:
+        return actor, None
+    try:
+        claim = json.loads(m["claim"])
+    except ValueError:
+        return actor, None
+    return m["identity"], claim if isinstance(claim, str) else None
 
 
 def check_role(principal: Principal, role: Role) -> None:

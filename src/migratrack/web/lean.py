@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from email.message import Message
 from typing import Annotated, Any, get_args, get_origin, get_type_hints
 
@@ -27,7 +28,7 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from migratrack.service import MigrationService
-from migratrack.web.auth import Principal, bearer_token, identify
+from migratrack.web.auth import Principal, Role, bearer_token, identify, identify_async
 
 #: fills one parameter: (request, raw body, the keyword arguments, the errors so far)
 Resolver = Callable[[Request, bytes, dict[str, Any], list[Any]], None]
@@ -61,6 +62,14 @@ def _errors(exc: ValidationError, *prefix: str) -> list[Any]:
     return [{**e, "loc": (*prefix, *e["loc"])} for e in exc.errors(include_url=False)]
 
 
+@dataclass(slots=True, frozen=True)
+class _Lookup:
+    """A token not in the cache: the handler reads it from the store in a worker thread."""
+
+    token: str
+    role: Role
+
+
 def _resolver(name: str, annotation: Any, default: Any) -> Resolver:
     base, extras = (get_args(annotation)[0], get_args(annotation)[1:]) \
         if get_origin(annotation) is Annotated else (annotation, ())
@@ -80,7 +89,11 @@ def _resolver(name: str, annotation: Any, default: Any) -> Resolver:
 
         def principal(request: Request, raw: bytes, kwargs: dict[str, Any], errors: list[Any]) -> None:
             token = bearer_token(request.headers.get("authorization"))
-            kwargs[name] = identify(request.app.state.tokens, token, role)
+            manager = request.app.state.tokens
+            if manager is not None and token and not manager.known(token):
+                kwargs[name] = _Lookup(token, role)  # the handler looks it up off the event loop
+            else:
+                kwargs[name] = identify(manager, token, role)
         return principal
     if isinstance(marker, Path):
         path_check = TypeAdapter(annotation)
@@ -151,6 +164,9 @@ class LeanRoute(APIRoute):
                 resolve(request, raw, kwargs, errors)
             if errors:
                 raise RequestValidationError(errors)
+            for key, value in kwargs.items():
+                if isinstance(value, _Lookup):
+                    kwargs[key] = await identify_async(request.app.state.tokens, value.token, value.role)
             result: BaseModel = await endpoint(**kwargs)
             return JSONBytes(result.__pydantic_serializer__.to_json(result), status)
 

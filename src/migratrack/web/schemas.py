@@ -12,6 +12,7 @@ from migratrack.core.plan import Id, PlanSpec
 from migratrack.core.states import AlertLevel, Control, MigrationStatus
 from migratrack.core.values import Metadata
 from migratrack.core.views import AlertView, Overview
+from migratrack.web.auth import split_actor
 
 Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False, strict=True)]  # strict: no true/false
 Count = Annotated[int, Field(ge=0, le=2**62, strict=True)]
@@ -164,12 +165,18 @@ class EventView(BaseModel):
     seq: int
     type: str
     ts: datetime
-    actor: str
+    actor: str = Field(description="who: the token's identity, then any name the client claimed")
+    identity: str = Field(description="the token (or, for a script writing to its store directly, "
+                                      "the process) that made the change: never client-supplied")
+    claimed_actor: str | None = Field(description="the name the client gave itself (X-Migratrack-Actor, "
+                                                  "an acknowledgement's by): a claim, not proof")
     payload: dict[str, Any]
 
     @classmethod
     def of(cls, e: Event) -> EventView:
-        return cls(migration_id=e.migration_id, seq=e.seq, type=e.type, ts=e.ts, actor=e.actor, payload=e.payload)
+        identity, claim = split_actor(e.actor)
+        return cls(migration_id=e.migration_id, seq=e.seq, type=e.type, ts=e.ts, actor=e.actor,
+                   identity=identity, claimed_actor=claim, payload=e.payload)
 
 
 class AuditPage(BaseModel):
@@ -192,6 +199,8 @@ class TokenOut(BaseModel):
     role: str
     created_at: datetime
     revoked_at: datetime | None
+    created_by: str | None = Field(default=None, description="the admin token (or local CLI user) that created it")
+    revoked_by: str | None = Field(default=None, description="the admin token (or local CLI user) that revoked it")
 
 
 class TokenCreated(TokenOut):
