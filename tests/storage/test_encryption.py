@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import psycopg
@@ -157,3 +158,42 @@ def test_rekey_finishes_a_rotation(kind: str, request: pytest.FixtureRequest, tm
     assert (reloaded.alert_counts, reloaded.unacknowledged_alerts, reloaded.seq) == (
         state.alert_counts, state.unacknowledged_alerts, state.seq)
     after.close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis", "postgresql"])
+def test_plaintext_is_refused_once_a_key_is_set_until_encrypt_store_converts_it(
+        kind: str, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from migratrack.cli.main import app
+
+    from .conftest import url_for
+
+    url = url_for(kind, request, tmp_path)
+    monkeypatch.delenv("MIGRATRACK_ENCRYPTION_KEY", raising=False)
+    mid = write_secrets(url)  # written in the clear
+    plain = open_storage(url)
+    expected = (plain.load(mid).header_dict(), [(e.seq, e.payload) for e in plain.events(mid)])
+    plain.close()
+
+    monkeypatch.setenv("MIGRATRACK_ENCRYPTION_KEY", generate_key())
+    keyed = open_storage(url)
+    with pytest.raises(ConfigurationError, match=r"not encrypted.*migratrack encrypt-store"):
+        keyed.load(mid)
+    keyed.close()
+
+    result = CliRunner().invoke(app, ["encrypt-store", "--storage", url])
+    assert result.exit_code == 0, result.output
+    assert f"{mid}: encrypted" in result.output
+    after = open_storage(url)
+    assert (after.load(mid).header_dict(), [(e.seq, e.payload) for e in after.events(mid)]) == expected
+    after.close()
+    if kind == "sqlite":
+        with sqlite3.connect(tmp_path / "store.db") as conn:
+            conn.execute("VACUUM")  # the old plain pages are gone from the file, not only unreferenced
+        raw = b"".join(p.read_bytes() for p in tmp_path.glob("store.db*")).decode("latin-1")
+    elif kind == "redis":
+        raw = raw_redis_text(url, request.getfixturevalue("redis_prefix"))
+    else:
+        raw = raw_postgres_text(url)
+    assert [s for s in SECRETS if s in raw] == []

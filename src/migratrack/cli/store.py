@@ -1,4 +1,4 @@
-"""Store maintenance commands: purge, keygen, rekey, upgrade-store."""
+"""Store maintenance commands: purge, keygen, rekey, encrypt-store, upgrade-store."""
 
 from __future__ import annotations
 
@@ -73,6 +73,34 @@ def rekey(
         for mid in ids:
             n = rewrite(store, mid)
             console.print(f"{mid}: rewritten ({n} events)", markup=False, highlight=False)
+    finally:
+        store.close()
+
+
+@app.command("encrypt-store")
+def encrypt_store(
+    storage: StorageOpt = None,
+    migration: Annotated[list[str] | None, typer.Option("--migration", help="only these (repeatable)")] = None,
+) -> None:
+    """Encrypt a store written before MIGRATRACK_ENCRYPTION_KEY was set: every migration is
+    rewritten with the key (plain values are read only while this runs).
+
+    Set MIGRATRACK_ENCRYPTION_KEY first (`migratrack keygen` makes a key). Run it while no
+    worker writes to the store."""
+    from migratrack.settings import Settings
+
+    setting = Settings.from_env().encryption_key
+    if not setting:
+        raise ConfigurationError("set MIGRATRACK_ENCRYPTION_KEY first (make a key with `migratrack keygen`)")
+    try:
+        from migratrack.storage.crypto import EncryptingCodec, parse_keys
+    except ImportError as exc:
+        raise ConfigurationError("encryption needs the cryptography package: pip install 'migratrack[crypto]'") from exc
+    store = open_storage(storage_url(storage), codec=EncryptingCodec(parse_keys(setting), allow_plaintext=True))
+    try:
+        for mid in migration or store.list_ids():
+            n = rewrite(store, mid)
+            console.print(f"{mid}: encrypted ({n} events)", markup=False, highlight=False)
     finally:
         store.close()
 

@@ -6,8 +6,10 @@ decrypts, so a key is rotated by putting the new one first and keeping the old o
 until ``migratrack rekey`` has rewritten the store (see docs/storage.md).
 
 Every encoded value is ``mtenc:1:<key id>:<base64url(nonce | ciphertext | tag)>``: a fresh
-96-bit nonce per value, the key id being the first 8 hex digits of the key's SHA-256. Text
-written before encryption was turned on (plain JSON) is still read.
+96-bit nonce per value, the key id being the first 8 hex digits of the key's SHA-256. Plain
+text found once a key is set is refused (whoever can write to the store could otherwise slip in
+values the key never saw): ``migratrack encrypt-store`` converts a store written before
+encryption was turned on.
 """
 
 from __future__ import annotations
@@ -63,13 +65,15 @@ def parse_keys(setting: str) -> list[bytes]:
 class EncryptingCodec(Codec):
     """JSON, then AES-GCM. Encrypts with the first key, decrypts with whichever key wrote the value."""
 
-    def __init__(self, keys: Sequence[bytes]) -> None:
+    def __init__(self, keys: Sequence[bytes], *, allow_plaintext: bool = False) -> None:
         if not keys:
             raise ConfigurationError(f"an encrypting codec needs at least one key; {_HINT}")
         self._ciphers = {key_id(k): AESGCM(k) for k in keys}
         self.key_id = key_id(keys[0])
         self._cipher = self._ciphers[self.key_id]
         self._head = f"{ENCRYPTED_PREFIX}{_VERSION}:{self.key_id}:"
+        #: read plain JSON too: only while `migratrack encrypt-store` converts a store
+        self.allow_plaintext = allow_plaintext
 
     @classmethod
     def from_setting(cls, setting: str) -> EncryptingCodec:
@@ -84,7 +88,12 @@ class EncryptingCodec(Codec):
         if isinstance(text, bytes):
             text = text.decode()
         if not text.startswith(ENCRYPTED_PREFIX):
-            return json.loads(text)  # written before encryption was turned on
+            if self.allow_plaintext:
+                return json.loads(text)
+            raise ConfigurationError(
+                "this store holds a value that is not encrypted, but MIGRATRACK_ENCRYPTION_KEY is set: if the "
+                "store was written before encryption was turned on, convert it once with `migratrack "
+                "encrypt-store`; otherwise someone wrote to the store around migratrack")
         try:
             _, version, kid, body = text.split(":", 3)
         except ValueError:
