@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from migratrack.core.commands import StartPhase
+from migratrack.web import auth
 
 from .live import LiveServer
 
@@ -92,11 +93,46 @@ def test_the_stream_needs_a_token_and_a_migration(server: LiveServer, tokens: di
     assert httpx.get(url).status_code == 401
     assert httpx.get(f"{server.url}/api/migrations/nope/events",
                      headers={"Authorization": f"Bearer {tokens['viewer']}"}).status_code == 404
-    # a browser's EventSource cannot set headers: the stream takes ?token=
-    with httpx.stream("GET", f"{url}?token={tokens['viewer']}", timeout=10) as r:
+    # a browser's EventSource cannot set headers: a token in the URL is refused (logs keep URLs)...
+    r = httpx.get(f"{url}?token={tokens['viewer']}")
+    assert r.status_code == 401 and "stream-ticket" in r.json()["detail"]
+    # ... and a short-lived ticket for this migration opens the stream instead
+    viewer = {"Authorization": f"Bearer {tokens['viewer']}"}
+    issued = httpx.post(f"{server.url}/api/migrations/{migration}/stream-ticket", headers=viewer).json()
+    assert issued["url"] == f"/api/migrations/{migration}/events?ticket={issued['ticket']}"
+    assert tokens["viewer"] not in issued["ticket"]
+    with httpx.stream("GET", server.url + issued["url"], timeout=10) as r:
         assert r.status_code == 200
         first = next(e for e in sse_events(r.iter_lines()) if "id" in e)
     assert first["id"] == "1"
+
+
+def test_a_stream_ticket_opens_one_migration_for_a_while_and_dies_with_its_token(
+        server: LiveServer, tokens: dict[str, str], migration: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    admin = {"Authorization": f"Bearer {tokens['admin']}"}
+    assert httpx.post(f"{server.url}/api/migrations", headers=admin,
+                      json={"id": "other", "phases": [{"id": "a"}]}).status_code == 201
+    made = httpx.post(f"{server.url}/api/tokens", headers=admin, json={"name": "browser", "role": "operator"}).json()
+    own = {"Authorization": f"Bearer {made['token']}"}
+    ticket = httpx.post(f"{server.url}/api/migrations/{migration}/stream-ticket", headers=own).json()["ticket"]
+
+    def status(mid: str, t: str) -> int:
+        with httpx.stream("GET", f"{server.url}/api/migrations/{mid}/events?ticket={t}", timeout=10) as r:
+            return r.status_code
+
+    assert status(migration, ticket) == 200
+    assert status("other", ticket) == 401  # one migration only
+    assert status(migration, ticket[:-2] + ("AA" if not ticket.endswith("AA") else "BB")) == 401  # forged
+    # it only reads: a ticket is no token for any other route
+    r = httpx.post(f"{server.url}/api/migrations/{migration}/phases/schema/start?ticket={ticket}")
+    assert r.status_code == 401
+    # expired
+    monkeypatch.setattr(auth, "TICKET_SECONDS", -1)
+    stale = httpx.post(f"{server.url}/api/migrations/{migration}/stream-ticket", headers=own).json()["ticket"]
+    assert status(migration, stale) == 401
+    # revoked with its token
+    assert httpx.delete(f"{server.url}/api/tokens/{made['id']}", headers=admin).status_code == 200
+    assert status(migration, ticket) == 401
 
 
 def test_the_stream_is_documented_as_text_event_stream(server: LiveServer) -> None:

@@ -30,7 +30,8 @@ def _loopback(host: str) -> bool:
 
 
 class RedactTokens(logging.Filter):
-    """Access-log lines never carry a token (the event stream accepts ``?token=``)."""
+    """Access-log lines never carry a token or a stream ticket: the server refuses ``?token=``,
+    but a client may still send one, and a ticket opens a stream for a while."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
@@ -38,7 +39,7 @@ class RedactTokens(logging.Filter):
         return True
 
 
-_TOKEN = re.compile(r"((?:^|[?&])token=)[^&\s]*")
+_TOKEN = re.compile(r"((?:^|[?&])(?:token|ticket)=)[^&\s]*")
 
 
 @app.command()

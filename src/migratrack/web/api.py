@@ -5,7 +5,9 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import MISSING, fields
+from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar, get_type_hints
+from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Depends, Header, HTTPException, Path, Query, Request, Response
 from pydantic import BaseModel, create_model
@@ -27,6 +29,7 @@ from migratrack.web.auth import (
     actor_label,
     actor_of,
     check_role,
+    issue_ticket,
 )
 from migratrack.web.errors import ErrorBody
 from migratrack.web.group import GroupCommit
@@ -49,6 +52,7 @@ from migratrack.web.schemas import (
     MetricsIn,
     MigrationSummary,
     ProgressIn,
+    StreamTicket,
     SubTaskProgressIn,
     TokenCreated,
     TokenIn,
@@ -393,6 +397,26 @@ async def batch(request: Request, mid: MigrationId, body: BatchIn, svc: Svc, key
         return ControlOut(control=svc.control(mid))
 
     return await call(request, lambda: keyed(request, key, who, body, ControlOut, apply))
+
+
+@router.post("/{mid}/stream-ticket", response_model=StreamTicket,
+             summary="A short-lived, read-only ticket that opens this migration's event stream",
+             description="For a browser's EventSource, which cannot send an Authorization header: open "
+                         "`GET …/events?ticket=…` within two minutes. The ticket reads this migration "
+                         "only; revoking the token voids it.")
+async def stream_ticket(request: Request, mid: MigrationId, svc: Svc, who: Principal = RequireViewer) -> StreamTicket:
+    manager: TokenManager | None = request.app.state.tokens
+
+    def issue() -> tuple[str, int]:
+        if not svc.exists(mid):
+            raise MigrationNotFound(mid)
+        record = manager.record(who.token_id) if manager is not None else None
+        # without authentication the stream needs no ticket: this one is never checked
+        return issue_ticket(record.token_hash if record is not None else "00" * 32, who, mid)
+
+    ticket, expires = await call(request, issue)
+    return StreamTicket(ticket=ticket, expires_at=datetime.fromtimestamp(expires, UTC),
+                        url=f"/api/migrations/{quote(mid, safe='')}/events?ticket={ticket}")
 
 
 @router.get("/{mid}/control", response_model=ControlOut, summary="The control state alone (cheap)")

@@ -6,8 +6,10 @@ metrics, create migrations) ⊃ ``viewer`` (read). No token: 401; a weaker role:
 
 from __future__ import annotations
 
+import base64
 import getpass
 import hashlib
+import hmac
 import json
 import logging
 import os
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Annotated
+from urllib.parse import unquote
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -143,6 +146,10 @@ class TokenManager:
             self._cache.clear()
         return record
 
+    def record(self, token_id: str) -> TokenRecord | None:
+        """The stored record of the token with id ``token_id`` (reads the store)."""
+        return next((t for t in self.storage.list_tokens() if t.id == token_id), None)
+
     def known(self, token: str) -> bool:
         """Whether ``token``'s answer is cached and fresh, so :meth:`authenticate` will not read
         the store (the server asks a worker thread to look up the others)."""
@@ -172,8 +179,13 @@ class TokenManager:
 bearer = HTTPBearer(auto_error=False, description="a migratrack API token: `migratrack token create`")
 
 
-#: the one route that also takes ?token= (a browser's EventSource cannot set headers)
-_STREAM = re.compile(r"^/api/migrations/[^/]+/events$")
+#: the event stream: the one route that also takes a ?ticket= (a browser's EventSource cannot set
+#: headers); see web/tickets.py
+_STREAM = re.compile(r"^/api/migrations/(?P<mid>[^/]+)/events$")
+
+TOKEN_IN_URL = ("a token in the URL is not accepted (it would end up in access and proxy logs): send "
+                "'Authorization: Bearer <token>', or open the stream with a ticket from "
+                "POST /api/migrations/{id}/stream-ticket (?ticket=...)")
 
 MISSING_TOKEN = ("missing bearer token: send 'Authorization: Bearer <token>' "
                  "(create one with 'migratrack token create')")
@@ -212,10 +224,20 @@ def bearer_token(authorization: str | None) -> str | None:
 async def principal_of(request: Request, credentials: HTTPAuthorizationCredentials | None,
                        role: Role) -> Principal:
     token = credentials.credentials if credentials is not None else None
-    if token is None and _STREAM.match(request.url.path):
-        # EventSource in a browser cannot set headers; the stream alone takes ?token=
-        token = request.query_params.get("token")
-    return await identify_async(request.app.state.tokens, token, role)
+    manager: TokenManager | None = request.app.state.tokens
+    if token is None and manager is not None and (stream := _STREAM.match(request.url.path)):
+        if "token" in request.query_params:
+            raise HTTPException(401, TOKEN_IN_URL, headers={"WWW-Authenticate": "Bearer"})
+        ticket = request.query_params.get("ticket")
+        if ticket:
+            principal = await run_in_threadpool(redeem, manager, ticket, unquote(stream["mid"]))
+            if principal is None:
+                raise HTTPException(401, "this stream ticket is expired, revoked, forged or for another "
+                                         "migration: get a new one from POST /api/migrations/{id}/stream-ticket")
+            if not principal.role.allows(role):
+                raise HTTPException(403, f"a stream ticket only reads; this needs the {role.value} role")
+            return principal
+    return await identify_async(manager, token, role)
 
 
 def require(role: Role) -> Callable[..., Awaitable[Principal]]:
@@ -274,3 +296,48 @@ def check_role(principal: Principal, role: Role) -> None:
 RequireViewer = Depends(require(Role.VIEWER))
 RequireOperator = Depends(require(Role.OPERATOR))
 RequireAdmin = Depends(require(Role.ADMIN))
+
+
+# -- stream tickets ----------------------------------------------------------------------------
+# How a browser's EventSource (which cannot send headers) opens the event stream without putting
+# a token in the URL, where proxy and access logs would keep it. A ticket is issued to a token
+# holder for one migration (POST …/stream-ticket), reads only, and opens the stream only until it
+# expires. It is signed with the issuing token's stored hash, so every server on the same store
+# checks it without shared state, and revoking the token voids its tickets.
+
+#: seconds a ticket can open the stream (an open stream goes on after that)
+TICKET_SECONDS = 120
+TICKET_PREFIX = "mtst_"
+
+
+def _sign(token_hash: str, token_id: str, mid: str, expires: int) -> str:
+    mac = hmac.new(bytes.fromhex(token_hash), f"stream|{token_id}|{mid}|{expires}".encode(), hashlib.sha256)
+    return base64.urlsafe_b64encode(mac.digest()).decode().rstrip("=")
+
+
+def issue_ticket(token_hash: str, principal: Principal, mid: str, now: float | None = None) -> tuple[str, int]:
+    """A ticket for ``mid`` on behalf of ``principal`` (whose stored hash is ``token_hash``), and
+    its expiry in Unix seconds."""
+    expires = int(now if now is not None else time.time()) + TICKET_SECONDS
+    signature = _sign(token_hash, principal.token_id, mid, expires)
+    return f"{TICKET_PREFIX}{principal.token_id}.{expires}.{signature}", expires
+
+
+def redeem(manager: TokenManager, ticket: str, mid: str, now: float | None = None) -> Principal | None:
+    """The (read-only) principal a ticket stands for on ``mid``; None if it is forged, expired,
+    for another migration, or its token is revoked. Reads the store: call it off the event loop."""
+    if not ticket.startswith(TICKET_PREFIX):
+        return None
+    try:
+        token_id, expires_text, signature = ticket[len(TICKET_PREFIX):].split(".")
+        expires = int(expires_text)
+    except ValueError:
+        return None
+    if expires < (now if now is not None else time.time()):
+        return None
+    record = manager.record(token_id)
+    if record is None or record.revoked_at is not None:
+        return None
+    if not hmac.compare_digest(signature, _sign(record.token_hash, token_id, mid, expires)):
+        return None
+    return Principal(token_id=record.id, name=record.name, role=Role.VIEWER)

@@ -193,6 +193,12 @@ class TokenIn(_In):
     role: Literal["admin", "operator", "viewer"]
 
 
+class StreamTicket(BaseModel):
+    ticket: str = Field(description="pass as ?ticket= to GET /api/migrations/{id}/events")
+    expires_at: datetime = Field(description="the stream must be opened before this")
+    url: str = Field(description="the stream's path with the ticket")
+
+
 class TokenOut(BaseModel):
     id: str
     name: str

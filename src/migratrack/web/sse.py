@@ -235,7 +235,8 @@ async def events(
     after: Annotated[int | None, Query(ge=0, le=MAX_SEQ,
                                        description="start after this seq (else Last-Event-ID, else 0)")] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=40)] = None,
-    token: Annotated[str | None, Query(description="the token, for browsers' EventSource (no headers)")] = None,
+    ticket: Annotated[str | None, Query(description="a stream ticket from POST …/stream-ticket, for a browser's "
+                                                    "EventSource (which sends no headers)", max_length=200)] = None,
     _: Principal = RequireViewer,
 ) -> EventSourceResponse:
     start = after
