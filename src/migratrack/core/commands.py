@@ -26,8 +26,8 @@ from migratrack.errors import InvalidInput, InvalidTransition
 Error = Annotated[str, Field(min_length=1, max_length=MAX_TEXT, description="what went wrong")]
 Reason = Annotated[str, Field(min_length=1, max_length=MAX_TEXT, description="why it is skipped")]
 Why = Annotated[str | None, Field(max_length=MAX_TEXT, description="why, for the audit trail")]
-Who = Annotated[str | None, Field(max_length=200, description="who approves (recorded in the audit trail); "
-                                                              "default the caller's name")]
+Who = Annotated[str | None, Field(min_length=1, max_length=200,
+                                  description="who approves (recorded in the audit trail); default the caller's name")]
 
 
 class Target(str, Enum):

@@ -359,6 +359,11 @@ def check_progress(value: Any, what: str = "progress") -> float:
     return v
 
 
+#: the largest count (and event sequence number) taken: the largest integer that every JSON reader
+#: (JavaScript's included) and Redis's Lua keep exactly
+MAX_COUNT = 2**53 - 1
+
+
 def check_count(value: Any, what: str, *, allow_zero: bool = True) -> int:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidInput(f"{what} must be a whole number, not {type(value).__name__}")
@@ -368,6 +373,8 @@ def check_count(value: Any, what: str, *, allow_zero: bool = True) -> int:
         value = int(value)
     if value < 0 or (value == 0 and not allow_zero):
         raise InvalidInput(f"{what} must be {'non-negative' if allow_zero else 'positive'}, got {value!r}")
+    if value > MAX_COUNT:
+        raise InvalidInput(f"{what} must be at most {MAX_COUNT} (2^53 - 1), got {value!r}")
     return int(value)
 
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, create_model
 from starlette.concurrency import run_in_threadpool
 
 from migratrack.core.commands import ADDRESS_FIELDS, BY_VERB, COMMANDS, Command, Target
+from migratrack.core.models import MAX_COUNT
 from migratrack.core.rules import Change
 from migratrack.core.views import Dashboard, EstimateView, Overview
 from migratrack.errors import MigrationNotFound
@@ -62,7 +63,7 @@ from migratrack.web.schemas import (
 T = TypeVar("T")
 
 #: the largest sequence number a cursor may name (stores keep 64-bit integers)
-MAX_SEQ = 2**62
+MAX_SEQ = MAX_COUNT
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "no token, or an unknown or revoked one"},
@@ -349,7 +350,8 @@ def _metrics(request: Request, mid: str, body: MetricsIn, svc: MigrationService,
     actor = actor_of(request, who)
 
     def write(op_id: str | None) -> ControlOut:
-        svc.update_metrics(mid, body.values, body.increment, actor=actor, op_id=op_id)
+        svc.update_metrics(mid, body.values, {str(k): v for k, v in body.increment.items()}, actor=actor,
+                           op_id=op_id)
         return ControlOut(control=svc.control(mid))
 
     return keyed(request, key, who, body, ControlOut, write)
@@ -393,7 +395,8 @@ async def batch(request: Request, mid: MigrationId, body: BatchIn, svc: Svc, key
                               add=u.add, metadata=u.metadata or {}) for u in body.updates]
 
     def apply(op_id: str | None) -> ControlOut:
-        svc.apply_updates(mid, updates, body.increments or None, actor=actor, op_id=op_id)
+        increments: dict[str, int] = {str(k): v for k, v in body.increments.items()}
+        svc.apply_updates(mid, updates, increments or None, actor=actor, op_id=op_id)
         return ControlOut(control=svc.control(mid))
 
     return await call(request, lambda: keyed(request, key, who, body, ControlOut, apply))

@@ -30,7 +30,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from migratrack.errors import InvalidInput, NotFound
+from migratrack.errors import InvalidInput, NotFound, RuleViolation
 from migratrack.storage.base import Storage, TokenRecord
 
 #: how long a looked-up token is trusted before the store is asked again (revocation delay)
@@ -110,7 +110,7 @@ class TokenManager:
         except ValueError:
             raise InvalidInput(f"unknown role {role!r}; use admin, operator or viewer") from None
         if any(t.name == name and t.revoked_at is None for t in self.storage.list_tokens()):
-            raise InvalidInput(f"a token named {name!r} exists; revoke it first or choose another name")
+            raise RuleViolation(f"a token named {name!r} exists; revoke it first or choose another name")
         token = "mt_" + secrets.token_urlsafe(32)
         record = TokenRecord(id=uuid.uuid4().hex[:8], name=name, role=r.value, token_hash=hash_token(token),
                              created_at=datetime.now(UTC), created_by=by or local_user())

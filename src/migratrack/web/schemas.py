@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from migratrack.core.models import Event
+from migratrack.core.models import MAX_COUNT, Event
 from migratrack.core.plan import Id, PlanSpec
 from migratrack.core.states import AlertLevel, Control, MigrationStatus
 from migratrack.core.values import Metadata
@@ -15,7 +15,18 @@ from migratrack.core.views import AlertView, Overview
 from migratrack.web.auth import split_actor
 
 Percent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False, strict=True)]  # strict: no true/false
-Count = Annotated[int, Field(ge=0, le=2**62, strict=True)]
+
+
+def _a_number(value: Any) -> Any:
+    if isinstance(value, bool | str | bytes):
+        raise ValueError("must be a number, not true/false or text")
+    return value
+
+
+# a whole number: 3 or 3.0 (JSON does not tell them apart), never true/false, "3" or 3.5
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT), BeforeValidator(_a_number)]
+#: the counters that add up across workers
+Counter = Literal["successful_operations", "failed_operations", "total_data_migrated"]
 Text = Annotated[str, Field(min_length=1, max_length=10_000)]
 Number = Annotated[float, Field(allow_inf_nan=False)]
 
@@ -68,21 +79,14 @@ class MigrationSummary(BaseModel):
 
 
 class ProgressIn(_In):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"progress": 42.5}, {"done": 1200,
-                                                                                                    "total": 5000}]})
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [{"progress": 42.5}, {"done": 1200, "total": 5000}]})
 
     progress: Percent | None = Field(default=None, description="percent; a lower value than stored is ignored")
     done: Count | None = Field(default=None, description="items done (of total)")
     total: Count | None = None
     add: Count | None = Field(default=None, description="add to the done count (adds up across workers)")
     metadata: Metadata | None = None
-
-    @model_validator(mode="after")
-    def _something(self) -> ProgressIn:
-        if self.progress is None and self.done is None and self.total is None and self.add is None \
-                and not self.metadata:
-            raise ValueError("give progress, done/total, add or metadata")
-        return self
 
 
 class SubTaskProgressIn(_In):
@@ -121,7 +125,7 @@ class MetricsIn(_In):
 
     values: dict[str, Number | dict[str, Number]] = Field(
         default_factory=dict, description="a partial MigrationMetrics (snake_case or camelCase), last write wins")
-    increment: dict[str, Count] = Field(
+    increment: dict[Counter, Count] = Field(
         default_factory=dict, description="counters to add to: successful_operations, failed_operations, "
                                           "total_data_migrated")
 
@@ -148,7 +152,7 @@ class BatchIn(_In):
 
     updates: list[UpdateIn] = Field(default_factory=list, max_length=10_000,
                                     description="applied in order, each one atomically")
-    increments: dict[str, Count] = Field(default_factory=dict, description="counter increments")
+    increments: dict[Counter, Count] = Field(default_factory=dict, description="counter increments")
 
 
 class ControlOut(BaseModel):
