@@ -251,8 +251,10 @@ def _timeline(state: MigrationState, now: datetime) -> list[TimelineEntry]:
     return out
 
 
-def build_dashboard(state: MigrationState, alerts: Sequence[Alert], now: datetime) -> Dashboard:
-    est = estimate(state, now)
+def build_dashboard(
+    state: MigrationState, alerts: Sequence[Alert], now: datetime, est: Estimate | None = None
+) -> Dashboard:
+    est = est or estimate(state, now)
     phases = [
         PhaseView(
             id=p.id, name=p.name, description=p.description, status=p.status,
