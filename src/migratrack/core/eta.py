@@ -311,7 +311,10 @@ def _scored(curve: _Curve, frac: float, active: float, phase: PhaseState, plan_t
     # the mix's own errors at the scoring instants: the spread it has actually shown
     n = min(len(judged[k]) for k in weights)
     mix_errors = [sum(weights[k] * judged[k][i] for k in weights) / total_w for i in range(n)]
-    spread = max(math.sqrt(statistics.fmean(e * e for e in mix_errors)), 0.03)
+    # ... measured over horizons of about a third of the phase so far: errors grow with the
+    # horizon (as a random walk's, with its square root), and the rest may be longer
+    horizon = max(1.0, min(9.0, point / max(0.35 * span, 1e-9)))
+    spread = max(math.sqrt(statistics.fmean(e * e for e in mix_errors)), 0.03) * math.sqrt(horizon)
     others = ", ".join(f"{k} {score[k]:.0%}" for k in sorted(score, key=lambda k: score[k]) if k != best)
     reason = (f"{best} predicted the progress made so far best (mean error {score[best]:.0%}"
               + (f"; {others}" if others else "") + ")")
