@@ -181,7 +181,7 @@ class _Runner:
     def _progress(self, p: PhaseSpec, u: float) -> None:
         t = self.tracker
         if p.subs:
-            elapsed = u * p.seconds
+            elapsed = u * p.seconds if u < 1.0 else float("inf")  # the end: every sub-task done
             for s in p.subs:
                 key = (p.id, s.id)
                 state = self.sub_state.get(key, "pending")

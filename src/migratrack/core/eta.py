@@ -58,8 +58,8 @@ PLAN_SPREAD = 0.4
 #: p10/p90 of a normal distribution, in standard deviations
 Z90 = 1.2816
 #: how sharply the estimators' weights fall off with their mean log error
-TEMPERATURE = 0.08
-#: instants (fractions of the phase's active time) at which the estimators are scored
+TEMPERATURE = 0.04
+#: the estimators are scored from the instants the phase reached these shares of its progress
 SCORE_AT = (0.4, 0.55, 0.7, 0.85)
 CAL_CLAMP = (0.25, 4.0)
 
@@ -102,21 +102,28 @@ class _Part:
 
 @dataclass(frozen=True, slots=True)
 class _Pace:
-    """time(f1, f2) = integral of exp(alpha + beta*f) df: constant pace when beta is 0."""
+    """pace(f) = alpha + beta*f seconds per unit of progress (constant when beta is 0), never
+    below ``floor``: time(f1, f2) is its integral."""
 
     alpha: float
     beta: float = 0.0
+    floor: float = 0.0
+
+    def at(self, f: float) -> float:
+        return max(self.floor, self.alpha + self.beta * f)
 
     def time(self, f1: float, f2: float) -> float:
         if f2 <= f1:
             return 0.0
-        if abs(self.beta) < 1e-6:
-            return math.exp(self.alpha) * (f2 - f1)
-        return math.exp(self.alpha) * (math.exp(self.beta * f2) - math.exp(self.beta * f1)) / self.beta
+        if self.beta == 0.0:
+            return max(self.floor, self.alpha) * (f2 - f1)
+        n = 16  # the midpoint rule; the floor makes the integrand piecewise linear
+        h = (f2 - f1) / n
+        return sum(self.at(f1 + (i + 0.5) * h) for i in range(n)) * h
 
 
 def _const(pace: float) -> _Pace | None:
-    return _Pace(math.log(pace)) if pace > 0 and math.isfinite(pace) else None
+    return _Pace(pace) if pace > 0 and math.isfinite(pace) else None
 
 
 class _Curve:
@@ -160,26 +167,66 @@ def _recent(c: _Curve, upto: float) -> _Pace | None:
     return _const(window / gained)
 
 
+def _flowing(c: _Curve, upto: float) -> _Pace | None:
+    """The pace while work flows: stretches without progress much longer than the usual gap
+    between reports (a lock wait, a stall already over or still going) are left out."""
+    pts = [(a, f) for a, f in zip(c.a, c.f, strict=True) if a <= upto]
+    if upto > pts[-1][0]:
+        pts.append((upto, pts[-1][1]))
+    gained = pts[-1][1] - pts[0][1]
+    if gained * 100 < MIN_PROGRESS_FOR_RATE:
+        return None
+    # the time from each report that moved progress to the next one that did: a gap much
+    # longer than the usual one is a stall (reports may be silent through it), less a usual gap
+    gaps: list[float] = []
+    idle = 0.0
+    for (a0, f0), (a1, f1) in zip(pts, pts[1:], strict=False):
+        idle += a1 - a0
+        if f1 > f0:
+            gaps.append(idle)
+            idle = 0.0
+    span = upto - pts[0][0]
+    if len(gaps) < 3 or span <= 0:
+        return None
+    usual = statistics.median(gaps)
+    limit = max(5 * usual, 0.05 * span)
+    stalled = sum(g - usual for g in [*gaps, idle] if g > limit)
+    if stalled <= 0 or stalled >= span:
+        return None  # no stall: the average says the same
+    return _const((span - stalled) / gained)
+
+
 def _trend(c: _Curve, upto: float) -> _Pace | None:
-    f0, f1 = c.f[0], c.f_at(upto)
-    if (f1 - f0) * 100 < 4 * MIN_PROGRESS_FOR_RATE:
+    """The pace fitted linearly in progress over the intervals between reports that moved it
+    (weighted by the progress each made): a phase whose items cost more and more (a B-tree
+    filling) or less and less (a cache warming). A first-order fit: it does not bend further
+    than the data, and the pace never falls below a quarter of its last fitted value."""
+    xs: list[float] = []
+    ys: list[float] = []
+    ws: list[float] = []
+    last_a, last_f = c.a[0], c.f[0]
+    for a, f in zip(c.a, c.f, strict=True):
+        if a > upto:
+            break
+        if f > last_f:
+            xs.append((f + last_f) / 2)
+            ys.append((a - last_a) / (f - last_f))
+            ws.append(f - last_f)
+            last_a, last_f = a, f
+    if len(xs) < 3 or (last_f - c.f[0]) * 100 < 4 * MIN_PROGRESS_FOR_RATE:
         return None
-    edges = [f0 + (f1 - f0) * i / 4 for i in range(5)]
-    times = [c.a[0]] + [c.a_reach(q) for q in edges[1:-1]] + [max(c.a_reach(f1), c.a[0])]
-    step = (f1 - f0) / 4
-    xs, ys = [], []
-    mean_pace = (times[-1] - times[0]) / (f1 - f0)
-    if mean_pace <= 0:
+    total = sum(ws)
+    mx = sum(w * x for w, x in zip(ws, xs, strict=True)) / total
+    my = sum(w * y for w, y in zip(ws, ys, strict=True)) / total
+    sxx = sum(w * (x - mx) ** 2 for w, x in zip(ws, xs, strict=True))
+    if sxx <= 0 or my <= 0:
         return None
-    for i in range(4):
-        pace = max((times[i + 1] - times[i]) / step, 0.02 * mean_pace)  # a jump is fast, not free
-        xs.append((edges[i] + edges[i + 1]) / 2)
-        ys.append(math.log(pace))
-    mx, my = statistics.fmean(xs), statistics.fmean(ys)
-    sxx = sum((x - mx) ** 2 for x in xs)
-    beta = 0.0 if sxx == 0 else sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
-    beta = max(-2.5, min(2.5, beta))
-    return _Pace(my - beta * mx, beta)
+    beta = sum(w * (x - mx) * (y - my) for w, x, y in zip(ws, xs, ys, strict=True)) / sxx
+    alpha = my - beta * mx
+    now_pace = alpha + beta * last_f
+    if now_pace <= 0:
+        return None
+    return _Pace(alpha, beta, 0.25 * now_pace)
 
 
 # -- one phase ------------------------------------------------------------------------------
@@ -281,6 +328,7 @@ def _scored(curve: _Curve, frac: float, active: float, phase: PhaseState, plan_t
             "average": _average(curve, upto, earlier, done_before if earlier == 0 else 0.0),
             "recent": _recent(curve, upto),
             "trend": _trend(curve, upto),
+            "flowing": _flowing(curve, upto),
         }
         if plan_total is not None and plan_total > 0:
             out["plan"] = _const(plan_total)
@@ -288,7 +336,9 @@ def _scored(curve: _Curve, frac: float, active: float, phase: PhaseState, plan_t
 
     errors: dict[str, list[float]] = {}
     for share in SCORE_AT:
-        at = a0 + share * span
+        # judged from the instants the phase reached shares of its progress so far: report
+        # instants, so an estimator is not asked to foresee the end of a stall it is inside
+        at = curve.a_reach(curve.f[0] + share * (frac - curve.f[0]))
         f_then = curve.f_at(at)
         if (frac - f_then) * 100 < MIN_PROGRESS_FOR_RATE or (f_then - curve.f[0]) * 100 < MIN_PROGRESS_FOR_RATE:
             continue
@@ -313,7 +363,7 @@ def _scored(curve: _Curve, frac: float, active: float, phase: PhaseState, plan_t
     mix_errors = [sum(weights[k] * judged[k][i] for k in weights) / total_w for i in range(n)]
     # ... measured over horizons of about a third of the phase so far: errors grow with the
     # horizon (as a random walk's, with its square root), and the rest may be longer
-    horizon = max(1.0, min(9.0, point / max(0.35 * span, 1e-9)))
+    horizon = max(1.0, min(4.0, point / max(0.35 * span, 1e-9)))
     spread = max(math.sqrt(statistics.fmean(e * e for e in mix_errors)), 0.03) * math.sqrt(horizon)
     others = ", ".join(f"{k} {score[k]:.0%}" for k in sorted(score, key=lambda k: score[k]) if k != best)
     reason = (f"{best} predicted the progress made so far best (mean error {score[best]:.0%}"
@@ -329,12 +379,15 @@ def _active_total(state: MigrationState, p: PhaseState, now: datetime) -> float:
 
 
 def _weighted_log_stats(items: Sequence[tuple[float, float]]) -> tuple[float, float | None]:
-    """(weighted mean, weighted sd or None with fewer than two items) of (log value, weight)."""
+    """Of (log ratio, weight) pairs: the log of the weighted mean ratio (with plan weights, the
+    ratio of the sums: what the total of many pending phases scales by) and the weighted sd of
+    the log ratios (None with fewer than two)."""
     total = sum(w for _, w in items)
-    mean = sum(v * w for v, w in items) / total
+    mean = math.log(sum(math.exp(v) * w for v, w in items) / total)
     if len(items) < 2:
         return mean, None
-    var = sum(w * (v - mean) ** 2 for v, w in items) / total
+    centre = sum(v * w for v, w in items) / total
+    var = sum(w * (v - centre) ** 2 for v, w in items) / total
     return mean, math.sqrt(var)
 
 
