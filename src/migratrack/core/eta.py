@@ -62,6 +62,8 @@ TEMPERATURE = 0.04
 #: the estimators are scored from the instants the phase reached these shares of its progress
 SCORE_AT = (0.4, 0.55, 0.7, 0.85)
 CAL_CLAMP = (0.25, 4.0)
+#: reports that moved progress needed before a trend is fitted (a slope from 2 or 3 is noise)
+MIN_TREND_INTERVALS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,15 +110,16 @@ class _Pace:
     alpha: float
     beta: float = 0.0
     floor: float = 0.0
+    ceiling: float = math.inf
 
     def at(self, f: float) -> float:
-        return max(self.floor, self.alpha + self.beta * f)
+        return min(self.ceiling, max(self.floor, self.alpha + self.beta * f))
 
     def time(self, f1: float, f2: float) -> float:
         if f2 <= f1:
             return 0.0
         if self.beta == 0.0:
-            return max(self.floor, self.alpha) * (f2 - f1)
+            return self.at(0.0) * (f2 - f1)
         n = 16  # the midpoint rule; the floor makes the integrand piecewise linear
         h = (f2 - f1) / n
         return sum(self.at(f1 + (i + 0.5) * h) for i in range(n)) * h
@@ -200,7 +203,7 @@ def _trend(c: _Curve, upto: float) -> _Pace | None:
     """The pace fitted linearly in progress over the intervals between reports that moved it
     (weighted by the progress each made): a phase whose items cost more and more (a B-tree
     filling) or less and less (a cache warming). A first-order fit: it does not bend further
-    than the data, and the pace never falls below a quarter of its last fitted value."""
+    than the data, and the pace stays within a factor 3 of its mean so far."""
     xs: list[float] = []
     ys: list[float] = []
     ws: list[float] = []
@@ -213,7 +216,7 @@ def _trend(c: _Curve, upto: float) -> _Pace | None:
             ys.append((a - last_a) / (f - last_f))
             ws.append(f - last_f)
             last_a, last_f = a, f
-    if len(xs) < 3 or (last_f - c.f[0]) * 100 < 4 * MIN_PROGRESS_FOR_RATE:
+    if len(xs) < MIN_TREND_INTERVALS or (last_f - c.f[0]) * 100 < 4 * MIN_PROGRESS_FOR_RATE:
         return None
     total = sum(ws)
     mx = sum(w * x for w, x in zip(ws, xs, strict=True)) / total
@@ -222,11 +225,7 @@ def _trend(c: _Curve, upto: float) -> _Pace | None:
     if sxx <= 0 or my <= 0:
         return None
     beta = sum(w * (x - mx) * (y - my) for w, x, y in zip(ws, xs, ys, strict=True)) / sxx
-    alpha = my - beta * mx
-    now_pace = alpha + beta * last_f
-    if now_pace <= 0:
-        return None
-    return _Pace(alpha, beta, 0.25 * now_pace)
+    return _Pace(my - beta * mx, beta, my / 3, 3 * my)
 
 
 # -- one phase ------------------------------------------------------------------------------
@@ -237,6 +236,14 @@ def _fraction(phase: PhaseState) -> float:
     if phase.total and phase.total > 0 and phase.done > 0 and not phase.sub_tasks:
         return min(1.0, phase.done / phase.total)
     return phase_progress(phase) / 100.0
+
+
+def _total_revision(phase: PhaseState, history: ProgressHistory | None) -> float:
+    """The phase's total now over the first total it reported (1 without counts or history)."""
+    if history is None or not phase.total:
+        return 1.0
+    first = next((s.total for s in history.samples.get(phase.id, ()) if s.total), None)
+    return phase.total / first if first else 1.0
 
 
 def _sample_fraction(phase: PhaseState, s: Sample) -> float:
@@ -354,7 +361,9 @@ def _scored(curve: _Curve, frac: float, active: float, phase: PhaseState, plan_t
         return None
     score = {k: statistics.fmean(abs(e) for e in v) for k, v in judged.items()}
     best = min(score, key=lambda k: score[k])
-    weights = {k: math.exp(-(s - score[best]) / TEMPERATURE) for k, s in score.items()}
+    # when even the best has predicted badly (bursty work), none is trusted alone: they are mixed
+    temperature = max(TEMPERATURE, score[best] / 2)
+    weights = {k: math.exp(-(s - score[best]) / temperature) for k, s in score.items()}
     total_w = sum(weights.values())
     left = {k: now_paces[k].time(frac, 1.0) for k in weights}
     point = sum(weights[k] * left[k] for k in weights) / total_w
@@ -365,6 +374,11 @@ def _scored(curve: _Curve, frac: float, active: float, phase: PhaseState, plan_t
     # horizon (as a random walk's, with its square root), and the rest may be longer
     horizon = max(1.0, min(4.0, point / max(0.35 * span, 1e-9)))
     spread = max(math.sqrt(statistics.fmean(e * e for e in mix_errors)), 0.03) * math.sqrt(horizon)
+    # and the estimators' disagreement about what is left (weighted, log scale)
+    logs = {k: math.log(max(v, 1e-9)) for k, v in left.items()}
+    centre = sum(weights[k] * logs[k] for k in weights) / total_w
+    disagreement = sum(weights[k] * (logs[k] - centre) ** 2 for k in weights) / total_w
+    spread = math.sqrt(spread * spread + disagreement)
     others = ", ".join(f"{k} {score[k]:.0%}" for k in sorted(score, key=lambda k: score[k]) if k != best)
     reason = (f"{best} predicted the progress made so far best (mean error {score[best]:.0%}"
               + (f"; {others}" if others else "") + ")")
@@ -402,7 +416,12 @@ def estimate(
 
     def base_of(p: PhaseState) -> float | None:
         got = prior.get(p.id)
-        return got if got is not None and got > 0 else p.estimated_seconds
+        if got is not None and got > 0:
+            return got
+        if p.estimated_seconds is None:
+            return None
+        # a plan made for the total first declared grows with a revised total
+        return p.estimated_seconds * _total_revision(p, history)
 
     finished_ratios: list[tuple[float, float]] = []
     for p in state.phases.values():

@@ -31,6 +31,8 @@ class Sample:
     #: the done count when the phase reports counts (its fraction is re-read against the
     #: latest total, so a revised total re-scales the whole history)
     done: int | None = None
+    #: the total the count was against at the time
+    total: int | None = None
 
 
 @dataclass(slots=True)
@@ -53,8 +55,9 @@ class ProgressHistory:
             if not isinstance(pid, str) or pid not in state.phases or not e.type.startswith(("phase.", "subtask.")):
                 continue
             if e.type == "phase.progress":
-                done = e.payload.get("done") if e.payload.get("total") is not None else None
-                self._add(pid, Sample(e.ts, float(e.payload.get("progress", 0.0)), done))
+                total = e.payload.get("total")
+                done = e.payload.get("done") if total is not None else None
+                self._add(pid, Sample(e.ts, float(e.payload.get("progress", 0.0)), done, total))
             elif e.type == "phase.started":
                 last = self.samples.get(pid)
                 self._add(pid, Sample(e.ts, last[-1].progress if last else 0.0, last[-1].done if last else None))
