@@ -13,9 +13,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.eta.replay import replay  # noqa: E402
-from bench.eta.score import checkpoint_table, markdown, verdict  # noqa: E402
-from bench.eta.traces import build_traces  # noqa: E402
+from bench.eta.replay import replay
+from bench.eta.score import checkpoint_table, markdown, verdict
+from bench.eta.traces import build_traces
 
 
 def main() -> int:

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import itertools
 import statistics
 from dataclasses import dataclass
 
@@ -42,7 +43,7 @@ def score(result: TraceResult) -> Scores:
         mape[name] = statistics.fmean(ape(c.readings[name].remaining, c.true_remaining) for c in cps)
         unknown[name] = sum(c.readings[name].remaining is None for c in cps)
         moves = []
-        for a, b in zip(cps, cps[1:], strict=False):
+        for a, b in itertools.pairwise(cps):
             ra, rb = a.readings[name].remaining, b.readings[name].remaining
             if ra is None or rb is None:
                 continue

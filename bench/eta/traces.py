@@ -8,6 +8,7 @@ turns a trace into SDK calls at the right instants of an injected clock.
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections.abc import Callable
@@ -79,7 +80,7 @@ def bursty(rng: random.Random, bursts: int = 14) -> Profile:
     edges[-1] = (1.0, 1.0)
 
     def profile(u: float) -> float:
-        for (t0, p0), (t1, p1) in zip(edges, edges[1:], strict=False):
+        for (t0, p0), (t1, p1) in itertools.pairwise(edges):
             if u <= t1:
                 return p0 if t1 == t0 else p0 + (p1 - p0) * (u - t0) / (t1 - t0)
         return 1.0

@@ -306,7 +306,8 @@ def test_a_revised_total_rescales_instead_of_reading_due(service: MigrationServi
 
 
 def test_a_rehearsal_is_the_prior_of_the_real_run(service: MigrationService, clock: FakeClock) -> None:
-    plan = [{"id": "copy", "estimated_duration": 10}, {"id": "check", "dependencies": ["copy"], "estimated_duration": 10}]
+    plan = [{"id": "copy", "estimated_duration": 10},
+            {"id": "check", "dependencies": ["copy"], "estimated_duration": 10}]
     service.initialize("rehearsal", plan, actor=ACTOR)
     for pid, minutes in (("copy", 30), ("check", 5)):  # the plan was wrong both ways
         service.execute("rehearsal", StartPhase(pid), actor=ACTOR)

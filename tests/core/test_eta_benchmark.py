@@ -11,9 +11,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.eta.replay import replay  # noqa: E402
-from bench.eta.score import ESTIMATORS, Verdict, verdict  # noqa: E402
-from bench.eta.traces import build_traces  # noqa: E402
+from bench.eta.replay import replay
+from bench.eta.score import ESTIMATORS, Verdict, verdict
+from bench.eta.traces import build_traces
 
 
 @pytest.fixture(scope="module")

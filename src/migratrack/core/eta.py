@@ -2,9 +2,11 @@
 
 Each unfinished phase gets a remaining time and a spread (log scale); the remaining times are
 laid on the dependency graph (independent phases run side by side) and the longest path from
-now is the estimate. Time paused is left out of every rate (active seconds only).
+now is the estimate. Time paused is left out of every rate (active seconds only); a phase
+waiting for approval is pending, so the wait is no phase's slowness either.
 
-**A phase in progress.** Several estimators of its pace (seconds per unit of progress) compete:
+**A phase in progress.** Several estimators of its pace (active seconds per unit of progress)
+compete:
 
 * ``plan``: its plan (or, given a ``prior``, its duration in a previous run of the same plan),
   calibrated by the phases already finished;
@@ -12,31 +14,37 @@ now is the estimate. Time paused is left out of every rate (active seconds only)
   not make it look fast;
 * ``recent``: the pace over the last quarter of its active time (a window: a burst or a stall
   shorter than it moves the rate gradually, and a stall never makes it infinite);
-* ``trend``: the pace's trend, fitted (log-linear in progress) over four slices of its progress,
-  for phases that slow down (a B-tree filling) or speed up (a cache warming).
+* ``flowing``: the pace with stalls left out (gaps between reports far longer than the usual
+  one), for work that stalled once and resumed;
+* ``trend``: the pace fitted linearly in progress over the intervals between reports, for
+  phases that slow down (a B-tree filling) or speed up (a cache warming).
 
 Given a history (``core/eta_history.py``), each estimator is asked what it *would have said*
-at four earlier instants about the time to reach today's progress, and scored by its log error
-against what really happened. The weights fall off exponentially with the error, so the one
-that has predicted best speaks loudest, and the errors of the mix become the phase's spread.
-Without enough history the plan and the average pace are blended by progress (at 0% the plan
-speaks alone).
+from the instants the phase reached 40, 55, 70 and 85% of its progress so far about the time to
+reach today's progress, and scored by its mean log error against what happened. Weights fall
+off exponentially with the error (more gently when even the best did badly), so the estimator
+that has predicted best speaks loudest. Without enough history, the plan and the average pace
+are blended by progress (at 0% the plan speaks alone).
 
 Counts: a phase reporting ``done``/``total`` is measured in items against the latest total, so a
-total revised upwards re-scales its history instead of freezing the estimate at "due".
+total revised upwards re-scales its history instead of freezing the estimate at "due", and its
+plan (made for the first total) grows with the total.
 
-**A pending phase.** Its plan (or prior) times the calibration: the weighted geometric mean of
-actual/planned over finished phases and the phases in progress (weighted by plan and progress),
-clamped to [0.25, 4]; the spread of those ratios is its spread. No plan: the typical duration
+**A pending phase.** Its plan (or prior) times the calibration: actual/planned over finished
+phases and the phases in progress (weighted by plan and progress: the ratio of the sums),
+clamped to [0.25, 4]; the spread of the log ratios is its spread. No plan: the typical duration
 of finished phases. Neither: the estimate is unknown, with the reason.
 
 **The interval** is p10-p90: each phase's remaining time times exp(-/+1.28 spread), laid on the
-graph like the point. Its spreads are the errors the estimators actually made on this run (or the
-spread of the calibration ratios); before anything was measured, :data:`PLAN_SPREAD`.
+graph like the point. A phase in progress takes as spread the errors its mix of estimators
+actually made on this run (grown with the square root of the horizon), plus the estimators'
+disagreement; a pending phase the spread of the calibration ratios; before anything was
+measured, :data:`PLAN_SPREAD`.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from collections.abc import Mapping, Sequence
@@ -76,12 +84,13 @@ class Estimate:
     remaining_seconds: float | None
     #: phase ids on the longest remaining path, first to last
     critical_path: tuple[str, ...]
-    #: geometric mean of actual/planned duration over measured phases (1.0 when none)
+    #: actual/planned duration over measured phases, plan-weighted (1.0 when none)
     calibration: float
     #: the phase that drives the estimate: the unfinished phase with the most remaining time
     #: on the critical path
     driver: str | None = None
-    #: the estimator that speaks loudest for the driving phase: plan, prior, average, recent, trend
+    #: the estimator that speaks loudest for the driving phase: plan, prior, typical, average,
+    #: recent, flowing or trend
     method: str | None = None
     #: why that estimator, in a sentence
     reason: str | None = None
@@ -183,7 +192,7 @@ def _flowing(c: _Curve, upto: float) -> _Pace | None:
     # longer than the usual one is a stall (reports may be silent through it), less a usual gap
     gaps: list[float] = []
     idle = 0.0
-    for (a0, f0), (a1, f1) in zip(pts, pts[1:], strict=False):
+    for (a0, f0), (a1, f1) in itertools.pairwise(pts):
         idle += a1 - a0
         if f1 > f0:
             gaps.append(idle)

@@ -26,11 +26,11 @@ class EstimateView(_Model):
     latest: datetime | None
     remaining_seconds: float | None
     critical_path: list[str]
-    calibration: float = Field(description="geometric mean of actual/planned duration over measured phases")
+    calibration: float = Field(description="actual/planned duration over measured phases, plan-weighted")
     driver: str | None = Field(default=None, description="the phase that drives the estimate")
     method: str | None = Field(
         default=None, description="estimator speaking for the driving phase: plan, prior, typical, average, "
-                                  "recent or trend")
+                                  "recent, flowing or trend")
     reason: str | None = Field(default=None, description="why that estimator, in a sentence")
     confidence: str | None = Field(
         default=None, description="high, medium or low: the p10-p90 interval's width relative to the time left")
