@@ -72,6 +72,8 @@ SCORE_AT = (0.4, 0.55, 0.7, 0.85)
 CAL_CLAMP = (0.25, 4.0)
 #: reports that moved progress needed before a trend is fitted (a slope from 2 or 3 is noise)
 MIN_TREND_INTERVALS = 5
+#: points of a phase's progress curve the estimators read (evenly thinned from the history)
+CURVE_POINTS = 80
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,23 +267,23 @@ def _curve(state: MigrationState, phase: PhaseState, now: datetime, samples: Seq
     """The current attempt's progress on the migration's active-time axis, ending now."""
     assert phase.started_at is not None
     origin = state.started_at or phase.started_at
-
-    def act(t: datetime) -> float:
-        return active_seconds(state, origin, t)
-
-    start = act(phase.started_at)
-    pts: list[tuple[float, float]] = [(start, 0.0 if phase.attempts <= 1 else -1.0)]
+    began = phase.started_at
+    raw: list[tuple[datetime, float]] = [(began, 0.0 if phase.attempts <= 1 else -1.0)]
     top = 0.0
     for s in samples:
-        if s.at < phase.started_at or s.at > now:
-            continue
-        top = max(top, _sample_fraction(phase, s))
-        pts.append((act(s.at), top))
+        if began <= s.at <= now:
+            top = max(top, _sample_fraction(phase, s))
+            raw.append((s.at, top))
     frac = _fraction(phase)
-    pts.append((act(now), max(top, frac)))
-    if pts[0][1] < 0:  # a retry: progress carried over from earlier attempts
-        pts[0] = (start, pts[1][1] if len(pts) > 1 else frac)
-    return _Curve(pts)
+    raw.append((now, max(top, frac)))
+    if raw[0][1] < 0:  # a retry: progress carried over from earlier attempts
+        raw[0] = (began, raw[1][1])
+    if len(raw) > CURVE_POINTS:  # enough to judge a shape; the estimate's cost stays flat
+        stride = len(raw) / (CURVE_POINTS - 1)
+        raw = [raw[int(i * stride)] for i in range(CURVE_POINTS - 1)] + [raw[-1]]
+    if state.pauses:
+        return _Curve([(active_seconds(state, origin, t), f) for t, f in raw])
+    return _Curve([((t - origin).total_seconds(), f) for t, f in raw])
 
 
 def _plan_part(
