@@ -50,6 +50,7 @@ from migratrack.errors import (
     StorageError,
     StorageUnavailable,
 )
+from migratrack.estimate_inputs import EstimateInputs
 from migratrack.storage import MergeResult, Storage, open_storage
 from migratrack.storage.base import ProgressMerge, RequestRecord, SubTaskScope
 from migratrack.storage.base import check_op_id as store_check_op_id
@@ -133,6 +134,8 @@ class MigrationService:
         # compared with the store's clock once, before the first write it does not stamp
         self._clock_checked = self.clock_is_authority or not self.storage.has_clock
         self._thresholds: dict[str, float] = {}
+        #: the estimator's progress history and priors, kept per migration (estimate_inputs.py)
+        self._eta_inputs = EstimateInputs(self.storage)
 
     def now(self) -> datetime:
         """This service's clock (see the module docstring for when it stamps writes)."""
@@ -463,15 +466,22 @@ class MigrationService:
 
     def overview(self, mid: str) -> Overview:
         state = self.storage.load(mid)
-        return build_overview(state, self.read_time(state))
+        now = self.read_time(state)
+        return build_overview(state, now, self._estimate(state, now))
 
     def dashboard(self, mid: str, *, alerts: int = 20) -> Dashboard:
         state = self.storage.load(mid)
-        return build_dashboard(state, self.storage.alerts(mid, limit=alerts), self.read_time(state))
+        now = self.read_time(state)
+        return build_dashboard(state, self.storage.alerts(mid, limit=alerts), now, self._estimate(state, now))
 
     def estimate(self, mid: str) -> Estimate:
         state = self.storage.load(mid)
-        return estimate(state, self.read_time(state))
+        return self._estimate(state, self.read_time(state))
+
+    def _estimate(self, state: MigrationState, now: datetime) -> Estimate:
+        """The estimate with its history (the event log, folded) and priors (earlier runs)."""
+        inputs = self._eta_inputs
+        return estimate(state, now, inputs.history(state), inputs.prior(state))
 
     def control(self, mid: str) -> Control:
         return self.storage.control(mid)

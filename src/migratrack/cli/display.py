@@ -84,6 +84,8 @@ def render_dashboard(d: Dashboard, now: datetime) -> RenderableType:
         if eta.earliest and eta.latest and eta.completion and (eta.latest - eta.earliest).total_seconds() >= 1:
             span = f"  [dim]between {eta.earliest.astimezone():%H:%M:%S} and {eta.latest.astimezone():%H:%M:%S}[/]"
         head.add_row("ETA", _when(eta.completion, now) + span)
+        if eta.explanation():
+            head.add_row("", Text(safe(eta.explanation() or ""), style="dim"))
 
     phases = Table(box=box.SIMPLE_HEAD, expand=True)
     phases.add_column("phase")

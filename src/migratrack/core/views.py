@@ -26,15 +26,32 @@ class EstimateView(_Model):
     latest: datetime | None
     remaining_seconds: float | None
     critical_path: list[str]
-    calibration: float = Field(description="median actual/planned duration of completed phases")
+    calibration: float = Field(description="actual/planned duration over measured phases, plan-weighted")
+    driver: str | None = Field(default=None, description="the phase that drives the estimate")
+    method: str | None = Field(
+        default=None, description="estimator speaking for the driving phase: plan, prior, typical, average, "
+                                  "recent, flowing or trend")
+    reason: str | None = Field(default=None, description="why that estimator, in a sentence")
+    confidence: str | None = Field(
+        default=None, description="high, medium or low: the p10-p90 interval's width relative to the time left")
+    unknown_reason: str | None = Field(default=None, description="why the estimate is unknown; null when known")
 
     @classmethod
     def of(cls, e: Estimate) -> EstimateView:
         return cls(
             completion=e.completion, earliest=e.earliest, latest=e.latest,
             remaining_seconds=e.remaining_seconds, critical_path=list(e.critical_path),
-            calibration=e.calibration,
+            calibration=e.calibration, driver=e.driver, method=e.method, reason=e.reason,
+            confidence=e.confidence, unknown_reason=e.unknown_reason,
         )
+
+    def explanation(self) -> str | None:
+        """One line for people: what drives the estimate and how sure it is, or why it is unknown."""
+        if self.completion is None:
+            return self.unknown_reason
+        if self.driver is None:
+            return None
+        return f"driven by {self.driver} ({self.method}: {self.reason}); confidence {self.confidence}"
 
 
 class PhaseBrief(_Model):
@@ -251,8 +268,10 @@ def _timeline(state: MigrationState, now: datetime) -> list[TimelineEntry]:
     return out
 
 
-def build_dashboard(state: MigrationState, alerts: Sequence[Alert], now: datetime) -> Dashboard:
-    est = estimate(state, now)
+def build_dashboard(
+    state: MigrationState, alerts: Sequence[Alert], now: datetime, est: Estimate | None = None
+) -> Dashboard:
+    est = est or estimate(state, now)
     phases = [
         PhaseView(
             id=p.id, name=p.name, description=p.description, status=p.status,

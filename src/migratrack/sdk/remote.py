@@ -261,7 +261,8 @@ class RemoteBackend:
         d = self._reliable("GET", f"/api/migrations/{_q(mid)}/estimate")
         return Estimate(completion=_dt(d["completion"]), earliest=_dt(d["earliest"]), latest=_dt(d["latest"]),
                         remaining_seconds=d["remaining_seconds"], critical_path=tuple(d["critical_path"]),
-                        calibration=float(d["calibration"]))
+                        calibration=float(d["calibration"]),
+                        **{k: d.get(k) for k in ("driver", "method", "reason", "confidence", "unknown_reason")})
 
     def control(self, mid: str) -> Control:
         """The control state; during an outage, the last one the server told (never blocks long)."""
