@@ -33,6 +33,7 @@ from migratrack.core.models import (
 )
 from migratrack.core.rules import (
     Change,
+    NeedsSubTasks,
     Rules,
     derived_error_rate,
     error_rate_threshold,
@@ -50,7 +51,7 @@ from migratrack.errors import (
     StorageUnavailable,
 )
 from migratrack.storage import MergeResult, Storage, open_storage
-from migratrack.storage.base import ProgressMerge, RequestRecord, SubTaskScope
+from migratrack.storage.base import PhaseScope, ProgressMerge, RequestRecord, SubTaskScope
 from migratrack.storage.base import check_op_id as store_check_op_id
 
 Clock = Callable[[], datetime]
@@ -203,11 +204,15 @@ class MigrationService:
 
     def run(
         self, migration_id: str, actor: str, command: Callable[[Rules], Any], *, sub_tasks: SubTaskScope = None,
-        op_id: str | None = None, new_id: Callable[[], str] | None = None,
+        op_id: str | None = None, new_id: Callable[[], str] | None = None, phases: PhaseScope = None,
     ) -> Change:
         """``command`` through the rules under the migration's lock. With an ``op_id`` already
         applied, nothing runs and the answer is an empty Change (see ``storage/base.py``). The
-        rules' now is the write's time as the store gives it (``state.as_of``)."""
+        rules' now is the write's time as the store gives it (``state.as_of``).
+
+        ``phases`` (with ``sub_tasks``) is what the command reads: None, the whole migration;
+        else the header, these phases and their dependencies (a scoped load: what keeps a
+        transition's cost independent of the migration's size)."""
         ts = self.write_time()
 
         def fn(state: MigrationState) -> Change:
@@ -216,12 +221,17 @@ class MigrationService:
             command(rules)
             return rules.change
 
-        return self.storage.transact(migration_id, fn, sub_tasks=sub_tasks, op_id=op_id, ts=ts)
+        try:
+            return self.storage.transact(migration_id, fn, sub_tasks=sub_tasks, op_id=op_id, ts=ts, phases=phases)
+        except NeedsSubTasks as need:  # nothing was written: once more with what the rule asks for
+            return self.storage.transact(migration_id, fn, sub_tasks=need.phase_id, op_id=op_id, ts=ts,
+                                         phases=phases)
 
     def execute(self, migration_id: str, command: Command, *, actor: str, op_id: str | None = None) -> Change:
         """Run one command (see ``core/commands.py``) under the migration's lock; once per
         ``op_id`` (a repeat answers an empty Change)."""
-        return self.run(migration_id, actor, command.apply, sub_tasks=command.scope, op_id=check_op_id(op_id))
+        return self.run(migration_id, actor, command.apply, sub_tasks=command.scope, op_id=check_op_id(op_id),
+                        phases=command.phase_scope)
 
     def update_phase_progress(
         self,
@@ -251,19 +261,20 @@ class MigrationService:
             if result is not MergeResult.FALLBACK:
                 return result
         return self.run(mid, actor, lambda r: r.update_phase_progress(
-            phase_id, value, metadata, done=done_v, total=total, add=add_v), op_id=op_id)
+            phase_id, value, metadata, done=done_v, total=total, add=add_v), op_id=op_id, phases=(phase_id,))
 
     def _progress_by_rules(self, mid: str, u: ProgressUpdate, *, actor: str, op_id: str | None = None) -> Change:
         """The cold path of a progress report: under the lock, through the rules (what the hot
         path answered FALLBACK to, or what it cannot carry: metadata, a total)."""
         if u.sub_task is None:
             return self.run(mid, actor, lambda r: r.update_phase_progress(
-                u.phase, u.progress, u.metadata or None, done=u.done, total=u.total, add=u.add), op_id=op_id)
+                u.phase, u.progress, u.metadata or None, done=u.done, total=u.total, add=u.add), op_id=op_id,
+                phases=(u.phase,))
         progress = u.progress
         if progress is None:
             raise InvalidInput("a sub-task takes a progress percentage")
         return self.run(mid, actor, lambda r: r.update_sub_task_progress(u.phase, str(u.sub_task), progress),
-                        sub_tasks=u.phase, op_id=op_id)
+                        sub_tasks=(u.phase, str(u.sub_task)), op_id=op_id, phases=(u.phase,))
 
     def update_sub_task_progress(
         self, mid: str, phase_id: str, sub_id: str, progress: float, *, actor: str, op_id: str | None = None
@@ -286,8 +297,9 @@ class MigrationService:
         first one created. Its id is derived from the operation id, so this holds as long as the
         alert exists, also after the store's dedupe window."""
         created: list[Alert] = []
+        scope = () if phase is None else (phase,)
         if check_op_id(op_id) is None:
-            self.run(mid, actor, lambda r: created.append(r.create_alert(level, message, phase)))
+            self.run(mid, actor, lambda r: created.append(r.create_alert(level, message, phase)), phases=scope)
             return created[0]
         alert_id = alert_id_for(str(op_id))
         try:
@@ -295,12 +307,12 @@ class MigrationService:
         except NotFound:
             pass  # not made yet; the store's record of the id settles a race with a repeat
         self.run(mid, actor, lambda r: created.append(r.create_alert(level, message, phase)), op_id=op_id,
-                 new_id=lambda: alert_id)
+                 new_id=lambda: alert_id, phases=scope)
         return created[0] if created else self.storage.get_alert(mid, alert_id)
 
     def acknowledge_alert(self, mid: str, alert_id: str, by: str, *, actor: str) -> Alert:
         alert = self.storage.get_alert(mid, alert_id)
-        self.run(mid, actor, lambda r: r.acknowledge_alert(alert, by))
+        self.run(mid, actor, lambda r: r.acknowledge_alert(alert, by), phases=())
         return alert
 
     def update_metrics(
@@ -318,7 +330,7 @@ class MigrationService:
         sets, deltas = normalise_metrics(values, increments)  # validate before writing anything
         check_op_id(op_id)
         if sets:
-            self.run(mid, actor, lambda r: r.update_metrics(values, increments), op_id=op_id)
+            self.run(mid, actor, lambda r: r.update_metrics(values, increments), op_id=op_id, phases=())
             return
         if not deltas:
             return
@@ -338,14 +350,14 @@ class MigrationService:
             up = after is not None and after > threshold and (before is None or before <= threshold)
             down = after is not None and before is not None and after <= threshold / 2 < before
             if up or down:
-                self.run(mid, actor, lambda r: r.check_error_rate(), op_id=part_id(op_id, "rate"))
+                self.run(mid, actor, lambda r: r.check_error_rate(), op_id=part_id(op_id, "rate"), phases=())
         except StorageError as exc:
             # the increments are in: a caller that sent them again would count them twice
             raise PartiallyApplied(exc, [], {}) from exc
 
     def _threshold(self, mid: str) -> float:
         if mid not in self._thresholds:
-            self._thresholds[mid] = error_rate_threshold(self.storage.load(mid, sub_tasks=None))
+            self._thresholds[mid] = error_rate_threshold(self.storage.load(mid, sub_tasks=None, phases=()))
         return self._thresholds[mid]
 
     def apply_updates(
@@ -491,7 +503,7 @@ class MigrationService:
         self.storage.finish_request(key, fingerprint, response, ts=self.now())
 
     def last_seq(self, mid: str) -> int:
-        return self.storage.load(mid, sub_tasks=None).seq
+        return self.storage.load(mid, sub_tasks=None, phases=()).seq
 
     def events_after(self, mid: str, after: int, limit: int) -> list[Event]:
         """A page of the log, without checking the migration exists (a follower knows it does)."""
