@@ -234,8 +234,9 @@ class LostReplies(Storage):
     def create(self, state: MigrationState, events: Sequence[NewEvent], *, replace: bool = False) -> int:
         return self.inner.create(state, events, replace=replace)
 
-    def load(self, migration_id: str, *, sub_tasks: SubTaskScope = "all") -> MigrationState:
-        return self.inner.load(migration_id, sub_tasks=sub_tasks)
+    def load(self, migration_id: str, *, sub_tasks: SubTaskScope = "all",
+             phases: Sequence[str] | None = None) -> MigrationState:
+        return self.inner.load(migration_id, sub_tasks=sub_tasks, phases=phases)
 
     def exists(self, migration_id: str) -> bool:
         return self.inner.exists(migration_id)

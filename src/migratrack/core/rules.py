@@ -49,7 +49,7 @@ ERROR_RATE_ALERTED = "_error_rate_alerted"
 MAX_TEXT = 10_000
 
 
-class NeedsSubTasks(Exception):  # noqa: N818 - a request, not an error
+class NeedsSubTasks(Exception):
     """Raised by a rule that must read a phase's sub-tasks it was not given (a scoped load): the
     caller loads them and runs the command again. Only on the way to a rejection (to name the
     sub-tasks in the error), so the common case never pays for it; nothing was written."""
