@@ -39,7 +39,8 @@ from migratrack.core.rules import (
     error_rate_threshold,
     normalise_metrics,
 )
-from migratrack.core.states import AlertLevel, Control
+from migratrack.core.states import AlertLevel, Control, Status
+from migratrack.core.summary import SubTaskPage, Summary, build_page, build_summary
 from migratrack.core.views import Dashboard, Overview, build_dashboard, build_overview
 from migratrack.errors import (
     InvalidInput,
@@ -81,6 +82,8 @@ class PartiallyApplied(StorageUnavailable):
 
 #: the longest operation id the service takes (it adds suffixes for a batch's parts)
 MAX_OP_ID = 200
+#: the most sub-tasks one page holds
+MAX_PAGE = 1000
 
 
 def utc_now() -> datetime:
@@ -480,6 +483,33 @@ class MigrationService:
     def estimate(self, mid: str) -> Estimate:
         state = self.storage.load(mid)
         return estimate(state, self.read_time(state))
+
+    def summary(self, mid: str) -> Summary:
+        """Every phase with its sub-tasks counted by status (never listed): the cost of the phases."""
+        state = self.storage.load(mid, sub_tasks=None)
+        for pid, p in state.phases.items():
+            if p.sub_task_counts is None:  # a phase stored before its counts were kept: count it once
+                p.sub_task_counts = self.storage.load(mid, sub_tasks=pid, phases=[pid]).phases[pid].sub_task_counts
+        return build_summary(state)
+
+    def sub_tasks(self, mid: str, phase_id: str, *, status: str | Status | None = None, after: str | None = None,
+                  limit: int = 100) -> SubTaskPage:
+        """A page of one phase's sub-tasks in plan order, after the sub-task ``after``, in
+        ``status`` if given; ``next_after`` names the next page's start. Costs the page."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+            raise InvalidInput(f"limit must be a whole number from 1 to {MAX_PAGE}, got {limit!r}")
+        try:
+            wanted = None if status is None else Status(status)
+        except ValueError:
+            raise InvalidInput(f"status must be one of {', '.join(s.value for s in Status)}; got {status!r}") from None
+        # the migration, the phase and the cursor's sub-task must exist: a clear 404, not an empty page
+        state = self.storage.load(mid, sub_tasks=None if after is None else (phase_id, after), phases=[phase_id])
+        state.phase(phase_id)
+        if after is not None:
+            state.sub_task(phase_id, after)
+        subs = self.storage.page_sub_tasks(mid, phase_id, status=None if wanted is None else wanted.value,
+                                           after=after, limit=limit + 1)
+        return build_page(phase_id, wanted, subs, limit)
 
     def control(self, mid: str) -> Control:
         return self.storage.control(mid)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from migratrack.core.commands import CompletePhase, CompleteSubTask, FailPhase, RetryPhase, StartPhase, StartSubTask
-from migratrack.core.models import Alert, Event, MigrationState, NewEvent
+from migratrack.core.models import Alert, Event, MigrationState, NewEvent, SubTaskState
 from migratrack.core.rules import Change
 from migratrack.core.states import Control
 from migratrack.errors import ConfigurationError, InvalidInput, StorageUnavailable
@@ -249,6 +249,9 @@ class LostReplies(Storage):
 
     def control(self, migration_id: str) -> Control:
         return self.inner.control(migration_id)
+
+    def page_sub_tasks(self, migration_id: str, phase_id: str, **kw: Any) -> list[SubTaskState]:
+        return self.inner.page_sub_tasks(migration_id, phase_id, **kw)
 
     def events(self, migration_id: str, after: int = 0, limit: int = 1000) -> list[Event]:
         return self.inner.events(migration_id, after, limit)

@@ -22,7 +22,15 @@ from migratrack.core.commands import (
     StartSubTask,
 )
 from migratrack.core.models import NewEvent, build_state, count_statuses
-from migratrack.errors import ApprovalRequired, DependencyNotMet, MigratrackError, RuleViolation, SubTaskNotFound
+from migratrack.errors import (
+    ApprovalRequired,
+    DependencyNotMet,
+    InvalidInput,
+    MigratrackError,
+    PhaseNotFound,
+    RuleViolation,
+    SubTaskNotFound,
+)
 from migratrack.service import MigrationService
 from migratrack.storage import Storage
 
@@ -144,3 +152,42 @@ def test_a_migration_stored_before_the_counts_gets_them_from_its_first_transitio
     assert kept_per_phase["a"] is not None and kept_per_phase["a"]["in_progress"] == 1
     with pytest.raises(RuleViolation, match="s0, s1, s2, s3, s4, s5"):
         svc.execute("m", CompletePhase("a"), actor=A)
+
+
+def test_sub_tasks_come_a_page_at_a_time_in_plan_order_filtered_by_status(store: Storage, clock: FakeClock) -> None:
+    svc = MigrationService(store, clock)
+    svc.initialize("big", [{"id": "p", "sub_tasks": [f"t{i:03}" for i in range(250)]}], actor=A)
+    svc.execute("big", StartPhase("p"), actor=A)
+    failed = [f"t{i:03}" for i in range(0, 250, 7)]
+    for sid in failed:
+        svc.execute("big", StartSubTask("p", sid), actor=A)
+        svc.execute("big", FailSubTask("p", sid, "disk full"), actor=A)
+    seen: list[str] = []
+    after = None
+    while True:
+        page = svc.sub_tasks("big", "p", after=after, limit=100)
+        assert len(page.items) <= 100
+        seen += [s.id for s in page.items]
+        if page.next_after is None:
+            break
+        after = page.next_after
+    assert seen == [f"t{i:03}" for i in range(250)]
+    page = svc.sub_tasks("big", "p", status="failed", limit=10)
+    assert [s.id for s in page.items] == failed[:10] and page.next_after == failed[9]
+    assert all(s.error == "disk full" for s in page.items)
+    rest = svc.sub_tasks("big", "p", status="failed", after=page.next_after, limit=1000)
+    assert [s.id for s in rest.items] == failed[10:] and rest.next_after is None
+    assert svc.sub_tasks("big", "p", status="completed").items == []
+    with pytest.raises(SubTaskNotFound):
+        svc.sub_tasks("big", "p", after="nope")
+    with pytest.raises(PhaseNotFound):
+        svc.sub_tasks("big", "nope")
+    with pytest.raises(InvalidInput, match="status must be one of"):
+        svc.sub_tasks("big", "p", status="broken")
+    with pytest.raises(InvalidInput, match="limit"):
+        svc.sub_tasks("big", "p", limit=0)
+    summary = svc.summary("big")
+    [p] = summary.phases
+    assert p.sub_tasks == 250
+    assert p.sub_task_counts["failed"] == len(failed) and p.sub_task_counts["pending"] == 250 - len(failed)
+    assert summary.phase_counts["in_progress"] == 1

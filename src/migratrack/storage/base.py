@@ -402,6 +402,14 @@ class Storage(ABC):
     # -- reads -----------------------------------------------------------------------------
 
     @abstractmethod
+    def page_sub_tasks(self, migration_id: str, phase_id: str, *, status: str | None = None,
+                       after: str | None = None, limit: int = 100) -> list[SubTaskState]:
+        """A page of one phase's sub-tasks in plan order: those after the sub-task ``after`` (None:
+        from the first; an unknown id: none), in ``status`` if given, at most ``limit``. Costs the
+        page (and, on Redis, the phase's list of ids), not the phase. An unknown migration or
+        phase gives an empty page: the caller checks them (a scoped load)."""
+
+    @abstractmethod
     def control(self, migration_id: str) -> Control:
         """The control state alone: the cheap read a worker makes to honour pause/cancel."""
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from migratrack.core.delta import ProgressDelta
-from migratrack.core.models import Alert, Event, MigrationState, NewEvent, PhaseState
+from migratrack.core.models import Alert, Event, MigrationState, NewEvent, PhaseState, SubTaskState
 from migratrack.core.rules import Change
 from migratrack.core.states import Control
 from migratrack.errors import AlertNotFound, MigrationAlreadyExists, MigrationNotFound
@@ -259,6 +259,24 @@ class MemoryStorage(Storage):
                 "failed_operations": m.failed_operations,
                 "total_data_migrated": m.total_data_migrated,
             }
+
+    def page_sub_tasks(self, migration_id: str, phase_id: str, *, status: str | None = None,
+                       after: str | None = None, limit: int = 100) -> list[SubTaskState]:
+        with self._lock:
+            rec = self._data.get(migration_id)
+            phase = rec.state.phases.get(phase_id) if rec is not None else None
+            if phase is None:
+                return []
+            ids = list(phase.sub_tasks)
+            start = 0 if after is None else (ids.index(after) + 1 if after in phase.sub_tasks else len(ids))
+            out = []
+            for sid in ids[start:]:
+                sub = phase.sub_tasks[sid]
+                if status is None or sub.status.value == status:
+                    out.append(copy.deepcopy(sub))
+                    if len(out) >= limit:
+                        break
+            return out
 
     def control(self, migration_id: str) -> Control:
         with self._lock:

@@ -111,6 +111,8 @@ CREATE TABLE IF NOT EXISTS mt_sub_tasks (
     data text NOT NULL,
     PRIMARY KEY (migration_id, phase_id, id)
 );
+-- paged sub-task reads in plan order (a store made before it gets it with upgrade-store)
+CREATE INDEX IF NOT EXISTS mt_sub_tasks_pos ON mt_sub_tasks (migration_id, phase_id, pos);
 CREATE TABLE IF NOT EXISTS mt_events (
     migration_id text NOT NULL REFERENCES mt_migrations (id) ON DELETE CASCADE,
     seq bigint NOT NULL,
@@ -820,6 +822,24 @@ class PostgresStorage(Storage):
         return {"successful_operations": row[0], "failed_operations": row[1], "total_data_migrated": row[2]}
 
     # -- reads -----------------------------------------------------------------------------
+
+    def page_sub_tasks(self, migration_id: str, phase_id: str, *, status: str | None = None,
+                       after: str | None = None, limit: int = 100) -> list[SubTaskState]:
+        sql = "SELECT id, status, progress, data FROM mt_sub_tasks WHERE migration_id = %s AND phase_id = %s"
+        args: list[Any] = [migration_id, phase_id]
+        if status is not None:
+            sql += " AND status = %s"
+            args.append(status)
+        if after is not None:
+            sql += " AND pos > (SELECT pos FROM mt_sub_tasks WHERE migration_id = %s AND phase_id = %s AND id = %s)"
+            args += [migration_id, phase_id, after]
+        rows = self._run(lambda c: c.execute(sql + " ORDER BY pos LIMIT %s", [*args, limit]).fetchall())
+        out = []
+        for sid, st, progress, data in rows:
+            d = self.codec.loads(data)
+            d.update(id=sid, status=st, progress=progress)
+            out.append(SubTaskState.from_dict(d))
+        return out
 
     def control(self, migration_id: str) -> Control:
         row = self._run(lambda c: c.execute("SELECT control FROM mt_migrations WHERE id = %s",

@@ -213,6 +213,7 @@ class RedisStorage(Storage):
         self._increment = self._r.register_script(_script("increment"))
         self._load_script = self._r.register_script(_script("load"))
         self._load_fields = self._r.register_script(_script("load_fields"))
+        self._page = self._r.register_script(_script("page_sub_tasks"))
         self._write = self._r.register_script(_script("write"))
         self._unlock = self._r.register_script(_script("unlock"))
         self._alerts = self._r.register_script(_script("alerts"))
@@ -707,6 +708,20 @@ class RedisStorage(Storage):
                 "total_data_migrated": int(res[2])}
 
     # -- reads -----------------------------------------------------------------------------
+
+    def page_sub_tasks(self, migration_id: str, phase_id: str, *, status: str | None = None,
+                       after: str | None = None, limit: int = 100) -> list[SubTaskState]:
+        k = self._keys(migration_id)
+        flat = self._call(lambda: self._page(keys=[k["p"], k["s"]],
+                                             args=[phase_id, status or "", "" if after is None else after,
+                                                   str(limit), "1" if after is not None else "0"]))
+        out = []
+        for i in range(0, len(flat), 4):
+            sid, st, progress, rest = flat[i:i + 4]
+            d = self.codec.loads(rest)
+            d.update(id=sid, status=st, progress=float(progress))
+            out.append(SubTaskState.from_dict(d))
+        return out
 
     def control(self, migration_id: str) -> Control:
         value = self._call(lambda: self._r.hget(self._keys(migration_id)["h"], "ctl"))

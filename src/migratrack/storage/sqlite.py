@@ -101,6 +101,8 @@ CREATE TABLE IF NOT EXISTS mt_sub_tasks (
     last_op_at REAL,
     PRIMARY KEY (migration_id, phase_id, id)
 ) WITHOUT ROWID;
+-- paged sub-task reads in plan order (created on open, also in files made before it)
+CREATE INDEX IF NOT EXISTS mt_sub_tasks_pos ON mt_sub_tasks (migration_id, phase_id, pos);
 CREATE TABLE IF NOT EXISTS mt_events (
     migration_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
@@ -756,6 +758,25 @@ class SQLiteStorage(Storage):
         return {"successful_operations": row[0], "failed_operations": row[1], "total_data_migrated": row[2]}
 
     # -- reads -----------------------------------------------------------------------------
+
+    def page_sub_tasks(self, migration_id: str, phase_id: str, *, status: str | None = None,
+                       after: str | None = None, limit: int = 100) -> list[SubTaskState]:
+        sql = "SELECT id, status, progress, data FROM mt_sub_tasks WHERE migration_id = ? AND phase_id = ?"
+        args: list[Any] = [migration_id, phase_id]
+        if status is not None:
+            sql += " AND status = ?"
+            args.append(status)
+        if after is not None:
+            sql += " AND pos > (SELECT pos FROM mt_sub_tasks WHERE migration_id = ? AND phase_id = ? AND id = ?)"
+            args += [migration_id, phase_id, after]
+        with self._read() as c:
+            rows = c.execute(sql + " ORDER BY pos LIMIT ?", [*args, limit]).fetchall()
+        out = []
+        for sid, st, progress, data in rows:
+            d = self.codec.loads(data)
+            d.update(id=sid, status=st, progress=progress)
+            out.append(SubTaskState.from_dict(d))
+        return out
 
     def control(self, migration_id: str) -> Control:
         with self._read() as c:
