@@ -359,11 +359,14 @@ class Event:
         }
 
 
+_NO_STATUSES = {s.value: 0 for s in Status}
+
+
 def count_statuses(items: Iterable[PhaseState] | Iterable[SubTaskState]) -> dict[str, int]:
     """How many of ``items`` (phases or sub-tasks) are in each status; every status is a key."""
-    counts = {s.value: 0 for s in Status}
+    counts = dict(_NO_STATUSES)
     for item in items:
-        counts[item.status.value] += 1
+        counts[item.status] += 1  # a str enum: its member finds its value's key
     return counts
 
 
