@@ -34,12 +34,14 @@ from migratrack.core.models import (
 from migratrack.core.plan import DEFAULT_LIMITS, Limits
 from migratrack.core.rules import (
     Change,
+    NeedsSubTasks,
     Rules,
     derived_error_rate,
     error_rate_threshold,
     normalise_metrics,
 )
-from migratrack.core.states import AlertLevel, Control
+from migratrack.core.states import AlertLevel, Control, Status
+from migratrack.core.summary import SubTaskPage, Summary, build_page, build_summary
 from migratrack.core.views import Dashboard, Overview, build_dashboard, build_overview
 from migratrack.errors import (
     InvalidInput,
@@ -52,7 +54,7 @@ from migratrack.errors import (
 )
 from migratrack.estimate_inputs import EstimateInputs
 from migratrack.storage import MergeResult, Storage, open_storage
-from migratrack.storage.base import ProgressMerge, RequestRecord, SubTaskScope
+from migratrack.storage.base import PhaseScope, ProgressMerge, RequestRecord, SubTaskScope
 from migratrack.storage.base import check_op_id as store_check_op_id
 
 Clock = Callable[[], datetime]
@@ -82,6 +84,8 @@ class PartiallyApplied(StorageUnavailable):
 
 #: the longest operation id the service takes (it adds suffixes for a batch's parts)
 MAX_OP_ID = 200
+#: the most sub-tasks one page holds
+MAX_PAGE = 1000
 
 
 def utc_now() -> datetime:
@@ -210,11 +214,15 @@ class MigrationService:
 
     def run(
         self, migration_id: str, actor: str, command: Callable[[Rules], Any], *, sub_tasks: SubTaskScope = None,
-        op_id: str | None = None, new_id: Callable[[], str] | None = None,
+        op_id: str | None = None, new_id: Callable[[], str] | None = None, phases: PhaseScope = None,
     ) -> Change:
         """``command`` through the rules under the migration's lock. With an ``op_id`` already
         applied, nothing runs and the answer is an empty Change (see ``storage/base.py``). The
-        rules' now is the write's time as the store gives it (``state.as_of``)."""
+        rules' now is the write's time as the store gives it (``state.as_of``).
+
+        ``phases`` (with ``sub_tasks``) is what the command reads: None, the whole migration;
+        else the header, these phases and their dependencies (a scoped load: what keeps a
+        transition's cost independent of the migration's size)."""
         ts = self.write_time()
 
         def fn(state: MigrationState) -> Change:
@@ -223,12 +231,17 @@ class MigrationService:
             command(rules)
             return rules.change
 
-        return self.storage.transact(migration_id, fn, sub_tasks=sub_tasks, op_id=op_id, ts=ts)
+        try:
+            return self.storage.transact(migration_id, fn, sub_tasks=sub_tasks, op_id=op_id, ts=ts, phases=phases)
+        except NeedsSubTasks as need:  # nothing was written: once more with what the rule asks for
+            return self.storage.transact(migration_id, fn, sub_tasks=need.phase_id, op_id=op_id, ts=ts,
+                                         phases=phases)
 
     def execute(self, migration_id: str, command: Command, *, actor: str, op_id: str | None = None) -> Change:
         """Run one command (see ``core/commands.py``) under the migration's lock; once per
         ``op_id`` (a repeat answers an empty Change)."""
-        return self.run(migration_id, actor, command.apply, sub_tasks=command.scope, op_id=check_op_id(op_id))
+        return self.run(migration_id, actor, command.apply, sub_tasks=command.scope, op_id=check_op_id(op_id),
+                        phases=command.phase_scope)
 
     def update_phase_progress(
         self,
@@ -258,19 +271,20 @@ class MigrationService:
             if result is not MergeResult.FALLBACK:
                 return result
         return self.run(mid, actor, lambda r: r.update_phase_progress(
-            phase_id, value, metadata, done=done_v, total=total, add=add_v), op_id=op_id)
+            phase_id, value, metadata, done=done_v, total=total, add=add_v), op_id=op_id, phases=(phase_id,))
 
     def _progress_by_rules(self, mid: str, u: ProgressUpdate, *, actor: str, op_id: str | None = None) -> Change:
         """The cold path of a progress report: under the lock, through the rules (what the hot
         path answered FALLBACK to, or what it cannot carry: metadata, a total)."""
         if u.sub_task is None:
             return self.run(mid, actor, lambda r: r.update_phase_progress(
-                u.phase, u.progress, u.metadata or None, done=u.done, total=u.total, add=u.add), op_id=op_id)
+                u.phase, u.progress, u.metadata or None, done=u.done, total=u.total, add=u.add), op_id=op_id,
+                phases=(u.phase,))
         progress = u.progress
         if progress is None:
             raise InvalidInput("a sub-task takes a progress percentage")
         return self.run(mid, actor, lambda r: r.update_sub_task_progress(u.phase, str(u.sub_task), progress),
-                        sub_tasks=u.phase, op_id=op_id)
+                        sub_tasks=(u.phase, str(u.sub_task)), op_id=op_id, phases=(u.phase,))
 
     def update_sub_task_progress(
         self, mid: str, phase_id: str, sub_id: str, progress: float, *, actor: str, op_id: str | None = None
@@ -293,8 +307,9 @@ class MigrationService:
         first one created. Its id is derived from the operation id, so this holds as long as the
         alert exists, also after the store's dedupe window."""
         created: list[Alert] = []
+        scope = () if phase is None else (phase,)
         if check_op_id(op_id) is None:
-            self.run(mid, actor, lambda r: created.append(r.create_alert(level, message, phase)))
+            self.run(mid, actor, lambda r: created.append(r.create_alert(level, message, phase)), phases=scope)
             return created[0]
         alert_id = alert_id_for(str(op_id))
         try:
@@ -302,12 +317,12 @@ class MigrationService:
         except NotFound:
             pass  # not made yet; the store's record of the id settles a race with a repeat
         self.run(mid, actor, lambda r: created.append(r.create_alert(level, message, phase)), op_id=op_id,
-                 new_id=lambda: alert_id)
+                 new_id=lambda: alert_id, phases=scope)
         return created[0] if created else self.storage.get_alert(mid, alert_id)
 
     def acknowledge_alert(self, mid: str, alert_id: str, by: str, *, actor: str) -> Alert:
         alert = self.storage.get_alert(mid, alert_id)
-        self.run(mid, actor, lambda r: r.acknowledge_alert(alert, by))
+        self.run(mid, actor, lambda r: r.acknowledge_alert(alert, by), phases=())
         return alert
 
     def update_metrics(
@@ -325,7 +340,7 @@ class MigrationService:
         sets, deltas = normalise_metrics(values, increments)  # validate before writing anything
         check_op_id(op_id)
         if sets:
-            self.run(mid, actor, lambda r: r.update_metrics(values, increments), op_id=op_id)
+            self.run(mid, actor, lambda r: r.update_metrics(values, increments), op_id=op_id, phases=())
             return
         if not deltas:
             return
@@ -345,14 +360,14 @@ class MigrationService:
             up = after is not None and after > threshold and (before is None or before <= threshold)
             down = after is not None and before is not None and after <= threshold / 2 < before
             if up or down:
-                self.run(mid, actor, lambda r: r.check_error_rate(), op_id=part_id(op_id, "rate"))
+                self.run(mid, actor, lambda r: r.check_error_rate(), op_id=part_id(op_id, "rate"), phases=())
         except StorageError as exc:
             # the increments are in: a caller that sent them again would count them twice
             raise PartiallyApplied(exc, [], {}) from exc
 
     def _threshold(self, mid: str) -> float:
         if mid not in self._thresholds:
-            self._thresholds[mid] = error_rate_threshold(self.storage.load(mid, sub_tasks=None))
+            self._thresholds[mid] = error_rate_threshold(self.storage.load(mid, sub_tasks=None, phases=()))
         return self._thresholds[mid]
 
     def apply_updates(
@@ -483,6 +498,33 @@ class MigrationService:
         inputs = self._eta_inputs
         return estimate(state, now, inputs.history(state), inputs.prior(state))
 
+    def summary(self, mid: str) -> Summary:
+        """Every phase with its sub-tasks counted by status (never listed): the cost of the phases."""
+        state = self.storage.load(mid, sub_tasks=None)
+        for pid, p in state.phases.items():
+            if p.sub_task_counts is None:  # a phase stored before its counts were kept: count it once
+                p.sub_task_counts = self.storage.load(mid, sub_tasks=pid, phases=[pid]).phases[pid].sub_task_counts
+        return build_summary(state)
+
+    def sub_tasks(self, mid: str, phase_id: str, *, status: str | Status | None = None, after: str | None = None,
+                  limit: int = 100) -> SubTaskPage:
+        """A page of one phase's sub-tasks in plan order, after the sub-task ``after``, in
+        ``status`` if given; ``next_after`` names the next page's start. Costs the page."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+            raise InvalidInput(f"limit must be a whole number from 1 to {MAX_PAGE}, got {limit!r}")
+        try:
+            wanted = None if status is None else Status(status)
+        except ValueError:
+            raise InvalidInput(f"status must be one of {', '.join(s.value for s in Status)}; got {status!r}") from None
+        # the migration, the phase and the cursor's sub-task must exist: a clear 404, not an empty page
+        state = self.storage.load(mid, sub_tasks=None if after is None else (phase_id, after), phases=[phase_id])
+        state.phase(phase_id)
+        if after is not None:
+            state.sub_task(phase_id, after)
+        subs = self.storage.page_sub_tasks(mid, phase_id, status=None if wanted is None else wanted.value,
+                                           after=after, limit=limit + 1)
+        return build_page(phase_id, wanted, subs, limit)
+
     def control(self, mid: str) -> Control:
         return self.storage.control(mid)
 
@@ -505,7 +547,7 @@ class MigrationService:
         self.storage.finish_request(key, fingerprint, response, ts=self.now())
 
     def last_seq(self, mid: str) -> int:
-        return self.storage.load(mid, sub_tasks=None).seq
+        return self.storage.load(mid, sub_tasks=None, phases=()).seq
 
     def events_after(self, mid: str, after: int, limit: int) -> list[Event]:
         """A page of the log, without checking the migration exists (a follower knows it does)."""

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from migratrack.core.commands import CompletePhase, CompleteSubTask, FailPhase, RetryPhase, StartPhase, StartSubTask
-from migratrack.core.models import Alert, Event, MigrationState, NewEvent
+from migratrack.core.models import Alert, Event, MigrationState, NewEvent, SubTaskState
 from migratrack.core.rules import Change
 from migratrack.core.states import Control
 from migratrack.errors import ConfigurationError, InvalidInput, StorageUnavailable
@@ -234,8 +234,9 @@ class LostReplies(Storage):
     def create(self, state: MigrationState, events: Sequence[NewEvent], *, replace: bool = False) -> int:
         return self.inner.create(state, events, replace=replace)
 
-    def load(self, migration_id: str, *, sub_tasks: SubTaskScope = "all") -> MigrationState:
-        return self.inner.load(migration_id, sub_tasks=sub_tasks)
+    def load(self, migration_id: str, *, sub_tasks: SubTaskScope = "all",
+             phases: Sequence[str] | None = None) -> MigrationState:
+        return self.inner.load(migration_id, sub_tasks=sub_tasks, phases=phases)
 
     def exists(self, migration_id: str) -> bool:
         return self.inner.exists(migration_id)
@@ -248,6 +249,9 @@ class LostReplies(Storage):
 
     def control(self, migration_id: str) -> Control:
         return self.inner.control(migration_id)
+
+    def page_sub_tasks(self, migration_id: str, phase_id: str, **kw: Any) -> list[SubTaskState]:
+        return self.inner.page_sub_tasks(migration_id, phase_id, **kw)
 
     def events(self, migration_id: str, after: int = 0, limit: int = 1000) -> list[Event]:
         return self.inner.events(migration_id, after, limit)

@@ -73,10 +73,21 @@ class Command:
         raise NotImplementedError
 
     @property
-    def scope(self) -> str | None:
-        """The phase whose sub-tasks the store must load for the rule, if any."""
+    def scope(self) -> str | tuple[str, str] | None:
+        """The sub-tasks the store must load for the rule: its phase's (an id), its own (a
+        ``(phase, sub-task)`` pair), or none."""
         phase: str | None = getattr(self, "phase", None)
-        return phase if self.reads_sub_tasks else None
+        sub_task: str | None = getattr(self, "sub_task", None)
+        if phase is None or not self.reads_sub_tasks:
+            return None
+        return (phase, sub_task) if sub_task is not None else phase
+
+    @property
+    def phase_scope(self) -> tuple[str, ...]:
+        """The phases the rule reads (the store adds those they depend on); none: the
+        migration's header alone. The rules' counts stand in for the rest."""
+        phase: str | None = getattr(self, "phase", None)
+        return () if phase is None else (phase,)
 
     @property
     def address(self) -> dict[str, str]:
@@ -130,7 +141,6 @@ class CompletePhase(PhaseCommand):
     verb: ClassVar[str] = "complete"
     summary: ClassVar[str] = "Complete a phase"
     cli_help: ClassVar[str | None] = "Complete a phase (or a sub-task with --sub)."
-    reads_sub_tasks: ClassVar[bool] = True
 
     def apply(self, rules: Rules) -> None:
         rules.complete_phase(self.phase)

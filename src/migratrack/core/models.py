@@ -122,6 +122,10 @@ class PhaseState:
     approved_at: datetime | None = None
     skip_reason: str | None = None
     sub_tasks: dict[str, SubTaskState] = field(default_factory=dict)
+    #: how many of its sub-tasks are in each status, kept by the rules as sub-tasks move: what a
+    #: transition checks and a summary shows without reading the sub-tasks. None: not known (a
+    #: phase stored before the counts were kept; the store counts its sub-tasks when it loads them)
+    sub_task_counts: dict[str, int] | None = field(default=None, compare=False)
 
     def to_dict(self, *, with_sub_tasks: bool = True) -> JSON:
         d: JSON = {
@@ -135,6 +139,8 @@ class PhaseState:
             "metadata": self.metadata, "approved_by": self.approved_by,
             "approved_at": _iso(self.approved_at), "skip_reason": self.skip_reason,
         }
+        if self.sub_task_counts is not None:
+            d["sub_task_counts"] = dict(self.sub_task_counts)
         if with_sub_tasks:
             d["sub_tasks"] = [s.to_dict() for s in self.sub_tasks.values()]
         return d
@@ -156,6 +162,8 @@ class PhaseState:
             metadata=dict(d.get("metadata") or {}), approved_by=d.get("approved_by"),
             approved_at=_dt(d.get("approved_at")), skip_reason=d.get("skip_reason"),
             sub_tasks={s.id: s for s in subs},
+            sub_task_counts=dict(d["sub_task_counts"]) if d.get("sub_task_counts") is not None
+            else (count_statuses(subs) if "sub_tasks" in d else None),
         )
 
 
@@ -226,6 +234,14 @@ class MigrationState:
     #: per-level counts of alerts, maintained by the store
     alert_counts: dict[str, int] = field(default_factory=dict)
     unacknowledged_alerts: int = 0
+    #: how many phases are in each status, kept by the rules as phases move (None: not known, a
+    #: migration stored before the counts were kept); what tells a transition the migration is done
+    #: without reading every phase
+    phase_counts: dict[str, int] | None = field(default=None, compare=False)
+    #: True when the store loaded only part of the migration (``Storage.load(..., phases=...)``):
+    #: the header, the metrics, the phases named and those they depend on; the counts stand in for
+    #: the rest
+    partial: bool = field(default=False, compare=False)
     #: the time this state was read at, by the clock that stamps the migration's writes: the
     #: write's time inside ``transact``; in ``load``, the store's clock where it has one (None
     #: otherwise: the reader's clock is the clock). Never before the migration's last event.
@@ -237,7 +253,8 @@ class MigrationState:
         try:
             return self.phases[phase_id]
         except KeyError:
-            raise PhaseNotFound(self.id, phase_id, list(self.phases)) from None
+            # a partial state knows only some phases: naming them would mislead
+            raise PhaseNotFound(self.id, phase_id, () if self.partial else list(self.phases)) from None
 
     def sub_task(self, phase_id: str, sub_task_id: str) -> SubTaskState:
         from migratrack.errors import SubTaskNotFound
@@ -246,7 +263,9 @@ class MigrationState:
         try:
             return phase.sub_tasks[sub_task_id]
         except KeyError:
-            raise SubTaskNotFound(phase_id, sub_task_id, list(phase.sub_tasks)) from None
+            counts = phase.sub_task_counts
+            whole = not self.partial or (counts is not None and len(phase.sub_tasks) == sum(counts.values()))
+            raise SubTaskNotFound(phase_id, sub_task_id, list(phase.sub_tasks) if whole else ()) from None
 
     def header_dict(self) -> JSON:
         """The migration's own fields (no phases, no metrics) as JSON."""
@@ -256,6 +275,7 @@ class MigrationState:
             "pauses": [[_iso(p.started_at), _iso(p.ended_at)] for p in self.pauses],
             "started_at": _iso(self.started_at), "finished_at": _iso(self.finished_at),
             "cancelled_at": _iso(self.cancelled_at), "metadata": self.metadata,
+            **({"phase_counts": dict(self.phase_counts)} if self.phase_counts is not None else {}),
         }
 
     def apply_header(self, d: Mapping[str, Any]) -> None:
@@ -267,6 +287,8 @@ class MigrationState:
         self.finished_at = _dt(d.get("finished_at"))
         self.cancelled_at = _dt(d.get("cancelled_at"))
         self.metadata = dict(d.get("metadata") or {})
+        counts = d.get("phase_counts")
+        self.phase_counts = dict(counts) if counts is not None else None
 
     @classmethod
     def from_header(cls, d: Mapping[str, Any]) -> MigrationState:
@@ -337,6 +359,25 @@ class Event:
         }
 
 
+_NO_STATUSES = {s.value: 0 for s in Status}
+
+
+def count_statuses(items: Iterable[PhaseState] | Iterable[SubTaskState]) -> dict[str, int]:
+    """How many of ``items`` (phases or sub-tasks) are in each status; every status is a key."""
+    counts = dict(_NO_STATUSES)
+    for item in items:
+        counts[item.status] += 1  # a str enum: its member finds its value's key
+    return counts
+
+
+def recount(state: MigrationState) -> None:
+    """Count a whole state's phases, and the sub-tasks of each phase: for a state that holds
+    them all (a new plan, a full load)."""
+    state.phase_counts = count_statuses(state.phases.values())
+    for p in state.phases.values():
+        p.sub_task_counts = count_statuses(p.sub_tasks.values())
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
@@ -396,6 +437,7 @@ def build_state(
             requires_approval=p.requires_approval, metadata=dict(p.metadata),
             sub_tasks=subs,
         )
+    recount(state)
     return state
 
 

@@ -26,8 +26,10 @@ from migratrack.core.models import (
     NewEvent,
     Pause,
     PhaseState,
+    SubTaskState,
     check_count,
     check_progress,
+    count_statuses,
 )
 from migratrack.core.states import AlertLevel, Control, Status, allowed
 from migratrack.core.values import check_metadata
@@ -45,6 +47,16 @@ DEFAULT_ERROR_RATE_THRESHOLD = 10.0
 #: header metadata key set while an error-rate alert is out and not yet re-armed
 ERROR_RATE_ALERTED = "_error_rate_alerted"
 MAX_TEXT = 10_000
+
+
+class NeedsSubTasks(Exception):
+    """Raised by a rule that must read a phase's sub-tasks it was not given (a scoped load): the
+    caller loads them and runs the command again. Only on the way to a rejection (to name the
+    sub-tasks in the error), so the common case never pays for it; nothing was written."""
+
+    def __init__(self, phase_id: str) -> None:
+        self.phase_id = phase_id
+        super().__init__(f"the rule needs the sub-tasks of phase {phase_id!r}")
 
 
 @dataclass
@@ -108,6 +120,10 @@ class Rules:
         self.actor = actor
         self.new_id = new_id
         self.change = Change()
+        if not state.partial:
+            # every phase is here: count them (a migration stored before the counts were kept
+            # gets them with its next header write)
+            state.phase_counts = count_statuses(state.phases.values())
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -116,6 +132,32 @@ class Rules:
 
     def _touch(self, phase: PhaseState) -> None:
         self.change.phases.add(phase.id)
+
+    def _set_status(self, phase: PhaseState, status: Status) -> None:
+        """Move a phase, keeping the migration's phase counts (written with the header)."""
+        counts = self.state.phase_counts
+        if counts is not None and status is not phase.status:
+            counts[phase.status.value] = counts.get(phase.status.value, 0) - 1
+            counts[status.value] = counts.get(status.value, 0) + 1
+            self.change.header = True
+        phase.status = status
+        self._touch(phase)
+
+    def _set_sub_status(self, phase: PhaseState, sub: SubTaskState, status: Status) -> None:
+        """Move a sub-task, keeping its phase's sub-task counts (written with the phase)."""
+        counts = phase.sub_task_counts
+        if counts is not None and status is not sub.status:
+            counts[sub.status.value] = counts.get(sub.status.value, 0) - 1
+            counts[status.value] = counts.get(status.value, 0) + 1
+            self._touch(phase)
+        sub.status = status
+        self.change.sub_tasks.add((phase.id, sub.id))
+
+    def _unfinished_phases(self) -> int:
+        st = self.state
+        if st.partial and st.phase_counts is not None:
+            return sum(n for status, n in st.phase_counts.items() if not Status(status).finished)
+        return sum(1 for p in st.phases.values() if not p.status.finished)
 
     def record(self, phase: PhaseState | None, type_: str, /, **payload: Any) -> None:
         """For a command's rule: the phase it changed (written back by the store) and its event."""
@@ -145,7 +187,7 @@ class Rules:
         st = self.state
         if st.control is Control.CANCELLED:
             return  # a worker finishing its step after a cancel does not make the migration complete
-        if st.finished_at is None and all(p.status.finished for p in st.phases.values()):
+        if st.finished_at is None and self._unfinished_phases() == 0:
             st.finished_at = self.now
             self.change.header = True
             self._event("migration.completed")
@@ -166,10 +208,9 @@ class Rules:
             raise DependencyNotMet(phase_id, blocking)
         if phase.requires_approval and phase.approved_at is None:
             raise ApprovalRequired(phase_id)
-        phase.status = Status.IN_PROGRESS
+        self._set_status(phase, Status.IN_PROGRESS)
         phase.started_at = self.now
         phase.attempts += 1
-        self._touch(phase)
         if st.started_at is None:
             st.started_at = self.now
             self.change.header = True
@@ -220,15 +261,17 @@ class Rules:
         self._check_move(f"phase {phase_id!r}", phase.status, "complete",
                          f"call start_phase({phase_id!r}) first" if phase.status is Status.PENDING else "")
         unfinished = [s.id for s in phase.sub_tasks.values() if not s.status.finished]
-        if unfinished:
-            raise RuleViolation(
-                f"cannot complete phase {phase_id!r}: sub-task(s) {', '.join(unfinished)} "
-                f"are not completed or skipped"
-            )
-        phase.status = Status.COMPLETED
+        counts = phase.sub_task_counts
+        # the counts decide when the sub-tasks were not read (they need not be, to know)
+        n = len(unfinished) if counts is None else sum(v for k, v in counts.items() if not Status(k).finished)
+        if n and len(unfinished) != n:
+            raise NeedsSubTasks(phase_id)  # to name them
+        if n:
+            what = f"sub-task(s) {', '.join(unfinished)}" if len(unfinished) == n else f"{n} sub-task(s)"
+            raise RuleViolation(f"cannot complete phase {phase_id!r}: {what} are not completed or skipped")
+        self._set_status(phase, Status.COMPLETED)
         phase.progress = 100.0
         phase.completed_at = self.now
-        self._touch(phase)
         self._event("phase.completed", phase=phase_id,
                     duration_seconds=self.phase_active_seconds(phase))
         self._finish_check()
@@ -240,10 +283,9 @@ class Rules:
             return  # the same failure reported twice
         if phase.status is not Status.FAILED:
             self._check_move(f"phase {phase_id!r}", phase.status, "fail")
-        phase.status = Status.FAILED
+        self._set_status(phase, Status.FAILED)
         phase.completed_at = self.now
         phase.errors.append(error)
-        self._touch(phase)
         self._event("phase.failed", phase=phase_id, error=error)
         self._alert(AlertLevel.ERROR, f"phase {phase.name!r} failed: {error}", phase_id, "rule:phase-failed")
 
@@ -254,10 +296,9 @@ class Rules:
             return
         self._check_move(f"phase {phase_id!r}", phase.status, "skip",
                          "only pending or failed phases can be skipped")
-        phase.status = Status.SKIPPED
+        self._set_status(phase, Status.SKIPPED)
         phase.skip_reason = reason
         phase.completed_at = self.now
-        self._touch(phase)
         self._event("phase.skipped", phase=phase_id, reason=reason)
         self._finish_check()
 
@@ -276,16 +317,14 @@ class Rules:
         if phase.requires_approval and phase.approved_at is None:
             raise ApprovalRequired(phase_id)
         phase.prior_active_seconds += self.phase_active_seconds(phase)
-        phase.status = Status.IN_PROGRESS
+        self._set_status(phase, Status.IN_PROGRESS)
         phase.started_at = self.now
         phase.completed_at = None
         phase.attempts += 1
         for sub in phase.sub_tasks.values():
             if sub.status is Status.FAILED:
-                sub.status = Status.PENDING
+                self._set_sub_status(phase, sub, Status.PENDING)
                 sub.completed_at = None
-                self.change.sub_tasks.add((phase_id, sub.id))
-        self._touch(phase)
         self._event("phase.retried", phase=phase_id, attempt=phase.attempts)
 
     def approve_phase(self, phase_id: str, by: str) -> None:
@@ -321,10 +360,9 @@ class Rules:
             sub.error = None
         elif sub.status is not Status.PENDING:
             raise InvalidTransition(f"sub-task {sub_id!r}", sub.status.value, "start")
-        sub.status = Status.IN_PROGRESS
+        self._set_sub_status(phase, sub, Status.IN_PROGRESS)
         sub.started_at = self.now
         sub.completed_at = None
-        self.change.sub_tasks.add((phase_id, sub_id))
         self._event("subtask.started", phase=phase_id, sub_task=sub_id)
 
     def update_sub_task_progress(self, phase_id: str, sub_id: str, progress: float) -> None:
@@ -340,16 +378,15 @@ class Rules:
         self._event("subtask.progress", phase=phase_id, sub_task=sub_id, progress=value)
 
     def complete_sub_task(self, phase_id: str, sub_id: str) -> None:
-        _, sub = self._sub(phase_id, sub_id)
+        phase, sub = self._sub(phase_id, sub_id)
         if sub.status is Status.COMPLETED:
             return
         self._check_move(f"sub-task {sub_id!r}", sub.status, "complete",
                          f"call start_sub_task({phase_id!r}, {sub_id!r}) first"
                          if sub.status is Status.PENDING else "")
-        sub.status = Status.COMPLETED
+        self._set_sub_status(phase, sub, Status.COMPLETED)
         sub.progress = 100.0
         sub.completed_at = self.now
-        self.change.sub_tasks.add((phase_id, sub_id))
         self._event("subtask.completed", phase=phase_id, sub_task=sub_id)
 
     def fail_sub_task(self, phase_id: str, sub_id: str, error: str) -> None:
@@ -359,26 +396,24 @@ class Rules:
             return
         if sub.status is not Status.FAILED:
             self._check_move(f"sub-task {sub_id!r}", sub.status, "fail")
-        sub.status = Status.FAILED
+        self._set_sub_status(phase, sub, Status.FAILED)
         sub.error = error
         sub.completed_at = self.now
         phase.errors.append(f"{sub_id}: {error}")
         self._touch(phase)
-        self.change.sub_tasks.add((phase_id, sub_id))
         self._event("subtask.failed", phase=phase_id, sub_task=sub_id, error=error)
         self._alert(AlertLevel.WARNING, f"sub-task {sub.name!r} of phase {phase.name!r} failed: {error}",
                     phase_id, "rule:subtask-failed")
 
     def skip_sub_task(self, phase_id: str, sub_id: str, reason: str) -> None:
-        _, sub = self._sub(phase_id, sub_id)
+        phase, sub = self._sub(phase_id, sub_id)
         reason = _text(reason, "reason")
         if sub.status is Status.SKIPPED:
             return
         self._check_move(f"sub-task {sub_id!r}", sub.status, "skip")
-        sub.status = Status.SKIPPED
+        self._set_sub_status(phase, sub, Status.SKIPPED)
         sub.error = None
         sub.completed_at = self.now
-        self.change.sub_tasks.add((phase_id, sub_id))
         self._event("subtask.skipped", phase=phase_id, sub_task=sub_id, reason=reason)
 
     # -- alerts --------------------------------------------------------------------------

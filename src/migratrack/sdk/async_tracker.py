@@ -18,6 +18,7 @@ from migratrack.core.commands import Command
 from migratrack.core.eta import Estimate
 from migratrack.core.models import Alert, Event, Phase
 from migratrack.core.states import AlertLevel
+from migratrack.core.summary import SubTaskPage, Summary
 from migratrack.core.views import Dashboard, Overview, PhaseView
 from migratrack.errors import MigrationCancelled
 from migratrack.sdk import loops
@@ -120,6 +121,16 @@ class AsyncMigrationProgressTracker:
 
     async def get_dashboard(self, *, alerts: int = 20) -> Dashboard:
         result: Dashboard = await self._call(self.sync.get_dashboard, alerts=alerts)
+        return result
+
+    async def get_summary(self) -> Summary:
+        result: Summary = await self._call(self.sync.get_summary)
+        return result
+
+    async def get_sub_tasks(self, phase_id: str, *, status: str | None = None, after: str | None = None,
+                            limit: int = 100) -> SubTaskPage:
+        result: SubTaskPage = await self._call(self.sync.get_sub_tasks, phase_id, status=status, after=after,
+                                                limit=limit)
         return result
 
     async def get_phase(self, phase_id: str) -> PhaseView:

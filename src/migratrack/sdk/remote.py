@@ -45,6 +45,7 @@ from migratrack.core.models import (
 )
 from migratrack.core.plan import check_plan
 from migratrack.core.states import AlertLevel, Control
+from migratrack.core.summary import SubTaskPage, Summary
 from migratrack.core.views import Dashboard, Overview
 from migratrack.errors import ConfigurationError
 from migratrack.sdk import lifecycle
@@ -256,6 +257,19 @@ class RemoteBackend:
     def dashboard(self, mid: str, *, alerts: int = 20) -> Dashboard:
         return Dashboard.model_validate(self._reliable("GET", f"/api/migrations/{_q(mid)}/dashboard",
                                                        params={"alerts": alerts}))
+
+    def summary(self, mid: str) -> Summary:
+        return Summary.model_validate(self._reliable("GET", f"/api/migrations/{_q(mid)}/summary"))
+
+    def sub_tasks(self, mid: str, phase_id: str, *, status: str | None = None, after: str | None = None,
+                  limit: int = 100) -> SubTaskPage:
+        params: dict[str, Any] = {"limit": limit}
+        if status is not None:
+            params["status"] = status
+        if after is not None:
+            params["after"] = after
+        return SubTaskPage.model_validate(self._reliable(
+            "GET", f"/api/migrations/{_q(mid)}/phases/{_q(phase_id)}/sub-tasks", params=params))
 
     def estimate(self, mid: str) -> Estimate:
         d = self._reliable("GET", f"/api/migrations/{_q(mid)}/estimate")

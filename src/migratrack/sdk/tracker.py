@@ -29,6 +29,7 @@ from migratrack.core.eta import Estimate
 from migratrack.core.models import Alert, Event, Phase, check_count, check_progress
 from migratrack.core.rules import MAX_TEXT, normalise_metrics
 from migratrack.core.states import AlertLevel, Control
+from migratrack.core.summary import SubTaskPage, Summary
 from migratrack.core.views import Dashboard, Overview, PhaseView
 from migratrack.errors import InvalidInput, PhaseNotFound
 from migratrack.sdk import lifecycle, loops
@@ -297,6 +298,19 @@ class MigrationProgressTracker:
     def get_dashboard(self, *, alerts: int = 20) -> Dashboard:
         self.flush()
         return self._backend.dashboard(self.migration_id, alerts=alerts)
+
+    def get_summary(self) -> Summary:
+        """Every phase with its sub-tasks counted by status: costs the phases, not the sub-tasks
+        (what to read on a migration of 100,000 sub-tasks instead of the dashboard)."""
+        self.flush()
+        return self._backend.summary(self.migration_id)
+
+    def get_sub_tasks(self, phase_id: str, *, status: str | None = None, after: str | None = None,
+                      limit: int = 100) -> SubTaskPage:
+        """A page of one phase's sub-tasks in plan order, only those in ``status`` if given; pass
+        the page's ``next_after`` as ``after`` for the next one (None: it was the last)."""
+        self.flush()
+        return self._backend.sub_tasks(self.migration_id, phase_id, status=status, after=after, limit=limit)
 
     def get_phase(self, phase_id: str) -> PhaseView:
         """One phase as the dashboard shows it (status, progress, done/total, attempts, errors…):

@@ -26,6 +26,19 @@ Two kinds of write, with different costs:
 
 Reads (``load``, ``events``, ``alerts``, ``control``) see committed writes only.
 
+Scoped loads — what keeps a transition's cost independent of the migration's size. ``load`` and
+``transact`` take ``phases`` (None: every phase) and ``sub_tasks``. Given ``phases``, the store
+reads the migration's header and metrics, the phases named (those that exist) and the phases they
+depend on, and of sub-tasks only what ``sub_tasks`` names: none, one phase's, or one sub-task.
+Such a state says ``partial``; its ``alert_counts`` are not filled. The rules decide what they
+cannot see from counts the rules keep themselves, as statuses move: the migration's phases by
+status (``phase_counts``, in the header) and each phase's sub-tasks by status
+(``sub_task_counts``, in the phase's row). A store guarantees both are there in a partial state:
+a migration stored before the counts were kept is loaded whole (its first transition writes them),
+and a phase without counts has its sub-tasks read whole and counted. Transitions then write the
+rows they changed, by key (never a position that needs the whole list). Every load of a phase's
+sub-tasks in whole recounts them, so a count can never drift from the rows it counts for long.
+
 Free text (names, descriptions, errors, messages, metadata) goes through ``self.codec`` so a
 store can encrypt it at rest; numbers, statuses and ids stay plain so the hot path can merge
 them in place.
@@ -96,7 +109,15 @@ from enum import Enum
 from typing import Any, Literal
 
 from migratrack.core.delta import ProgressDelta
-from migratrack.core.models import Alert, Event, MigrationState, NewEvent, PhaseState, SubTaskState
+from migratrack.core.models import (
+    Alert,
+    Event,
+    MigrationState,
+    NewEvent,
+    PhaseState,
+    SubTaskState,
+    count_statuses,
+)
 from migratrack.core.rules import Change
 from migratrack.core.states import Control
 from migratrack.errors import ConfigurationError, InvalidInput
@@ -104,8 +125,11 @@ from migratrack.errors import ConfigurationError, InvalidInput
 #: phase fields a store keeps as plain values, merged in place by the hot path
 PHASE_HOT_FIELDS = ("status", "progress", "done", "total", "sub_tasks")
 
-#: which sub-tasks ``load`` materialises: every phase's ("all"), one phase's (its id), or none
-SubTaskScope = Literal["all"] | str | None
+#: which sub-tasks ``load`` materialises: every loaded phase's ("all"), one phase's (its id), one
+#: sub-task (a ``(phase id, sub-task id)`` pair), or none
+SubTaskScope = Literal["all"] | str | tuple[str, str] | None
+#: which phases ``load`` materialises: every one (None), or these and the phases they depend on
+PhaseScope = Sequence[str] | None
 
 #: how long a store remembers an applied operation id (and an HTTP Idempotency-Key) by default
 DEFAULT_DEDUPE_WINDOW = timedelta(hours=24)
@@ -287,9 +311,11 @@ class Storage(ABC):
         """
 
     @abstractmethod
-    def load(self, migration_id: str, *, sub_tasks: SubTaskScope = "all") -> MigrationState:
+    def load(self, migration_id: str, *, sub_tasks: SubTaskScope = "all",
+             phases: PhaseScope = None) -> MigrationState:
         """The migration's state; ``state.seq`` is the last event's number and
-        ``state.alert_counts`` / ``unacknowledged_alerts`` are filled. Raises MigrationNotFound."""
+        ``state.alert_counts`` / ``unacknowledged_alerts`` are filled (but in a scoped load:
+        ``phases`` given, see the module docstring). Raises MigrationNotFound."""
 
     @abstractmethod
     def exists(self, migration_id: str) -> bool: ...
@@ -313,8 +339,9 @@ class Storage(ABC):
         sub_tasks: SubTaskScope = "all",
         op_id: str | None = None,
         ts: datetime | None = None,
+        phases: PhaseScope = None,
     ) -> Change:
-        """Cold path: load (with the given sub-task scope), apply ``fn``, write its Change and
+        """Cold path: load (with the given phase and sub-task scope), apply ``fn``, write its Change and
         number its events, atomically. Sets ``change.last_seq``. Raises MigrationNotFound.
 
         ``fn`` gets the state with ``as_of`` set to the write's time: ``ts`` (or, None, the
@@ -378,6 +405,14 @@ class Storage(ABC):
         already recorded adds nothing and returns the current values."""
 
     # -- reads -----------------------------------------------------------------------------
+
+    @abstractmethod
+    def page_sub_tasks(self, migration_id: str, phase_id: str, *, status: str | None = None,
+                       after: str | None = None, limit: int = 100) -> list[SubTaskState]:
+        """A page of one phase's sub-tasks in plan order: those after the sub-task ``after`` (None:
+        from the first; an unknown id: none), in ``status`` if given, at most ``limit``. Costs the
+        page (and, on Redis, the phase's list of ids), not the phase. An unknown migration or
+        phase gives an empty page: the caller checks them (a scoped load)."""
 
     @abstractmethod
     def control(self, migration_id: str) -> Control:
@@ -456,6 +491,69 @@ class Storage(ABC):
     @abstractmethod
     def list_tokens(self) -> list[TokenRecord]:
         """Every token record, oldest first."""
+
+    # -- scoped loads shared by the stores ---------------------------------------------------
+
+    def read_phases(self, ctx: Any, state: MigrationState, ids: Sequence[str] | None) -> None:
+        """Add to ``state.phases`` the stored phases among ``ids`` (None: every one, in plan order),
+        without sub-tasks. ``ctx``: the store's open transaction, connection or record."""
+        raise NotImplementedError
+
+    def read_sub_tasks(self, ctx: Any, state: MigrationState, scope: str | tuple[str, str]) -> None:
+        """Add to the loaded phases the stored sub-tasks of one phase (its id) or one sub-task
+        (a ``(phase id, sub-task id)`` pair), or of every phase (``"all"``), in plan order."""
+        raise NotImplementedError
+
+    def assemble(self, ctx: Any, state: MigrationState, sub_tasks: SubTaskScope, phases: PhaseScope) -> None:
+        """Fill ``state`` (its header and metrics read) with the phases and sub-tasks a load
+        asks for, through ``read_phases`` / ``read_sub_tasks``: the scoped load of the module
+        docstring, once for every store."""
+        state.partial = phases is not None and state.phase_counts is not None
+        if state.partial:
+            wanted = list(dict.fromkeys(phases or ()))
+            self.read_phases(ctx, state, wanted)
+            if len(state.phases) < len(wanted):
+                # an unknown phase: read them all, so that the error names the phases there are
+                state.partial = False
+                state.phases.clear()
+            else:
+                self.read_phases(ctx, state, self.missing_dependencies(state.phases))
+        if not state.partial:
+            self.read_phases(ctx, state, None)
+        if sub_tasks == "all" and state.partial:
+            for pid in list(state.phases):
+                self.read_sub_tasks(ctx, state, pid)
+        elif sub_tasks is not None:
+            self.read_sub_tasks(ctx, state, sub_tasks)
+            if isinstance(sub_tasks, tuple) and sub_tasks[0] in state.phases \
+                    and sub_tasks[1] not in state.phases[sub_tasks[0]].sub_tasks:
+                sub_tasks = sub_tasks[0]  # an unknown sub-task: its phase's, to name them in the error
+                state.phases[sub_tasks].sub_tasks.clear()
+                self.read_sub_tasks(ctx, state, sub_tasks)
+        for pid in self.counted(state, sub_tasks):
+            state.phases[pid].sub_tasks.clear()
+            self.read_sub_tasks(ctx, state, pid)
+            self.counted(state, pid)
+
+    @staticmethod
+    def counted(state: MigrationState, sub_tasks: SubTaskScope) -> list[str]:
+        """At the end of a load: count what was read in whole (every phase, unless partial; the
+        sub-tasks of each phase read in whole) and return the loaded phases whose sub-task counts
+        are still unknown, whose sub-tasks the store must read in whole (then call this again)."""
+        if not state.partial:
+            state.phase_counts = count_statuses(state.phases.values())
+        whole = (list(state.phases) if sub_tasks == "all"
+                 else [sub_tasks] if isinstance(sub_tasks, str) else [])
+        for pid in whole:
+            phase = state.phases.get(pid)
+            if phase is not None:
+                phase.sub_task_counts = count_statuses(phase.sub_tasks.values())
+        return [pid for pid, p in state.phases.items() if p.sub_task_counts is None] if state.partial else []
+
+    @staticmethod
+    def missing_dependencies(found: Mapping[str, PhaseState]) -> list[str]:
+        """The phases ``found`` depend on that are not among them: what a scoped load reads next."""
+        return list(dict.fromkeys(d for p in found.values() for d in p.dependencies if d not in found))
 
     # -- row encoding shared by the stores ---------------------------------------------------
 

@@ -11,13 +11,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from migratrack.core.delta import ProgressDelta
-from migratrack.core.models import Alert, Event, MigrationState, NewEvent
+from migratrack.core.models import Alert, Event, MigrationState, NewEvent, PhaseState, SubTaskState
 from migratrack.core.rules import Change
 from migratrack.core.states import Control
 from migratrack.errors import AlertNotFound, MigrationAlreadyExists, MigrationNotFound
 from migratrack.storage.base import (
     Codec,
     MergeResult,
+    PhaseScope,
     RequestRecord,
     Storage,
     SubTaskScope,
@@ -112,21 +113,42 @@ class MemoryStorage(Storage):
             self._data[state.id] = rec
             return self._append(rec, events)
 
-    def _snapshot(self, rec: _Record, sub_tasks: SubTaskScope) -> MigrationState:
-        src = rec.state
-        if sub_tasks == "all":
-            state = copy.deepcopy(src)
-        else:
-            # copy without the sub-tasks that are not asked for
-            saved = {pid: p.sub_tasks for pid, p in src.phases.items()}
+    def read_phases(self, ctx: Any, state: MigrationState, ids: Sequence[str] | None) -> None:
+        phases: dict[str, PhaseState] = ctx.state.phases
+        for pid in phases if ids is None else ids:
+            p = phases.get(pid)
+            if p is None:
+                continue
+            saved, p.sub_tasks = p.sub_tasks, {}  # copied without its sub-tasks (under the lock)
             try:
-                for pid, p in src.phases.items():
-                    if pid != sub_tasks:
-                        p.sub_tasks = {}
-                state = copy.deepcopy(src)
+                state.phases[pid] = copy.deepcopy(p)
             finally:
-                for pid, p in src.phases.items():
-                    p.sub_tasks = saved[pid]
+                p.sub_tasks = saved
+
+    def read_sub_tasks(self, ctx: Any, state: MigrationState, scope: str | tuple[str, str]) -> None:
+        phases: dict[str, PhaseState] = ctx.state.phases
+        for pid in (list(state.phases) if scope == "all" else [scope[0] if isinstance(scope, tuple) else scope]):
+            src, phase = phases.get(pid), state.phases.get(pid)
+            if src is None or phase is None:
+                continue
+            if isinstance(scope, tuple):
+                if scope[1] in src.sub_tasks:
+                    phase.sub_tasks[scope[1]] = copy.deepcopy(src.sub_tasks[scope[1]])
+            else:
+                phase.sub_tasks.update(copy.deepcopy(src.sub_tasks))
+
+    def _snapshot(self, rec: _Record, sub_tasks: SubTaskScope, phases: PhaseScope = None) -> MigrationState:
+        src = rec.state
+        if sub_tasks == "all" and phases is None:
+            state = copy.deepcopy(src)
+            self.counted(state, sub_tasks)
+        else:
+            state = MigrationState.from_header(copy.deepcopy(src.header_dict()))
+            state.metrics = copy.deepcopy(src.metrics)
+            state.seq = src.seq
+            self.assemble(rec, state, sub_tasks, phases)
+            if state.partial:
+                return state
         counts: dict[str, int] = {}
         for a in rec.alerts.values():
             counts[a.level.value] = counts.get(a.level.value, 0) + 1
@@ -134,9 +156,10 @@ class MemoryStorage(Storage):
         state.unacknowledged_alerts = sum(1 for a in rec.alerts.values() if a.acknowledged_at is None)
         return state
 
-    def load(self, migration_id: str, *, sub_tasks: SubTaskScope = "all") -> MigrationState:
+    def load(self, migration_id: str, *, sub_tasks: SubTaskScope = "all",
+             phases: PhaseScope = None) -> MigrationState:
         with self._lock:
-            return self._snapshot(self._rec(migration_id), sub_tasks)
+            return self._snapshot(self._rec(migration_id), sub_tasks, phases)
 
     def exists(self, migration_id: str) -> bool:
         with self._lock:
@@ -152,14 +175,14 @@ class MemoryStorage(Storage):
 
     def transact(
         self, migration_id: str, fn: Callable[[MigrationState], Change], *, sub_tasks: SubTaskScope = "all",
-        op_id: str | None = None, ts: datetime | None = None,
+        op_id: str | None = None, ts: datetime | None = None, phases: PhaseScope = None,
     ) -> Change:
         with self._lock:
             rec = self._rec(migration_id)
             at = self._time(rec, ts)
             if self._seen(rec, op_id, at):
                 return Change(last_seq=rec.state.seq)
-            work = self._snapshot(rec, sub_tasks)
+            work = self._snapshot(rec, sub_tasks, phases)
             work.as_of = at
             change = fn(work)
             if not change.empty:
@@ -236,6 +259,24 @@ class MemoryStorage(Storage):
                 "failed_operations": m.failed_operations,
                 "total_data_migrated": m.total_data_migrated,
             }
+
+    def page_sub_tasks(self, migration_id: str, phase_id: str, *, status: str | None = None,
+                       after: str | None = None, limit: int = 100) -> list[SubTaskState]:
+        with self._lock:
+            rec = self._data.get(migration_id)
+            phase = rec.state.phases.get(phase_id) if rec is not None else None
+            if phase is None:
+                return []
+            ids = list(phase.sub_tasks)
+            start = 0 if after is None else (ids.index(after) + 1 if after in phase.sub_tasks else len(ids))
+            out = []
+            for sid in ids[start:]:
+                sub = phase.sub_tasks[sid]
+                if status is None or sub.status.value == status:
+                    out.append(copy.deepcopy(sub))
+                    if len(out) >= limit:
+                        break
+            return out
 
     def control(self, migration_id: str) -> Control:
         with self._lock:

@@ -58,6 +58,7 @@ from migratrack.storage import retry
 from migratrack.storage.base import (
     Codec,
     MergeResult,
+    PhaseScope,
     ProgressMerge,
     RequestRecord,
     Storage,
@@ -110,6 +111,8 @@ CREATE TABLE IF NOT EXISTS mt_sub_tasks (
     data text NOT NULL,
     PRIMARY KEY (migration_id, phase_id, id)
 );
+-- paged sub-task reads in plan order (a store made before it gets it with upgrade-store)
+CREATE INDEX IF NOT EXISTS mt_sub_tasks_pos ON mt_sub_tasks (migration_id, phase_id, pos);
 CREATE TABLE IF NOT EXISTS mt_events (
     migration_id text NOT NULL REFERENCES mt_migrations (id) ON DELETE CASCADE,
     seq bigint NOT NULL,
@@ -515,8 +518,39 @@ class PostgresStorage(Storage):
         result: int = self._run(go)
         return result
 
+    def read_phases(self, ctx: Any, state: MigrationState, ids: Sequence[str] | None) -> None:
+        sql = "SELECT id, status, progress, done, total, data FROM mt_phases WHERE migration_id = %s"
+        args: list[Any] = [state.id]
+        if ids is not None:
+            if not ids:
+                return
+            sql += " AND id = ANY(%s)"
+            args.append(list(ids))
+        for pid, status, progress, done, total, data in ctx.execute(sql + " ORDER BY pos", args):
+            d = self.codec.loads(data)
+            d.update(id=pid, status=status, progress=progress, done=done, total=total)
+            state.phases[pid] = PhaseState.from_dict(d)
+
+    def read_sub_tasks(self, ctx: Any, state: MigrationState, scope: str | tuple[str, str]) -> None:
+        sql = "SELECT phase_id, id, status, progress, data FROM mt_sub_tasks WHERE migration_id = %s"
+        args: tuple[str, ...] = (state.id,)
+        if isinstance(scope, tuple):
+            sql += " AND phase_id = %s AND id = %s"
+            args += scope
+        elif scope != "all":
+            sql += " AND phase_id = %s"
+            args += (scope,)
+        with ctx.cursor() as cur:
+            cur.execute(sql + " ORDER BY phase_id, pos", args)
+            for pid, sid, status, progress, data in cur:
+                d = self.codec.loads(data)
+                d.update(id=sid, status=status, progress=progress)
+                phase = state.phases.get(pid)
+                if phase is not None:
+                    phase.sub_tasks[sid] = SubTaskState.from_dict(d)
+
     def _load(self, conn: psycopg.Connection[Any], migration_id: str, sub_tasks: SubTaskScope,
-              *, for_update: bool = False) -> MigrationState:
+              *, for_update: bool = False, phases: PhaseScope = None) -> MigrationState:
         row = conn.execute(
             "SELECT header, successful_operations, failed_operations, total_data_migrated, gauges, seq, "
             "GREATEST(clock_timestamp(), updated_at) "
@@ -528,27 +562,9 @@ class PostgresStorage(Storage):
         state.metrics = Metrics(row[1], row[2], row[3], self.codec.loads(row[4]))
         state.seq = row[5]
         state.as_of = row[6]  # a transition sets the write's own time, read under its lock
-        for pid, status, progress, done, total, data in conn.execute(
-            "SELECT id, status, progress, done, total, data FROM mt_phases WHERE migration_id = %s ORDER BY pos",
-            (migration_id,),
-        ):
-            d = self.codec.loads(data)
-            d.update(id=pid, status=status, progress=progress, done=done, total=total)
-            state.phases[pid] = PhaseState.from_dict(d)
-        if sub_tasks is not None:
-            sql = "SELECT phase_id, id, status, progress, data FROM mt_sub_tasks WHERE migration_id = %s"
-            args: tuple[str, ...] = (migration_id,)
-            if sub_tasks != "all":
-                sql += " AND phase_id = %s"
-                args += (sub_tasks,)
-            with conn.cursor() as cur:
-                cur.execute(sql + " ORDER BY phase_id, pos", args)
-                for pid, sid, status, progress, data in cur:
-                    d = self.codec.loads(data)
-                    d.update(id=sid, status=status, progress=progress)
-                    phase = state.phases.get(pid)
-                    if phase is not None:
-                        phase.sub_tasks[sid] = SubTaskState.from_dict(d)
+        self.assemble(conn, state, sub_tasks, phases)
+        if state.partial:
+            return state
         for level, n, unacked in conn.execute(
             "SELECT level, count(*), count(*) FILTER (WHERE NOT acknowledged) FROM mt_alerts "
             "WHERE migration_id = %s GROUP BY level", (migration_id,),
@@ -557,11 +573,12 @@ class PostgresStorage(Storage):
             state.unacknowledged_alerts += unacked
         return state
 
-    def load(self, migration_id: str, *, sub_tasks: SubTaskScope = "all") -> MigrationState:
+    def load(self, migration_id: str, *, sub_tasks: SubTaskScope = "all",
+             phases: PhaseScope = None) -> MigrationState:
         def go(conn: psycopg.Connection[Any]) -> MigrationState:
             with conn.transaction():
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                return self._load(conn, migration_id, sub_tasks)
+                return self._load(conn, migration_id, sub_tasks, phases=phases)
 
         state: MigrationState = self._run(go)
         return state
@@ -584,7 +601,7 @@ class PostgresStorage(Storage):
 
     def transact(
         self, migration_id: str, fn: Callable[[MigrationState], Change], *, sub_tasks: SubTaskScope = "all",
-        op_id: str | None = None, ts: datetime | None = None,
+        op_id: str | None = None, ts: datetime | None = None, phases: PhaseScope = None,
     ) -> Change:
         ran = False  # the rules' callback may hold side effects: never run it twice
         if check_op_id(op_id) is not None:
@@ -593,7 +610,7 @@ class PostgresStorage(Storage):
         def go(conn: psycopg.Connection[Any]) -> Change:
             nonlocal ran
             with conn.transaction():
-                state = self._load(conn, migration_id, sub_tasks, for_update=True)
+                state = self._load(conn, migration_id, sub_tasks, for_update=True, phases=phases)
                 # under the lock (and in a statement of its own, with a fresh snapshot): the
                 # write's time after any write this one queued behind, and every earlier write
                 # with this id visible
@@ -617,14 +634,13 @@ class PostgresStorage(Storage):
                     self._write_header(conn, state)
                 if change.metrics:
                     self._write_metrics(conn, state)
-                order = {pid: i for i, pid in enumerate(state.phases)}
                 with conn.cursor() as cur:
                     if change.phases:
                         cur.executemany(
                             "UPDATE mt_phases SET status = %s, progress = %s, done = %s, total = %s, data = %s "
                             "WHERE migration_id = %s AND id = %s",
                             [(r[3], r[4], r[5], r[6], r[7], migration_id, pid) for pid in change.phases
-                             for r in [self._phase_row(migration_id, order[pid], state.phases[pid])]],
+                             for r in [self._phase_row(migration_id, 0, state.phases[pid])]],
                         )
                     if change.sub_tasks:
                         cur.executemany(
@@ -806,6 +822,24 @@ class PostgresStorage(Storage):
         return {"successful_operations": row[0], "failed_operations": row[1], "total_data_migrated": row[2]}
 
     # -- reads -----------------------------------------------------------------------------
+
+    def page_sub_tasks(self, migration_id: str, phase_id: str, *, status: str | None = None,
+                       after: str | None = None, limit: int = 100) -> list[SubTaskState]:
+        sql = "SELECT id, status, progress, data FROM mt_sub_tasks WHERE migration_id = %s AND phase_id = %s"
+        args: list[Any] = [migration_id, phase_id]
+        if status is not None:
+            sql += " AND status = %s"
+            args.append(status)
+        if after is not None:
+            sql += " AND pos > (SELECT pos FROM mt_sub_tasks WHERE migration_id = %s AND phase_id = %s AND id = %s)"
+            args += [migration_id, phase_id, after]
+        rows = self._run(lambda c: c.execute(sql + " ORDER BY pos LIMIT %s", [*args, limit]).fetchall())
+        out = []
+        for sid, st, progress, data in rows:
+            d = self.codec.loads(data)
+            d.update(id=sid, status=st, progress=progress)
+            out.append(SubTaskState.from_dict(d))
+        return out
 
     def control(self, migration_id: str) -> Control:
         row = self._run(lambda c: c.execute("SELECT control FROM mt_migrations WHERE id = %s",

@@ -59,6 +59,7 @@ from migratrack.storage import retry
 from migratrack.storage.base import (
     Codec,
     MergeResult,
+    PhaseScope,
     ProgressMerge,
     RequestRecord,
     Storage,
@@ -211,6 +212,8 @@ class RedisStorage(Storage):
         self._merge_many_script = self._r.register_script(_script("merge_many"))
         self._increment = self._r.register_script(_script("increment"))
         self._load_script = self._r.register_script(_script("load"))
+        self._load_fields = self._r.register_script(_script("load_fields"))
+        self._page = self._r.register_script(_script("page_sub_tasks"))
         self._write = self._r.register_script(_script("write"))
         self._unlock = self._r.register_script(_script("unlock"))
         self._alerts = self._r.register_script(_script("alerts"))
@@ -423,6 +426,8 @@ class RedisStorage(Storage):
     def _load_raw(self, k: Mapping[str, str], sub_tasks: SubTaskScope, op_id: str | None = None) -> list[Any] | None:
         """The load script's answer: the migration's hashes, the server's TIME and (given an
         operation id) the id's score; None if the migration does not exist."""
+        if isinstance(sub_tasks, tuple):  # one sub-task, on the whole-migration path: its phase's
+            sub_tasks = sub_tasks[0]
         scope = "*" if sub_tasks == "all" else ("" if sub_tasks is None else sub_tasks)
         keys, args = [k["h"], k["p"], k["s"]], [scope]
         if op_id is not None:
@@ -431,13 +436,107 @@ class RedisStorage(Storage):
         res: list[Any] | None = self._call(lambda: self._load_script(keys=keys, args=args))
         return res
 
-    def load(self, migration_id: str, *, sub_tasks: SubTaskScope = "all") -> MigrationState:
-        raw = self._load_raw(self._keys(migration_id), sub_tasks)
-        if not raw:
-            raise MigrationNotFound(migration_id)
-        state = self._decode(migration_id, raw)
+    def load(self, migration_id: str, *, sub_tasks: SubTaskScope = "all",
+             phases: PhaseScope = None) -> MigrationState:
+        if phases is not None:
+            raw, state = self._load_scoped(self._keys(migration_id), migration_id, sub_tasks, phases)
+        else:
+            found = self._load_raw(self._keys(migration_id), sub_tasks)
+            if not found:
+                raise MigrationNotFound(migration_id)
+            raw, state = found, self._decode(migration_id, found)
+            self.counted(state, sub_tasks)
         state.as_of = _from_us(self._now_us(raw))
         return state
+
+    # -- scoped loads: named fields only (see "Scoped loads" in storage/base.py) ---------------
+
+    _HEADER = ("hdr", "so", "fo", "td", "g", "seq", "lt")
+    _PHASE = ("s", "p", "d", "t", "x")
+
+    def _fields(self, k: Mapping[str, str], want: Mapping[str, list[str]], op_id: str | None = None) -> list[Any]:
+        keys, args = [k["h"], k["p"], k["s"]], [json.dumps(want)]
+        if op_id is not None:
+            keys.append(k["o"])
+            args.append(op_id)
+        res: list[Any] = self._call(lambda: self._load_fields(keys=keys, args=args))
+        return res
+
+    def _phase_from(self, pid: str, vals: Sequence[str | None]) -> PhaseState | None:
+        status, progress, done, total, rest = vals
+        if status is None or rest is None:
+            return None
+        d = self.codec.loads(rest)
+        d.update(id=pid, status=status, progress=float(progress or 0), done=int(done or 0),
+                 total=int(total) if total else None)
+        return PhaseState.from_dict(d)
+
+    def _load_scoped(self, k: Mapping[str, str], migration_id: str, sub_tasks: SubTaskScope,
+                     phases: Sequence[str], op_id: str | None = None) -> tuple[list[Any], MigrationState]:
+        """One script call for the header, the phases named and the sub-task named (the common
+        transition: no more), then what ``assemble`` still asks for. Returns the first call's
+        answer in the shape of the load script's (header as a flat list, TIME, op score)."""
+        named = list(dict.fromkeys(phases))
+        one = sub_tasks if isinstance(sub_tasks, tuple) else None
+        want = {"h": list(self._HEADER), "p": [f"{pid}/{f}" for pid in named for f in self._PHASE],
+                "s": [f"{one[0]}/{one[1]}/{f}" for f in ("s", "p", "x")] if one else []}
+        raw = self._fields(k, want, op_id)
+        if not raw:
+            raise MigrationNotFound(migration_id)
+        h = dict(zip(self._HEADER, raw[0], strict=True))
+        state = MigrationState.from_header(self.codec.loads(h["hdr"]))
+        state.metrics = Metrics(int(h["so"] or 0), int(h["fo"] or 0), int(h["td"] or 0), self.codec.loads(h["g"]))
+        state.seq = int(h["seq"] or 0)
+        n = len(self._PHASE)
+        pre_p = {pid: raw[1][i * n:(i + 1) * n] for i, pid in enumerate(named)}
+        pre_s = {one: raw[2]} if one else {}
+        self.assemble((k, pre_p, pre_s), state, sub_tasks, phases)
+        flat_h = [x for kv in h.items() for x in kv]
+        return [flat_h, [], [], raw[3], raw[4]], state
+
+    def read_phases(self, ctx: Any, state: MigrationState, ids: Sequence[str] | None) -> None:
+        k, pre_p, _ = ctx
+        if ids is None:  # every phase, in plan order: the order is in the header hash
+            order = json.loads(self._call(lambda: self._r.hget(k["h"], "phases")) or "[]")
+            flat = self._call(lambda: self._r.hgetall(k["p"]))
+            for pid in order:
+                phase = self._phase_from(pid, [flat.get(f"{pid}/{f}") for f in self._PHASE])
+                if phase is not None:
+                    state.phases[pid] = phase
+            return
+        todo = [pid for pid in ids if pid not in pre_p]
+        if todo:
+            vals = self._fields(k, {"p": [f"{pid}/{f}" for pid in todo for f in self._PHASE]})[1]
+            n = len(self._PHASE)
+            pre_p.update({pid: vals[i * n:(i + 1) * n] for i, pid in enumerate(todo)})
+        for pid in ids:
+            phase = self._phase_from(pid, pre_p[pid])
+            if phase is not None:
+                state.phases[pid] = phase
+
+    def read_sub_tasks(self, ctx: Any, state: MigrationState, scope: str | tuple[str, str]) -> None:
+        k, _, pre_s = ctx
+        if scope == "all":
+            for pid in list(state.phases):
+                self.read_sub_tasks(ctx, state, pid)
+            return
+        if isinstance(scope, tuple):
+            pid, sids = scope[0], [scope[1]]
+            vals = pre_s.get(scope) or self._fields(k, {"s": [f"{pid}/{scope[1]}/{f}" for f in ("s", "p", "x")]})[2]
+        else:
+            pid = scope
+            sids = json.loads(self._fields(k, {"p": [f"{pid}/o"]})[1][0] or "[]")
+            vals = self._fields(k, {"s": [f"{pid}/{sid}/{f}" for sid in sids for f in ("s", "p", "x")]})[2]
+        phase = state.phases.get(pid)
+        if phase is None:
+            return
+        for i, sid in enumerate(sids):
+            status, progress, rest = vals[i * 3:i * 3 + 3]
+            if status is None or rest is None:
+                continue
+            sd = self.codec.loads(rest)
+            sd.update(id=sid, status=status, progress=float(progress))
+            phase.sub_tasks[sid] = SubTaskState.from_dict(sd)
 
     @staticmethod
     def _last_us(raw: list[Any]) -> int:
@@ -492,7 +591,7 @@ class RedisStorage(Storage):
 
     def transact(
         self, migration_id: str, fn: Callable[[MigrationState], Change], *, sub_tasks: SubTaskScope = "all",
-        op_id: str | None = None, ts: datetime | None = None,
+        op_id: str | None = None, ts: datetime | None = None, phases: PhaseScope = None,
     ) -> Change:
         check_op_id(op_id)
         k = self._keys(migration_id)
@@ -501,10 +600,14 @@ class RedisStorage(Storage):
         try:
             # under the lock: no write with this id can land meanwhile, and the last event time
             # the load reads stays the last until this write
-            raw = self._load_raw(k, sub_tasks, op_id)
-            if not raw:
-                raise MigrationNotFound(migration_id)
-            state = self._decode(migration_id, raw)
+            if phases is not None:
+                raw, state = self._load_scoped(k, migration_id, sub_tasks, phases, op_id)
+            else:
+                found = self._load_raw(k, sub_tasks, op_id)
+                if not found:
+                    raise MigrationNotFound(migration_id)
+                raw, state = found, self._decode(migration_id, found)
+                self.counted(state, sub_tasks)
             last = self._last_us(raw)
             state.as_of = at = _from_us(self._now_us(raw, ts))
             score = raw[4]
@@ -605,6 +708,20 @@ class RedisStorage(Storage):
                 "total_data_migrated": int(res[2])}
 
     # -- reads -----------------------------------------------------------------------------
+
+    def page_sub_tasks(self, migration_id: str, phase_id: str, *, status: str | None = None,
+                       after: str | None = None, limit: int = 100) -> list[SubTaskState]:
+        k = self._keys(migration_id)
+        flat = self._call(lambda: self._page(keys=[k["p"], k["s"]],
+                                             args=[phase_id, status or "", "" if after is None else after,
+                                                   str(limit), "1" if after is not None else "0"]))
+        out = []
+        for i in range(0, len(flat), 4):
+            sid, st, progress, rest = flat[i:i + 4]
+            d = self.codec.loads(rest)
+            d.update(id=sid, status=st, progress=float(progress))
+            out.append(SubTaskState.from_dict(d))
+        return out
 
     def control(self, migration_id: str) -> Control:
         value = self._call(lambda: self._r.hget(self._keys(migration_id)["h"], "ctl"))

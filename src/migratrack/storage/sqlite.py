@@ -40,6 +40,7 @@ from migratrack.errors import (
 from migratrack.storage.base import (
     Codec,
     MergeResult,
+    PhaseScope,
     ProgressMerge,
     RequestRecord,
     Storage,
@@ -100,6 +101,8 @@ CREATE TABLE IF NOT EXISTS mt_sub_tasks (
     last_op_at REAL,
     PRIMARY KEY (migration_id, phase_id, id)
 ) WITHOUT ROWID;
+-- paged sub-task reads in plan order (created on open, also in files made before it)
+CREATE INDEX IF NOT EXISTS mt_sub_tasks_pos ON mt_sub_tasks (migration_id, phase_id, pos);
 CREATE TABLE IF NOT EXISTS mt_events (
     migration_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
@@ -490,7 +493,37 @@ class SQLiteStorage(Storage):
             )
             return self._insert_events(c, state.id, events)
 
-    def _load(self, c: sqlite3.Connection, migration_id: str, sub_tasks: SubTaskScope) -> MigrationState:
+    def read_phases(self, ctx: Any, state: MigrationState, ids: Sequence[str] | None) -> None:
+        sql = "SELECT id, status, progress, done, total, data FROM mt_phases WHERE migration_id = ?"
+        args: list[Any] = [state.id]
+        if ids is not None:
+            if not ids:
+                return
+            sql += f" AND id IN ({', '.join('?' * len(ids))})"
+            args += ids
+        for pid, status, progress, done, total, data in ctx.execute(sql + " ORDER BY pos", args):
+            d = self.codec.loads(data)
+            d.update(id=pid, status=status, progress=progress, done=done, total=total)
+            state.phases[pid] = PhaseState.from_dict(d)
+
+    def read_sub_tasks(self, ctx: Any, state: MigrationState, scope: str | tuple[str, str]) -> None:
+        sql = "SELECT phase_id, id, status, progress, data FROM mt_sub_tasks WHERE migration_id = ?"
+        args: tuple[str, ...] = (state.id,)
+        if isinstance(scope, tuple):
+            sql += " AND phase_id = ? AND id = ?"
+            args += scope
+        elif scope != "all":
+            sql += " AND phase_id = ?"
+            args += (scope,)
+        for pid, sid, status, progress, data in ctx.execute(sql + " ORDER BY phase_id, pos", args):
+            d = self.codec.loads(data)
+            d.update(id=sid, status=status, progress=progress)
+            phase = state.phases.get(pid)
+            if phase is not None:
+                phase.sub_tasks[sid] = SubTaskState.from_dict(d)
+
+    def _load(self, c: sqlite3.Connection, migration_id: str, sub_tasks: SubTaskScope,
+              phases: PhaseScope = None) -> MigrationState:
         row = c.execute(
             "SELECT header, successful_operations, failed_operations, total_data_migrated, gauges "
             "FROM mt_migrations WHERE id = ?", (migration_id,),
@@ -499,26 +532,10 @@ class SQLiteStorage(Storage):
             raise MigrationNotFound(migration_id)
         state = MigrationState.from_header(self.codec.loads(row[0]))
         state.metrics = Metrics(row[1], row[2], row[3], self.codec.loads(row[4]))
-        for pid, status, progress, done, total, data in c.execute(
-            "SELECT id, status, progress, done, total, data FROM mt_phases "
-            "WHERE migration_id = ? ORDER BY pos", (migration_id,),
-        ):
-            d = self.codec.loads(data)
-            d.update(id=pid, status=status, progress=progress, done=done, total=total)
-            state.phases[pid] = PhaseState.from_dict(d)
-        if sub_tasks is not None:
-            sql = "SELECT phase_id, id, status, progress, data FROM mt_sub_tasks WHERE migration_id = ?"
-            args: tuple[str, ...] = (migration_id,)
-            if sub_tasks != "all":
-                sql += " AND phase_id = ?"
-                args += (sub_tasks,)
-            for pid, sid, status, progress, data in c.execute(sql + " ORDER BY phase_id, pos", args):
-                d = self.codec.loads(data)
-                d.update(id=sid, status=status, progress=progress)
-                phase = state.phases.get(pid)
-                if phase is not None:
-                    phase.sub_tasks[sid] = SubTaskState.from_dict(d)
+        self.assemble(c, state, sub_tasks, phases)
         state.seq = self._last_seq(c, migration_id)
+        if state.partial:
+            return state
         for level, n, unacked in c.execute(
             "SELECT level, COUNT(*), SUM(1 - acknowledged) FROM mt_alerts WHERE migration_id = ? "
             "GROUP BY level", (migration_id,),
@@ -527,9 +544,10 @@ class SQLiteStorage(Storage):
             state.unacknowledged_alerts += unacked
         return state
 
-    def load(self, migration_id: str, *, sub_tasks: SubTaskScope = "all") -> MigrationState:
+    def load(self, migration_id: str, *, sub_tasks: SubTaskScope = "all",
+             phases: PhaseScope = None) -> MigrationState:
         with self._read() as c:
-            return self._load(c, migration_id, sub_tasks)
+            return self._load(c, migration_id, sub_tasks, phases)
 
     def exists(self, migration_id: str) -> bool:
         with self._read() as c:
@@ -578,13 +596,13 @@ class SQLiteStorage(Storage):
 
     def transact(
         self, migration_id: str, fn: Callable[[MigrationState], Change], *, sub_tasks: SubTaskScope = "all",
-        op_id: str | None = None, ts: datetime | None = None,
+        op_id: str | None = None, ts: datetime | None = None, phases: PhaseScope = None,
     ) -> Change:
         with self._write() as c:
             at = self._write_time(c, migration_id, ts)
             if op_id is not None and self._seen_op(c, migration_id, op_id, at):
                 return Change(last_seq=self._last_seq(c, migration_id))
-            state = self._load(c, migration_id, sub_tasks)
+            state = self._load(c, migration_id, sub_tasks, phases)
             state.as_of = at
             change = fn(state)
             if change.empty:
@@ -599,15 +617,18 @@ class SQLiteStorage(Storage):
                 c.execute("UPDATE mt_migrations SET updated_at = ? WHERE id = ?", (now, migration_id))
             if change.metrics:
                 self._write_metrics(c, state)
-            order = {pid: i for i, pid in enumerate(state.phases)}
+            # rows are written by key: their position stays, and the hot path's columns (last_ts,
+            # last_op) are not set, so its triggers do not fire
             for pid in change.phases:
-                c.execute(f"INSERT OR REPLACE INTO mt_phases {_PHASE_COLUMNS} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                          self._phase_row(migration_id, order[pid], state.phases[pid]))
+                p = state.phases[pid]
+                c.execute("UPDATE mt_phases SET status = ?, progress = ?, done = ?, total = ?, data = ? "
+                          "WHERE migration_id = ? AND id = ?",
+                          (p.status.value, p.progress, p.done, p.total, self.phase_rest(p), migration_id, pid))
             for pid, sid in change.sub_tasks:
                 sub = state.phases[pid].sub_tasks[sid]
-                pos = list(state.phases[pid].sub_tasks).index(sid)
-                c.execute(f"INSERT OR REPLACE INTO mt_sub_tasks {_SUB_COLUMNS} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                          self._sub_row(migration_id, pid, pos, sub))
+                c.execute("UPDATE mt_sub_tasks SET status = ?, progress = ?, data = ? "
+                          "WHERE migration_id = ? AND phase_id = ? AND id = ?",
+                          (sub.status.value, sub.progress, self.sub_task_rest(sub), migration_id, pid, sid))
             for a in change.new_alerts:
                 self._insert_alert(c, migration_id, a)
             for a in change.updated_alerts:
@@ -737,6 +758,25 @@ class SQLiteStorage(Storage):
         return {"successful_operations": row[0], "failed_operations": row[1], "total_data_migrated": row[2]}
 
     # -- reads -----------------------------------------------------------------------------
+
+    def page_sub_tasks(self, migration_id: str, phase_id: str, *, status: str | None = None,
+                       after: str | None = None, limit: int = 100) -> list[SubTaskState]:
+        sql = "SELECT id, status, progress, data FROM mt_sub_tasks WHERE migration_id = ? AND phase_id = ?"
+        args: list[Any] = [migration_id, phase_id]
+        if status is not None:
+            sql += " AND status = ?"
+            args.append(status)
+        if after is not None:
+            sql += " AND pos > (SELECT pos FROM mt_sub_tasks WHERE migration_id = ? AND phase_id = ? AND id = ?)"
+            args += [migration_id, phase_id, after]
+        with self._read() as c:
+            rows = c.execute(sql + " ORDER BY pos LIMIT ?", [*args, limit]).fetchall()
+        out = []
+        for sid, st, progress, data in rows:
+            d = self.codec.loads(data)
+            d.update(id=sid, status=st, progress=progress)
+            out.append(SubTaskState.from_dict(d))
+        return out
 
     def control(self, migration_id: str) -> Control:
         with self._read() as c:
