@@ -14,7 +14,7 @@ from migratrack.errors import StorageError, StorageUnavailable
 from migratrack.service import Clock, MigrationService
 from migratrack.settings import Settings
 from migratrack.storage import Storage, open_storage
-from migratrack.web import api, compat, errors, pages, sse
+from migratrack.web import api, compat, errors, reads, sse
 from migratrack.web.auth import TokenManager
 from migratrack.web.hosts import LOOPBACK_HOSTS, HostCheck, SecurityHeaders
 from migratrack.web.lean import HotRoutes
@@ -86,7 +86,7 @@ def create_app(
     app.include_router(sse.router)
     app.include_router(compat.router)
     app.include_router(api.tokens_router)
-    app.include_router(pages.router)
+    app.include_router(reads.router)
 
     @app.get("/healthz", response_model=Health, tags=["health"], summary="Liveness (no auth)")
     def healthz() -> Health:
