@@ -108,13 +108,21 @@ def serve(
 def token_create(
     role: Annotated[str, typer.Option("--role", help="admin, operator or viewer")],
     name: Annotated[str, typer.Option("--name", help="a name for the audit trail, e.g. ci or alice")],
+    migration: Annotated[list[str] | None, typer.Option(
+        "--migration", help="limit the token to this migration (repeatable; default: every migration)")] = None,
     storage: StorageOpt = None,
 ) -> None:
-    """Create a token and print it once (only its hash is stored)."""
+    """Create a token and print it once (only its hash is stored).
+
+    Example: migratrack token create --role operator --name ci-orders --migration orders-db"""
+    from migratrack.core.plan import check_id
     from migratrack.web.auth import TokenManager
 
-    token, record = TokenManager(open_storage(storage_url(storage))).create(name, role)
-    err_console.print(f"created {record.role} token {record.name!r} (id {record.id}); it is shown only once:")
+    scope = [check_id(m, "--migration") for m in migration] if migration else None
+    token, record = TokenManager(open_storage(storage_url(storage))).create(name, role, migrations=scope)
+    limited = f", limited to {', '.join(record.migrations)}" if record.migrations else ""
+    err_console.print(safe(f"created {record.role} token {record.name!r} (id {record.id}{limited}); "
+                           "it is shown only once:"), markup=False, highlight=False)
     sys.stdout.write(token + "\n")
 
 
@@ -129,8 +137,9 @@ def token_list(storage: StorageOpt = None) -> None:
         return
     for t in records:
         state = f"revoked {t.revoked_at:%Y-%m-%d %H:%M} by {t.revoked_by or '?'}" if t.revoked_at else "active"
+        scope = f"  migrations: {', '.join(t.migrations)}" if t.migrations else ""
         console.print(safe(f"{t.id}  {t.name:<24} {t.role:<9} created {t.created_at:%Y-%m-%d %H:%M} by "
-                           f"{t.created_by or '?'}  {state}"), highlight=False, markup=False)
+                           f"{t.created_by or '?'}  {state}{scope}"), highlight=False, markup=False)
 
 
 @token_app.command("revoke")

@@ -47,7 +47,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError, core_schema
 
 from migratrack.core.graph import find_cycle
 from migratrack.core.values import Metadata as CheckedMetadata
-from migratrack.errors import InvalidPlan
+from migratrack.errors import InvalidInput, InvalidPlan
 
 ID_MAX = 200
 #: the id rule as documented in the JSON schema; ``_ID`` applies it (``$`` in Python would
@@ -80,6 +80,14 @@ def _id(value: Any) -> str:
             "whitespace, control or text-direction characters",
         )
     return value
+
+
+def check_id(value: Any, what: str = "id") -> str:
+    """``value`` if it is a valid id; else InvalidInput naming ``what`` and the rule."""
+    try:
+        return _id(value)
+    except PydanticCustomError as exc:
+        raise InvalidInput(f"{what}: {exc.message()}") from None
 
 
 def _minutes(value: Any) -> float:

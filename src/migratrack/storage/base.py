@@ -160,13 +160,15 @@ class TokenRecord:
     #: who created and who revoked it: a token's identity, or the local user of the CLI
     created_by: str | None = None
     revoked_by: str | None = None
+    #: the migrations this token may act on; None: every migration
+    migrations: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id, "name": self.name, "role": self.role, "token_hash": self.token_hash,
             "created_at": self.created_at.isoformat(),
             "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
-            "created_by": self.created_by, "revoked_by": self.revoked_by,
+            "created_by": self.created_by, "revoked_by": self.revoked_by, "migrations": self.migrations,
         }
 
     @classmethod
@@ -175,7 +177,7 @@ class TokenRecord:
             id=d["id"], name=d["name"], role=d["role"], token_hash=d["token_hash"],
             created_at=datetime.fromisoformat(d["created_at"]),
             revoked_at=datetime.fromisoformat(d["revoked_at"]) if d.get("revoked_at") else None,
-            created_by=d.get("created_by"), revoked_by=d.get("revoked_by"),
+            created_by=d.get("created_by"), revoked_by=d.get("revoked_by"), migrations=d.get("migrations"),
         )
 
 

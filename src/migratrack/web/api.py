@@ -30,6 +30,8 @@ from migratrack.web.auth import (
     actor_label,
     actor_of,
     check_role,
+    check_scope,
+    check_unscoped,
     issue_ticket,
 )
 from migratrack.web.errors import ErrorBody
@@ -134,9 +136,11 @@ def _change(svc: MigrationService, mid: str, c: object) -> ChangeOut:
 # -- migrations ------------------------------------------------------------------------------
 
 @router.get("", response_model=list[MigrationSummary], summary="List migrations (status, progress, ETA)")
-def list_migrations(svc: Svc, _: Principal = RequireViewer) -> list[MigrationSummary]:
+def list_migrations(svc: Svc, who: Principal = RequireViewer) -> list[MigrationSummary]:
     out = []
     for mid in svc.list_ids():
+        if not who.may(mid):
+            continue
         try:
             out.append(MigrationSummary.of(svc.overview(mid)))
         except MigrationNotFound:  # deleted meanwhile
@@ -148,6 +152,7 @@ def list_migrations(svc: Svc, _: Principal = RequireViewer) -> list[MigrationSum
              responses={200: {"model": Created, "description": "existed with the same plan: resumed"}})
 def create_migration(request: Request, response: Response, body: CreateMigration, svc: Svc,
                      who: Principal = RequireOperator) -> Created:
+    check_scope(who, body.id)
     if body.replace:
         check_role(who, Role.ADMIN)
     phases = [p.model_dump(exclude_none=True) for p in body.phases]
@@ -449,21 +454,24 @@ def _tokens(request: Request) -> TokenManager:
 
 def _token_out(t: Any) -> TokenOut:
     return TokenOut(id=t.id, name=t.name, role=t.role, created_at=t.created_at, revoked_at=t.revoked_at,
-                    created_by=t.created_by, revoked_by=t.revoked_by)
+                    created_by=t.created_by, revoked_by=t.revoked_by, migrations=t.migrations)
 
 
 @tokens_router.get("", response_model=list[TokenOut], summary="List tokens (admin); never the tokens themselves")
-def list_tokens(request: Request, _: Principal = RequireAdmin) -> list[TokenOut]:
+def list_tokens(request: Request, who: Principal = RequireAdmin) -> list[TokenOut]:
+    check_unscoped(who, "manage tokens")
     return [_token_out(t) for t in _tokens(request).records()]
 
 
 @tokens_router.post("", response_model=TokenCreated, status_code=201, summary="Create a token (admin)")
 def create_token(request: Request, body: TokenIn, who: Principal = RequireAdmin) -> TokenCreated:
-    token, t = _tokens(request).create(body.name, body.role, by=who.label)
+    check_unscoped(who, "manage tokens")
+    token, t = _tokens(request).create(body.name, body.role, by=who.label, migrations=body.migrations)
     return TokenCreated(token=token, **_token_out(t).model_dump())
 
 
 @tokens_router.delete("/{token_id}", response_model=TokenOut, summary="Revoke a token (admin)")
 def revoke_token(request: Request, token_id: Annotated[str, Path(min_length=1, max_length=200)],
                  who: Principal = RequireAdmin) -> TokenOut:
+    check_unscoped(who, "manage tokens")
     return _token_out(_tokens(request).revoke(token_id, by=who.label))

@@ -19,7 +19,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -60,6 +60,11 @@ class Principal:
     token_id: str
     name: str
     role: Role
+    #: the migrations this token may act on; None: every migration
+    migrations: frozenset[str] | None = None
+
+    def may(self, migration_id: str) -> bool:
+        return self.migrations is None or migration_id in self.migrations
 
     @property
     def label(self) -> str:
@@ -101,7 +106,8 @@ class TokenManager:
         self._cache: dict[str, tuple[float, Principal | None]] = {}
         self._lock = threading.Lock()
 
-    def create(self, name: str, role: Role | str, *, by: str | None = None) -> tuple[str, TokenRecord]:
+    def create(self, name: str, role: Role | str, *, by: str | None = None,
+               migrations: Iterable[str] | None = None) -> tuple[str, TokenRecord]:
         """A new token: returns the token itself (show it once) and its stored record. ``by``
         (who asked: a token's identity, or the CLI's local user) is kept on the record and logged."""
         _check_name(name)
@@ -111,9 +117,12 @@ class TokenManager:
             raise InvalidInput(f"unknown role {role!r}; use admin, operator or viewer") from None
         if any(t.name == name and t.revoked_at is None for t in self.storage.list_tokens()):
             raise RuleViolation(f"a token named {name!r} exists; revoke it first or choose another name")
+        scope = None if migrations is None else sorted(set(migrations))
+        if scope is not None and not scope:
+            raise InvalidInput("a token scoped to migrations needs at least one migration id")
         token = "mt_" + secrets.token_urlsafe(32)
         record = TokenRecord(id=uuid.uuid4().hex[:8], name=name, role=r.value, token_hash=hash_token(token),
-                             created_at=datetime.now(UTC), created_by=by or local_user())
+                             created_at=datetime.now(UTC), created_by=by or local_user(), migrations=scope)
         self.storage.save_token(record)
         audit_log.info("token created: %s token %r (id %s) by %s", record.role, record.name, record.id,
                        record.created_by)
@@ -166,7 +175,8 @@ class TokenManager:
         principal = None
         if record is not None and record.revoked_at is None:
             try:
-                principal = Principal(token_id=record.id, name=record.name, role=Role(record.role))
+                principal = Principal(token_id=record.id, name=record.name, role=Role(record.role),
+                                      migrations=None if record.migrations is None else frozenset(record.migrations))
             except ValueError:
                 principal = None
         with self._lock:
@@ -191,8 +201,22 @@ MISSING_TOKEN = ("missing bearer token: send 'Authorization: Bearer <token>' "
                  "(create one with 'migratrack token create')")
 
 
-def identify(manager: TokenManager | None, token: str | None, role: Role) -> Principal:
-    """Who presents ``token``, if its role allows ``role``: else HTTPException 401 or 403."""
+def check_scope(principal: Principal, migration_id: str) -> None:
+    """403 unless ``principal``'s token may act on ``migration_id``."""
+    if not principal.may(migration_id):
+        raise HTTPException(403, f"token {principal.name!r} is limited to the migrations "
+                                 f"{', '.join(sorted(principal.migrations or ()))}; not {migration_id!r}")
+
+
+def check_unscoped(principal: Principal, what: str) -> None:
+    """403 if ``principal``'s token is limited to some migrations (it may not ``what``)."""
+    if principal.migrations is not None:
+        raise HTTPException(403, f"token {principal.name!r} is limited to some migrations and cannot {what}")
+
+
+def identify(manager: TokenManager | None, token: str | None, role: Role, migration_id: str | None = None) -> Principal:
+    """Who presents ``token``, if its role allows ``role`` (and its scope ``migration_id``, when
+    the request names one): else HTTPException 401 or 403."""
     if manager is None:  # auth disabled (loopback only, explicit flag)
         return ANONYMOUS
     if not token:
@@ -203,15 +227,18 @@ def identify(manager: TokenManager | None, token: str | None, role: Role) -> Pri
     if not principal.role.allows(role):
         raise HTTPException(403, f"this needs the {role.value} role; token {principal.name!r} is "
                                  f"{principal.role.value}")
+    if migration_id is not None:
+        check_scope(principal, migration_id)
     return principal
 
 
-async def identify_async(manager: TokenManager | None, token: str | None, role: Role) -> Principal:
+async def identify_async(manager: TokenManager | None, token: str | None, role: Role,
+                         migration_id: str | None = None) -> Principal:
     """:func:`identify`, with a token not yet cached looked up in a worker thread: the event
     loop never waits for the store (a paused Redis would hold up every request)."""
     if manager is not None and token and not manager.known(token):
         await run_in_threadpool(manager.authenticate, token)
-    return identify(manager, token, role)
+    return identify(manager, token, role, migration_id)
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -237,7 +264,7 @@ async def principal_of(request: Request, credentials: HTTPAuthorizationCredentia
             if not principal.role.allows(role):
                 raise HTTPException(403, f"a stream ticket only reads; this needs the {role.value} role")
             return principal
-    return await identify_async(manager, token, role)
+    return await identify_async(manager, token, role, request.path_params.get("mid"))
 
 
 def require(role: Role) -> Callable[..., Awaitable[Principal]]:

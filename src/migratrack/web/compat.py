@@ -34,7 +34,7 @@ from migratrack.core.views import AlertView, Dashboard, MetricsView, Overview, P
 from migratrack.errors import InvalidInput, NotFound
 from migratrack.service import MigrationService
 from migratrack.web.api import ERRORS, service
-from migratrack.web.auth import Principal, RequireOperator, RequireViewer, Role, actor_of, check_role
+from migratrack.web.auth import Principal, RequireOperator, RequireViewer, Role, actor_of, check_role, check_scope
 from migratrack.web.schemas import Percent
 
 router = APIRouter(prefix="/api/migration", tags=["seed-compatible"], responses=ERRORS)
@@ -273,10 +273,11 @@ class SeedEstimateIn(BaseModel):
     migrationId: str | None = Field(default=None, min_length=1, max_length=200)
 
 
-def _pick(svc: MigrationService, mid: str | None) -> str:
+def _pick(svc: MigrationService, mid: str | None, who: Principal) -> str:
     if mid:
+        check_scope(who, mid)
         return mid
-    ids = svc.list_ids()
+    ids = [i for i in svc.list_ids() if who.may(i)]
     if not ids:
         raise NotFound("there are no migrations yet; create one (POST /api/migrations, or the "
                        "initializeMigration action)")
@@ -290,14 +291,15 @@ def _need(value: str | None, field: str, action: str) -> str:
 
 
 @router.get("/progress", response_model=SeedOverview, summary="Migration overview (seed shape)")
-def get_progress(svc: Svc, migrationId: MigrationIdQuery = None, _: Principal = RequireViewer) -> SeedOverview:
-    return SeedOverview.of(svc.overview(_pick(svc, migrationId)))
+def get_progress(svc: Svc, migrationId: MigrationIdQuery = None, who: Principal = RequireViewer) -> SeedOverview:
+    return SeedOverview.of(svc.overview(_pick(svc, migrationId, who)))
 
 
 @router.post("/progress", response_model=SeedResult, summary="Any tracker action (seed shape)")
 def post_progress(request: Request, body: SeedProgressIn, svc: Svc,
                   who: Principal = RequireOperator) -> SeedResult:
     a, mid = body.action, body.migrationId
+    check_scope(who, mid)
     actor = actor_of(request, who)
     alert_id: str | None = None
     created: bool | None = None
@@ -365,8 +367,8 @@ def _need_list(value: list[dict[str, Any]] | None, action: str) -> list[dict[str
 
 @router.put("/progress", response_model=SeedEstimate, summary="Completion estimate (seed shape)")
 def put_progress(svc: Svc, body: Annotated[SeedEstimateIn | None, Body()] = None,
-                 migrationId: MigrationIdQuery = None, _: Principal = RequireViewer) -> SeedEstimate:
-    mid = _pick(svc, (body.migrationId if body else None) or migrationId)
+                 migrationId: MigrationIdQuery = None, who: Principal = RequireViewer) -> SeedEstimate:
+    mid = _pick(svc, (body.migrationId if body else None) or migrationId, who)
     e = svc.estimate(mid)
     return SeedEstimate(migrationId=mid, estimatedCompletion=e.completion, earliestCompletion=e.earliest,
                         latestCompletion=e.latest, remainingTime=_minutes(e.remaining_seconds),
@@ -374,8 +376,8 @@ def put_progress(svc: Svc, body: Annotated[SeedEstimateIn | None, Body()] = None
 
 
 @router.get("/dashboard", response_model=SeedDashboard, summary="Complete dashboard data (seed shape)")
-def get_dashboard(svc: Svc, migrationId: MigrationIdQuery = None, _: Principal = RequireViewer) -> SeedDashboard:
-    return SeedDashboard.of(svc.dashboard(_pick(svc, migrationId)))
+def get_dashboard(svc: Svc, migrationId: MigrationIdQuery = None, who: Principal = RequireViewer) -> SeedDashboard:
+    return SeedDashboard.of(svc.dashboard(_pick(svc, migrationId, who)))
 
 
 @router.post("/dashboard", response_model=SeedResult,
@@ -383,7 +385,7 @@ def get_dashboard(svc: Svc, migrationId: MigrationIdQuery = None, _: Principal =
 def post_dashboard(request: Request, body: SeedDashboardIn, svc: Svc,
                    who: Principal = RequireOperator) -> SeedResult:
     a = body.action
-    mid = _pick(svc, body.migrationId)
+    mid = _pick(svc, body.migrationId, who)
     actor = actor_of(request, who)
     alert_id: str | None = None
     if a in ("pause", "resume", "cancel"):

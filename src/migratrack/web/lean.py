@@ -93,7 +93,7 @@ def _resolver(name: str, annotation: Any, default: Any) -> Resolver:
             if manager is not None and token and not manager.known(token):
                 kwargs[name] = _Lookup(token, role)  # the handler looks it up off the event loop
             else:
-                kwargs[name] = identify(manager, token, role)
+                kwargs[name] = identify(manager, token, role, request.path_params.get("mid"))
         return principal
     if isinstance(marker, Path):
         path_check = TypeAdapter(annotation)
@@ -166,7 +166,8 @@ class LeanRoute(APIRoute):
                 raise RequestValidationError(errors)
             for key, value in kwargs.items():
                 if isinstance(value, _Lookup):
-                    kwargs[key] = await identify_async(request.app.state.tokens, value.token, value.role)
+                    kwargs[key] = await identify_async(request.app.state.tokens, value.token, value.role,
+                                                       request.path_params.get("mid"))
             result: BaseModel = await endpoint(**kwargs)
             return JSONBytes(result.__pydantic_serializer__.to_json(result), status)
 

@@ -195,6 +195,8 @@ AlertOut = AlertView
 class TokenIn(_In):
     name: str = Field(min_length=1, max_length=100, pattern=r"^\S+$")
     role: Literal["admin", "operator", "viewer"]
+    migrations: list[Id] | None = Field(default=None, min_length=1, max_length=1000,
+                                        description="limit the token to these migrations (default: all)")
 
 
 class StreamTicket(BaseModel):
@@ -211,6 +213,7 @@ class TokenOut(BaseModel):
     revoked_at: datetime | None
     created_by: str | None = Field(default=None, description="the admin token (or local CLI user) that created it")
     revoked_by: str | None = Field(default=None, description="the admin token (or local CLI user) that revoked it")
+    migrations: list[str] | None = Field(default=None, description="the migrations it may act on; null: all")
 
 
 class TokenCreated(TokenOut):
