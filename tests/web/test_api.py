@@ -188,3 +188,16 @@ def test_audit_is_paged_and_names_the_token(client: Client, admin: httpx.Client,
     assert second["identity"].startswith("token:operator-bot/") and second["claimed_actor"] == "worker-7"
     assert page["events"][0]["claimed_actor"] is None
     assert actors[2].startswith("token:operator-bot/")
+
+
+def test_the_migration_list_comes_a_page_at_a_time(admin: httpx.Client) -> None:
+    for i in range(5):
+        assert admin.post("/api/migrations", json={"id": f"m{i}", "phases": [{"id": "a"}]}).status_code == 201
+    first = admin.get("/api/migrations", params={"limit": 2})
+    assert [m["migration_id"] for m in first.json()] == ["m0", "m1"]
+    assert first.headers["link"] == '</api/migrations?after=m1&limit=2>; rel="next"'
+    second = admin.get("/api/migrations?after=m1&limit=2")
+    assert [m["migration_id"] for m in second.json()] == ["m2", "m3"]
+    last = admin.get("/api/migrations?after=m3&limit=2")
+    assert [m["migration_id"] for m in last.json()] == ["m4"] and "link" not in last.headers
+    assert admin.get("/api/migrations", params={"limit": 1001}).status_code == 422

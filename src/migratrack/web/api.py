@@ -135,16 +135,25 @@ def _change(svc: MigrationService, mid: str, c: object) -> ChangeOut:
 
 # -- migrations ------------------------------------------------------------------------------
 
-@router.get("", response_model=list[MigrationSummary], summary="List migrations (status, progress, ETA)")
-def list_migrations(svc: Svc, who: Principal = RequireViewer) -> list[MigrationSummary]:
+@router.get("", response_model=list[MigrationSummary], summary="List migrations (status, progress, ETA)",
+            description="Oldest first, a page at a time: the `Link` header (rel=\"next\") names the next "
+                        "page while there is one.")
+def list_migrations(svc: Svc, response: Response, who: Principal = RequireViewer,
+                    limit: Annotated[int, Query(ge=1, le=1000, description="at most this many")] = 100,
+                    after: Annotated[str | None, Query(min_length=1, max_length=200,
+                                                       description="the page after this migration id")] = None,
+                    ) -> list[MigrationSummary]:
+    ids = [mid for mid in svc.list_ids() if who.may(mid)]  # ids are cheap; overviews are not
+    if after is not None:
+        ids = ids[ids.index(after) + 1:] if after in ids else []
     out = []
-    for mid in svc.list_ids():
-        if not who.may(mid):
-            continue
+    for mid in ids[:limit]:
         try:
             out.append(MigrationSummary.of(svc.overview(mid)))
         except MigrationNotFound:  # deleted meanwhile
             continue
+    if len(ids) > limit:
+        response.headers["Link"] = f'</api/migrations?after={quote(ids[limit - 1], safe="")}&limit={limit}>; rel="next"'
     return out
 
 
