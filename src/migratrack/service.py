@@ -38,6 +38,7 @@ from migratrack.core.rules import (
     error_rate_threshold,
     normalise_metrics,
 )
+from migratrack.core.speed import SAMPLE_EVENTS, DataSample, data_samples
 from migratrack.core.states import AlertLevel, Control
 from migratrack.core.views import Dashboard, Overview, build_dashboard, build_overview
 from migratrack.errors import (
@@ -463,7 +464,16 @@ class MigrationService:
 
     def dashboard(self, mid: str, *, alerts: int = 20) -> Dashboard:
         state = self.storage.load(mid)
-        return build_dashboard(state, self.storage.alerts(mid, limit=alerts), self.read_time(state))
+        samples, since = self.speed_samples(state)
+        return build_dashboard(state, self.storage.alerts(mid, limit=alerts), self.read_time(state), samples, since)
+
+    def speed_samples(self, state: MigrationState) -> tuple[list[DataSample], datetime | None]:
+        """The data-counter samples of the newest events, for the speed's sliding window, and the
+        time of the oldest event read when the log goes further back (else None)."""
+        after = max(0, state.seq - SAMPLE_EVENTS)
+        events = self.storage.events(state.id, after, SAMPLE_EVENTS)
+        since = events[0].ts if after > 0 and events else None
+        return data_samples(events), since
 
     def estimate(self, mid: str) -> Estimate:
         state = self.storage.load(mid)

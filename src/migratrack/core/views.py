@@ -13,6 +13,7 @@ from migratrack.core.graph import longest_finish
 from migratrack.core.models import Alert, MigrationState, PhaseState
 from migratrack.core.progress import migration_status, overall_progress, phase_progress
 from migratrack.core.rules import active_seconds, derived_error_rate
+from migratrack.core.speed import DataSample, migration_speed
 from migratrack.core.states import AlertLevel, Condition, Control, MigrationStatus, Status
 
 
@@ -131,7 +132,9 @@ class AlertView(_Model):
 
 class MetricsView(_Model):
     total_data_migrated: int
-    migration_speed: float | None = Field(description="bytes/s: reported, else data / active time")
+    migration_speed: float | None = Field(
+        description="bytes/s: a finished migration's average; else as reported; else data added in the last "
+                    "60 s over the active part of that window (core/speed.py)")
     error_rate: float | None = Field(description="percent: failed/(successful+failed) when counts are known")
     successful_operations: int
     failed_operations: int
@@ -213,16 +216,13 @@ def build_overview(state: MigrationState, now: datetime, est: Estimate | None = 
     )
 
 
-def _metrics_view(state: MigrationState, now: datetime) -> MetricsView:
+def _metrics_view(state: MigrationState, now: datetime, samples: Sequence[DataSample] | None = None,
+                  since: datetime | None = None) -> MetricsView:
     m = state.metrics
     g = m.gauges
-    speed = g.get("migration_speed")
-    if speed is None and m.total_data_migrated and state.started_at:
-        active = active_seconds(state, state.started_at, state.finished_at or now)
-        speed = m.total_data_migrated / active if active > 0 else None
     return MetricsView(
         total_data_migrated=m.total_data_migrated,
-        migration_speed=speed,
+        migration_speed=migration_speed(state, now, samples, since=since),
         error_rate=derived_error_rate(m.successful_operations, m.failed_operations, g),
         successful_operations=m.successful_operations,
         failed_operations=m.failed_operations,
@@ -251,7 +251,8 @@ def _timeline(state: MigrationState, now: datetime) -> list[TimelineEntry]:
     return out
 
 
-def build_dashboard(state: MigrationState, alerts: Sequence[Alert], now: datetime) -> Dashboard:
+def build_dashboard(state: MigrationState, alerts: Sequence[Alert], now: datetime,
+                    samples: Sequence[DataSample] | None = None, since: datetime | None = None) -> Dashboard:
     est = estimate(state, now)
     phases = [
         PhaseView(
@@ -279,6 +280,6 @@ def build_dashboard(state: MigrationState, alerts: Sequence[Alert], now: datetim
         overview=build_overview(state, now, est),
         phases=phases,
         recent_alerts=[AlertView.of(a) for a in alerts],
-        metrics=_metrics_view(state, now),
+        metrics=_metrics_view(state, now, samples, since),
         timeline=_timeline(state, now),
     )
