@@ -38,7 +38,7 @@ from migratrack.core.rules import (
     error_rate_threshold,
     normalise_metrics,
 )
-from migratrack.core.speed import SAMPLE_EVENTS, DataSample, data_samples
+from migratrack.core.speed import SAMPLE_EVENTS, DataSample, data_samples, needs_samples
 from migratrack.core.states import AlertLevel, Control
 from migratrack.core.views import Dashboard, Overview, build_dashboard, build_overview
 from migratrack.errors import (
@@ -467,9 +467,12 @@ class MigrationService:
         samples, since = self.speed_samples(state)
         return build_dashboard(state, self.storage.alerts(mid, limit=alerts), self.read_time(state), samples, since)
 
-    def speed_samples(self, state: MigrationState) -> tuple[list[DataSample], datetime | None]:
+    def speed_samples(self, state: MigrationState) -> tuple[list[DataSample] | None, datetime | None]:
         """The data-counter samples of the newest events, for the speed's sliding window, and the
-        time of the oldest event read when the log goes further back (else None)."""
+        time of the oldest event read when the log goes further back (else None). None when the
+        speed does not depend on them (finished, or reported by the script): the log is not read."""
+        if not needs_samples(state):
+            return None, None
         after = max(0, state.seq - SAMPLE_EVENTS)
         events = self.storage.events(state.id, after, SAMPLE_EVENTS)
         since = events[0].ts if after > 0 and events else None

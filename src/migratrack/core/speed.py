@@ -76,6 +76,13 @@ def window_speed(state: MigrationState, samples: Sequence[DataSample], now: date
     return sum(s.added for s in samples if start < s.ts <= now) / span
 
 
+def needs_samples(state: MigrationState) -> bool:
+    """Whether :func:`migration_speed` would read samples: a caller skips reading the log if not."""
+    finished = state.finished_at is not None or state.cancelled_at is not None
+    reported = isinstance(state.metrics.gauges.get("migration_speed"), int | float)
+    return not finished and not reported and state.metrics.total_data_migrated > 0
+
+
 def migration_speed(state: MigrationState, now: datetime, samples: Sequence[DataSample] | None = None,
                     *, since: datetime | None = None) -> float | None:
     """The speed to show (bytes/s) by the rules in this module's docstring; None when unknown.
