@@ -12,6 +12,7 @@ from migratrack.core.eta import Estimate, estimate
 from migratrack.core.graph import longest_finish
 from migratrack.core.models import Alert, MigrationState, PhaseState
 from migratrack.core.progress import migration_status, overall_progress, phase_progress
+from migratrack.core.resources import utilization
 from migratrack.core.rules import active_seconds, derived_error_rate
 from migratrack.core.speed import DataSample, migration_speed
 from migratrack.core.states import AlertLevel, Condition, Control, MigrationStatus, Status
@@ -139,7 +140,9 @@ class MetricsView(_Model):
     successful_operations: int
     failed_operations: int
     average_operation_time: float | None
-    resource_utilization: dict[str, float]
+    resource_utilization: dict[str, float] = Field(
+        description="cpu and memory (percent of a host), network and storage (bytes/s): as set, or the live "
+                    "samplers' shares added up (then also workers: how many)")
     cost_metrics: dict[str, float]
 
 
@@ -227,7 +230,7 @@ def _metrics_view(state: MigrationState, now: datetime, samples: Sequence[DataSa
         successful_operations=m.successful_operations,
         failed_operations=m.failed_operations,
         average_operation_time=g.get("average_operation_time"),
-        resource_utilization=dict(g.get("resource_utilization") or {}),
+        resource_utilization=utilization(g, now),
         cost_metrics=dict(g.get("cost_metrics") or {}),
     )
 

@@ -33,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from migratrack.core.eta import estimate
 from migratrack.core.models import MigrationState
 from migratrack.core.progress import migration_status, overall_progress, phase_progress
+from migratrack.core.resources import utilization
 from migratrack.core.rules import derived_error_rate
 from migratrack.core.speed import migration_speed
 from migratrack.core.states import AlertLevel, MigrationStatus, Status
@@ -219,9 +220,8 @@ class _Families:
         for level in AlertLevel:
             self.alerts.add_metric([mid, level.value], state.alert_counts.get(level.value, 0))
         self.unacknowledged.add_metric([mid], state.unacknowledged_alerts)
-        for name, value in sorted((m.gauges.get("resource_utilization") or {}).items()):
-            if isinstance(value, int | float):
-                self.resources.add_metric([mid, name], value)
+        for name, value in sorted(utilization(m.gauges, now).items()):
+            self.resources.add_metric([mid, name], value)
         self._add_cost(state, now, remaining)
 
     def _add_cost(self, state: MigrationState, now: datetime, remaining: float | None) -> None:
