@@ -50,6 +50,8 @@ from migratrack.errors import (
     StorageError,
     StorageUnavailable,
 )
+from migratrack.metrics.cost import Prices, cost_metrics, migration_cost
+from migratrack.settings import Settings
 from migratrack.storage import MergeResult, Storage, open_storage
 from migratrack.storage.base import ProgressMerge, RequestRecord, SubTaskScope
 from migratrack.storage.base import check_op_id as store_check_op_id
@@ -81,6 +83,9 @@ class PartiallyApplied(StorageUnavailable):
 
 #: the longest operation id the service takes (it adds suffixes for a batch's parts)
 MAX_OP_ID = 200
+
+
+_UNSET = object()
 
 
 def utc_now() -> datetime:
@@ -130,6 +135,7 @@ class MigrationService:
         # compared with the store's clock once, before the first write it does not stamp
         self._clock_checked = self.clock_is_authority or not self.storage.has_clock
         self._thresholds: dict[str, float] = {}
+        self._prices: Prices | object | None = _UNSET
 
     def now(self) -> datetime:
         """This service's clock (see the module docstring for when it stamps writes)."""
@@ -465,7 +471,27 @@ class MigrationService:
     def dashboard(self, mid: str, *, alerts: int = 20) -> Dashboard:
         state = self.storage.load(mid)
         samples, since = self.speed_samples(state)
-        return build_dashboard(state, self.storage.alerts(mid, limit=alerts), self.read_time(state), samples, since)
+        now = self.read_time(state)
+        d = build_dashboard(state, self.storage.alerts(mid, limit=alerts), now, samples, since)
+        cost = migration_cost(state, now, d.overview.estimate.remaining_seconds, self.prices)
+        if cost is None:
+            return d
+        metrics = d.metrics.model_copy(update={"cost_metrics": cost_metrics(d.metrics.cost_metrics, cost)})
+        return d.model_copy(update={"metrics": metrics})
+
+    @property
+    def prices(self) -> Prices | None:
+        """The prices in the settings (MIGRATRACK_PRICE_*), read once; a plan's ``pricing`` wins."""
+        if self._prices is _UNSET:
+            s = Settings.from_env()
+            self._prices = Prices.of({}, Prices(per_gb=s.price_per_gb or 0.0,
+                                                per_worker_hour=s.price_per_worker_hour or 0.0,
+                                                fixed=s.price_fixed or 0.0))
+        return self._prices if isinstance(self._prices, Prices) else None
+
+    @prices.setter
+    def prices(self, value: Prices | None) -> None:
+        self._prices = value
 
     def speed_samples(self, state: MigrationState) -> tuple[list[DataSample] | None, datetime | None]:
         """The data-counter samples of the newest events, for the speed's sliding window, and the

@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from migratrack.errors import ConfigurationError
+from migratrack.metrics.cost import Prices
 from migratrack.web.metrics import parse_scrapers
 
 
@@ -33,8 +34,9 @@ def value(samples: dict[str, list[Sample]], name: str, **labels: str) -> float:
     return found[0]
 
 
-def test_values_match_the_dashboard(admin: httpx.Client, client: Callable[[str | None], httpx.Client],
+def test_values_match_the_dashboard(app: FastAPI, admin: httpx.Client, client: Callable[[str | None], httpx.Client],
                                     migration: str) -> None:
+    app.state.service.prices = Prices(per_gb=2.5, fixed=10)
     base = f"/api/migrations/{migration}"
     admin.post(f"{base}/phases/schema/start")
     admin.post(f"{base}/phases/schema/complete")
@@ -74,6 +76,10 @@ def test_values_match_the_dashboard(admin: httpx.Client, client: Callable[[str |
     for level in ("info", "warning", "error", "critical"):
         assert value(m, "migratrack_alerts_total", migration="m1", level=level) == alerts[level]
     assert alerts["critical"] >= 1 and alerts["warning"] >= 1
+    cost = metrics["cost_metrics"]
+    assert cost["actual_cost"] == pytest.approx(10 + 2.5 * 0.005)
+    assert value(m, "migratrack_cost", migration="m1", kind="actual") == pytest.approx(cost["actual_cost"])
+    assert value(m, "migratrack_cost_per_gigabyte", migration="m1") == pytest.approx(cost["cost_per_gb"])
     assert value(m, "migratrack_migrations", status="running") == 1
     assert value(m, "migratrack_store_up") == 1
 

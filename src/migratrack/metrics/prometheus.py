@@ -38,6 +38,7 @@ from migratrack.core.rules import derived_error_rate
 from migratrack.core.speed import migration_speed
 from migratrack.core.states import AlertLevel, MigrationStatus, Status
 from migratrack.errors import MigrationNotFound, StorageError
+from migratrack.metrics.cost import cost_metrics, migration_cost
 from migratrack.service import MigrationService
 from migratrack.storage.base import Storage
 
@@ -222,17 +223,17 @@ class _Families:
         self.unacknowledged.add_metric([mid], state.unacknowledged_alerts)
         for name, value in sorted(utilization(m.gauges, now).items()):
             self.resources.add_metric([mid, name], value)
-        self._add_cost(state, now, remaining)
+        self._add_cost(svc, state, now, remaining)
 
-    def _add_cost(self, state: MigrationState, now: datetime, remaining: float | None) -> None:
-        reported = state.metrics.gauges.get("cost_metrics") or {}
-        for kind, key in (("actual", "actual_cost"), ("estimated", "estimated_cost")):
-            value = reported.get(key)
-            if isinstance(value, int | float):
-                self.cost.add_metric([state.id, kind], value)
-        per_gb = reported.get("cost_per_gb")
-        if isinstance(per_gb, int | float):
-            self.cost_per_gb.add_metric([state.id], per_gb)
+    def _add_cost(self, svc: MigrationService, state: MigrationState, now: datetime, remaining: float | None) -> None:
+        reported = {k: v for k, v in (state.metrics.gauges.get("cost_metrics") or {}).items()
+                    if isinstance(v, int | float)}
+        figures = cost_metrics(reported, migration_cost(state, now, remaining, svc.prices))
+        for kind in ("actual", "projected", "estimated"):
+            if f"{kind}_cost" in figures:
+                self.cost.add_metric([state.id, kind], figures[f"{kind}_cost"])
+        if "cost_per_gb" in figures:
+            self.cost_per_gb.add_metric([state.id], figures["cost_per_gb"])
 
     def all(self) -> Iterable[Metric]:
         for s, n in self.counts.items():
