@@ -7,9 +7,12 @@ bearer token (``authorization: {credentials: ...}``), but not every scraper can.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
-from collections.abc import Iterable
-from typing import Annotated
+import threading
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials
@@ -67,11 +70,37 @@ async def metrics(request: Request,
     return Response(body, media_type=content_type)
 
 
-def install(app: FastAPI, scrapers: str | Iterable[str] | None = None) -> None:
+def _publish_while_serving(app: FastAPI, settings: Settings) -> None:
+    """Wrap the app's lifespan: the CloudWatch publisher runs in a thread while the server serves."""
+    from migratrack.metrics.cloudwatch import run_publisher
+
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(a: Any) -> AsyncIterator[Any]:
+        stop = threading.Event()
+        thread = threading.Thread(target=run_publisher, args=(a.state.service, stop), kwargs={"settings": settings},
+                                  name="migratrack-cloudwatch", daemon=True)
+        thread.start()
+        try:
+            async with inner(a) as state:
+                yield state
+        finally:
+            stop.set()
+            await asyncio.to_thread(thread.join, 30)
+
+    app.router.lifespan_context = lifespan
+
+
+def install(app: FastAPI, scrapers: str | Iterable[str] | None = None, settings: Settings | None = None) -> None:
     """Add ``/metrics`` and the request-counting middleware to ``app`` (call it last in
-    create_app: the middleware is then outermost and times everything the server does)."""
+    create_app: the middleware is then outermost and times everything the server does), and the
+    CloudWatch publisher to its lifespan when ``MIGRATRACK_CLOUDWATCH`` is on."""
+    s = settings or Settings.from_env()
     if scrapers is None:
-        scrapers = Settings.from_env().metrics_scrapers
+        scrapers = s.metrics_scrapers
+    if s.cloudwatch:
+        _publish_while_serving(app, s)
     stats = RequestStats()
     app.state.metrics_scrapers = parse_scrapers(scrapers)
     app.state.request_stats = stats
