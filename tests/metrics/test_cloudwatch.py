@@ -17,7 +17,7 @@ from migratrack.service import MigrationService
 from migratrack.settings import Settings
 from migratrack.storage import open_storage
 
-from .conftest import REGION
+from ..aws.moto import REGION
 
 NS = "Migratrack/Test"
 
