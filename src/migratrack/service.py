@@ -228,7 +228,11 @@ class MigrationService:
     def execute(self, migration_id: str, command: Command, *, actor: str, op_id: str | None = None) -> Change:
         """Run one command (see ``core/commands.py``) under the migration's lock; once per
         ``op_id`` (a repeat answers an empty Change)."""
-        return self.run(migration_id, actor, command.apply, sub_tasks=command.scope, op_id=check_op_id(op_id))
+        change = self.run(migration_id, actor, command.apply, sub_tasks=command.scope, op_id=check_op_id(op_id))
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s by %s: event %s", command.verb, actor, change.last_seq,
+                      extra={"migration": migration_id, "phase": getattr(command, "phase", None)})
+        return change
 
     def update_phase_progress(
         self,

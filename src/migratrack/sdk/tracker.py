@@ -31,6 +31,7 @@ from migratrack.core.rules import MAX_TEXT, normalise_metrics
 from migratrack.core.states import AlertLevel, Control
 from migratrack.core.views import Dashboard, Overview, PhaseView
 from migratrack.errors import InvalidInput, PhaseNotFound
+from migratrack.logs import configure_if_asked
 from migratrack.sdk import lifecycle, loops
 from migratrack.sdk.backend import Backend, close_backend, open_backend, spool_target
 from migratrack.sdk.coalescer import Coalescer
@@ -75,6 +76,7 @@ class MigrationProgressTracker:
             raise InvalidInput("migration id must be a non-empty string")
         sample_every = _sample_interval(sample_resources)
         s = settings or Settings.from_env()
+        configure_if_asked(s)  # MIGRATRACK_LOG_LEVEL=debug: the seed's DEBUG=migration:*
         interval = (s.coalesce_ms / 1000.0) if coalesce is None else float(coalesce)
         if interval < 0:
             raise InvalidInput("coalesce must be a non-negative number of seconds")

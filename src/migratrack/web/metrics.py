@@ -23,6 +23,7 @@ from migratrack.errors import ConfigurationError
 from migratrack.metrics.prometheus import RequestMetrics, RequestStats, registry_for
 from migratrack.settings import Settings
 from migratrack.web.auth import Role, bearer, principal_of
+from migratrack.web.requestid import RequestContext
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -93,9 +94,10 @@ def _publish_while_serving(app: FastAPI, settings: Settings) -> None:
 
 
 def install(app: FastAPI, scrapers: str | Iterable[str] | None = None, settings: Settings | None = None) -> None:
-    """Add ``/metrics`` and the request-counting middleware to ``app`` (call it last in
-    create_app: the middleware is then outermost and times everything the server does), and the
-    CloudWatch publisher to its lifespan when ``MIGRATRACK_CLOUDWATCH`` is on."""
+    """Add ``/metrics``, the request-counting middleware and each request's log context (request id,
+    migration, phase) to ``app`` (call it last in create_app: the middleware is then outermost and
+    times everything the server does), and the CloudWatch publisher to its lifespan when
+    ``MIGRATRACK_CLOUDWATCH`` is on."""
     s = settings or Settings.from_env()
     if scrapers is None:
         scrapers = s.metrics_scrapers
@@ -106,4 +108,5 @@ def install(app: FastAPI, scrapers: str | Iterable[str] | None = None, settings:
     app.state.request_stats = stats
     app.state.metrics_registry = registry_for(app.state.service, stats)
     app.include_router(router)
+    app.add_middleware(RequestContext)
     app.add_middleware(RequestMetrics, stats=stats)
