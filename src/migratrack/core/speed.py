@@ -25,6 +25,8 @@ from migratrack.core.rules import active_seconds
 
 #: the sliding window, seconds
 WINDOW_SECONDS = 60.0
+#: the shortest span a rate is taken over
+MIN_SPAN_SECONDS = 1.0
 #: how many of the newest events a caller should read for the window
 SAMPLE_EVENTS = 256
 
@@ -73,7 +75,8 @@ def window_speed(state: MigrationState, samples: Sequence[DataSample], now: date
     span = active_seconds(state, start, now)
     if span <= 0:
         return None
-    return sum(s.added for s in samples if start < s.ts <= now) / span
+    # a first report a few milliseconds after the start says nothing yet about a rate
+    return sum(s.added for s in samples if start < s.ts <= now) / max(span, MIN_SPAN_SECONDS)
 
 
 def needs_samples(state: MigrationState) -> bool:
