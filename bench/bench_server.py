@@ -103,8 +103,9 @@ def memory_server(port: int, token: str, request_metrics: bool = True) -> None:
     app = create_app("memory://")
     if not request_metrics:
         from migratrack.metrics.prometheus import RequestMetrics
+        from migratrack.web.requestid import RequestContext
 
-        app.user_middleware = [m for m in app.user_middleware if m.cls is not RequestMetrics]
+        app.user_middleware = [m for m in app.user_middleware if m.cls not in (RequestMetrics, RequestContext)]
     app.state.storage.save_token(TokenRecord(id="bench", name="bench", role="operator",
                                              token_hash=hash_token(token), created_at=datetime.now(UTC)))
     app.state.service.initialize("bench", [{"id": "copy"}], actor="bench")
@@ -339,7 +340,7 @@ def main() -> None:
 
 
 def request_metrics_cost(seconds: float) -> None:
-    """(d) what the request-counting middleware behind /metrics costs on the hot progress route:
+    """(d) what the request-counting and request-id middleware cost on the hot progress route:
     the same memory:// app with and without it, 1 and 16 clients, interleaved, best of three."""
     token = "mt_bench"
     with_port, without_port = free_port(), free_port()

@@ -3,16 +3,21 @@ token, else a new one, echoed in the response) and the migration and phase its p
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
-import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from migratrack.logs import set_context
+from migratrack.logs import request_context
 
 HEADER = b"x-request-id"
 _SANE = re.compile(rb"^[A-Za-z0-9._:-]{1,100}$")
 _PATH = re.compile(r"^/api/migrations?/([^/]+)(?:/phases/([^/]+))?")
+#: ids are this process's random prefix and a counter: unique across processes, and cheaper than
+#: a uuid4 per request (which reads the OS's random source)
+_PREFIX = os.urandom(6).hex()
+_COUNTER = itertools.count(1)
 
 
 class RequestContext:
@@ -24,10 +29,10 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         given = next((v for k, v in scope["headers"] if k == HEADER), None)
-        rid = given if given is not None and _SANE.match(given) else uuid.uuid4().hex.encode()
+        rid = given if given is not None and _SANE.match(given) else f"{_PREFIX}-{next(_COUNTER):x}".encode()
         m = _PATH.match(scope["path"])
         # the task's context: a request's records carry these; the next request's task starts clean
-        set_context(request_id=rid.decode(), migration=m.group(1) if m else None, phase=m.group(2) if m else None)
+        request_context(rid.decode(), m.group(1) if m else None, m.group(2) if m else None)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
