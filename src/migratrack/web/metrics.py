@@ -23,6 +23,7 @@ from migratrack.errors import ConfigurationError
 from migratrack.metrics.prometheus import RequestMetrics, RequestStats, registry_for
 from migratrack.settings import Settings
 from migratrack.web.auth import Role, bearer, principal_of
+from migratrack.web.errors import ErrorBody
 from migratrack.web.requestid import RequestContext
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -60,7 +61,10 @@ def _is_scraper(request: Request) -> bool:
 @router.get("/metrics", summary="Prometheus exposition (viewer token, or a configured scraper address)",
             response_class=Response,
             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
-                             "description": "the Prometheus text format (OpenMetrics when asked for)"}})
+                             "description": "the Prometheus text format (OpenMetrics when asked for)"},
+                       401: {"model": ErrorBody, "description": "no token (and not a configured scraper address), "
+                                                               "or an unknown or revoked one"},
+                       403: {"model": ErrorBody, "description": "the token's role does not allow this"}})
 async def metrics(request: Request,
                   credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Response:
     if not _is_scraper(request):
