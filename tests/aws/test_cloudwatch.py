@@ -17,7 +17,7 @@ from migratrack.service import MigrationService
 from migratrack.settings import Settings
 from migratrack.storage import open_storage
 
-from ..aws.moto import REGION
+from .moto import REGION
 
 NS = "Migratrack/Test"
 
