@@ -42,6 +42,7 @@ from migratrack.core.speed import SAMPLE_EVENTS, DataSample, data_samples, needs
 from migratrack.core.states import AlertLevel, Control
 from migratrack.core.views import Dashboard, Overview, build_dashboard, build_overview
 from migratrack.errors import (
+    ConfigurationError,
     InvalidInput,
     MigrationNotFound,
     NotFound,
@@ -487,7 +488,12 @@ class MigrationService:
     def prices(self) -> Prices | None:
         """The prices in the settings (MIGRATRACK_PRICE_*), read once; a plan's ``pricing`` wins."""
         if self._prices is _UNSET:
-            s = Settings.from_env()
+            try:
+                s = Settings.from_env()
+            except ConfigurationError as exc:  # a read must not fail on a setting it does not need
+                log.warning("cost: the prices in the settings are not used: %s", exc)
+                self._prices = None
+                return None
             self._prices = Prices.of({}, Prices(per_gb=s.price_per_gb or 0.0,
                                                 per_worker_hour=s.price_per_worker_hour or 0.0,
                                                 fixed=s.price_fixed or 0.0))
