@@ -163,3 +163,45 @@ def test_the_server_publishes_while_it_serves(aws: str, monkeypatch: pytest.Monk
     asyncio.run(serve())
     cw = cloudwatch_client(Settings(), endpoint_url=aws)
     assert read(cw, "OverallProgress", "SampleCount", MigrationId="m1")
+
+
+class Denied:
+    """A client whose credentials lack cloudwatch:PutMetricData, until the policy is fixed."""
+
+    def __init__(self) -> None:
+        self.allowed = False
+        self.sent = 0
+
+    def put_metric_data(self, Namespace: str, MetricData: list[Any]) -> None:
+        if not self.allowed:
+            from botocore.exceptions import ClientError
+
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized to perform: "
+                                                                            "cloudwatch:PutMetricData"}},
+                              "PutMetricData")
+        self.sent += len(MetricData)
+
+
+def test_a_missing_permission_is_logged_and_retried(caplog: pytest.LogCaptureFixture) -> None:
+    svc = migration()
+    now = [0.0]
+    client = Denied()
+    pub = CloudWatchPublisher(svc, client, monotonic=lambda: now[0], sleep=lambda s: None)
+    assert not pub.run_once()
+    assert "AccessDenied" in caplog.text and "points kept" in caplog.text
+    kept = len(pub.buffer)
+    assert not pub.flush()  # inside the back-off: no call at all
+    client.allowed = True
+    now[0] += 10
+    assert pub.flush() and client.sent == kept
+
+
+def test_a_store_outage_is_a_skipped_cycle() -> None:
+    from migratrack.errors import StorageUnavailable
+
+    class Down(MigrationService):
+        def list_ids(self) -> list[str]:
+            raise StorageUnavailable("redis://10.0.0.1 does not answer")
+
+    pub = CloudWatchPublisher(Down(open_storage("memory://")), Recorder())
+    assert pub.collect() == 0 and pub.flush()

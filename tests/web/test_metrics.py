@@ -129,3 +129,17 @@ def test_promtool_finds_nothing_to_fix(admin: httpx.Client, client: Callable[[st
     done = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.strip() == "" and done.stderr.strip() == "", done.stdout + done.stderr
+
+
+def test_a_store_that_does_not_answer_is_a_gauge_not_an_error(app: FastAPI, client: Callable[[str | None],
+                                                              httpx.Client], monkeypatch: pytest.MonkeyPatch) -> None:
+    from migratrack.errors import StorageUnavailable
+
+    def down() -> list[str]:
+        raise StorageUnavailable("the store does not answer")
+
+    viewer = client("viewer")
+    viewer.get("/metrics")  # the token is checked (and cached) while the store answers
+    monkeypatch.setattr(app.state.service, "list_ids", down)
+    m = scrape(viewer)
+    assert value(m, "migratrack_store_up") == 0
