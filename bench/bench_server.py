@@ -89,8 +89,9 @@ def run_server(args: list[str], port: int) -> Iterator[None]:
             proc.wait()
 
 
-def memory_server(port: int, token: str) -> None:
-    """The migratrack app on memory:// (no store cost): what the web layer itself costs."""
+def memory_server(port: int, token: str, request_metrics: bool = True) -> None:
+    """The migratrack app on memory:// (no store cost): what the web layer itself costs;
+    ``request_metrics=False`` takes the request-counting middleware (/metrics) out, for (d)."""
     from datetime import UTC, datetime
 
     import uvicorn
@@ -100,6 +101,11 @@ def memory_server(port: int, token: str) -> None:
     from migratrack.web.auth import hash_token
 
     app = create_app("memory://")
+    if not request_metrics:
+        from migratrack.metrics.prometheus import RequestMetrics
+        from migratrack.web.requestid import RequestContext
+
+        app.user_middleware = [m for m in app.user_middleware if m.cls not in (RequestMetrics, RequestContext)]
     app.state.storage.save_token(TokenRecord(id="bench", name="bench", role="operator",
                                              token_hash=hash_token(token), created_at=datetime.now(UTC)))
     app.state.service.initialize("bench", [{"id": "copy"}], actor="bench")
@@ -205,7 +211,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--sse-clients", type=int, default=500)
     ap.add_argument("--bare-server", type=int, help=argparse.SUPPRESS)
-    ap.add_argument("--memory-server", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--memory-server", nargs="+", help=argparse.SUPPRESS)
+    ap.add_argument("--middleware-only", action="store_true", help="run (d) alone")
     args = ap.parse_args()
     if args.bare_server:
         import uvicorn
@@ -214,7 +221,10 @@ def main() -> None:
                     loop="uvloop", http="httptools")
         return
     if args.memory_server:
-        memory_server(int(args.memory_server[0]), args.memory_server[1])
+        memory_server(int(args.memory_server[0]), args.memory_server[1], request_metrics=len(args.memory_server) == 2)
+        return
+    if args.middleware_only:
+        request_metrics_cost(args.seconds)
         return
 
     import httpx
@@ -325,6 +335,33 @@ def main() -> None:
         print(f"\n(c) event stream, {args.sse_clients} clients: update posted -> last client has it: "
               f"median {statistics.median(spans) * 1000:.0f} ms, max {max(spans) * 1000:.0f} ms over {len(spans)} "
               f"updates")
+
+        request_metrics_cost(args.seconds)
+
+
+def request_metrics_cost(seconds: float) -> None:
+    """(d) what the request-counting and request-id middleware cost on the hot progress route:
+    the same memory:// app with and without it, 1 and 16 clients, interleaved, best of three."""
+    token = "mt_bench"
+    with_port, without_port = free_port(), free_port()
+    with_cmd = [sys.executable, __file__, "--memory-server", str(with_port), token]
+    without_cmd = [sys.executable, __file__, "--memory-server", str(without_port), token, "no-request-metrics"]
+    raw = raw_post("/api/migrations/bench/phases/copy/progress", BODY, token)
+    best: dict[tuple[str, int], dict[str, float]] = {}
+    with run_server(with_cmd, with_port), run_server(without_cmd, without_port):
+        for clients in (1, 16):
+            for _ in range(3):
+                for name, port in (("without", without_port), ("with", with_port)):
+                    r = load(port, raw, clients, seconds)
+                    if (name, clients) not in best or r["rps"] > best[(name, clients)]["rps"]:
+                        best[(name, clients)] = r
+    print("\n(d) request metrics middleware on POST .../progress (memory://)")
+    print("| clients | without req/s | p50 ms | with req/s | p50 ms | ratio |")
+    print("|---|---|---|---|---|---|")
+    for c in (1, 16):
+        a, b = best[("without", c)], best[("with", c)]
+        print(f"| {c} | {a['rps']:,.0f} | {a['p50_ms']:.2f} | {b['rps']:,.0f} | {b['p50_ms']:.2f} | "
+              f"{b['rps'] / a['rps']:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -46,4 +46,8 @@ if ! psql -h 127.0.0.1 -U postgres -d postgres -Atc 'select 1' >/dev/null 2>&1; 
   echo "          allow trust for 127.0.0.1 in pg_hba.conf or set MIGRATRACK_TEST_POSTGRES_URL" >&2
   [ -n "${MIGRATRACK_TEST_POSTGRES_URL:-}" ] || exit 1
 fi
+# promtool (tests/web/test_metrics.py checks /metrics with it): from Debian's prometheus package
+if ! command -v promtool >/dev/null 2>&1; then
+  echo "services: installing promtool (prometheus)"; apt_install prometheus
+fi
 echo "services: redis and postgresql are up"

@@ -40,10 +40,12 @@ from migratrack.core.rules import (
     error_rate_threshold,
     normalise_metrics,
 )
+from migratrack.core.speed import SAMPLE_EVENTS, DataSample, data_samples, needs_samples
 from migratrack.core.states import AlertLevel, Control, Status
 from migratrack.core.summary import SubTaskPage, Summary, build_page, build_summary
 from migratrack.core.views import Dashboard, Overview, build_dashboard, build_overview
 from migratrack.errors import (
+    ConfigurationError,
     InvalidInput,
     MigrationNotFound,
     NotFound,
@@ -53,6 +55,8 @@ from migratrack.errors import (
     StorageUnavailable,
 )
 from migratrack.estimate_inputs import EstimateInputs
+from migratrack.metrics.cost import Prices, cost_metrics, migration_cost
+from migratrack.settings import Settings
 from migratrack.storage import MergeResult, Storage, open_storage
 from migratrack.storage.base import PhaseScope, ProgressMerge, RequestRecord, SubTaskScope
 from migratrack.storage.base import check_op_id as store_check_op_id
@@ -86,6 +90,9 @@ class PartiallyApplied(StorageUnavailable):
 MAX_OP_ID = 200
 #: the most sub-tasks one page holds
 MAX_PAGE = 1000
+
+
+_UNSET = object()
 
 
 def utc_now() -> datetime:
@@ -140,6 +147,7 @@ class MigrationService:
         self._thresholds: dict[str, float] = {}
         #: the estimator's progress history and priors, kept per migration (estimate_inputs.py)
         self._eta_inputs = EstimateInputs(self.storage)
+        self._prices: Prices | object | None = _UNSET
 
     def now(self) -> datetime:
         """This service's clock (see the module docstring for when it stamps writes)."""
@@ -240,8 +248,12 @@ class MigrationService:
     def execute(self, migration_id: str, command: Command, *, actor: str, op_id: str | None = None) -> Change:
         """Run one command (see ``core/commands.py``) under the migration's lock; once per
         ``op_id`` (a repeat answers an empty Change)."""
-        return self.run(migration_id, actor, command.apply, sub_tasks=command.scope, op_id=check_op_id(op_id),
-                        phases=command.phase_scope)
+        change = self.run(migration_id, actor, command.apply, sub_tasks=command.scope, op_id=check_op_id(op_id),
+                          phases=command.phase_scope)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s by %s: event %s", command.verb, actor, change.last_seq,
+                      extra={"migration": migration_id, "phase": getattr(command, "phase", None)})
+        return change
 
     def update_phase_progress(
         self,
@@ -486,8 +498,45 @@ class MigrationService:
 
     def dashboard(self, mid: str, *, alerts: int = 20) -> Dashboard:
         state = self.storage.load(mid)
+        samples, since = self.speed_samples(state)
         now = self.read_time(state)
-        return build_dashboard(state, self.storage.alerts(mid, limit=alerts), now, self._estimate(state, now))
+        d = build_dashboard(state, self.storage.alerts(mid, limit=alerts), now, self._estimate(state, now),
+                            samples, since)
+        cost = migration_cost(state, now, d.overview.estimate.remaining_seconds, self.prices)
+        if cost is None:
+            return d
+        metrics = d.metrics.model_copy(update={"cost_metrics": cost_metrics(d.metrics.cost_metrics, cost)})
+        return d.model_copy(update={"metrics": metrics})
+
+    @property
+    def prices(self) -> Prices | None:
+        """The prices in the settings (MIGRATRACK_PRICE_*), read once; a plan's ``pricing`` wins."""
+        if self._prices is _UNSET:
+            try:
+                s = Settings.from_env()
+            except ConfigurationError as exc:  # a read must not fail on a setting it does not need
+                log.warning("cost: the prices in the settings are not used: %s", exc)
+                self._prices = None
+                return None
+            self._prices = Prices.of({}, Prices(per_gb=s.price_per_gb or 0.0,
+                                                per_worker_hour=s.price_per_worker_hour or 0.0,
+                                                fixed=s.price_fixed or 0.0))
+        return self._prices if isinstance(self._prices, Prices) else None
+
+    @prices.setter
+    def prices(self, value: Prices | None) -> None:
+        self._prices = value
+
+    def speed_samples(self, state: MigrationState) -> tuple[list[DataSample] | None, datetime | None]:
+        """The data-counter samples of the newest events, for the speed's sliding window, and the
+        time of the oldest event read when the log goes further back (else None). None when the
+        speed does not depend on them (finished, or reported by the script): the log is not read."""
+        if not needs_samples(state):
+            return None, None
+        after = max(0, state.seq - SAMPLE_EVENTS)
+        events = self.storage.events(state.id, after, SAMPLE_EVENTS)
+        since = events[0].ts if after > 0 and events else None
+        return data_samples(events), since
 
     def estimate(self, mid: str) -> Estimate:
         state = self.storage.load(mid)

@@ -134,6 +134,27 @@ class Settings(BaseSettings):
                                     description="the seed's MIGRATION_ALERT_EMAIL, kept for its scripts")
     slack_webhook_url: str | None = Field(None, validation_alias=AliasChoices("SLACK_WEBHOOK_URL"),
                                           description="the seed's SLACK_WEBHOOK_URL, kept for its scripts")
+    # -- metrics, logs and AWS (docs/metrics.md, docs/aws.md) --
+    metrics_scrapers: str | None = Field(
+        None, description="MIGRATRACK_METRICS_SCRAPERS: addresses or networks (comma-separated, e.g. "
+                          "10.0.0.5,10.1.0.0/16) that may read /metrics without a token; others need a viewer token",
+    )
+    log_level: str = Field("info", description="MIGRATRACK_LOG_LEVEL: debug, info, warning or error for the "
+                                               "migratrack.* loggers (debug is the seed's DEBUG=migration:*)")
+    log_json: bool = Field(False, description="MIGRATRACK_LOG_JSON: 1 for one JSON object per log line")
+    price_per_gb: float | None = Field(None, ge=0, description="MIGRATRACK_PRICE_PER_GB: cost per GB (10^9 "
+                                                               "bytes) transferred, for the cost metrics")
+    price_per_worker_hour: float | None = Field(None, ge=0, description="MIGRATRACK_PRICE_PER_WORKER_HOUR: cost "
+                                                                        "per worker-hour")
+    price_fixed: float | None = Field(None, ge=0, description="MIGRATRACK_PRICE_FIXED: a fixed cost per migration")
+    cloudwatch_namespace: str = Field("Migratrack/Migration", description="MIGRATRACK_CLOUDWATCH_NAMESPACE: "
+                                                                          "the CloudWatch namespace published to")
+    cloudwatch: bool = Field(False, description="MIGRATRACK_CLOUDWATCH: 1 to publish metrics to CloudWatch "
+                                                "from the server")
+    aws_endpoint_url: str | None = Field(None, validation_alias=AliasChoices("MIGRATRACK_AWS_ENDPOINT_URL",
+                                                                             "AWS_ENDPOINT_URL"),
+                                         description="MIGRATRACK_AWS_ENDPOINT_URL, else AWS_ENDPOINT_URL: an AWS "
+                                                     "endpoint other than AWS's own (a test double, a VPC endpoint)")
 
     def limits(self) -> Limits:
         """The caps on a plan's size that these settings give."""

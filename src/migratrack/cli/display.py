@@ -123,11 +123,12 @@ def render_dashboard(d: Dashboard, now: datetime) -> RenderableType:
     metrics.add_row("operations", f"{m.successful_operations:,} ok, {m.failed_operations:,} failed"
                     + (f" ({m.error_rate:.2f}% errors)" if m.error_rate is not None else ""))
     if m.resource_utilization:
-        parts = [f"{k} {v:.0f}%" if k in ("cpu", "memory") else f"{k} {human_bytes(v)}"
-                 for k, v in m.resource_utilization.items()]
+        parts = [f"{k} {v:.0f}%" if k in ("cpu", "memory") else f"{k} {v:.0f}" if k == "workers"
+                 else f"{k} {human_bytes(v)}/s" for k, v in m.resource_utilization.items()]
         metrics.add_row("resources", Text(safe(", ".join(parts))))
     if m.cost_metrics:
-        metrics.add_row("cost", Text(safe(", ".join(f"{k} ${v:,.2f}" for k, v in m.cost_metrics.items()))))
+        metrics.add_row("cost", Text(safe(", ".join(f"{k} {v:,.2f}" if k == "worker_hours" else f"{k} ${v:,.2f}"
+                                                    for k, v in m.cost_metrics.items()))))
 
     alerts = Table.grid(padding=(0, 1))
     for a in d.recent_alerts[:6]:

@@ -15,7 +15,7 @@ from rich.live import Live
 from rich.markup import escape
 
 from migratrack import __version__
-from migratrack.cli import pages, report, serve, store, verbs
+from migratrack.cli import aws, pages, report, serve, store, verbs
 from migratrack.cli.common import (
     CliContext,
     MigrationArg,
@@ -197,6 +197,7 @@ def events(
 for _module in (verbs, report, serve, store, pages):
     app.registered_commands.extend(_module.app.registered_commands)
     app.registered_groups.extend(_module.app.registered_groups)
+app.add_typer(aws.app, name="aws")
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from migratrack.cli.common import StorageOpt, console, err_console, safe, shown, storage_url
+from migratrack.logs import configure_logging
 from migratrack.storage import open_storage
 
 #: this module's commands; cli.main adds them to `migratrack`
@@ -100,6 +101,7 @@ def serve(
                       highlight=False, soft_wrap=True)
     application = create_app(store, auth=not insecure_no_auth, allowed_hosts=hosts)
     logging.getLogger("uvicorn.access").addFilter(RedactTokens())
+    configure_logging()  # MIGRATRACK_LOG_LEVEL, MIGRATRACK_LOG_JSON (docs/metrics.md)
     uvicorn.run(application, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5,
                 proxy_headers=True)
 

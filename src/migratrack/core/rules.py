@@ -31,6 +31,7 @@ from migratrack.core.models import (
     check_progress,
     count_statuses,
 )
+from migratrack.core.resources import WORKER_FIELDS, WORKERS_KEY, stamp, valid_worker
 from migratrack.core.states import AlertLevel, Control, Status, allowed
 from migratrack.core.values import check_metadata
 from migratrack.errors import (
@@ -446,6 +447,7 @@ class Rules:
         if not sets and not deltas:
             return
         m = self.state.metrics
+        sets = stamp(m.gauges, sets, self.now)
         for name, val in sets.items():
             if name in COUNTERS:
                 setattr(m, name, int(val))
@@ -541,7 +543,8 @@ _SEED_METRIC_NAMES = {
     "costPerGB": "cost_per_gb",
     "costPerGb": "cost_per_gb",
 }
-_PERCENT = {"error_rate", "resource_utilization.cpu", "resource_utilization.memory"}
+_PERCENT = {"error_rate", "resource_utilization.cpu", "resource_utilization.memory", "worker_resources.cpu",
+            "worker_resources.memory"}
 
 
 def _number(name: str, value: Any) -> float:
@@ -552,6 +555,17 @@ def _number(name: str, value: Any) -> float:
     if name in _PERCENT and value > 100:
         raise InvalidInput(f"metric {name} is a percentage and must be at most 100, got {value!r}")
     return float(value)
+
+
+def _worker_shares(raw: Any, sets: dict[str, float | int]) -> None:
+    if not isinstance(raw, Mapping):
+        raise InvalidInput(f"metric {WORKERS_KEY} must be a dict of '<worker>.<field>' numbers")
+    for sub_key, sub_val in raw.items():
+        worker, _, part = str(sub_key).rpartition(".")
+        if not valid_worker(worker) or part not in WORKER_FIELDS:
+            raise InvalidInput(f"{WORKERS_KEY} keys are '<worker>.<field>' with a worker name of letters, digits, "
+                               f"_:@- and a field in {', '.join(WORKER_FIELDS)}; got {sub_key!r}")
+        sets[f"{WORKERS_KEY}.{worker}.{part}"] = _number(f"{WORKERS_KEY}.{part}", sub_val)
 
 
 def normalise_metrics(
@@ -571,6 +585,8 @@ def normalise_metrics(
                 if part not in allowed_parts:
                     raise InvalidInput(f"unknown metric {key}.{sub_key}; allowed: {', '.join(allowed_parts)}")
                 sets[f"{key}.{part}"] = _number(f"{key}.{part}", sub_val)
+        elif key == WORKERS_KEY:
+            _worker_shares(raw, sets)
         elif key in COUNTERS:
             sets[key] = check_count(raw, f"metric {key}")
         elif key in GAUGES:
@@ -578,7 +594,7 @@ def normalise_metrics(
         else:
             raise InvalidInput(
                 f"unknown metric {raw_key!r}; allowed: "
-                + ", ".join([*COUNTERS, *GAUGES, "resource_utilization", "cost_metrics"])
+                + ", ".join([*COUNTERS, *GAUGES, "resource_utilization", "cost_metrics", WORKERS_KEY])
             )
     deltas: dict[str, int] = {}
     for raw_key, raw in increments.items():

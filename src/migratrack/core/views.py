@@ -12,7 +12,9 @@ from migratrack.core.eta import Estimate, estimate
 from migratrack.core.graph import longest_finish
 from migratrack.core.models import Alert, MigrationState, PhaseState
 from migratrack.core.progress import migration_status, overall_progress, phase_progress
+from migratrack.core.resources import utilization
 from migratrack.core.rules import active_seconds, derived_error_rate
+from migratrack.core.speed import DataSample, migration_speed
 from migratrack.core.states import AlertLevel, Condition, Control, MigrationStatus, Status
 
 
@@ -148,12 +150,16 @@ class AlertView(_Model):
 
 class MetricsView(_Model):
     total_data_migrated: int
-    migration_speed: float | None = Field(description="bytes/s: reported, else data / active time")
+    migration_speed: float | None = Field(
+        description="bytes/s: a finished migration's average; else as reported; else data added in the last "
+                    "60 s over the active part of that window (core/speed.py)")
     error_rate: float | None = Field(description="percent: failed/(successful+failed) when counts are known")
     successful_operations: int
     failed_operations: int
     average_operation_time: float | None
-    resource_utilization: dict[str, float]
+    resource_utilization: dict[str, float] = Field(
+        description="cpu and memory (percent of a host), network and storage (bytes/s): as set, or the live "
+                    "samplers' shares added up (then also workers: how many)")
     cost_metrics: dict[str, float]
 
 
@@ -230,21 +236,18 @@ def build_overview(state: MigrationState, now: datetime, est: Estimate | None = 
     )
 
 
-def _metrics_view(state: MigrationState, now: datetime) -> MetricsView:
+def _metrics_view(state: MigrationState, now: datetime, samples: Sequence[DataSample] | None = None,
+                  since: datetime | None = None) -> MetricsView:
     m = state.metrics
     g = m.gauges
-    speed = g.get("migration_speed")
-    if speed is None and m.total_data_migrated and state.started_at:
-        active = active_seconds(state, state.started_at, state.finished_at or now)
-        speed = m.total_data_migrated / active if active > 0 else None
     return MetricsView(
         total_data_migrated=m.total_data_migrated,
-        migration_speed=speed,
+        migration_speed=migration_speed(state, now, samples, since=since),
         error_rate=derived_error_rate(m.successful_operations, m.failed_operations, g),
         successful_operations=m.successful_operations,
         failed_operations=m.failed_operations,
         average_operation_time=g.get("average_operation_time"),
-        resource_utilization=dict(g.get("resource_utilization") or {}),
+        resource_utilization=utilization(g, now),
         cost_metrics=dict(g.get("cost_metrics") or {}),
     )
 
@@ -268,9 +271,8 @@ def _timeline(state: MigrationState, now: datetime) -> list[TimelineEntry]:
     return out
 
 
-def build_dashboard(
-    state: MigrationState, alerts: Sequence[Alert], now: datetime, est: Estimate | None = None
-) -> Dashboard:
+def build_dashboard(state: MigrationState, alerts: Sequence[Alert], now: datetime, est: Estimate | None = None,
+                    samples: Sequence[DataSample] | None = None, since: datetime | None = None) -> Dashboard:
     est = est or estimate(state, now)
     phases = [
         PhaseView(
@@ -298,6 +300,6 @@ def build_dashboard(
         overview=build_overview(state, now, est),
         phases=phases,
         recent_alerts=[AlertView.of(a) for a in alerts],
-        metrics=_metrics_view(state, now),
+        metrics=_metrics_view(state, now, samples, since),
         timeline=_timeline(state, now),
     )

@@ -32,6 +32,7 @@ from migratrack.core.states import AlertLevel, Control
 from migratrack.core.summary import SubTaskPage, Summary
 from migratrack.core.views import Dashboard, Overview, PhaseView
 from migratrack.errors import InvalidInput, PhaseNotFound
+from migratrack.logs import configure_if_asked
 from migratrack.sdk import lifecycle, loops
 from migratrack.sdk.backend import Backend, close_backend, open_backend, spool_target
 from migratrack.sdk.coalescer import Coalescer
@@ -70,10 +71,13 @@ class MigrationProgressTracker:
         token: str | None = None, clock: Clock | None = None, actor: str | None = None,
         coalesce: float | None = None, block_on_pause: bool = True, poll_interval: float = 0.5,
         strict: bool = False, backend: Backend | None = None, settings: Settings | None = None,
+        sample_resources: bool | float = False,
     ) -> None:
         if not isinstance(migration_id, str) or not migration_id.strip():
             raise InvalidInput("migration id must be a non-empty string")
+        sample_every = _sample_interval(sample_resources)
         s = settings or Settings.from_env()
+        configure_if_asked(s)  # MIGRATRACK_LOG_LEVEL=debug: the seed's DEBUG=migration:*
         interval = (s.coalesce_ms / 1000.0) if coalesce is None else float(coalesce)
         if interval < 0:
             raise InvalidInput("coalesce must be a non-negative number of seconds")
@@ -101,6 +105,8 @@ class MigrationProgressTracker:
         _open_trackers.add(self)
         lifecycle.watch_children()
         self._coalescer.replay()  # what an earlier tracker for this migration could not deliver
+        # sample_resources=True samples every 10 s, a number sets the interval (metrics/resources.py)
+        self._sampler = _sampler(self, sample_every, actor or s.actor)
 
     # -- properties ------------------------------------------------------------------------
     # the settings live with the part that reads them on every call: setting one here still works
@@ -371,6 +377,8 @@ class MigrationProgressTracker:
         if self._finalizer.detach() is None:  # closed already
             return
         _open_trackers.discard(self)
+        if self._sampler is not None:
+            self._sampler.stop()
         self._coalescer.close()
 
     def __enter__(self) -> MigrationProgressTracker:
@@ -381,6 +389,28 @@ class MigrationProgressTracker:
 
     def __repr__(self) -> str:
         return f"<MigrationProgressTracker {self.migration_id!r}>"
+
+
+def _sample_interval(every: bool | float) -> float | None:
+    if every is False or every is None:
+        return None
+    try:
+        from migratrack.metrics.resources import DEFAULT_INTERVAL  # psutil only when asked
+    except ImportError as exc:
+        raise InvalidInput(f"sample_resources needs psutil: pip install 'migratrack[resources]' ({exc})") from None
+    interval = DEFAULT_INTERVAL if every is True else every
+    if isinstance(interval, bool) or not isinstance(interval, int | float) or not interval > 0:
+        raise InvalidInput(f"sample_resources must be True or a positive number of seconds, got {every!r}")
+    return float(interval)
+
+
+def _sampler(tracker: MigrationProgressTracker, interval: float | None, worker: str) -> Any:
+    if interval is None:
+        return None
+    from migratrack.metrics.resources import ResourceSampler
+
+    # held weakly: the thread keeps neither the tracker nor its finalizer from running
+    return ResourceSampler(weakref.WeakMethod(tracker.update_metrics), worker, interval).start()
 
 
 def _error_text(error: str | BaseException) -> str:

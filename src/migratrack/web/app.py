@@ -14,7 +14,7 @@ from migratrack.errors import StorageError, StorageUnavailable
 from migratrack.service import Clock, MigrationService
 from migratrack.settings import Settings
 from migratrack.storage import Storage, open_storage
-from migratrack.web import api, compat, errors, reads, sse
+from migratrack.web import api, compat, errors, metrics, reads, sse
 from migratrack.web.auth import TokenManager
 from migratrack.web.hosts import LOOPBACK_HOSTS, HostCheck, SecurityHeaders
 from migratrack.web.lean import HotRoutes
@@ -108,4 +108,5 @@ def create_app(
     app.add_middleware(errors.BodyLimit, limit=max_body)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(HostCheck, allowed=[*LOOPBACK_HOSTS, *allowed_hosts])  # added last: outermost
+    metrics.install(app)  # /metrics, and request counting around everything above
     return app

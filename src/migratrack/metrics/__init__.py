@@ -1,0 +1,1 @@
+"""Metrics out of migratrack: Prometheus exposition, the CloudWatch publisher, resource sampling and cost."""
