@@ -377,7 +377,10 @@ def _scored(curve: _Curve, frac: float, active: float, phase: PhaseState, plan_t
     weights = {k: math.exp(-(s - score[best]) / temperature) for k, s in score.items()}
     total_w = sum(weights.values())
     left = {k: now_paces[k].time(frac, 1.0) for k in weights}
-    point = sum(weights[k] * left[k] for k in weights) / total_w
+    # mixed in log space (a weighted geometric mean): one estimator far out pulls less
+    logs = {k: math.log(max(v, 1e-9)) for k, v in left.items()}
+    centre = sum(weights[k] * logs[k] for k in weights) / total_w
+    point = math.exp(centre)
     # the mix's own errors at the scoring instants: the spread it has actually shown
     n = min(len(judged[k]) for k in weights)
     mix_errors = [sum(weights[k] * judged[k][i] for k in weights) / total_w for i in range(n)]
@@ -386,8 +389,6 @@ def _scored(curve: _Curve, frac: float, active: float, phase: PhaseState, plan_t
     horizon = max(1.0, min(4.0, point / max(0.35 * span, 1e-9)))
     spread = max(math.sqrt(statistics.fmean(e * e for e in mix_errors)), 0.03) * math.sqrt(horizon)
     # and the estimators' disagreement about what is left (weighted, log scale)
-    logs = {k: math.log(max(v, 1e-9)) for k, v in left.items()}
-    centre = sum(weights[k] * logs[k] for k in weights) / total_w
     disagreement = sum(weights[k] * (logs[k] - centre) ** 2 for k in weights) / total_w
     spread = math.sqrt(spread * spread + disagreement)
     others = ", ".join(f"{k} {score[k]:.0%}" for k in sorted(score, key=lambda k: score[k]) if k != best)
