@@ -70,6 +70,8 @@ TEMPERATURE = 0.04
 #: the estimators are scored from the instants the phase reached these shares of its progress
 SCORE_AT = (0.4, 0.55, 0.7, 0.85)
 CAL_CLAMP = (0.25, 4.0)
+#: the widest log-spread of a phase in progress: p90 at 3.6x the point is already "low confidence"
+MAX_SPREAD = 1.0
 #: reports that moved progress needed before a trend is fitted (a slope from 2 or 3 is noise)
 MIN_TREND_INTERVALS = 5
 #: points of a phase's progress curve the estimators read (evenly thinned from the history)
@@ -390,7 +392,7 @@ def _scored(curve: _Curve, frac: float, active: float, phase: PhaseState, plan_t
     spread = max(math.sqrt(statistics.fmean(e * e for e in mix_errors)), 0.03) * math.sqrt(horizon)
     # and the estimators' disagreement about what is left (weighted, log scale)
     disagreement = sum(weights[k] * (logs[k] - centre) ** 2 for k in weights) / total_w
-    spread = math.sqrt(spread * spread + disagreement)
+    spread = min(MAX_SPREAD, math.sqrt(spread * spread + disagreement))
     others = ", ".join(f"{k} {score[k]:.0%}" for k in sorted(score, key=lambda k: score[k]) if k != best)
     reason = (f"{best} predicted the progress made so far best (mean error {score[best]:.0%}"
               + (f"; {others}" if others else "") + ")")
