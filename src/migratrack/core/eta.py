@@ -408,15 +408,17 @@ def _active_total(state: MigrationState, p: PhaseState, now: datetime) -> float:
 
 def _weighted_log_stats(items: Sequence[tuple[float, float]]) -> tuple[float, float | None]:
     """Of (log ratio, weight) pairs: the log of the weighted mean ratio (with plan weights, the
-    ratio of the sums: what the total of many pending phases scales by) and the weighted sd of
-    the log ratios (None with fewer than two)."""
+    ratio of the sums: what the total of many pending phases scales by) and the predictive sd of
+    the log ratios (None with fewer than two, or one that outweighs the rest)."""
     total = sum(w for _, w in items)
     mean = math.log(sum(math.exp(v) * w for v, w in items) / total)
-    if len(items) < 2:
+    n_eff = total * total / sum(w * w for _, w in items)  # Kish's effective sample size
+    if len(items) < 2 or n_eff < 1.5:
         return mean, None
     centre = sum(v * w for v, w in items) / total
     var = sum(w * (v - centre) ** 2 for v, w in items) / total
-    return mean, math.sqrt(var)
+    # the spread of the next phase's ratio, not of these: unbiased, and widened for a new draw
+    return mean, math.sqrt(var * n_eff / (n_eff - 1) * (1 + 1 / n_eff))
 
 
 def estimate(
