@@ -30,7 +30,7 @@ PAGE = 5000
 #: migrations whose history is kept (least recently used dropped first)
 MAX_KEPT = 256
 #: events a first read folds at most (the most recent ones)
-MAX_CATCH_UP = 100_000
+MAX_CATCH_UP = 20_000
 
 
 class EstimateInputs:
