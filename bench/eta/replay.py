@@ -3,7 +3,8 @@
 The migration is reported with ``MigrationProgressTracker`` (in-memory store, coalescing off so
 each report lands at its instant, ``clock=`` the replay's clock). At 10, 25, 50, 75 and 90% of
 the true elapsed time the tracker's own estimate is read, next to two baselines fed the same
-overall progress (the tracker's ``overall_progress``): linear extrapolation, and tqdm's smoothed
+overall progress (``core.progress.overall_progress`` of the stored state, what the dashboard
+shows): linear extrapolation, and tqdm's smoothed
 rate (a real ``tqdm`` with smoothing 0.3 whose timer is the replay's clock).
 """
 

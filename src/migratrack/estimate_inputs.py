@@ -2,7 +2,8 @@
 
 * History: the samples folded from the event log (``core/eta_history.py``). Kept per migration
   in this process and fed only the events written since, so an estimate costs one page of new
-  events, not the whole log; a migration re-created under the same id starts over.
+  events, not the whole log; a first read folds the last :data:`MAX_CATCH_UP` events at most; a
+  migration re-created under the same id starts over.
 * Priors: a migration whose ``metadata`` names an earlier run of the same plan under
   ``eta_prior`` (a migration id, or a list of them; e.g. a rehearsal) takes each phase's active
   duration there as that phase's prior, in place of its plan (the mean where several runs have
@@ -28,6 +29,8 @@ PRIOR_KEY = "eta_prior"
 PAGE = 5000
 #: migrations whose history is kept (least recently used dropped first)
 MAX_KEPT = 256
+#: events a first read folds at most (the most recent ones)
+MAX_CATCH_UP = 20_000
 
 
 class EstimateInputs:
@@ -41,7 +44,9 @@ class EstimateInputs:
         with self._lock:
             kept = self._histories.pop(state.id, None)
         if kept is None or kept[0] != state.created_at or kept[1].seq > state.seq:
-            kept = (state.created_at, ProgressHistory())
+            # a first read of a long log starts at its recent end: the estimators judge the
+            # recent past, and a status call must not fold millions of events
+            kept = (state.created_at, ProgressHistory(seq=max(0, state.seq - MAX_CATCH_UP)))
         history = kept[1]
         while history.seq < state.seq:
             page = self.storage.events(state.id, history.seq, PAGE)

@@ -544,6 +544,8 @@ class MigrationService:
 
     def _estimate(self, state: MigrationState, now: datetime) -> Estimate:
         """The estimate with its history (the event log, folded) and priors (earlier runs)."""
+        if state.finished_at is not None or state.cancelled_at is not None:
+            return estimate(state, now)  # nothing left to estimate: no history to read
         inputs = self._eta_inputs
         return estimate(state, now, inputs.history(state), inputs.prior(state))
 

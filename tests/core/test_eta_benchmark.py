@@ -36,9 +36,16 @@ def test_the_estimate_moves_less_than_either_baseline(results: Verdict) -> None:
     assert results.movement["migratrack"] < min(results.movement["linear"], results.movement["tqdm"])
 
 
-def test_the_interval_is_neither_a_point_nor_vacuous(results: Verdict) -> None:
-    # the 70-90% target is not met yet (docs/benchmarks.md says by how much); this holds the floor
-    assert 55.0 <= results.coverage <= 95.0
+def test_the_interval_holds_the_true_end_70_to_90_percent_of_the_time(results: Verdict) -> None:
+    assert 70.0 <= results.coverage <= 90.0
+
+
+def test_no_trace_is_far_worse_than_its_better_baseline(results: Verdict) -> None:
+    # the target is 1.10x, not met on every trace (docs/benchmarks.md says which and by how
+    # much); this keeps the losses from growing
+    for name, s in results.per_trace.items():
+        better = min(s.mape["linear"], s.mape["tqdm"])
+        assert s.mape["migratrack"] <= max(2.0 * better, better + 5.0), (name, s.mape)
 
 
 def test_shapes_the_old_estimator_lost_are_now_won(results: Verdict) -> None:

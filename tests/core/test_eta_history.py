@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from migratrack import estimate_inputs
 from migratrack.core.commands import CompletePhase, StartPhase, StartSubTask
 from migratrack.core.eta_history import MAX_SAMPLES, ProgressHistory, Sample, history_of
 from migratrack.service import MigrationService
@@ -96,3 +99,18 @@ def test_the_service_catches_up_and_starts_over_for_a_recreated_migration() -> N
     svc.update_phase_progress("m", "a", 50, actor="t")
     # nothing of the first run leaks in: 50% in a minute, blended with the 10-minute plan
     assert svc.estimate("m").remaining_seconds == 0.5 * 60 + 0.5 * 300
+
+
+def test_a_first_read_of_a_long_log_folds_only_its_recent_end(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(estimate_inputs, "MAX_CATCH_UP", 10)
+    clock = Clock()
+    svc = MigrationService("memory://", clock)
+    svc.initialize("m", [{"id": "a"}], actor="t")
+    svc.execute("m", StartPhase("a"), actor="t")
+    for i in range(1, 41):
+        clock.now += timedelta(seconds=1)
+        svc.update_phase_progress("m", "a", i, actor="t")
+    state = svc.state("m")
+    h = estimate_inputs.EstimateInputs(svc.storage).history(state)
+    assert h.seq == state.seq
+    assert [s.progress for s in h.samples["a"]] == [float(i) for i in range(31, 41)]

@@ -70,6 +70,8 @@ TEMPERATURE = 0.04
 #: the estimators are scored from the instants the phase reached these shares of its progress
 SCORE_AT = (0.4, 0.55, 0.7, 0.85)
 CAL_CLAMP = (0.25, 4.0)
+#: the widest log-spread of a phase in progress: p90 at 3.6x the point is already "low confidence"
+MAX_SPREAD = 1.0
 #: reports that moved progress needed before a trend is fitted (a slope from 2 or 3 is noise)
 MIN_TREND_INTERVALS = 5
 #: points of a phase's progress curve the estimators read (evenly thinned from the history)
@@ -377,7 +379,10 @@ def _scored(curve: _Curve, frac: float, active: float, phase: PhaseState, plan_t
     weights = {k: math.exp(-(s - score[best]) / temperature) for k, s in score.items()}
     total_w = sum(weights.values())
     left = {k: now_paces[k].time(frac, 1.0) for k in weights}
-    point = sum(weights[k] * left[k] for k in weights) / total_w
+    # mixed in log space (a weighted geometric mean): one estimator far out pulls less
+    logs = {k: math.log(max(v, 1e-9)) for k, v in left.items()}
+    centre = sum(weights[k] * logs[k] for k in weights) / total_w
+    point = math.exp(centre)
     # the mix's own errors at the scoring instants: the spread it has actually shown
     n = min(len(judged[k]) for k in weights)
     mix_errors = [sum(weights[k] * judged[k][i] for k in weights) / total_w for i in range(n)]
@@ -386,10 +391,8 @@ def _scored(curve: _Curve, frac: float, active: float, phase: PhaseState, plan_t
     horizon = max(1.0, min(4.0, point / max(0.35 * span, 1e-9)))
     spread = max(math.sqrt(statistics.fmean(e * e for e in mix_errors)), 0.03) * math.sqrt(horizon)
     # and the estimators' disagreement about what is left (weighted, log scale)
-    logs = {k: math.log(max(v, 1e-9)) for k, v in left.items()}
-    centre = sum(weights[k] * logs[k] for k in weights) / total_w
     disagreement = sum(weights[k] * (logs[k] - centre) ** 2 for k in weights) / total_w
-    spread = math.sqrt(spread * spread + disagreement)
+    spread = min(MAX_SPREAD, math.sqrt(spread * spread + disagreement))
     others = ", ".join(f"{k} {score[k]:.0%}" for k in sorted(score, key=lambda k: score[k]) if k != best)
     reason = (f"{best} predicted the progress made so far best (mean error {score[best]:.0%}"
               + (f"; {others}" if others else "") + ")")
@@ -405,15 +408,17 @@ def _active_total(state: MigrationState, p: PhaseState, now: datetime) -> float:
 
 def _weighted_log_stats(items: Sequence[tuple[float, float]]) -> tuple[float, float | None]:
     """Of (log ratio, weight) pairs: the log of the weighted mean ratio (with plan weights, the
-    ratio of the sums: what the total of many pending phases scales by) and the weighted sd of
-    the log ratios (None with fewer than two)."""
+    ratio of the sums: what the total of many pending phases scales by) and the predictive sd of
+    the log ratios (None with fewer than two, or one that outweighs the rest)."""
     total = sum(w for _, w in items)
     mean = math.log(sum(math.exp(v) * w for v, w in items) / total)
-    if len(items) < 2:
+    n_eff = total * total / sum(w * w for _, w in items)  # Kish's effective sample size
+    if len(items) < 2 or n_eff < 1.5:
         return mean, None
     centre = sum(v * w for v, w in items) / total
     var = sum(w * (v - centre) ** 2 for v, w in items) / total
-    return mean, math.sqrt(var)
+    # the spread of the next phase's ratio, not of these: unbiased, and widened for a new draw
+    return mean, math.sqrt(var * n_eff / (n_eff - 1) * (1 + 1 / n_eff))
 
 
 def estimate(
