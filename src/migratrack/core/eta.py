@@ -480,7 +480,8 @@ def estimate(
         frac = _fraction(p)
         if base and frac > 0:
             total = _active_total(state, p, now) + part.remaining
-            running_ratios.append((math.log(total / base), base * frac))
+            if total > 0:  # no time spent and nothing left: nothing to learn about the plan yet
+                running_ratios.append((math.log(total / base), base * frac))
     ratios = finished_ratios + running_ratios
     calibration = finished_cal
     pending_spread = PLAN_SPREAD
