@@ -162,6 +162,10 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="fewer operations per size")
     ap.add_argument("--stores", default="memory,sqlite,redis,postgresql")
     ap.add_argument("--compare", help="another checkout of migratrack to measure beside this one")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="measure each size this many times, sizes alternating (small, big, small, big...), "
+                         "and keep each operation's lowest median: a machine whose load moves during the run "
+                         "then weighs less on the ratio")
     ap.add_argument("--redis", default=REDIS)
     ap.add_argument("--postgres", default=POSTGRES_SERVER)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -191,14 +195,17 @@ def main() -> int:
         try:
             for store, url in urls.items():
                 for shape, small, big in SHAPES:
-                    for n in (small, big):
+                    for n in (small, big) * args.repeat:
                         for tree, src in trees.items():
                             # a tree's own SQLite file / Redis prefix: schemas may differ between trees
                             u = url.replace("scale.db", f"scale-{tree}.db") if store == "sqlite" else url
                             if store == "redis":
                                 u = url + tree
                             t0 = time.time()
-                            results[(store, tree, shape, n)] = run_child(src, u, shape, n, per_op)
+                            got = run_child(src, u, shape, n, per_op)
+                            seen = results.setdefault((store, tree, shape, n), got)
+                            for op, ms in got.items():
+                                seen[op] = min(seen[op], ms)
                             print(f"  {store:10} {tree:6} {shape:9} n={n:<7} done in {time.time() - t0:5.1f} s",
                                   file=sys.stderr, flush=True)
         finally:

@@ -4,16 +4,48 @@ migrations too big for the whole dashboard."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from migratrack.cli.common import MigrationArg, StorageOpt, console, json_safe, safe
+from migratrack.cli.common import (
+    MigrationArg,
+    StorageOpt,
+    cli_context,
+    console,
+    json_safe,
+    remote_url,
+    safe,
+    storage_url,
+)
 from migratrack.core.states import Status
+from migratrack.sdk.backend import Backend, close_backend
+from migratrack.service import MigrationService
+from migratrack.storage import open_storage
 
 #: this module's commands; cli.main adds them to `migratrack`
 app = typer.Typer()
+
+
+@contextmanager
+def reader(ctx: typer.Context, storage: str | None) -> Iterator[Backend]:
+    """As `migratrack status` reads: the server given by --url, or the store opened read-only."""
+    url = remote_url(ctx, storage)
+    if url:
+        from migratrack.sdk.remote import RemoteBackend
+
+        backend: Backend = RemoteBackend(url, token=cli_context(ctx).token, strict=True)
+        owned = None
+    else:
+        service = MigrationService(open_storage(storage_url(storage), read_only=True))
+        backend, owned = service, service.storage
+    try:
+        yield backend
+    finally:
+        close_backend(backend, owned)
 
 
 @app.command()
@@ -24,8 +56,6 @@ def summary(
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
 ) -> None:
     """Every phase with its sub-tasks counted by status (cheap on any size of migration)."""
-    from migratrack.cli.main import reader
-
     with reader(ctx, storage) as svc:
         s = svc.summary(migration)
     if as_json:
@@ -54,8 +84,6 @@ def sub_tasks(
     as_json: Annotated[bool, typer.Option("--json", help="print the page as JSON")] = False,
 ) -> None:
     """One phase's sub-tasks, a page at a time, optionally only those in one status."""
-    from migratrack.cli.main import reader
-
     with reader(ctx, storage) as svc:
         page = svc.sub_tasks(migration, phase, status=None if status is None else status.value, after=after,
                              limit=limit)

@@ -57,7 +57,8 @@ class Command:
     waits_on_pause: ClassVar[bool] = False
     #: the SDK writes the target's coalesced progress first, so the rule judges it
     flushes_progress: ClassVar[bool] = True
-    #: the rule reads the phase's sub-tasks (the store loads them)
+    #: the rule reads sub-tasks (the store loads them): a sub-task command its own, a phase
+    #: command all of its phase's (completing a phase needs none: the rules' counts tell)
     reads_sub_tasks: ClassVar[bool] = False
     #: the control state the migration is in once the command is applied
     control_after: ClassVar[Control | None] = None
