@@ -14,11 +14,12 @@ from migratrack.errors import StorageError, StorageUnavailable
 from migratrack.service import Clock, MigrationService
 from migratrack.settings import Settings
 from migratrack.storage import Storage, open_storage
-from migratrack.web import api, compat, errors, sse
+from migratrack.web import api, compat, errors, pages, sse, static_assets
 from migratrack.web.auth import TokenManager
 from migratrack.web.hosts import LOOPBACK_HOSTS, HostCheck, SecurityHeaders
 from migratrack.web.lean import HotRoutes
 from migratrack.web.replay import Replays
+from migratrack.web.session import Sessions
 from migratrack.web.schemas import Health
 
 #: seconds /readyz waits for the store
@@ -85,6 +86,10 @@ def create_app(
     app.include_router(sse.router)
     app.include_router(compat.router)
     app.include_router(api.tokens_router)
+    # the dashboard: pages with browser sessions (one-time login codes, cookies, CSRF)
+    app.state.sessions = Sessions(app.state.tokens)
+    app.include_router(pages.router)
+    app.include_router(static_assets.router)
 
     @app.get("/healthz", response_model=Health, tags=["health"], summary="Liveness (no auth)")
     def healthz() -> Health:
