@@ -251,7 +251,10 @@ def _timeline(state: MigrationState, now: datetime) -> list[TimelineEntry]:
     return out
 
 
-def build_dashboard(state: MigrationState, alerts: Sequence[Alert], now: datetime) -> Dashboard:
+def build_dashboard(state: MigrationState, alerts: Sequence[Alert], now: datetime, *,
+                    sub_tasks: bool = True) -> Dashboard:
+    """``sub_tasks=False`` leaves each phase's sub-task list empty (a page that shows them on
+    demand need not build 10,000 views to show the phases)."""
     est = estimate(state, now)
     phases = [
         PhaseView(
@@ -270,7 +273,7 @@ def build_dashboard(state: MigrationState, alerts: Sequence[Alert], now: datetim
                     estimated_seconds=s.estimated_seconds, started_at=s.started_at,
                     completed_at=s.completed_at, duration_seconds=s.duration_seconds, error=s.error,
                 )
-                for s in p.sub_tasks.values()
+                for s in (p.sub_tasks.values() if sub_tasks else ())
             ],
         )
         for p in state.phases.values()

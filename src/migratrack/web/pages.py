@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -24,7 +26,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from migratrack.core.commands import BY_VERB, Target
 from migratrack.core.models import Event
 from migratrack.core.states import Condition, Control
-from migratrack.core.views import Dashboard, Overview, PhaseView
+from migratrack.core.views import Dashboard, Overview, PhaseView, build_dashboard
 from migratrack.errors import MigratrackError, MigrationNotFound, NotFound
 from migratrack.render import text
 from migratrack.render.pictures import catch_up, pictures
@@ -214,7 +216,7 @@ def _header(d: Dashboard) -> dict[str, str]:
     }
 
 
-def _phase_row(p: PhaseView) -> dict[str, Any]:
+def _phase_row(p: PhaseView, subs: tuple[int, int]) -> dict[str, Any]:
     return {
         "id": p.id,
         "progress": round(p.progress, 2),
@@ -227,7 +229,8 @@ def _phase_row(p: PhaseView) -> dict[str, Any]:
         "errors": len(p.errors),
         "warnings": len(p.warnings),
         "last_error": p.errors[-1] if p.errors else "",
-        "sub_done": sum(1 for s in p.sub_tasks if s.status.finished),
+        "sub_done": subs[0],
+        "sub_total": subs[1],
         "approvable": p.condition is Condition.WAITING_FOR_APPROVAL,
     }
 
@@ -241,6 +244,50 @@ def _alert_row(a: Any) -> dict[str, Any]:
 def _event_row(e: Event) -> dict[str, Any]:
     detail = " ".join(f"{k}={v}" for k, v in e.payload.items() if k not in ("id", "created_at", "phases"))
     return {"seq": e.seq, "type": e.type, "ts": text.when(e.ts), "actor": e.actor, "detail": detail[:300]}
+
+
+@dataclass(frozen=True)
+class _Snap:
+    d: Dashboard
+    #: phase id -> (sub-tasks finished, sub-tasks)
+    subs: dict[str, tuple[int, int]]
+    seq: int
+    at: float
+
+
+class _Snapshots:
+    """What the page shows of each migration, shared by every browser watching it: rebuilt when
+    its log has moved, or after a second (elapsed time and the ETA move with the clock)."""
+
+    def __init__(self, size: int = 64) -> None:
+        self._snaps: OrderedDict[str, _Snap] = OrderedDict()
+        self._lock = threading.Lock()
+        self.size = size
+
+    def get(self, svc: MigrationService, mid: str) -> _Snap:
+        seq = svc.last_seq(mid)
+        with self._lock:
+            snap = self._snaps.get(mid)
+        if snap is not None and snap.seq == seq and time.monotonic() - snap.at < 1.0:
+            return snap
+        state = svc.state(mid)
+        d = build_dashboard(state, svc.alerts(mid, limit=20), svc.read_time(state), sub_tasks=False)
+        subs = {p.id: (sum(1 for s in p.sub_tasks.values() if s.status.finished), len(p.sub_tasks))
+                for p in state.phases.values()}
+        snap = _Snap(d, subs, state.seq, time.monotonic())
+        with self._lock:
+            self._snaps.pop(mid, None)
+            self._snaps[mid] = snap
+            while len(self._snaps) > self.size:
+                self._snaps.popitem(last=False)
+        return snap
+
+
+def _snapshot(request: Request, mid: str) -> _Snap:
+    snaps: _Snapshots | None = getattr(request.app.state, "page_snapshots", None)
+    if snaps is None:
+        snaps = request.app.state.page_snapshots = _Snapshots()
+    return snaps.get(_svc(request), mid)
 
 
 class _Charts:
@@ -277,11 +324,13 @@ def _now() -> datetime:
 
 def _detail_context(request: Request, session: Session, mid: str) -> dict[str, Any]:
     svc = _svc(request)
-    d = svc.dashboard(mid, alerts=20)
+    snap = _snapshot(request, mid)
+    d = snap.d
     pics = pictures(d, _charts(request).builder(svc, mid), _now())
     last = d.overview.last_seq
     recent = svc.events_after(mid, max(0, last - 20), 20)
-    return {"d": d, "o": d.overview, "h": _header(d), "phases": [(p, _phase_row(p)) for p in d.phases],
+    return {"d": d, "o": d.overview, "h": _header(d),
+            "phases": [(p, _phase_row(p, snap.subs[p.id])) for p in d.phases],
             "alerts": [_alert_row(a) for a in d.recent_alerts], "events": [_event_row(e) for e in reversed(recent)],
             "pics": pics, "can": _controls(session, d.overview), "session": session,
             "rendered": text.when(_now())}
@@ -321,7 +370,8 @@ def live(request: Request, mid: MidPath,
         return session
     svc = _svc(request)
     try:
-        d = svc.dashboard(mid, alerts=20)
+        snap = _snapshot(request, mid)
+        d = snap.d
         events = svc.events_after(mid, after, POLL_EVENTS) if after is not None else []
     except MigrationNotFound:
         return JSONResponse({"detail": f"no migration {mid!r}", "error": "NotFound"}, 404)
@@ -330,7 +380,7 @@ def live(request: Request, mid: MidPath,
         "control": d.overview.control.value,
         "header": _header(d),
         "overall": round(d.overview.overall_progress, 2),
-        "phases": [_phase_row(p) for p in d.phases],
+        "phases": [_phase_row(p, snap.subs[p.id]) for p in d.phases],
         "alerts": [_alert_row(a) for a in d.recent_alerts],
         "can": _controls(session, d.overview),
         "events": [_event_row(e) for e in events],
@@ -346,7 +396,7 @@ def pictures_fragment(request: Request, mid: MidPath) -> Response:
         return session
     svc = _svc(request)
     try:
-        d = svc.dashboard(mid, alerts=0)
+        d = _snapshot(request, mid).d
     except MigrationNotFound:
         return JSONResponse({"detail": f"no migration {mid!r}", "error": "NotFound"}, 404)
     pics = pictures(d, _charts(request).builder(svc, mid), _now())
@@ -363,7 +413,7 @@ def sub_tasks(request: Request, mid: MidPath, pid: MidPath,
         return _login_redirect(request)
     svc = _svc(request)
     try:
-        state = svc.state(mid)
+        state = svc.storage.load(mid, sub_tasks=pid)  # that phase's sub-tasks only
     except MigrationNotFound:
         return _page(request, "missing.html", 404, session=session, mid=mid)
     phase = state.phases.get(pid)

@@ -34,7 +34,8 @@
     }
     const button = form.querySelector("button");
     if (button) button.disabled = true;
-    fetch(form.action, {
+    // getAttribute: a field named "action" shadows form.action
+    fetch(form.getAttribute("action"), {
       method: "POST",
       body: new FormData(form),
       headers: {"Accept": "application/json", "X-CSRF-Token": csrfToken()},
