@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from migratrack.core.models import Event, MigrationState
+from migratrack.core.views import Dashboard
 
 #: the most points a chart is drawn with
 MAX_POINTS = 120
@@ -68,6 +69,15 @@ class SeriesBuilder:
                 subs[p.id] = dict(zip(p.sub_tasks, _weights([s.estimated_seconds for s in ss]), strict=True))
         return cls({p.id: w for p, w in zip(phases, pw, strict=True)}, subs)
 
+    @classmethod
+    def for_dashboard(cls, d: Dashboard) -> SeriesBuilder:
+        """The same weights from a dashboard built with its sub-tasks (what a server returns)."""
+        pw = _weights([p.estimated_seconds for p in d.phases])
+        subs = {p.id: dict(zip((s.id for s in p.sub_tasks), _weights([s.estimated_seconds for s in p.sub_tasks]),
+                               strict=True))
+                for p in d.phases if p.sub_tasks}
+        return cls({p.id: w for p, w in zip(d.phases, pw, strict=True)}, subs)
+
     def _phase_fraction(self, pid: str) -> float:
         own = self._phase.get(pid, 0.0)
         weights = self.sub_weight.get(pid)
@@ -87,7 +97,8 @@ class SeriesBuilder:
                 continue
             self.last_seq = e.seq
             p = e.payload
-            pid = p.get("phase")
+            pid = str(p.get("phase"))
+            sub = str(p.get("sub_task"))
             moved = False
             if e.type == "phase.progress" and isinstance(p.get("progress"), int | float):
                 self._phase[pid] = max(self._phase.get(pid, 0.0), float(p["progress"]))
@@ -97,10 +108,10 @@ class SeriesBuilder:
                 moved = True
             elif e.type == "subtask.progress" and isinstance(p.get("progress"), int | float):
                 subs = self._subs.setdefault(pid, {})
-                subs[p.get("sub_task")] = max(subs.get(p.get("sub_task"), 0.0), float(p["progress"]))
+                subs[sub] = max(subs.get(sub, 0.0), float(p["progress"]))
                 moved = True
             elif e.type in ("subtask.completed", "subtask.skipped"):
-                self._subs.setdefault(pid, {})[p.get("sub_task")] = 100.0
+                self._subs.setdefault(pid, {})[sub] = 100.0
                 moved = True
             elif e.type == "metrics.updated":
                 inc = p.get("increment") or {}

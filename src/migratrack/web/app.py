@@ -19,8 +19,8 @@ from migratrack.web.auth import TokenManager
 from migratrack.web.hosts import LOOPBACK_HOSTS, HostCheck, SecurityHeaders
 from migratrack.web.lean import HotRoutes
 from migratrack.web.replay import Replays
-from migratrack.web.session import Sessions
 from migratrack.web.schemas import Health
+from migratrack.web.session import Sessions
 
 #: seconds /readyz waits for the store
 READY_TIMEOUT = 2.0

@@ -27,7 +27,7 @@ from migratrack.core.commands import BY_VERB, Target
 from migratrack.core.models import Event
 from migratrack.core.states import Condition, Control
 from migratrack.core.views import Dashboard, Overview, PhaseView, build_dashboard
-from migratrack.errors import MigratrackError, MigrationNotFound, NotFound
+from migratrack.errors import MigrationNotFound, MigratrackError
 from migratrack.render import text
 from migratrack.render.pictures import catch_up, pictures
 from migratrack.render.series import SeriesBuilder
@@ -37,11 +37,11 @@ from migratrack.web.api import MAX_SEQ
 from migratrack.web.auth import Role, actor_label
 from migratrack.web.errors import status_of
 from migratrack.web.session import (
-    CSRF_FIELD,
     Session,
     clear_cookie,
     csrf_ok,
     current,
+    same_origin,
     sessions_of,
     set_cookie,
 )
@@ -131,8 +131,6 @@ def login_page(request: Request, code: str | None = None, next: str | None = Non
 @router.post("/login")
 def login(request: Request, token: Annotated[str, Form(max_length=500)] = "",
           next: Annotated[str, Form(max_length=2000)] = "") -> Response:
-    from migratrack.web.session import same_origin
-
     if not same_origin(request):
         return _page(request, "login.html", 403, next=_safe_next(next), error="cross-site login refused")
     session = sessions_of(request).login(token) if token.strip() else None
@@ -538,10 +536,7 @@ def approve(request: Request, mid: MidPath, pid: MidPath, csrf: Annotated[str, F
 def acknowledge(request: Request, mid: MidPath, aid: MidPath, csrf: Annotated[str, Form(max_length=200)] = "",
                 ) -> Response:
     def run(actor: str, session: Session) -> str:
-        try:
-            _svc(request).acknowledge_alert(mid, aid, session.principal.name, actor=actor)
-        except NotFound:
-            raise
+        _svc(request).acknowledge_alert(mid, aid, session.principal.name, actor=actor)
         return "alert acknowledged"
 
     return _act(request, mid, csrf, Role.OPERATOR, "acknowledging an alert", run)
