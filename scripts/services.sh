@@ -46,4 +46,8 @@ if ! psql -h 127.0.0.1 -U postgres -d postgres -Atc 'select 1' >/dev/null 2>&1; 
   echo "          allow trust for 127.0.0.1 in pg_hba.conf or set MIGRATRACK_TEST_POSTGRES_URL" >&2
   [ -n "${MIGRATRACK_TEST_POSTGRES_URL:-}" ] || exit 1
 fi
-echo "services: redis and postgresql are up"
+# --- Chromium (the dashboard's browser tests drive Debian's build through Playwright) -------
+if [ ! -x /usr/bin/chromium ]; then
+  echo "services: installing chromium"; apt_install chromium
+fi
+echo "services: redis, postgresql and chromium are up"

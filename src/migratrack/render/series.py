@@ -8,6 +8,7 @@ more later (the dashboard keeps one per migration and reads only new events).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -167,8 +168,9 @@ def rate(counter: Sequence[Point], limit: int = MAX_POINTS) -> list[Point]:
     n = max(1, min(limit, len(counter) - 1))
     width = span / n
     last_in: dict[int, float] = {}
-    for pt in counter:
-        last_in[min(n - 1, int((pt.ts - start).total_seconds() / width))] = pt.value
+    for pt in counter[1:]:  # bucket k holds the samples in (start + k*width, start + (k+1)*width]
+        k = math.ceil((pt.ts - start).total_seconds() / width) - 1
+        last_in[min(n - 1, max(0, k))] = pt.value
     out: list[Point] = []
     prev = counter[0].value
     for k in range(n):
