@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 from migratrack.core.models import Event
 from migratrack.render.series import MAX_POINTS, Point, SeriesBuilder, downsample, rate
@@ -41,7 +42,7 @@ def test_downsampling_keeps_at_most_the_limit_and_the_shape() -> None:
     out = downsample(points, MAX_POINTS)
     assert len(out) <= MAX_POINTS + 1
     assert out[0] == points[0] and out[-1] == points[-1]
-    assert all(a.value <= b.value for a, b in zip(out, out[1:], strict=False))
+    assert all(a.value <= b.value for a, b in pairwise(out))
     now = T0 + timedelta(hours=5)
     assert downsample(points[:3], now=now)[-1] == Point(now, points[2].value)
     assert downsample([]) == []
