@@ -32,7 +32,7 @@ def test_throughput_comes_from_the_data_counter_else_operations() -> None:
     b = SeriesBuilder({"a": 1.0}, {})
     b.feed([ev(i + 1, "metrics.updated", i * 10, increment={"successful_operations": 100}) for i in range(5)])
     s = b.series()
-    assert s.throughput_unit == "ops/s" and [round(p.value) for p in s.throughput] == [10, 10, 10, 10]
+    assert s.throughput_unit == "ops/s" and [round(p.value) for p in s.throughput] == [10]
     b.feed([ev(10, "metrics.updated", 50, increment={"total_data_migrated": 5000})])
     assert b.series().throughput_unit == "B/s"
 
@@ -49,7 +49,14 @@ def test_downsampling_keeps_at_most_the_limit_and_the_shape() -> None:
 
 
 def test_rate_is_per_second_over_even_buckets() -> None:
-    counter = [Point(T0 + timedelta(seconds=s), v) for s, v in ((0, 0), (10, 1000), (20, 1000), (30, 1000), (40, 5000))]
+    steps = [100] * 3 + [0] * 6 + [400] * 3  # per 10 s: 10/s for 30 s, nothing for 60 s, then 40/s
+    values = [sum(steps[:i]) for i in range(13)]
+    counter = [Point(T0 + timedelta(seconds=10 * i), float(v)) for i, v in enumerate(values)]
     out = rate(counter, limit=4)
-    assert [round(p.value) for p in out] == [100, 0, 0, 400]
+    assert [round(p.value) for p in out] == [10, 0, 0, 40]
+    assert out[-1].ts == counter[-1].ts
+    # a burst (two samples a millisecond apart) is spread over its bucket, not drawn as a spike
+    burst = [Point(T0, 0.0), Point(T0 + timedelta(seconds=3), 300.0), Point(T0 + timedelta(seconds=3.001), 600.0),
+             Point(T0 + timedelta(seconds=6), 600.0)]
+    assert [round(p.value) for p in rate(burst)] == [100]
     assert rate(counter[:1]) == []

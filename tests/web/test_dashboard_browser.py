@@ -79,6 +79,15 @@ def test_page_shows_phases_and_their_states(page: Page, app: FastAPI, server: Li
     expect(page.locator("svg.timeline")).to_be_visible()
     expect(page.locator("li.alert.level-critical")).to_contain_text("replica lag 40 s")
     page.screenshot(path=screenshot_path("dashboard-detail"), full_page=True)
+    # a phone-sized window in dark mode: nothing wider than the screen, and dark colours
+    page.emulate_media(color_scheme="dark")
+    page.set_viewport_size({"width": 380, "height": 800})
+    assert page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth + 1")
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(13, 17, 23)", background
+    page.screenshot(path=screenshot_path("dashboard-narrow-dark"), full_page=True)
+    page.set_viewport_size({"width": 1200, "height": 900})
+    page.emulate_media(color_scheme="light")
     page.goto(f"{server.url}/admin/migration")
     expect(page.locator("table.list")).to_contain_text("Move orders")
     expect(page.locator("table.list")).to_contain_text("1 alert")

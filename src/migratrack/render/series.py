@@ -8,7 +8,7 @@ more later (the dashboard keeps one per migration and reads only new events).
 
 from __future__ import annotations
 
-import math
+import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -158,23 +158,34 @@ def downsample(points: Sequence[Point], limit: int = MAX_POINTS, now: datetime |
 
 
 def rate(counter: Sequence[Point], limit: int = MAX_POINTS) -> list[Point]:
-    """Per-second rate of a cumulative counter, in at most ``limit`` equal buckets."""
+    """Per-second rate of a cumulative counter over at most ``limit`` equal buckets. The counter
+    is interpolated linearly between samples, so workers that report in bursts do not draw a comb
+    of peaks and zeros."""
     if len(counter) < 2:
         return []
     start, end = counter[0].ts, counter[-1].ts
     span = (end - start).total_seconds()
     if span <= 0:
         return []
-    n = max(1, min(limit, len(counter) - 1))
+    offsets = [(p.ts - start).total_seconds() for p in counter]
+
+    def at(t: float) -> float:
+        k = bisect.bisect_left(offsets, t)
+        if k <= 0:
+            return counter[0].value
+        if k >= len(offsets):
+            return counter[-1].value
+        t0, t1 = offsets[k - 1], offsets[k]
+        v0, v1 = counter[k - 1].value, counter[k].value
+        return v1 if t1 <= t0 else v0 + (v1 - v0) * (t - t0) / (t1 - t0)
+
+    # about three samples a bucket: workers flush in bursts, and a bucket per sample draws the bursts
+    n = max(1, min(limit, (len(counter) - 1) // 3))
     width = span / n
-    last_in: dict[int, float] = {}
-    for pt in counter[1:]:  # bucket k holds the samples in (start + k*width, start + (k+1)*width]
-        k = math.ceil((pt.ts - start).total_seconds() / width) - 1
-        last_in[min(n - 1, max(0, k))] = pt.value
     out: list[Point] = []
-    prev = counter[0].value
+    prev = at(0.0)
     for k in range(n):
-        value = last_in.get(k, prev)
+        value = at((k + 1) * width)
         out.append(Point(start + (end - start) * ((k + 1) / n), max(0.0, (value - prev) / width)))
         prev = value
     return out

@@ -99,7 +99,7 @@ def human_rate(value: float, unit: str) -> str:
 def line_chart(points: Sequence[Point], *, title: str, unit: str, css: str = "chart",
                max_value: float | None = None) -> Markup:
     """A line chart of ``points`` (already down-sampled) with its title, range and last value."""
-    w, h, pad = 360, 160, 30
+    w, h, pad = 360, 160, 46
     if not points:
         return Markup(f'<svg class="{escape(css)}" role="img" xmlns="http://www.w3.org/2000/svg" '
                       f'viewBox="0 0 {w} 40" width="100%"><title>{escape(title)}: no data yet</title>'
@@ -108,9 +108,10 @@ def line_chart(points: Sequence[Point], *, title: str, unit: str, css: str = "ch
     start, end = points[0].ts, points[-1].ts
     span = max((end - start).total_seconds(), 1e-9)
     top = max_value if max_value is not None else max(p.value for p in points) or 1.0
+    ceiling = 30  # the plot's top: the title sits above it
     coords = " ".join(
         f"{pad + (p.ts - start).total_seconds() / span * (w - pad - 6):.1f},"
-        f"{h - pad - min(p.value, top) / top * (h - pad - 10):.1f}" for p in points)
+        f"{h - pad - min(p.value, top) / top * (h - pad - ceiling):.1f}" for p in points)
     last = points[-1].value
     desc = (f"{title}: {len(points)} points from {_fmt(start)} to {_fmt(end)}; latest "
             f"{human_rate(last, unit)}, highest {human_rate(max(p.value for p in points), unit)}")
@@ -120,8 +121,8 @@ def line_chart(points: Sequence[Point], *, title: str, unit: str, css: str = "ch
         f'<text x="4" y="14" font-size="12" fill="currentColor">{escape(title)} — latest '
         f'{escape(human_rate(last, unit))}</text>'
         f'<line x1="{pad}" y1="{h - pad}" x2="{w - 6}" y2="{h - pad}" stroke="#888"/>'
-        f'<line x1="{pad}" y1="10" x2="{pad}" y2="{h - pad}" stroke="#888"/>'
-        f'<text x="{pad - 2}" y="18" font-size="10" text-anchor="end" fill="currentColor">'
+        f'<line x1="{pad}" y1="{ceiling}" x2="{pad}" y2="{h - pad}" stroke="#888"/>'
+        f'<text x="{pad + 4}" y="{ceiling + 10}" font-size="10" fill="currentColor">'
         f'{escape(_short(top, unit))}</text>'
         f'<text x="{pad - 2}" y="{h - pad}" font-size="10" text-anchor="end" fill="currentColor">0</text>'
         f'<text x="{pad}" y="{h - 12}" font-size="10" fill="currentColor">{start:%H:%M:%S}</text>'

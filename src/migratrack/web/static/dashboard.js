@@ -188,11 +188,12 @@
       }
       this.apply(body);
       this.lastUpdate = Date.now();
+      if (withEvents && body.more_events) this.again = "events";  // a long outage: read on
     }).catch((err) => {
       if (this.state !== "live") this.setState("offline", "server unreachable (" + err.message + ") — retrying");
     }).finally(() => {
       this.refreshing = false;
-      if (this.again) { this.again = false; this.refresh(false); }
+      if (this.again) { const events = this.again === "events"; this.again = false; this.refresh(events); }
     });
   };
 
