@@ -56,6 +56,9 @@ AUDIT_PAGE = 100
 #: events sent with a polled snapshot, so the activity list misses none while the stream is down
 POLL_EVENTS = 500
 
+#: how soon a browser reconnects a dropped stream (it sends Last-Event-ID and misses nothing)
+RECONNECT_MS = 1000
+
 #: pages forbid inline script: only the versioned file from this server runs
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
@@ -251,6 +254,8 @@ class _Snap:
     subs: dict[str, tuple[int, int]]
     seq: int
     at: float
+    #: seconds it took to build
+    cost: float
 
 
 class _Snapshots:
@@ -266,13 +271,19 @@ class _Snapshots:
         seq = svc.last_seq(mid)
         with self._lock:
             snap = self._snaps.get(mid)
-        if snap is not None and snap.seq == seq and time.monotonic() - snap.at < 1.0:
-            return snap
+        if snap is not None:
+            age = time.monotonic() - snap.at
+            # the same log, or a huge migration rebuilt moments ago: building it again and again
+            # would keep a core busy (the page asks again when the answer is behind its events)
+            if (snap.seq == seq and age < 1.0) or age < 2 * snap.cost:
+                return snap
+        started = time.monotonic()
         state = svc.state(mid)
         d = build_dashboard(state, svc.alerts(mid, limit=20), svc.read_time(state), sub_tasks=False)
         subs = {p.id: (sum(1 for s in p.sub_tasks.values() if s.status.finished), len(p.sub_tasks))
                 for p in state.phases.values()}
-        snap = _Snap(d, subs, state.seq, time.monotonic())
+        now = time.monotonic()
+        snap = _Snap(d, subs, state.seq, now, now - started)
         with self._lock:
             self._snaps.pop(mid, None)
             self._snaps[mid] = snap
@@ -461,6 +472,7 @@ async def stream(request: Request, mid: MidPath,
     hub: EventHub = request.app.state.hub
 
     async def gen() -> AsyncIterator[ServerSentEvent]:
+        yield ServerSentEvent(retry=RECONNECT_MS)  # a dropped page comes back within a second or so
         async for e in hub.stream(mid, start):
             event = _sse(e)
             event.event = None  # unnamed: the page's onmessage receives every type

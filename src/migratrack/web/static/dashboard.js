@@ -150,8 +150,26 @@
     if (typeof e.seq !== "number" || e.seq <= this.lastSeq) return;
     this.lastSeq = e.seq;
     this.addActivity({seq: e.seq, ts: e.ts, type: e.type, actor: e.actor, detail: detailOf(e.payload)});
+    if (e.type === "phase.progress" && e.payload) this.applyProgress(e.payload);
     this.lastUpdate = Date.now();
     this.refreshSoon();
+  };
+
+  // a progress event carries the phase's new value: show it now; the refresh that follows brings
+  // what depends on it (overall progress, ETA, sub-task roll-ups)
+  Live.prototype.applyProgress = function (payload) {
+    const li = this.phases.get(payload.phase);
+    if (!li || typeof payload.progress !== "number") return;
+    const bar = li.querySelector('progress[data-p="progress"]');
+    if (!bar || payload.progress <= bar.value) return;  // a roll-up may already be ahead
+    const label = payload.progress.toFixed(1) + "%";
+    bar.value = payload.progress;
+    bar.textContent = label;
+    setText(li.querySelector('[data-p="progress_text"]'), label);
+    if (typeof payload.total === "number" && typeof payload.done === "number") {
+      setText(li.querySelector('[data-p="count"]'),
+        payload.done.toLocaleString("en-US") + " / " + payload.total.toLocaleString("en-US"));
+    }
   };
 
   Live.prototype.startPolling = function () {
@@ -188,6 +206,9 @@
       }
       this.apply(body);
       this.lastUpdate = Date.now();
+      // a large migration's snapshot is rebuilt at most every so often: ask again until it has
+      // caught up with the events this page has seen
+      if (body.last_seq < this.lastSeq) setTimeout(() => this.refreshSoon(), 500);
       if (withEvents && body.more_events) this.again = "events";  // a long outage: read on
     }).catch((err) => {
       if (this.state !== "live") this.setState("offline", "server unreachable (" + err.message + ") — retrying");
