@@ -242,8 +242,11 @@ def _timeline(state: MigrationState, now: datetime) -> list[TimelineEntry]:
     for pid, p in state.phases.items():
         ps = pe = None
         if known:
-            pe = origin + timedelta(seconds=finish[pid])
-            ps = pe - timedelta(seconds=planned[pid])
+            try:
+                pe = origin + timedelta(seconds=finish[pid])
+                ps = pe - timedelta(seconds=planned[pid])
+            except OverflowError:  # estimates that add up beyond the calendar: no planned dates
+                ps = pe = None
         out.append(TimelineEntry(
             phase=pid, name=p.name, status=p.status, planned_start=ps, planned_end=pe,
             actual_start=p.started_at, actual_end=p.completed_at,

@@ -309,9 +309,10 @@ class _Charts:
         self.size = size
 
     def builder(self, svc: MigrationService, mid: str) -> SeriesBuilder:
+        replaced = mid in self._builders and svc.last_seq(mid) < self._builders[mid].last_seq
         with self._lock:
             b = self._builders.pop(mid, None)
-            if b is None:
+            if b is None or replaced:  # a migration replaced under the same id starts its log again
                 b = SeriesBuilder.for_state(svc.state(mid))
             self._builders[mid] = b
             while len(self._builders) > self.size:
