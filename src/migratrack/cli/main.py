@@ -98,6 +98,9 @@ def demo(
     dashboard: Annotated[bool, typer.Option(
         "--dashboard/--no-dashboard", help="serve the web dashboard beside the terminal view")] = True,
     port: Annotated[int, typer.Option(help="the dashboard's port on 127.0.0.1 (a free one if taken)")] = 8000,
+    linger: Annotated[float | None, typer.Option(
+        help="seconds the dashboard stays up after the migration ends (default: until Ctrl-C in a terminal, "
+             "else none)")] = None,
 ) -> None:
     """Run a realistic simulated migration through the SDK and show it live."""
     from migratrack.cli.demo import DEMO_ID, run_demo, run_quick
@@ -117,12 +120,12 @@ def demo(
 
     try:
         run_demo(url, speed=speed, console=console, on_ready=serve if dashboard else None)
-        if servers and sys.stdin.isatty():
+        stay = linger if linger is not None else (float("inf") if sys.stdin.isatty() else 0.0)
+        if servers and stay > 0:
             console.print(f"\nthe dashboard stays at {servers[0].base}/admin/migration/{DEMO_ID}; "
                           "press Ctrl-C to leave", highlight=False)
             with contextlib.suppress(KeyboardInterrupt):
-                while True:
-                    time.sleep(3600)
+                time.sleep(min(stay, 10 * 365 * 86400.0))
     finally:
         for server in servers:
             server.stop()
