@@ -143,8 +143,10 @@ def same_origin(request: Request) -> bool:
     origin = request.headers.get("origin")
     if origin is None:
         return True
-    host = request.headers.get("host", "")
-    return origin in (f"http://{host}", f"https://{host}")
+    # behind a proxy the browser's host may arrive as X-Forwarded-Host (the Host allowlist and the
+    # proxy decide which hosts reach the server at all)
+    hosts = {request.headers.get("host", ""), request.headers.get("x-forwarded-host", "").split(",")[0].strip()}
+    return any(origin in (f"http://{h}", f"https://{h}") for h in hosts if h)
 
 
 def csrf_ok(request: Request, session: Session, submitted: str | None) -> bool:
