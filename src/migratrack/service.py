@@ -461,9 +461,11 @@ class MigrationService:
         state = self.storage.load(mid)
         return build_overview(state, self.read_time(state))
 
-    def dashboard(self, mid: str, *, alerts: int = 20) -> Dashboard:
+    def dashboard(self, mid: str, *, alerts: int = 20, sub_tasks: bool = True) -> Dashboard:
+        """``sub_tasks=False``: each phase's sub-task list left out (their counts stay)."""
         state = self.storage.load(mid)
-        return build_dashboard(state, self.storage.alerts(mid, limit=alerts), self.read_time(state))
+        return build_dashboard(state, self.storage.alerts(mid, limit=alerts), self.read_time(state),
+                               sub_tasks=sub_tasks)
 
     def estimate(self, mid: str) -> Estimate:
         state = self.storage.load(mid)

@@ -111,6 +111,8 @@ class PhaseView(_Model):
     warnings: list[str]
     metadata: dict[str, Any]
     sub_tasks: list[SubTaskView]
+    sub_task_count: int = Field(default=0, description="number of sub-tasks (also when the list is left out)")
+    sub_tasks_finished: int = Field(default=0, description="sub-tasks completed or skipped")
 
 
 class AlertView(_Model):
@@ -278,6 +280,8 @@ def build_dashboard(state: MigrationState, alerts: Sequence[Alert], now: datetim
                 )
                 for s in (p.sub_tasks.values() if sub_tasks else ())
             ],
+            sub_task_count=len(p.sub_tasks),
+            sub_tasks_finished=sum(1 for s in p.sub_tasks.values() if s.status.finished),
         )
         for p in state.phases.values()
     ]

@@ -26,7 +26,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from migratrack.core.commands import BY_VERB, Target
 from migratrack.core.models import Event
 from migratrack.core.states import Condition, Control
-from migratrack.core.views import Dashboard, Overview, PhaseView, build_dashboard
+from migratrack.core.views import Dashboard, Overview, PhaseView
 from migratrack.errors import MigrationNotFound, MigratrackError
 from migratrack.render import text
 from migratrack.render.pictures import catch_up, pictures
@@ -278,12 +278,10 @@ class _Snapshots:
             if (snap.seq == seq and age < 1.0) or age < 2 * snap.cost:
                 return snap
         started = time.monotonic()
-        state = svc.state(mid)
-        d = build_dashboard(state, svc.alerts(mid, limit=20), svc.read_time(state), sub_tasks=False)
-        subs = {p.id: (sum(1 for s in p.sub_tasks.values() if s.status.finished), len(p.sub_tasks))
-                for p in state.phases.values()}
+        d = svc.dashboard(mid, alerts=20, sub_tasks=False)
+        subs = {p.id: (p.sub_tasks_finished, p.sub_task_count) for p in d.phases}
         now = time.monotonic()
-        snap = _Snap(d, subs, state.seq, now, now - started)
+        snap = _Snap(d, subs, d.overview.last_seq, now, now - started)
         with self._lock:
             self._snaps.pop(mid, None)
             self._snaps[mid] = snap
