@@ -50,4 +50,8 @@ fi
 if ! command -v promtool >/dev/null 2>&1; then
   echo "services: installing promtool (prometheus)"; apt_install prometheus
 fi
-echo "services: redis and postgresql are up"
+# --- Chromium (the dashboard's browser tests drive Debian's build through Playwright) -------
+if [ ! -x /usr/bin/chromium ]; then
+  echo "services: installing chromium"; apt_install chromium
+fi
+echo "services: redis, postgresql, promtool and chromium are up"

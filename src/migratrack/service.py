@@ -496,12 +496,13 @@ class MigrationService:
         now = self.read_time(state)
         return build_overview(state, now, self._estimate(state, now))
 
-    def dashboard(self, mid: str, *, alerts: int = 20) -> Dashboard:
+    def dashboard(self, mid: str, *, alerts: int = 20, sub_tasks: bool = True) -> Dashboard:
+        """``sub_tasks=False``: each phase's sub-task list left out (their counts stay)."""
         state = self.storage.load(mid)
         samples, since = self.speed_samples(state)
         now = self.read_time(state)
         d = build_dashboard(state, self.storage.alerts(mid, limit=alerts), now, self._estimate(state, now),
-                            samples, since)
+                            samples, since, sub_tasks=sub_tasks)
         cost = migration_cost(state, now, d.overview.estimate.remaining_seconds, self.prices)
         if cost is None:
             return d

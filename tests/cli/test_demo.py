@@ -109,3 +109,38 @@ def test_full_demo_at_high_speed_ends_completed(tmp_path: Path) -> None:
     assert finished["infrastructure-setup"] < started["file-migration"]
     assert max(finished["database-migration"], finished["file-migration"]) < started["cutover"]
     assert finished["cutover"] < started["validation"]
+
+
+def test_the_demo_serves_its_dashboard_and_prints_the_login_link_first(tmp_path: Path) -> None:
+    import httpx
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "migratrack.cli", "demo", "--speed", "30", "--port", "0", "--linger", "60",
+         "--storage", f"sqlite:///{tmp_path}/demo.db"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "dashboard:" in line:
+                break
+        link = lines[-1].split("dashboard:", 1)[1].strip()
+        assert "/login?code=" in link, lines
+        with httpx.Client(timeout=10) as c:
+            assert c.get(link).status_code == 303
+            page = c.get(link.split("/login")[0] + f"/admin/migration/{DEMO_ID}")
+            assert page.status_code == 200 and "AWS conversion 2024" in page.text
+        rest = []
+        for line in proc.stdout:
+            rest.append(line)
+            if "the dashboard stays" in line:
+                break
+        assert any("validation" in line.lower() for line in rest), rest  # the terminal view still shows it
+        with httpx.Client(timeout=10) as c:  # and the page, once it has ended
+            page = c.get(link.split("/login")[0] + f"/admin/migration/{DEMO_ID}", follow_redirects=True)
+            assert page.status_code == 200
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)

@@ -143,7 +143,9 @@ class _Sim:
 
 
 def run_demo(storage: str, *, speed: float = 1.0, seed: int = 7, console: Console | None = None,
-             live: bool = True) -> MigrationService:
+             live: bool = True, on_ready: Callable[[Storage], None] | None = None) -> MigrationService:
+    """``on_ready(store)`` runs once the migration exists, before its workers start (the
+    dashboard is served from there)."""
     console = console or Console()
     store = open_storage(storage)  # one store for every worker (memory:// lives in one object)
     sim = _Sim(store, speed, seed)
@@ -151,6 +153,8 @@ def run_demo(storage: str, *, speed: float = 1.0, seed: int = 7, console: Consol
     setup.initialize_migration(demo_plan(), name="AWS conversion 2024", replace=True)
     setup.update_metrics(cost_metrics={"estimated_cost": 1200.0})
     setup.close()
+    if on_ready is not None:
+        on_ready(store)
     viewer = MigrationService(store)
 
     def script() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -15,7 +16,7 @@ from rich.live import Live
 from rich.markup import escape
 
 from migratrack import __version__
-from migratrack.cli import aws, pages, report, serve, store, verbs
+from migratrack.cli import aws, pages, postmortem, report, serve, store, verbs
 from migratrack.cli.common import (
     CliContext,
     MigrationArg,
@@ -33,7 +34,7 @@ from migratrack.cli.display import render_dashboard
 from migratrack.errors import ConfigurationError, MigratrackError
 from migratrack.sdk.backend import Backend, close_backend
 from migratrack.service import MigrationService
-from migratrack.storage import open_storage
+from migratrack.storage import Storage, open_storage
 from migratrack.storage.url import parse_store_url
 
 app = typer.Typer(
@@ -94,16 +95,40 @@ def demo(
     quick: Annotated[bool, typer.Option("--quick", help="the seed's short test script (a few seconds)")] = False,
     speed: Annotated[float, typer.Option("--speed", min=0.1, help="run the simulation N times faster")] = 1.0,
     storage: StorageOpt = None,
+    dashboard: Annotated[bool, typer.Option(
+        "--dashboard/--no-dashboard", help="serve the web dashboard beside the terminal view")] = True,
+    port: Annotated[int, typer.Option(help="the dashboard's port on 127.0.0.1 (a free one if taken)")] = 8000,
+    linger: Annotated[float | None, typer.Option(
+        help="seconds the dashboard stays up after the migration ends (default: until Ctrl-C in a terminal, "
+             "else none)")] = None,
 ) -> None:
     """Run a realistic simulated migration through the SDK and show it live."""
     from migratrack.cli.demo import DEMO_ID, run_demo, run_quick
+    from migratrack.cli.demo_web import DashboardServer, start_dashboard
 
     url = storage_url(storage)
     if quick:
         run_quick(url, console)
         return
     console.print(f"[bold]migratrack demo[/]: migration [cyan]{DEMO_ID}[/] in {shown(url)}")
-    run_demo(url, speed=speed, console=console)
+    servers: list[DashboardServer] = []
+
+    def serve(store: Storage) -> None:
+        server = start_dashboard(store, console, port)
+        if server is not None:
+            servers.append(server)
+
+    try:
+        run_demo(url, speed=speed, console=console, on_ready=serve if dashboard else None)
+        stay = linger if linger is not None else (float("inf") if sys.stdin.isatty() else 0.0)
+        if servers and stay > 0:
+            console.print(f"\nthe dashboard stays at {servers[0].base}/admin/migration/{DEMO_ID}; "
+                          "press Ctrl-C to leave", highlight=False)
+            with contextlib.suppress(KeyboardInterrupt):
+                time.sleep(min(stay, 10 * 365 * 86400.0))
+    finally:
+        for server in servers:
+            server.stop()
     if parse_store_url(url).kind != "memory":
         console.print(f"\nsee it again: [bold]migratrack status {DEMO_ID}[/]   "
                       f"the audit trail: [bold]migratrack events {DEMO_ID}[/]")
@@ -194,7 +219,7 @@ def events(
 # the commands' verbs, the shell-script commands, the server and tokens, store maintenance: after this
 # module's own
 # commands in --help
-for _module in (verbs, report, serve, store, pages):
+for _module in (verbs, report, serve, store, pages, postmortem):
     app.registered_commands.extend(_module.app.registered_commands)
     app.registered_groups.extend(_module.app.registered_groups)
 app.add_typer(aws.app, name="aws")

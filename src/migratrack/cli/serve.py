@@ -40,7 +40,7 @@ class RedactTokens(logging.Filter):
         return True
 
 
-_TOKEN = re.compile(r"((?:^|[?&])(?:token|ticket)=)[^&\s]*")
+_TOKEN = re.compile(r"((?:^|[?&])(?:token|ticket|code)=)[^&\s]*")
 
 
 @app.command()
@@ -56,6 +56,9 @@ def serve(
     allowed_host: Annotated[list[str] | None, typer.Option(
         "--allowed-host", help="a name clients use to reach the server, besides the loopback names "
                                "(repeatable; '*' for any, behind a proxy that checks it)")] = None,
+    login_link: Annotated[bool, typer.Option(
+        "--login-link/--no-login-link", help="print a one-time dashboard login link (admin, good for 10 minutes)")]
+    = True,
 ) -> None:
     """Run the HTTP server: JSON API, the seed's routes, live event stream, OpenAPI docs at /docs."""
     try:
@@ -75,6 +78,7 @@ def serve(
                           f"(127.0.0.1, ::1, localhost), not {host!r}")
         raise typer.Exit(2)
     store = open_storage(url)
+    created: str | None = None
     if insecure_no_auth:
         err_console.print("[bold yellow]WARNING:[/] serving WITHOUT authentication: anyone who can reach "
                           f"{base} can pause, cancel and rewrite migrations.")
@@ -84,6 +88,7 @@ def serve(
             names = {t.name for t in tokens.records()}
             name = next(n for n in ("admin", *(f"admin-{i}" for i in range(2, 1000))) if n not in names)
             token, record = tokens.create(name, "admin")
+            created = token
             console.print(f"[bold]No API token existed, so an admin token was created[/] ({record.name}, id "
                           f"{record.id}). It is shown only this once; store it now:\n", soft_wrap=True)
             sys.stdout.write(f"    {token}\n\n")
@@ -91,15 +96,19 @@ def serve(
             console.print(f"  use it as [bold]Authorization: Bearer <token>[/] (the SDK reads MIGRATRACK_TOKEN)\n"
                           f"  API docs: [bold]{base}/docs[/]\n"
                           f"  more tokens: migratrack token create --role operator --name <name>", soft_wrap=True)
-    console.print(f"migratrack serving {shown(url)} on [bold]{base}[/] (API docs: {base}/docs)", highlight=False,
-                  soft_wrap=True)
-    sys.stdout.flush()
     hosts = list(allowed_host or [])
     if not _loopback(host) and not hosts:
         console.print(f"[yellow]note:[/] only requests that name this server by a loopback address are answered; "
                       f"add the names clients use with --allowed-host (e.g. --allowed-host {socket.gethostname()})",
                       highlight=False, soft_wrap=True)
     application = create_app(store, auth=not insecure_no_auth, allowed_hosts=hosts)
+    if login_link:
+        from migratrack.cli.dashboard_link import print_login_link
+
+        print_login_link(application, base, created)
+    console.print(f"migratrack serving {shown(url)} on [bold]{base}[/] (API docs: {base}/docs)", highlight=False,
+                  soft_wrap=True)
+    sys.stdout.flush()
     logging.getLogger("uvicorn.access").addFilter(RedactTokens())
     configure_logging()  # MIGRATRACK_LOG_LEVEL, MIGRATRACK_LOG_JSON (docs/metrics.md)
     uvicorn.run(application, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5,

@@ -130,6 +130,8 @@ class PhaseView(_Model):
     warnings: list[str]
     metadata: dict[str, Any]
     sub_tasks: list[SubTaskView]
+    sub_task_count: int = Field(default=0, description="number of sub-tasks (also when the list is left out)")
+    sub_tasks_finished: int = Field(default=0, description="sub-tasks completed or skipped")
 
 
 class AlertView(_Model):
@@ -262,8 +264,11 @@ def _timeline(state: MigrationState, now: datetime) -> list[TimelineEntry]:
     for pid, p in state.phases.items():
         ps = pe = None
         if known:
-            pe = origin + timedelta(seconds=finish[pid])
-            ps = pe - timedelta(seconds=planned[pid])
+            try:
+                pe = origin + timedelta(seconds=finish[pid])
+                ps = pe - timedelta(seconds=planned[pid])
+            except OverflowError:  # estimates that add up beyond the calendar: no planned dates
+                ps = pe = None
         out.append(TimelineEntry(
             phase=pid, name=p.name, status=p.status, planned_start=ps, planned_end=pe,
             actual_start=p.started_at, actual_end=p.completed_at,
@@ -272,7 +277,10 @@ def _timeline(state: MigrationState, now: datetime) -> list[TimelineEntry]:
 
 
 def build_dashboard(state: MigrationState, alerts: Sequence[Alert], now: datetime, est: Estimate | None = None,
-                    samples: Sequence[DataSample] | None = None, since: datetime | None = None) -> Dashboard:
+                    samples: Sequence[DataSample] | None = None, since: datetime | None = None, *,
+                    sub_tasks: bool = True) -> Dashboard:
+    """``sub_tasks=False`` leaves each phase's sub-task list empty (a page that shows them on
+    demand need not build 10,000 views to show the phases)."""
     est = est or estimate(state, now)
     phases = [
         PhaseView(
@@ -291,8 +299,10 @@ def build_dashboard(state: MigrationState, alerts: Sequence[Alert], now: datetim
                     estimated_seconds=s.estimated_seconds, started_at=s.started_at,
                     completed_at=s.completed_at, duration_seconds=s.duration_seconds, error=s.error,
                 )
-                for s in p.sub_tasks.values()
+                for s in (p.sub_tasks.values() if sub_tasks else ())
             ],
+            sub_task_count=len(p.sub_tasks),
+            sub_tasks_finished=sum(1 for s in p.sub_tasks.values() if s.status.finished),
         )
         for p in state.phases.values()
     ]

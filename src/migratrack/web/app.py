@@ -14,12 +14,13 @@ from migratrack.errors import StorageError, StorageUnavailable
 from migratrack.service import Clock, MigrationService
 from migratrack.settings import Settings
 from migratrack.storage import Storage, open_storage
-from migratrack.web import api, compat, errors, metrics, reads, sse
+from migratrack.web import api, compat, errors, metrics, pages, reads, sse, static_assets
 from migratrack.web.auth import TokenManager
 from migratrack.web.hosts import LOOPBACK_HOSTS, HostCheck, SecurityHeaders
 from migratrack.web.lean import HotRoutes
 from migratrack.web.replay import Replays
 from migratrack.web.schemas import Health
+from migratrack.web.session import Sessions
 
 #: seconds /readyz waits for the store
 READY_TIMEOUT = 2.0
@@ -87,6 +88,10 @@ def create_app(
     app.include_router(compat.router)
     app.include_router(api.tokens_router)
     app.include_router(reads.router)
+    # the dashboard: pages with browser sessions (one-time login codes, cookies, CSRF)
+    app.state.sessions = Sessions(app.state.tokens)
+    app.include_router(pages.router)
+    app.include_router(static_assets.router)
 
     @app.get("/healthz", response_model=Health, tags=["health"], summary="Liveness (no auth)")
     def healthz() -> Health:

@@ -65,7 +65,9 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 headers.append((b"x-content-type-options", b"nosniff"))
-                if any(k == b"content-type" and v.startswith(b"text/html") for k, v in headers):
+                # a page that sets its own (stricter) policy keeps it
+                if any(k == b"content-type" and v.startswith(b"text/html") for k, v in headers) and not any(
+                        k == b"content-security-policy" for k, _ in headers):
                     headers.append((b"content-security-policy", CSP.encode()))
                 message = {**message, "headers": headers}
             await send(message)
