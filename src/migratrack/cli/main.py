@@ -15,7 +15,7 @@ from rich.live import Live
 from rich.markup import escape
 
 from migratrack import __version__
-from migratrack.cli import report, serve, store, verbs
+from migratrack.cli import errors, report, serve, store, verbs
 from migratrack.cli.common import (
     CliContext,
     MigrationArg,
@@ -29,8 +29,8 @@ from migratrack.cli.common import (
     shown,
     storage_url,
 )
-from migratrack.cli.display import render_dashboard
-from migratrack.errors import ConfigurationError, MigratrackError
+from migratrack.cli.display import headline, render_dashboard
+from migratrack.errors import MigratrackError, MigrationNotFound
 from migratrack.sdk.backend import Backend, close_backend
 from migratrack.service import MigrationService
 from migratrack.storage import open_storage
@@ -40,8 +40,9 @@ app = typer.Typer(
     name="migratrack",
     help="Track long, multi-phase migrations: progress, ETA, alerts, pause and resume.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
+    cls=errors.Group,
 )
 
 
@@ -79,9 +80,9 @@ def _root(
     version: Annotated[bool, typer.Option("--version", help="print the version and exit")] = False,
     url: Annotated[str | None, typer.Option(
         "--url", envvar="MIGRATRACK_URL",
-        help="a migratrack server to use instead of a store [env MIGRATRACK_URL]; --storage wins")] = None,
+        help="a migratrack server to use instead of a store (a command's --storage wins)")] = None,
     token: Annotated[str | None, typer.Option(
-        "--token", envvar="MIGRATRACK_TOKEN", help="bearer token for --url [env MIGRATRACK_TOKEN]")] = None,
+        "--token", envvar="MIGRATRACK_TOKEN", help="bearer token for --url")] = None,
 ) -> None:
     if version:
         console.print(f"migratrack {__version__}")
@@ -91,11 +92,14 @@ def _root(
 
 @app.command()
 def demo(
-    quick: Annotated[bool, typer.Option("--quick", help="the seed's short test script (a few seconds)")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="the original design's short test script (a few seconds)")]
+    = False,
     speed: Annotated[float, typer.Option("--speed", min=0.1, help="run the simulation N times faster")] = 1.0,
     storage: StorageOpt = None,
 ) -> None:
-    """Run a realistic simulated migration through the SDK and show it live."""
+    """Run a realistic simulated migration through the SDK and show it live.
+
+    Example: migratrack demo --speed 4"""
     from migratrack.cli.demo import DEMO_ID, run_demo, run_quick
 
     url = storage_url(storage)
@@ -109,28 +113,41 @@ def demo(
                       f"the audit trail: [bold]migratrack events {DEMO_ID}[/]")
 
 
+def known_ids(ctx: typer.Context) -> list[str]:
+    """The migrations a command could have meant (for "did you mean" hints)."""
+    with reader(ctx, ctx.params.get("storage")) as svc:
+        return svc.list_ids()
+
+
+errors.list_ids = known_ids
+
+
 @app.command("list")
 def list_(ctx: typer.Context, storage: StorageOpt = None) -> None:
-    """List the migrations in the store."""
-    if remote_url(ctx, storage):
-        raise ConfigurationError("list reads a store: give --storage (a server lists at GET /api/migrations)")
-    svc = read_only_service(storage)
-    try:
+    """List the migrations in the store (or on the server given by --url).
+
+    Example: migratrack list --storage sqlite:///migratrack.db"""
+    with reader(ctx, storage) as svc:
         ids = svc.list_ids()
-        overviews = [svc.overview(mid) for mid in ids]
-    finally:
-        svc.storage.close()
-    if not ids:
-        console.print("no migrations in " + shown(storage_url(storage)), highlight=False)
+        overviews = []
+        for mid in ids:
+            try:
+                overviews.append(svc.overview(mid))
+            except MigrationNotFound:  # dropped meanwhile
+                continue
+    if not overviews:
+        where = remote_url(ctx, storage) or shown(storage_url(storage))
+        console.print("no migrations in " + where, highlight=False, soft_wrap=True)
         return
-    for mid, o in zip(ids, overviews, strict=True):
+    for o in overviews:
         if o.finished_at:
             when = "finished " + o.finished_at.astimezone().strftime("%Y-%m-%d %H:%M")
-        elif o.estimated_completion:
+        elif o.estimated_completion and o.status.value not in ("cancelled", "paused"):
             when = "ETA " + o.estimated_completion.astimezone().strftime("%Y-%m-%d %H:%M")
         else:
-            when = "ETA unknown"
-        sys.stdout.write(f"{safe(mid):<32} {o.status.value:<10} {o.overall_progress:6.1f}%  {when}\n")
+            when = "ETA unknown" if o.status.value != "cancelled" else ""
+        sys.stdout.write(f"{safe(o.migration_id):<32} {headline(o):<21} {o.overall_progress:6.1f}%  {when}".rstrip()
+                         + "\n")
 
 
 @app.command()
@@ -140,7 +157,9 @@ def status(
     storage: StorageOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the dashboard as JSON")] = False,
 ) -> None:
-    """Show a migration's dashboard once."""
+    """Show a migration's dashboard once.
+
+    Example: migratrack status orders-2026 --json"""
     with reader(ctx, storage) as svc:
         d = svc.dashboard(migration)
     if as_json:
@@ -156,15 +175,19 @@ def watch(
     storage: StorageOpt = None,
     interval: Annotated[float, typer.Option(help="seconds between refreshes")] = 1.0,
 ) -> None:
-    """Follow a migration live until it finishes (Ctrl-C to leave)."""
+    """Follow a migration live until it completes or is cancelled (exit 3); Ctrl-C to leave.
+
+    Example: migratrack watch orders-2026 --interval 2"""
     with reader(ctx, storage) as svc:
         try:
             with Live(console=console, refresh_per_second=4) as view:
                 while True:
                     d = svc.dashboard(migration)
                     view.update(render_dashboard(d, now()))
-                    if d.overview.status.value in ("completed", "cancelled"):
+                    if d.overview.status.value == "completed":
                         return
+                    if d.overview.status.value == "cancelled":
+                        raise typer.Exit(errors.ExitCode.CANCELLED)
                     time.sleep(interval)
         except KeyboardInterrupt:
             pass
@@ -179,7 +202,9 @@ def events(
     limit: Annotated[int, typer.Option(help="at most this many")] = 1000,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
 ) -> None:
-    """Print the migration's event log (the audit trail)."""
+    """Print the migration's event log (the audit trail).
+
+    Example: migratrack events orders-2026 --after 100 --json"""
     with reader(ctx, storage) as svc:
         events = svc.events(migration, after, limit)
     for e in events:
@@ -197,14 +222,15 @@ def events(
 for _module in (verbs, report, serve, store):
     app.registered_commands.extend(_module.app.registered_commands)
     app.registered_groups.extend(_module.app.registered_groups)
+errors.use_everywhere(app)  # after every module's commands: errors and --help the same for all
 
 
 def main() -> None:
     try:
         app()
-    except MigratrackError as exc:
-        err_console.print("[bold red]error:[/]", escape(safe(exc)), highlight=False)
-        raise SystemExit(1) from None
+    except MigratrackError as exc:  # raised before a command ran
+        err_console.print("[bold red]error:[/]", escape(safe(exc)), highlight=False, soft_wrap=True)
+        raise SystemExit(errors.exit_code(exc)) from None
 
 
 if __name__ == "__main__":

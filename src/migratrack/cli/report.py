@@ -67,9 +67,13 @@ def progress(
     metadata: Annotated[str | None, typer.Option(help="a JSON object merged into the phase's metadata")] = None,
 ) -> None:
     """Report progress as a percentage or as --done/--total counts."""
-    meta = json.loads(metadata) if metadata else None
+    try:
+        meta = json.loads(metadata) if metadata else None
+    except ValueError as exc:
+        raise typer.BadParameter(f"not valid JSON ({exc}); give an object such as '{{\"table\": \"orders\"}}'",
+                                 param_hint="--metadata") from None
     if meta is not None and not isinstance(meta, dict):
-        raise typer.BadParameter("--metadata must be a JSON object")
+        raise typer.BadParameter("must be a JSON object such as '{\"table\": \"orders\"}'", param_hint="--metadata")
     with open_tracker(ctx, migration, storage) as t:
         if sub:
             if value is None:

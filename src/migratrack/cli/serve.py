@@ -43,10 +43,10 @@ _TOKEN = re.compile(r"((?:^|[?&])token=)[^&\s]*")
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(envvar="MIGRATRACK_HOST", help="address to listen on [env MIGRATRACK_HOST]")]
+    host: Annotated[str, typer.Option(envvar="MIGRATRACK_HOST", help="address to listen on")]
     = "127.0.0.1",
     port: Annotated[int, typer.Option(envvar="MIGRATRACK_PORT", min=1, max=65535,
-                                      help="port [env MIGRATRACK_PORT]")] = 8000,
+                                      help="port")] = 8000,
     storage: StorageOpt = None,
     insecure_no_auth: Annotated[bool, typer.Option(
         "--insecure-no-auth", help="serve without tokens (loopback addresses only; every caller is admin)")] = False,
@@ -55,7 +55,9 @@ def serve(
         "--allowed-host", help="a name clients use to reach the server, besides the loopback names "
                                "(repeatable; '*' for any, behind a proxy that checks it)")] = None,
 ) -> None:
-    """Run the HTTP server: JSON API, the seed's routes, live event stream, OpenAPI docs at /docs."""
+    """Run the HTTP server: JSON API, the original design's routes, live event stream, OpenAPI docs at /docs.
+
+    Example: migratrack serve --port 8765 --storage redis://127.0.0.1:6379/0"""
     try:
         import uvicorn
 
