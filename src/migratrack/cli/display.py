@@ -86,13 +86,13 @@ def headline(o: Overview) -> str:
     or ``waiting for approval`` (nothing runs, a phase waits for its go). Phases show theirs
     (blocked, ready, paused, cancelled...) in the table."""
     if o.status not in (MigrationStatus.RUNNING, MigrationStatus.PENDING):
-        return o.status.value
+        return str(o.status.value)
     conditions = [p.condition for p in o.current_phases]
     if Condition.STALLED in conditions:
         return STALLED
     if Condition.RUNNING not in conditions and o.waiting_for_approval:
         return WAITING
-    return o.status.value
+    return str(o.status.value)
 
 
 def _eta(o: Overview, now: datetime) -> str:
@@ -130,6 +130,9 @@ def render_dashboard(d: Dashboard, now: datetime) -> RenderableType:
         head.add_row("finished", o.finished_at.astimezone().strftime("%H:%M:%S") if o.finished_at else "-")
     else:
         head.add_row("ETA", _eta(o, now))
+        if o.waiting_for_approval and state == WAITING:
+            head.add_row("next", Text("; ".join(f"migratrack approve {safe(o.migration_id)} {safe(p)}"
+                                                 for p in o.waiting_for_approval)))
 
     phases = Table(box=box.SIMPLE_HEAD, expand=True)
     phases.add_column("phase")
@@ -142,7 +145,7 @@ def render_dashboard(d: Dashboard, now: datetime) -> RenderableType:
         if p.blocked_by and p.status is Status.PENDING:
             detail = "waits for " + ", ".join(safe(b) for b in p.blocked_by)
         elif p.condition is Condition.WAITING_FOR_APPROVAL:
-            detail = f"migratrack approve {safe(o.migration_id)} {safe(p.id)}"
+            detail = "needs approval"
         elif p.total:
             detail = f"{p.done:,}/{p.total:,}"
         if p.sub_tasks:

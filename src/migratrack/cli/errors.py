@@ -154,7 +154,7 @@ class Command(TyperCommand):
         try:
             return super().invoke(ctx)
         except MigratrackError as exc:
-            ids = (lambda: list_ids(ctx)) if list_ids is not None else None  # noqa: E731
+            ids = (lambda: list_ids(ctx)) if list_ids is not None else None
             _report(cli_message(exc, ctx.params, ids))
             raise typer.Exit(int(exit_code(exc))) from None
 

@@ -30,7 +30,7 @@ from migratrack.cli.common import (
     storage_url,
 )
 from migratrack.cli.display import headline, render_dashboard
-from migratrack.errors import MigratrackError, MigrationNotFound
+from migratrack.errors import MigrationNotFound, MigratrackError
 from migratrack.sdk.backend import Backend, close_backend
 from migratrack.service import MigrationService
 from migratrack.storage import open_storage

@@ -29,7 +29,9 @@ def init(
     name: Annotated[str | None, typer.Option(help="display name (default: the plan's name)")] = None,
     replace: Annotated[bool, typer.Option("--replace", help="discard an existing migration of this id")] = False,
 ) -> None:
-    """Create a migration from a plan file (resumes it if it exists with the same plan)."""
+    """Create a migration from a plan file (resumes it if it exists with the same plan).
+
+    Example: migratrack init orders-2026 plan.yaml"""
     with open_tracker(ctx, migration, storage) as t:
         created = t.initialize_migration(plan, name=name, replace=replace)
     console.print(escape(safe(f"{migration}: {'created' if created else 'exists with the same plan; resumed'}")),
@@ -38,7 +40,9 @@ def init(
 
 @app.command("check-plan")
 def check_plan(plan: Annotated[Path, typer.Argument(help="YAML or JSON plan file")]) -> None:
-    """Validate a plan file without storing anything."""
+    """Validate a plan file without storing anything.
+
+    Example: migratrack check-plan plan.yaml"""
     from migratrack.core.graph import critical_path, longest_finish
     from migratrack.core.models import build_state
     from migratrack.service import utc_now
@@ -66,7 +70,9 @@ def progress(
     total: Annotated[int | None, typer.Option(help="items in all")] = None,
     metadata: Annotated[str | None, typer.Option(help="a JSON object merged into the phase's metadata")] = None,
 ) -> None:
-    """Report progress as a percentage or as --done/--total counts."""
+    """Report progress as a percentage or as --done/--total counts.
+
+    Example: migratrack progress orders-2026 copy-orders --done 1200 --total 50000"""
     try:
         meta = json.loads(metadata) if metadata else None
     except ValueError as exc:
@@ -92,9 +98,13 @@ def alert(
     storage: StorageOpt = None,
     phase: Annotated[str | None, typer.Option(help="the phase it concerns")] = None,
 ) -> None:
-    """Record an alert."""
+    """Record an alert (info, warning, error or critical).
+
+    Example: migratrack alert orders-2026 warning "replica lag above 30s" --phase copy-orders"""
     with open_tracker(ctx, migration, storage) as t:
         t.create_alert(level, message, phase)
+    console.print(escape(safe(f"{migration}: {level} alert recorded" + (f" (phase {phase})" if phase else ""))),
+                  highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -104,13 +114,15 @@ def checkpoint(
     storage: StorageOpt = None,
     poll: Annotated[float, typer.Option(help="seconds between looks while paused")] = 2.0,
 ) -> None:
-    """Wait while the migration is paused; exit 3 if it was cancelled. For shell loops:
-    `migratrack checkpoint ID || exit`."""
+    """Wait while the migration is paused; exit 3 if it was cancelled.
+
+    Example: migratrack checkpoint orders-2026 || exit"""
     t = open_tracker(ctx, migration, storage, poll_interval=poll)
     try:
+        t.backend.control(migration)  # an unreachable store or server is an error here, not "not paused"
         t.checkpoint()
     except MigrationCancelled as exc:
         console.print(f"[bold magenta]{escape(safe(exc))}[/]")
-        raise typer.Exit(3) from None
+        raise typer.Exit(3) from None  # ExitCode.CANCELLED
     finally:
         t.close()

@@ -111,7 +111,9 @@ def token_create(
     name: Annotated[str, typer.Option("--name", help="a name for the audit trail, e.g. ci or alice")],
     storage: StorageOpt = None,
 ) -> None:
-    """Create a token and print it once (only its hash is stored)."""
+    """Create a token and print it once (only its hash is stored).
+
+    Example: migratrack token create --role operator --name ci"""
     from migratrack.web.auth import TokenManager
 
     token, record = TokenManager(open_storage(storage_url(storage))).create(name, role)
@@ -121,7 +123,9 @@ def token_create(
 
 @token_app.command("list")
 def token_list(storage: StorageOpt = None) -> None:
-    """List tokens (never the tokens themselves)."""
+    """List tokens (never the tokens themselves).
+
+    Example: migratrack token list"""
     from migratrack.web.auth import TokenManager
 
     records = TokenManager(open_storage(storage_url(storage))).records()
@@ -139,7 +143,9 @@ def token_revoke(
     token: Annotated[str, typer.Argument(help="the token's id (or its name)")],
     storage: StorageOpt = None,
 ) -> None:
-    """Revoke a token: the server refuses it within seconds."""
+    """Revoke a token: the server refuses it within seconds.
+
+    Example: migratrack token revoke ci"""
     from migratrack.web.auth import TokenManager
 
     record = TokenManager(open_storage(storage_url(storage))).revoke(token)
