@@ -146,5 +146,6 @@ def test_snippet(snippet: Snippet, workdir: Path) -> None:
                 continue
             command = line[2:].split(" | ")[0].split(" # ")[0]
             args = shlex.split(command)[1:]
-            result = CliRunner().invoke(app, [*args, "--help"])
+            cut = args.index("--") if "--" in args else len(args)  # what follows -- is the wrapped command's
+            result = CliRunner().invoke(app, [*args[:cut], "--help", *args[cut:]])
             assert result.exit_code == 0, f"{snippet.name}: {command}\n{result.output}"

@@ -112,13 +112,18 @@ BAD = [
     (["token", "create", "--role", "king", "--name", "x"], 2, ""),
     (["token", "revoke", "nope"], 2, ""),
     (["demo", "--speed", "0"], 2, ""),
+    (["run", "m", "copy-orders", "--progress-regex", "(", "--", "true"], 2, "not a regular expression"),
+    (["run", "m", "copy-orders", "--progress-regex", r"\d+%", "--", "true"], 2, "name a group"),
+    (["run", "m", "copy-orders", "--", "/no/such/command"], 2, "cannot run '/no/such/command'"),
+    (["run", "nope", "copy-orders", "--", "true"], 2, "does not exist"),
 ]
 
 
 @pytest.mark.parametrize("args,code,words", BAD, ids=[" ".join(a) for a, _, _ in BAD])
 def test_bad_values_say_what_is_wrong(store: str, args: list[str], code: int, words: str) -> None:
     if "--storage" not in args and args[0] not in ("check-plan", "demo", "serve"):
-        args = [*args, "--storage", store]
+        cut = args.index("--") if "--" in args else len(args)
+        args = [*args[:cut], "--storage", store, *args[cut:]]
     result = CliRunner().invoke(app, args)
     clean(result, code, words)
     assert ("error" in result.output.lower()), result.output
