@@ -15,7 +15,7 @@ from rich.live import Live
 from rich.markup import escape
 
 from migratrack import __version__
-from migratrack.cli import errors, report, run, serve, store, verbs
+from migratrack.cli import errors, history, report, run, serve, store, verbs
 from migratrack.cli.common import (
     CliContext,
     MigrationArg,
@@ -219,7 +219,7 @@ def events(
 # the commands' verbs, the shell-script commands, the server and tokens, store maintenance: after this
 # module's own
 # commands in --help
-for _module in (verbs, report, run, serve, store):
+for _module in (verbs, report, run, history, serve, store):
     app.registered_commands.extend(_module.app.registered_commands)
     app.registered_groups.extend(_module.app.registered_groups)
 errors.use_everywhere(app)  # after every module's commands: errors and --help the same for all
