@@ -130,3 +130,13 @@ def test_help_has_no_type_noise_and_shows_an_example() -> None:
         text = CliRunner().invoke(app, [name, "--help"], terminal_width=100).output
         assert "<bool>" not in text and "{migration}" not in text and " ; " not in text, (name, text)
         assert "Example:" in text, name
+
+
+@pytest.mark.parametrize("args", [["purge", "--older-than", "30d"], ["token", "list"], ["upgrade-store"]])
+def test_store_commands_refuse_a_server_instead_of_using_the_default_store(args: list[str], tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["--url", "http://127.0.0.1:9", *args])
+    assert result.exit_code == ExitCode.USAGE
+    assert "works on a store, not through the server http://127.0.0.1:9: give --storage" in result.output
+    assert list(tmp_path.iterdir()) == []  # no default store was created

@@ -81,3 +81,23 @@ def test_the_root_options_name_the_server_for_one_invocation(
     assert store.load("r2").phases["schema"].status.value == "in_progress"
     local = runner.invoke(cli, ["status", "r2"])  # without them, the default store: nothing carried over
     assert local.exit_code == 2 and "does not exist" in local.output
+
+
+def test_list_history_run_and_a_rerun_work_through_the_server(remote: CliRunner, store: Storage,
+                                                              tmp_path: Path) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(PLAN)
+    remote.invoke(cli, ["init", "r4", str(plan)])
+    listed = remote.invoke(cli, ["list"])
+    assert listed.exit_code == 0 and any(line.split()[:2] == ["r4", "pending"] for line in listed.output.splitlines())
+    ran = remote.invoke(cli, ["run", "r4", "schema", "--progress-regex", r"(?P<pct>\d+)%", "--",
+                              "sh", "-c", "echo 50%; sleep 0.3"])
+    assert ran.exit_code == 0, ran.output
+    assert store.load("r4").phases["schema"].status.value == "completed"
+    again = remote.invoke(cli, ["run", "r4", "schema", "--", "false"])  # the rule's refusal travels as data
+    assert again.exit_code == 0 and "already finished; not run again" in again.output
+    assert [e.type for e in store.events("r4")][-1] == "phase.rerun_skipped"
+    failed = remote.invoke(cli, ["run", "r4", "copy", "--", "sh", "-c", "echo broken >&2; exit 5"])
+    assert failed.exit_code == 5 and "broken" in store.load("r4").phases["copy"].errors[-1]
+    history = remote.invoke(cli, ["history", "r4"])
+    assert history.exit_code == 0 and history.output.split()[:2] == ["r4", "failed"]

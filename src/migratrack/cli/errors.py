@@ -122,6 +122,8 @@ def _report(message: str) -> None:
 
 #: how a command lists the migrations it could have meant (set by cli.main: it knows the store)
 list_ids: Callable[[Any], Sequence[str]] | None = None
+#: commands that act on a store itself (maintenance, tokens, the server): --url does not apply
+STORE_ONLY = frozenset({"serve", "purge", "rekey", "upgrade-store", "token create", "token list", "token revoke"})
 
 
 class Command(TyperCommand):
@@ -151,6 +153,13 @@ class Command(TyperCommand):
         return pieces
 
     def invoke(self, ctx: Context) -> Any:
+        path = " ".join(ctx.command_path.split()[1:])
+        server = getattr(ctx.find_root().obj, "url", None)
+        if path in STORE_ONLY and server and not ctx.params.get("storage"):
+            # not silently the default store while the user named a server
+            _report(f"`migratrack {path}` works on a store, not through the server {server}: give --storage "
+                    "(the server's store URL)")
+            raise typer.Exit(int(ExitCode.USAGE))
         try:
             return super().invoke(ctx)
         except MigratrackError as exc:

@@ -121,18 +121,19 @@ def pump(source: IO[bytes], sink: IO[bytes] | None, on_line: Callable[[str], Non
     """Copy ``source`` to ``sink`` as it comes, and hand each line (split at \\n or \\r, as
     progress meters redraw with \\r) to ``on_line``."""
     buffer = b""
-    while True:
-        chunk = source.read1(65536) if hasattr(source, "read1") else source.read(65536)
-        if not chunk:
-            break
-        if sink is not None:
-            sink.write(chunk)
-            sink.flush()
-        buffer += chunk
-        *lines, buffer = re.split(rb"[\r\n]", buffer)
-        for line in lines:
-            if line:
-                on_line(line.decode("utf-8", "replace"))
+    with source:  # closed once the command closed its end
+        while True:
+            chunk = source.read1(65536) if hasattr(source, "read1") else source.read(65536)
+            if not chunk:
+                break
+            if sink is not None:
+                sink.write(chunk)
+                sink.flush()
+            buffer += chunk
+            *lines, buffer = re.split(rb"[\r\n]", buffer)
+            for line in lines:
+                if line:
+                    on_line(line.decode("utf-8", "replace"))
     if buffer:
         on_line(buffer.decode("utf-8", "replace"))
 
