@@ -124,6 +124,9 @@ def test_errors_are_not_wrapped_when_not_a_terminal(url: str) -> None:
 def test_help_has_no_type_noise_and_shows_an_example() -> None:
     from typer.main import get_command
 
+    for args in ([], ["token"]):
+        text = CliRunner().invoke(app, [*args, "--help"], terminal_width=100).output
+        assert "<bool>" not in text and " ; " not in text, text
     for name, cmd in get_command(app).commands.items():  # type: ignore[attr-defined]
         if getattr(cmd, "commands", None) is not None:
             continue

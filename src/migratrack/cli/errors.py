@@ -126,16 +126,20 @@ list_ids: Callable[[Any], Sequence[str]] | None = None
 STORE_ONLY = frozenset({"serve", "purge", "rekey", "upgrade-store", "token create", "token list", "token revoke"})
 
 
+def _plain_params(params: Sequence[Any]) -> None:
+    for param in params:
+        if isinstance(param, Option) and (param.is_flag or param.name in ("install_completion", "show_completion")):
+            param.metavar = ""  # a flag takes no value: no "<bool>" beside it
+        elif isinstance(param, Argument) and param.metavar is None and param.name:
+            param.metavar = param.name.upper()
+
+
 class Command(TyperCommand):
     """Every ``migratrack`` command: errors end it with a message and an exit code."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        for param in self.params:
-            if isinstance(param, Option) and param.is_flag:
-                param.metavar = ""  # a flag takes no value: no "<bool>" beside it
-            elif isinstance(param, Argument) and param.metavar is None and param.name:
-                param.metavar = param.name.upper()
+        _plain_params(self.params)
 
     def get_help_option(self, ctx: Context) -> Any:
         option = super().get_help_option(ctx)
@@ -170,6 +174,17 @@ class Command(TyperCommand):
 
 class Group(TyperGroup):
     """The ``migratrack`` group: usage errors as one plain line when stderr is not a terminal."""
+
+    def get_params(self, ctx: Context) -> Any:
+        params = super().get_params(ctx)
+        _plain_params(params)  # Typer adds its completion options after __init__
+        return params
+
+    def get_help_option(self, ctx: Context) -> Any:
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
 
     def invoke(self, ctx: Context) -> Any:
         try:

@@ -196,7 +196,7 @@ def run(
     ctx: typer.Context,
     migration: MigrationArg,
     phase: Annotated[str, typer.Argument(help="phase id")],
-    command: Annotated[list[str], typer.Argument(help="the command and its arguments, after --")],
+    command: Annotated[list[str], typer.Argument(metavar="-- COMMAND", help="the command and its arguments")],
     storage: StorageOpt = None,
     progress_regex: Annotated[str | None, typer.Option(
         "--progress-regex", help="a regular expression over the command's output lines with a named group "
@@ -209,8 +209,7 @@ def run(
     """Run a command as a phase: start it, complete or fail it by the exit code, report progress
     from the output, and stop, continue or end the command on pause, resume and cancel.
 
-    Example: migratrack run orders-2026 copy-files --progress-regex '(?P<pct>\\d+)%' -- rsync -a
-    --info=progress2 src/ dst/"""
+    Example: migratrack run orders-2026 copy --progress-regex '(?P<pct>\\d+)%' -- rsync -a --info=progress2 a/ b/"""
     pattern = progress_pattern(progress_regex) if progress_regex else None
     tracker = open_tracker(ctx, migration, storage, block_on_pause=False)
     try:
