@@ -26,6 +26,7 @@ from typer._click.exceptions import ClickException
 from typer.core import TyperArgument as Argument
 from typer.core import TyperCommand, TyperGroup
 from typer.core import TyperOption as Option
+from typer.models import DefaultPlaceholder
 
 from migratrack.errors import (
     MigrationCancelled,
@@ -202,13 +203,18 @@ class Group(TyperGroup):
 def use_everywhere(app: Any) -> None:
     """Make every command registered on ``app`` (and its sub-groups) a :class:`Command`."""
     for info in app.registered_commands:
-        if info.cls in (None, TyperCommand):  # a module's own command class is left as it is
+        if _unset(info.cls, TyperCommand):  # a module's own command class is left as it is
             info.cls = Command
     for group in app.registered_groups:
-        if group.cls in (None, TyperGroup):
+        if _unset(group.cls, TyperGroup):
             group.cls = Group
         sub = group.typer_instance
         if sub is not None:
-            if sub.info.cls in (None, TyperGroup):
+            if _unset(sub.info.cls, TyperGroup):
                 sub.info.cls = Group
             use_everywhere(sub)
+
+
+def _unset(cls: Any, default: type) -> bool:
+    # Typer marks a class not given with a DefaultPlaceholder (or None), or names its own default
+    return cls is None or cls is default or isinstance(cls, DefaultPlaceholder)
