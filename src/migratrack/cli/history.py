@@ -11,6 +11,7 @@ import typer
 
 from migratrack.cli.common import StorageOpt, console, safe
 from migratrack.cli.display import human_duration
+from migratrack.cli.readers import reader
 from migratrack.core.graph import critical_path, longest_finish, topological_order
 from migratrack.core.views import Dashboard
 from migratrack.errors import InvalidInput, MigrationNotFound
@@ -62,8 +63,6 @@ def history(
     time left out), or one migration's phases.
 
     Example: migratrack history rehearsal-1"""
-    from migratrack.cli.main import reader
-
     with reader(ctx, storage) as svc:
         if migration is not None:
             lines = [migration_line(svc.dashboard(migration, alerts=0)), "",

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -20,7 +18,6 @@ from migratrack.cli.common import (
     CliContext,
     MigrationArg,
     StorageOpt,
-    cli_context,
     console,
     err_console,
     json_safe,
@@ -30,10 +27,8 @@ from migratrack.cli.common import (
     storage_url,
 )
 from migratrack.cli.display import headline, render_dashboard
+from migratrack.cli.readers import read_only_service, reader  # noqa: F401  (read_only_service: kept importable here)
 from migratrack.errors import MigrationNotFound, MigratrackError
-from migratrack.sdk.backend import Backend, close_backend
-from migratrack.service import MigrationService
-from migratrack.storage import open_storage
 from migratrack.storage.url import parse_store_url
 
 app = typer.Typer(
@@ -44,30 +39,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     cls=errors.Group,
 )
-
-
-@contextmanager
-def reader(ctx: typer.Context, value: str | None) -> Iterator[Backend]:
-    """The migration's backend for a command that only reads, closed afterwards: the named (or
-    default) store, opened read-only (nothing is created, upgraded or written; a missing SQLite
-    file is an error), or the server given by --url."""
-    url = remote_url(ctx, value)
-    if url:
-        from migratrack.sdk.remote import RemoteBackend
-
-        backend: Backend = RemoteBackend(url, token=cli_context(ctx).token, strict=True)
-        owned = None
-    else:
-        backend = read_only_service(value)
-        owned = backend.storage
-    try:
-        yield backend
-    finally:
-        close_backend(backend, owned)
-
-
-def read_only_service(value: str | None) -> MigrationService:
-    return MigrationService(open_storage(storage_url(value), read_only=True))
 
 
 def now() -> datetime:
