@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import IO, Annotated
+from typing import IO, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -238,23 +238,26 @@ def run(
                 reporter.offer(r)
 
         read_fd, write_fd = os.pipe()
-        try:
-            child = Child(command, write_fd)
-        except typer.BadParameter as exc:
-            os.close(read_fd)
-            tracker.fail_phase(phase, str(exc.message))  # started above: not left running
-            raise
-        finally:
-            os.close(write_fd)  # the child holds its own copy; EOF comes when it exits
-        assert child.proc.stdout is not None and child.proc.stderr is not None
-        threads = [threading.Thread(target=pump, args=args, daemon=True) for args in (
-            (child.proc.stdout, sys.stdout.buffer, scan),
-            (child.proc.stderr, sys.stderr.buffer, scan_err),
-            (os.fdopen(read_fd, "rb"), None, scan_fd),
-        )]
-        for th in threads:
-            th.start()
-        cancelled = _supervise(child, lambda: tracker.backend.control(migration), poll, grace)
+        with Forwarder() as forwarder:
+            try:
+                child = Child(command, write_fd)
+            except typer.BadParameter as exc:
+                os.close(read_fd)
+                tracker.fail_phase(phase, str(exc.message))  # started above: not left running
+                raise
+            finally:
+                os.close(write_fd)  # the child holds its own copy; EOF comes when it exits
+            forwarder.attach(child)
+            assert child.proc.stdout is not None and child.proc.stderr is not None
+            threads = [threading.Thread(target=pump, args=args, daemon=True) for args in (
+                (child.proc.stdout, sys.stdout.buffer, scan),
+                (child.proc.stderr, sys.stderr.buffer, scan_err),
+                (os.fdopen(read_fd, "rb"), None, scan_fd),
+            )]
+            for th in threads:
+                th.start()
+            cancelled = _supervise(child, lambda: tracker.backend.control(migration), poll, grace,
+                                   forwarder.received)
         for th in threads:
             th.join(5)
         reporter.flush()
@@ -274,43 +277,61 @@ def run(
         tracker.close()
 
 
-def _supervise(child: Child, control: Callable[[], Control], poll: float, grace: float) -> bool:
-    """Wait for the child, following pause/resume/cancel; forward SIGINT and SIGTERM. True if
-    the migration was cancelled (and the child ended for it)."""
-    forwarded: list[int] = []
+class Forwarder:
+    """SIGINT and SIGTERM sent to `migratrack run`, passed on to the command. Installed before
+    the command starts, so that a signal arriving while it starts is delivered once it runs."""
 
-    def forward(sig: int, _frame: FrameType | None) -> None:
-        forwarded.append(sig)
-        child.cont()
-        child.signal(sig)
+    def __init__(self) -> None:
+        self.received: list[int] = []
+        self.child: Child | None = None
+        self.previous: dict[int, Any] = {}
 
-    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)} \
-        if threading.current_thread() is threading.main_thread() else {}
-    try:
-        next_look = 0.0
-        warned = False
-        while child.proc.poll() is None:
-            if time.monotonic() >= next_look and not forwarded:
-                next_look = time.monotonic() + poll
-                try:
-                    state = control()
-                except (MigratrackError, OSError) as exc:  # keep the command running through an outage
-                    if not warned:
-                        warned = True
-                        err_console.print(f"[yellow]migratrack run:[/] cannot read pause/cancel: "
-                                          f"{escape(safe(exc))}", highlight=False, soft_wrap=True)
-                    state = None
-                if state is Control.CANCELLED:
-                    child.terminate(grace)
-                    child.proc.wait()
-                    return True
-                if state is Control.PAUSED:
-                    child.stop()
-                elif state is Control.RUNNING:
-                    child.cont()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.proc.wait(min(0.1, poll))
-        return False
-    finally:
-        for s, handler in previous.items():
+    def __enter__(self) -> Forwarder:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {s: signal.signal(s, self.forward) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def forward(self, sig: int, _frame: FrameType | None = None) -> None:
+        self.received.append(sig)
+        if self.child is not None:
+            self.child.cont()
+            self.child.signal(sig)
+
+    def attach(self, child: Child) -> None:
+        self.child = child
+        for sig in self.received:  # arrived before the command started
+            child.signal(sig)
+
+    def __exit__(self, *exc: object) -> None:
+        for s, handler in self.previous.items():
             signal.signal(s, handler)
+
+
+def _supervise(child: Child, control: Callable[[], Control], poll: float, grace: float,
+               forwarded: list[int]) -> bool:
+    """Wait for the child, following pause/resume/cancel (not once a signal was forwarded to it).
+    True if the migration was cancelled (and the child ended for it)."""
+    next_look = 0.0
+    warned = False
+    while child.proc.poll() is None:
+        if time.monotonic() >= next_look and not forwarded:
+            next_look = time.monotonic() + poll
+            try:
+                state = control()
+            except (MigratrackError, OSError) as exc:  # keep the command running through an outage
+                if not warned:
+                    warned = True
+                    err_console.print(f"[yellow]migratrack run:[/] cannot read pause/cancel: "
+                                      f"{escape(safe(exc))}", highlight=False, soft_wrap=True)
+                state = None
+            if state is Control.CANCELLED:
+                child.terminate(grace)
+                child.proc.wait()
+                return True
+            if state is Control.PAUSED:
+                child.stop()
+            elif state is Control.RUNNING:
+                child.cont()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.proc.wait(min(0.1, poll))
+    return False
