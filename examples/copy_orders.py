@@ -1,11 +1,16 @@
-"""A small migration script: copies rows (simulated) and reports to migratrack."""
+"""A small migration script: copies rows (simulated) and reports to migratrack.
+
+Run it again to resume: phases that finished are not started again (the audit trail says so).
+"""
 
 import time
+from pathlib import Path
 
 from migratrack import MigrationProgressTracker
 
 tracker = MigrationProgressTracker("orders-2026")
-tracker.initialize_migration("plan.yaml")  # resumes if it already exists with the same plan
+# the plan beside this file, wherever the script is run from; resumes if it exists with the same plan
+tracker.initialize_migration(Path(__file__).with_name("plan.yaml"))
 
 with tracker.phase("schema"):
     time.sleep(0.2)

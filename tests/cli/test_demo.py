@@ -19,7 +19,7 @@ from migratrack.service import MigrationService
 
 def dashboard_json(output: str) -> dict[str, Any]:
     start = output.index("\n{") + 1
-    data: dict[str, Any] = json.loads(output[start:])
+    data: dict[str, Any] = json.JSONDecoder().raw_decode(output[start:])[0]
     return data
 
 
@@ -45,8 +45,17 @@ def test_quick_demo_prints_the_dashboard_json(tmp_path: Path) -> None:
     assert metrics["successful_operations"] == 150 and metrics["failed_operations"] == 3
     assert metrics["error_rate"] == pytest.approx(300 / 153)
     assert [t["phase"] for t in data["timeline"]] == ["infrastructure-setup", "database-migration"]
-    # what was printed is what was stored
-    assert MigrationService(url).overview("test-migration").overall_progress == overview["overall_progress"]
+    # what was printed was the state then; the demo finished the migration afterwards
+    assert MigrationService(url).overview("test-migration").status.value == "completed"
+
+
+def test_quick_demo_leaves_nothing_running_in_the_store(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/quick.db"
+    result = CliRunner().invoke(app, ["demo", "--quick", "--storage", url])
+    assert result.exit_code == 0, result.output
+    assert "demo finished: test-migration is completed" in result.output
+    listed = CliRunner().invoke(app, ["list", "--storage", url])
+    assert listed.output.split()[:2] == ["test-migration", "completed"]
 
 
 def test_quick_demo_twice_starts_afresh(tmp_path: Path) -> None:

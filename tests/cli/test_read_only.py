@@ -108,9 +108,8 @@ def test_readers_see_what_a_writer_is_writing(store_file: Path) -> None:
 def test_a_missing_file_is_an_error_and_nothing_is_created(tmp_path: Path, args: list[str]) -> None:
     path = tmp_path / "typo.db"
     result = CliRunner().invoke(app, [*args, "--storage", f"sqlite:///{path}"])
-    assert result.exit_code != 0
-    assert isinstance(result.exception, ConfigurationError)
-    assert f"no SQLite store at {str(path)!r}: the file does not exist" in str(result.exception)
+    assert result.exit_code == 2
+    assert f"no SQLite store at {str(path)!r}: the file does not exist" in result.output
     assert list(tmp_path.iterdir()) == []
 
 
@@ -118,8 +117,8 @@ def test_a_file_that_is_not_a_store_is_refused_unchanged(tmp_path: Path) -> None
     path = tmp_path / "notes.db"
     path.write_bytes(b"")  # an empty file: SQLite would happily make it a database
     result = CliRunner().invoke(app, ["list", "--storage", f"sqlite:///{path}"])
-    assert isinstance(result.exception, ConfigurationError)
-    assert "is not a migratrack store" in str(result.exception)
+    assert result.exit_code == 2
+    assert "is not a migratrack store" in result.output
     assert path.read_bytes() == b""
 
 

@@ -39,5 +39,5 @@ def test_an_error_message_with_markup_is_printed_as_is(tmp_path: Path) -> None:
     MigrationService(url).initialize("m", [{"id": "a"}], actor="t")
     result = subprocess.run([sys.executable, "-m", "migratrack.cli", "start", "m", "[bold]nope[/bold]",
                              "--storage", url], capture_output=True, text=True, timeout=60, check=False)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "has no phase '[bold]nope[/bold]'" in result.stderr

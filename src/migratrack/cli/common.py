@@ -22,7 +22,7 @@ err_console = Console(stderr=True)
 StorageOpt = Annotated[
     str | None,
     typer.Option("--storage", envvar="MIGRATRACK_STORAGE_URL",
-                 help=f"store URL [env MIGRATRACK_STORAGE_URL, else REDIS_URL, else {DEFAULT_STORAGE_URL}]"),
+                 help=f"store URL (default: MIGRATRACK_STORAGE_URL, else REDIS_URL, else {DEFAULT_STORAGE_URL})"),
 ]
 MigrationArg = Annotated[str, typer.Argument(help="migration id")]
 

@@ -189,7 +189,8 @@ def run_demo(storage: str, *, speed: float = 1.0, seed: int = 7, console: Consol
 
 
 def run_quick(storage: str, console: Console | None = None) -> dict[str, Any]:
-    """The seed's test script: initialise, progress, alerts, metrics, and the dashboard data."""
+    """The original design's test script: initialise, progress, alerts, metrics, and the dashboard
+    data (printed while it runs); then the migration is finished."""
     console = console or Console()
     t = MigrationProgressTracker("test-migration", storage=storage, actor="demo:quick", coalesce=0)
     t.initialize_migration([
@@ -214,7 +215,12 @@ def run_quick(storage: str, console: Console | None = None) -> dict[str, Any]:
     })
     console.print("[green]✓[/] metrics updated")
     dashboard = t.get_dashboard()
+    # finish what the script started, so that the store is not left with a migration running forever
+    t.complete_sub_task("infrastructure-setup", "vpc-creation")
+    t.complete_phase("infrastructure-setup")
+    t.skip_phase("database-migration", "demo: nothing to migrate")
     t.close()
     data: dict[str, Any] = json.loads(dashboard.model_dump_json())
     console.print_json(data=data)
+    console.print("[green]✓[/] demo finished: test-migration is completed")
     return data

@@ -6,14 +6,15 @@ from datetime import datetime
 
 from rich import box
 from rich.console import Group, RenderableType
+from rich.markup import escape
 from rich.panel import Panel
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
 from migratrack.cli.common import safe
-from migratrack.core.states import AlertLevel, MigrationStatus, Status
-from migratrack.core.views import Dashboard
+from migratrack.core.states import AlertLevel, Condition, MigrationStatus, Status
+from migratrack.core.views import Dashboard, Overview
 
 STATUS_STYLE = {
     Status.PENDING: "dim",
@@ -30,6 +31,21 @@ MIGRATION_STYLE = {
     MigrationStatus.FAILED: "bold red",
     MigrationStatus.CANCELLED: "bold magenta",
 }
+CONDITION_STYLE = {
+    Condition.READY: "dim",
+    Condition.BLOCKED: "dim",
+    Condition.WAITING_FOR_APPROVAL: "bold yellow",
+    Condition.RUNNING: "bold cyan",
+    Condition.STALLED: "bold red",
+    Condition.PAUSED: "bold yellow",
+    Condition.COMPLETED: "green",
+    Condition.FAILED: "bold red",
+    Condition.SKIPPED: "yellow",
+    Condition.CANCELLED: "bold magenta",
+}
+#: what the migration as a whole is doing, when its status alone would mislead
+WAITING, STALLED = "waiting for approval", "stalled"
+HEADLINE_STYLE = {WAITING: "bold yellow", STALLED: "bold red"}
 LEVEL_STYLE = {
     AlertLevel.INFO: "blue",
     AlertLevel.WARNING: "yellow",
@@ -65,27 +81,60 @@ def _when(t: datetime | None, now: datetime) -> str:
     return f"{t.astimezone().strftime('%H:%M:%S')} (in {human_duration(max(0.0, delta))})"
 
 
+def headline(o: Overview) -> str:
+    """The migration's state as an operator needs it: ``running`` refined into ``stalled``,
+    or ``waiting for approval`` (nothing runs, a phase waits for its go). Phases show theirs
+    (blocked, ready, paused, cancelled...) in the table."""
+    if o.status not in (MigrationStatus.RUNNING, MigrationStatus.PENDING):
+        return str(o.status.value)
+    conditions = [p.condition for p in o.current_phases]
+    if Condition.STALLED in conditions:
+        return STALLED
+    if Condition.RUNNING not in conditions and o.waiting_for_approval:
+        return WAITING
+    return str(o.status.value)
+
+
+def _eta(o: Overview, now: datetime) -> str:
+    eta = o.estimate
+    state = headline(o)
+    if state == WAITING:
+        then = f"; then about {human_duration(eta.remaining_seconds)}" if eta.remaining_seconds else ""
+        return "waits for approval of " + ", ".join(escape(safe(p)) for p in o.waiting_for_approval) + then
+    if o.status is MigrationStatus.PAUSED:
+        return "waits for resume (paused time does not count)"
+    if o.status is MigrationStatus.CANCELLED:
+        return "none: cancelled"
+    if state == STALLED:
+        stalled = [escape(safe(p.id)) for p in o.current_phases if p.condition is Condition.STALLED]
+        return "unknown while " + ", ".join(stalled) + " makes no progress"
+    span = ""
+    if eta.earliest and eta.latest and eta.completion and (eta.latest - eta.earliest).total_seconds() >= 1:
+        span = f"  [dim]between {eta.earliest.astimezone():%H:%M:%S} and {eta.latest.astimezone():%H:%M:%S}[/]"
+    return _when(eta.completion, now) + span
+
+
 def render_dashboard(d: Dashboard, now: datetime) -> RenderableType:
     o = d.overview
     head = Table.grid(padding=(0, 2))
     head.add_column(justify="right", style="bold")
     head.add_column()
     head.add_row("migration", Text(safe(f"{o.name} ({o.migration_id})")))
-    head.add_row("status", Text(o.status.value, style=MIGRATION_STYLE[o.status]))
+    state = headline(o)
+    head.add_row("status", Text(state, style=HEADLINE_STYLE.get(state) or MIGRATION_STYLE[o.status]))
     bar = Table.grid(padding=(0, 1))
     bar.add_row(ProgressBar(total=100, completed=o.overall_progress, width=40), f"{o.overall_progress:5.1f}%")
     head.add_row("overall", bar)
     head.add_row("elapsed", f"{human_duration(o.elapsed_seconds)} (paused {human_duration(o.paused_seconds)})")
-    eta = o.estimate
     if o.status is MigrationStatus.COMPLETED:
         head.add_row("finished", o.finished_at.astimezone().strftime("%H:%M:%S") if o.finished_at else "-")
     else:
-        span = ""
-        if eta.earliest and eta.latest and eta.completion and (eta.latest - eta.earliest).total_seconds() >= 1:
-            span = f"  [dim]between {eta.earliest.astimezone():%H:%M:%S} and {eta.latest.astimezone():%H:%M:%S}[/]"
-        head.add_row("ETA", _when(eta.completion, now) + span)
-        if eta.explanation():
-            head.add_row("", Text(safe(eta.explanation() or ""), style="dim"))
+        head.add_row("ETA", _eta(o, now))
+        if o.waiting_for_approval and state == WAITING:
+            head.add_row("next", Text("; ".join(f"migratrack approve {safe(o.migration_id)} {safe(p)}"
+                                                 for p in o.waiting_for_approval)))
+        if o.estimate.explanation():
+            head.add_row("", Text(safe(o.estimate.explanation() or ""), style="dim"))
 
     phases = Table(box=box.SIMPLE_HEAD, expand=True)
     phases.add_column("phase")
@@ -97,7 +146,7 @@ def render_dashboard(d: Dashboard, now: datetime) -> RenderableType:
         detail = ""
         if p.blocked_by and p.status is Status.PENDING:
             detail = "waits for " + ", ".join(safe(b) for b in p.blocked_by)
-        elif p.requires_approval and p.approved_at is None and p.status is Status.PENDING:
+        elif p.condition is Condition.WAITING_FOR_APPROVAL:
             detail = "needs approval"
         elif p.total:
             detail = f"{p.done:,}/{p.total:,}"
@@ -110,7 +159,7 @@ def render_dashboard(d: Dashboard, now: datetime) -> RenderableType:
         if p.attempts > 1:
             detail += f" [attempt {p.attempts}]"
         phases.add_row(
-            Text(safe(p.name)), Text(p.status.value, style=STATUS_STYLE[p.status]),
+            Text(safe(p.name)), Text(str(p.condition), style=CONDITION_STYLE[p.condition]),
             ProgressBar(total=100, completed=p.progress), f"{p.progress:5.1f}%", Text(detail),
         )
 

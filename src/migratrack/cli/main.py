@@ -6,8 +6,6 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -16,12 +14,11 @@ from rich.live import Live
 from rich.markup import escape
 
 from migratrack import __version__
-from migratrack.cli import aws, pages, postmortem, report, serve, store, verbs
+from migratrack.cli import aws, errors, history, pages, postmortem, report, run, serve, store, verbs
 from migratrack.cli.common import (
     CliContext,
     MigrationArg,
     StorageOpt,
-    cli_context,
     console,
     err_console,
     json_safe,
@@ -30,44 +27,20 @@ from migratrack.cli.common import (
     shown,
     storage_url,
 )
-from migratrack.cli.display import render_dashboard
-from migratrack.errors import ConfigurationError, MigratrackError
-from migratrack.sdk.backend import Backend, close_backend
-from migratrack.service import MigrationService
-from migratrack.storage import Storage, open_storage
+from migratrack.cli.display import headline, render_dashboard
+from migratrack.cli.readers import read_only_service, reader  # noqa: F401  (read_only_service: kept importable here)
+from migratrack.errors import MigrationNotFound, MigratrackError
+from migratrack.storage import Storage
 from migratrack.storage.url import parse_store_url
 
 app = typer.Typer(
     name="migratrack",
     help="Track long, multi-phase migrations: progress, ETA, alerts, pause and resume.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
+    cls=errors.Group,
 )
-
-
-@contextmanager
-def reader(ctx: typer.Context, value: str | None) -> Iterator[Backend]:
-    """The migration's backend for a command that only reads, closed afterwards: the named (or
-    default) store, opened read-only (nothing is created, upgraded or written; a missing SQLite
-    file is an error), or the server given by --url."""
-    url = remote_url(ctx, value)
-    if url:
-        from migratrack.sdk.remote import RemoteBackend
-
-        backend: Backend = RemoteBackend(url, token=cli_context(ctx).token, strict=True)
-        owned = None
-    else:
-        backend = read_only_service(value)
-        owned = backend.storage
-    try:
-        yield backend
-    finally:
-        close_backend(backend, owned)
-
-
-def read_only_service(value: str | None) -> MigrationService:
-    return MigrationService(open_storage(storage_url(value), read_only=True))
 
 
 def now() -> datetime:
@@ -80,9 +53,9 @@ def _root(
     version: Annotated[bool, typer.Option("--version", help="print the version and exit")] = False,
     url: Annotated[str | None, typer.Option(
         "--url", envvar="MIGRATRACK_URL",
-        help="a migratrack server to use instead of a store [env MIGRATRACK_URL]; --storage wins")] = None,
+        help="a migratrack server to use instead of a store (a command's --storage wins)")] = None,
     token: Annotated[str | None, typer.Option(
-        "--token", envvar="MIGRATRACK_TOKEN", help="bearer token for --url [env MIGRATRACK_TOKEN]")] = None,
+        "--token", envvar="MIGRATRACK_TOKEN", help="bearer token for --url")] = None,
 ) -> None:
     if version:
         console.print(f"migratrack {__version__}")
@@ -92,7 +65,8 @@ def _root(
 
 @app.command()
 def demo(
-    quick: Annotated[bool, typer.Option("--quick", help="the seed's short test script (a few seconds)")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="the original design's short test script (a few seconds)")]
+    = False,
     speed: Annotated[float, typer.Option("--speed", min=0.1, help="run the simulation N times faster")] = 1.0,
     storage: StorageOpt = None,
     dashboard: Annotated[bool, typer.Option(
@@ -102,7 +76,9 @@ def demo(
         help="seconds the dashboard stays up after the migration ends (default: until Ctrl-C in a terminal, "
              "else none)")] = None,
 ) -> None:
-    """Run a realistic simulated migration through the SDK and show it live."""
+    """Run a realistic simulated migration through the SDK and show it live.
+
+    Example: migratrack demo --speed 4"""
     from migratrack.cli.demo import DEMO_ID, run_demo, run_quick
     from migratrack.cli.demo_web import DashboardServer, start_dashboard
 
@@ -134,28 +110,41 @@ def demo(
                       f"the audit trail: [bold]migratrack events {DEMO_ID}[/]")
 
 
+def known_ids(ctx: typer.Context) -> list[str]:
+    """The migrations a command could have meant (for "did you mean" hints)."""
+    with reader(ctx, ctx.params.get("storage")) as svc:
+        return svc.list_ids()
+
+
+errors.list_ids = known_ids
+
+
 @app.command("list")
 def list_(ctx: typer.Context, storage: StorageOpt = None) -> None:
-    """List the migrations in the store."""
-    if remote_url(ctx, storage):
-        raise ConfigurationError("list reads a store: give --storage (a server lists at GET /api/migrations)")
-    svc = read_only_service(storage)
-    try:
+    """List the migrations in the store (or on the server given by --url).
+
+    Example: migratrack list --storage sqlite:///migratrack.db"""
+    with reader(ctx, storage) as svc:
         ids = svc.list_ids()
-        overviews = [svc.overview(mid) for mid in ids]
-    finally:
-        svc.storage.close()
-    if not ids:
-        console.print("no migrations in " + shown(storage_url(storage)), highlight=False)
+        overviews = []
+        for mid in ids:
+            try:
+                overviews.append(svc.overview(mid))
+            except MigrationNotFound:  # dropped meanwhile
+                continue
+    if not overviews:
+        where = remote_url(ctx, storage) or shown(storage_url(storage))
+        console.print("no migrations in " + where, highlight=False, soft_wrap=True)
         return
-    for mid, o in zip(ids, overviews, strict=True):
+    for o in overviews:
         if o.finished_at:
             when = "finished " + o.finished_at.astimezone().strftime("%Y-%m-%d %H:%M")
-        elif o.estimated_completion:
+        elif o.estimated_completion and o.status.value not in ("cancelled", "paused"):
             when = "ETA " + o.estimated_completion.astimezone().strftime("%Y-%m-%d %H:%M")
         else:
-            when = "ETA unknown"
-        sys.stdout.write(f"{safe(mid):<32} {o.status.value:<10} {o.overall_progress:6.1f}%  {when}\n")
+            when = "ETA unknown" if o.status.value != "cancelled" else ""
+        sys.stdout.write(f"{safe(o.migration_id):<32} {headline(o):<21} {o.overall_progress:6.1f}%  {when}".rstrip()
+                         + "\n")
 
 
 @app.command()
@@ -165,7 +154,9 @@ def status(
     storage: StorageOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the dashboard as JSON")] = False,
 ) -> None:
-    """Show a migration's dashboard once."""
+    """Show a migration's dashboard once.
+
+    Example: migratrack status orders-2026 --json"""
     with reader(ctx, storage) as svc:
         d = svc.dashboard(migration)
     if as_json:
@@ -181,15 +172,19 @@ def watch(
     storage: StorageOpt = None,
     interval: Annotated[float, typer.Option(help="seconds between refreshes")] = 1.0,
 ) -> None:
-    """Follow a migration live until it finishes (Ctrl-C to leave)."""
+    """Follow a migration live until it completes or is cancelled (exit 3); Ctrl-C to leave.
+
+    Example: migratrack watch orders-2026 --interval 2"""
     with reader(ctx, storage) as svc:
         try:
             with Live(console=console, refresh_per_second=4) as view:
                 while True:
                     d = svc.dashboard(migration)
                     view.update(render_dashboard(d, now()))
-                    if d.overview.status.value in ("completed", "cancelled"):
+                    if d.overview.status.value == "completed":
                         return
+                    if d.overview.status.value == "cancelled":
+                        raise typer.Exit(errors.ExitCode.CANCELLED)
                     time.sleep(interval)
         except KeyboardInterrupt:
             pass
@@ -204,7 +199,9 @@ def events(
     limit: Annotated[int, typer.Option(help="at most this many")] = 1000,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
 ) -> None:
-    """Print the migration's event log (the audit trail)."""
+    """Print the migration's event log (the audit trail).
+
+    Example: migratrack events orders-2026 --after 100 --json"""
     with reader(ctx, storage) as svc:
         events = svc.events(migration, after, limit)
     for e in events:
@@ -219,18 +216,19 @@ def events(
 # the commands' verbs, the shell-script commands, the server and tokens, store maintenance: after this
 # module's own
 # commands in --help
-for _module in (verbs, report, serve, store, pages, postmortem):
+for _module in (verbs, report, run, history, serve, store, pages, postmortem):
     app.registered_commands.extend(_module.app.registered_commands)
     app.registered_groups.extend(_module.app.registered_groups)
 app.add_typer(aws.app, name="aws")
+errors.use_everywhere(app)  # after every module's commands: errors and --help the same for all
 
 
 def main() -> None:
     try:
         app()
-    except MigratrackError as exc:
-        err_console.print("[bold red]error:[/]", escape(safe(exc)), highlight=False)
-        raise SystemExit(1) from None
+    except MigratrackError as exc:  # raised before a command ran
+        err_console.print("[bold red]error:[/]", escape(safe(exc)), highlight=False, soft_wrap=True)
+        raise SystemExit(errors.exit_code(exc)) from None
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -28,17 +29,36 @@ def init(
     storage: StorageOpt = None,
     name: Annotated[str | None, typer.Option(help="display name (default: the plan's name)")] = None,
     replace: Annotated[bool, typer.Option("--replace", help="discard an existing migration of this id")] = False,
+    estimates_from: Annotated[str | None, typer.Option(
+        "--estimates-from", help="take each phase's estimate from a past run of the same plan (its active time)")]
+    = None,
 ) -> None:
-    """Create a migration from a plan file (resumes it if it exists with the same plan)."""
+    """Create a migration from a plan file (resumes it if it exists with the same plan).
+
+    Example: migratrack init orders-2026 plan.yaml --estimates-from rehearsal-1"""
+    from migratrack.cli.history import estimates_from as past_estimates
+
     with open_tracker(ctx, migration, storage) as t:
-        created = t.initialize_migration(plan, name=name, replace=replace)
+        if estimates_from is None:
+            created = t.initialize_migration(plan, name=name, replace=replace)
+        else:
+            p = load_plan(plan)
+            phases, notes = past_estimates(p.phases, t.backend.dashboard(estimates_from, alerts=0))
+            created = t.initialize_migration(phases, name=name or p.name, replace=replace, metadata=p.metadata)
+            for note in notes:
+                console.print(escape(safe(f"estimate from {estimates_from}: {note}")), highlight=False)
     console.print(escape(safe(f"{migration}: {'created' if created else 'exists with the same plan; resumed'}")),
                   highlight=False)
 
 
 @app.command("check-plan")
-def check_plan(plan: Annotated[Path, typer.Argument(help="YAML or JSON plan file")]) -> None:
-    """Validate a plan file without storing anything."""
+def check_plan(
+    plan: Annotated[Path, typer.Argument(help="YAML or JSON plan file")],
+    graph: Annotated[bool, typer.Option("--graph", help="print the dependency graph and the critical path")] = False,
+) -> None:
+    """Validate a plan file without storing anything: every problem at once, each with its line.
+
+    Example: migratrack check-plan plan.yaml --graph"""
     from migratrack.core.graph import critical_path, longest_finish
     from migratrack.core.models import build_state
     from migratrack.service import utc_now
@@ -49,9 +69,15 @@ def check_plan(plan: Annotated[Path, typer.Argument(help="YAML or JSON plan file
     finish = longest_finish(deps, lambda pid: state.phases[pid].estimated_seconds or 0.0)
     path = critical_path(deps, finish)
     subs = sum(len(ph.sub_tasks) for ph in state.phases.values())
-    console.print(f"{plan}: {len(state.phases)} phases, {subs} sub-tasks, valid")
-    if any(finish.values()):
-        console.print(f"planned duration {max(finish.values()) / 60:g} min along {' -> '.join(path)}")
+    console.print(escape(safe(f"{plan}: {len(state.phases)} phases, {subs} sub-tasks, valid")), highlight=False,
+                  soft_wrap=True)
+    if graph:
+        from migratrack.cli.history import graph_lines
+
+        sys.stdout.write("\n".join(graph_lines(p.phases)) + "\n")
+    elif any(finish.values()):
+        console.print(escape(safe(f"planned duration {max(finish.values()) / 60:g} min along {' -> '.join(path)}")),
+                      highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -66,10 +92,16 @@ def progress(
     total: Annotated[int | None, typer.Option(help="items in all")] = None,
     metadata: Annotated[str | None, typer.Option(help="a JSON object merged into the phase's metadata")] = None,
 ) -> None:
-    """Report progress as a percentage or as --done/--total counts."""
-    meta = json.loads(metadata) if metadata else None
+    """Report progress as a percentage or as --done/--total counts.
+
+    Example: migratrack progress orders-2026 copy-orders --done 1200 --total 50000"""
+    try:
+        meta = json.loads(metadata) if metadata else None
+    except ValueError as exc:
+        raise typer.BadParameter(f"not valid JSON ({exc}); give an object such as '{{\"table\": \"orders\"}}'",
+                                 param_hint="--metadata") from None
     if meta is not None and not isinstance(meta, dict):
-        raise typer.BadParameter("--metadata must be a JSON object")
+        raise typer.BadParameter("must be a JSON object such as '{\"table\": \"orders\"}'", param_hint="--metadata")
     with open_tracker(ctx, migration, storage) as t:
         if sub:
             if value is None:
@@ -88,9 +120,13 @@ def alert(
     storage: StorageOpt = None,
     phase: Annotated[str | None, typer.Option(help="the phase it concerns")] = None,
 ) -> None:
-    """Record an alert."""
+    """Record an alert (info, warning, error or critical).
+
+    Example: migratrack alert orders-2026 warning "replica lag above 30s" --phase copy-orders"""
     with open_tracker(ctx, migration, storage) as t:
         t.create_alert(level, message, phase)
+    console.print(escape(safe(f"{migration}: {level} alert recorded" + (f" (phase {phase})" if phase else ""))),
+                  highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -100,13 +136,15 @@ def checkpoint(
     storage: StorageOpt = None,
     poll: Annotated[float, typer.Option(help="seconds between looks while paused")] = 2.0,
 ) -> None:
-    """Wait while the migration is paused; exit 3 if it was cancelled. For shell loops:
-    `migratrack checkpoint ID || exit`."""
+    """Wait while the migration is paused; exit 3 if it was cancelled.
+
+    Example: migratrack checkpoint orders-2026 || exit"""
     t = open_tracker(ctx, migration, storage, poll_interval=poll)
     try:
+        t.backend.control(migration)  # an unreachable store or server is an error here, not "not paused"
         t.checkpoint()
     except MigrationCancelled as exc:
         console.print(f"[bold magenta]{escape(safe(exc))}[/]")
-        raise typer.Exit(3) from None
+        raise typer.Exit(3) from None  # ExitCode.CANCELLED
     finally:
         t.close()

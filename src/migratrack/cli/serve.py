@@ -45,10 +45,10 @@ _TOKEN = re.compile(r"((?:^|[?&])(?:token|ticket|code)=)[^&\s]*")
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(envvar="MIGRATRACK_HOST", help="address to listen on [env MIGRATRACK_HOST]")]
+    host: Annotated[str, typer.Option(envvar="MIGRATRACK_HOST", help="address to listen on")]
     = "127.0.0.1",
     port: Annotated[int, typer.Option(envvar="MIGRATRACK_PORT", min=1, max=65535,
-                                      help="port [env MIGRATRACK_PORT]")] = 8000,
+                                      help="port")] = 8000,
     storage: StorageOpt = None,
     insecure_no_auth: Annotated[bool, typer.Option(
         "--insecure-no-auth", help="serve without tokens (loopback addresses only; every caller is admin)")] = False,
@@ -60,7 +60,9 @@ def serve(
         "--login-link/--no-login-link", help="print a one-time dashboard login link (admin, good for 10 minutes)")]
     = True,
 ) -> None:
-    """Run the HTTP server: JSON API, the seed's routes, live event stream, OpenAPI docs at /docs."""
+    """Run the HTTP server: JSON API, the original design's routes, live event stream, OpenAPI docs at /docs.
+
+    Example: migratrack serve --port 8765 --storage redis://127.0.0.1:6379/0"""
     try:
         import uvicorn
 
@@ -139,7 +141,9 @@ def token_create(
 
 @token_app.command("list")
 def token_list(storage: StorageOpt = None) -> None:
-    """List tokens (never the tokens themselves)."""
+    """List tokens (never the tokens themselves).
+
+    Example: migratrack token list"""
     from migratrack.web.auth import TokenManager
 
     records = TokenManager(open_storage(storage_url(storage))).records()
@@ -158,7 +162,9 @@ def token_revoke(
     token: Annotated[str, typer.Argument(help="the token's id (or its name)")],
     storage: StorageOpt = None,
 ) -> None:
-    """Revoke a token: the server refuses it within seconds."""
+    """Revoke a token: the server refuses it within seconds.
+
+    Example: migratrack token revoke ci"""
     from migratrack.web.auth import TokenManager
 
     record = TokenManager(open_storage(storage_url(storage))).revoke(token)

@@ -13,6 +13,7 @@ from migratrack.core.rules import Change
 from migratrack.errors import ConfigurationError
 from migratrack.storage import Storage, open_storage
 from migratrack.storage.base import parse_duration
+from migratrack.storage.url import parse_store_url
 
 #: this module's commands; cli.main adds them to `migratrack`
 app = typer.Typer()
@@ -27,7 +28,9 @@ def purge(
     """Drop finished (completed or cancelled) migrations that ended longer ago than --older-than.
 
     Active migrations are never dropped. Stores can also expire them by themselves: add
-    ?retention=30d to the storage URL."""
+    ?retention=30d to the storage URL.
+
+    Example: migratrack purge --older-than 30d --dry-run"""
     cutoff = datetime.now(UTC) - parse_duration(older_than)
     store = open_storage(storage_url(storage))
     try:
@@ -50,7 +53,9 @@ def _ended_before(store: Storage, mid: str, cutoff: datetime) -> bool:
 
 @app.command()
 def keygen() -> None:
-    """Print a new random key for MIGRATRACK_ENCRYPTION_KEY (AES-256, base64)."""
+    """Print a new random key for MIGRATRACK_ENCRYPTION_KEY (AES-256, base64).
+
+    Example: migratrack keygen > key.txt"""
     try:
         from migratrack.storage.crypto import generate_key
     except ImportError as exc:
@@ -66,7 +71,9 @@ def rekey(
     """Rewrite migrations with the first key of MIGRATRACK_ENCRYPTION_KEY (the end of a key rotation).
 
     Set MIGRATRACK_ENCRYPTION_KEY=new,old first. Run it while no worker writes to the migrations
-    it rewrites: each one is replaced whole (state, event log and alerts, same sequence numbers)."""
+    it rewrites: each one is replaced whole (state, event log and alerts, same sequence numbers).
+
+    Example: MIGRATRACK_ENCRYPTION_KEY=new,old migratrack rekey --storage redis://127.0.0.1:6379/0"""
     store = open_storage(storage_url(storage))
     try:
         ids = migration or store.list_ids()
@@ -121,8 +128,11 @@ def rewrite(store: Storage, mid: str) -> int:
 
 @app.command("upgrade-store")
 def upgrade_store(storage: StorageOpt = None) -> None:
-    """Upgrade an older Redis key layout or PostgreSQL schema in place."""
+    """Upgrade an older Redis key layout or PostgreSQL schema in place.
+
+    Example: migratrack upgrade-store --storage postgresql://127.0.0.1/migrations"""
     url = storage_url(storage)
+    parse_store_url(url)  # an unknown scheme or a malformed URL is an error, not "nothing to do"
     store = open_storage(url, check_schema=False) if url.split("://", 1)[0].lower() in _VERSIONED else None
     if store is None or not hasattr(store, "upgrade"):
         console.print("this store upgrades itself when it is opened; nothing to do")

@@ -82,9 +82,27 @@ def _verb(main: type[Command], sub: type[Command] | None) -> Callable[..., None]
 
     verb.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     verb.__annotations__ = {p.name: p.annotation for p in params}
-    verb.__doc__ = main.cli_help or main.summary
+    verb.__doc__ = f"{main.cli_help or main.summary}\n\nExample: {_example(main)}"
     verb.__name__ = main.verb
     return verb
+
+
+_SAMPLE = {"error": "'disk full'", "reason": "'not needed this time'", "minutes": "90", "by": "alice"}
+
+
+def _example(main: type[Command]) -> str:
+    """A command line for the verb's --help, built from its fields."""
+    words = ["migratrack", main.verb, "orders-2026"]
+    if main.target is Target.PHASE:
+        words.append("copy-orders")
+    for f in fields(main):
+        if f.name in ADDRESS_FIELDS:
+            continue
+        if f.name in main.cli_arguments:
+            words.append(_SAMPLE.get(f.name, f.name.upper()))
+        elif f.default is MISSING or f.name in ("by", "reason"):
+            words += [f"--{f.name.replace('_', '-')}", _SAMPLE.get(f.name, f.name.upper())]
+    return " ".join(words)
 
 
 def _register() -> None:

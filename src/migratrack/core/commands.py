@@ -128,13 +128,16 @@ class SubTaskCommand(Command):
 
 @dataclass(frozen=True, slots=True)
 class StartPhase(PhaseCommand):
+    rerun: Annotated[bool, Field(strict=True, description=(
+        "a script run again to resume: leave a completed or skipped phase as it is (recorded in the "
+        "audit trail) and retry a failed one"))] = False
     verb: ClassVar[str] = "start"
     summary: ClassVar[str] = "Start a phase"
     cli_help: ClassVar[str | None] = "Start a phase (or one of its sub-tasks with --sub)."
     waits_on_pause: ClassVar[bool] = True
 
     def apply(self, rules: Rules) -> None:
-        rules.start_phase(self.phase)
+        rules.start_phase(self.phase, self.rerun is True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,12 +228,15 @@ class ReviseEstimate(PhaseCommand):
 
 @dataclass(frozen=True, slots=True)
 class StartSubTask(SubTaskCommand):
+    rerun: Annotated[bool, Field(strict=True, description=(
+        "a script run again to resume: leave a completed or skipped sub-task as it is (recorded in the "
+        "audit trail)"))] = False
     verb: ClassVar[str] = "start"
     summary: ClassVar[str] = "Start a sub-task"
     waits_on_pause: ClassVar[bool] = True
 
     def apply(self, rules: Rules) -> None:
-        rules.start_sub_task(self.phase, self.sub_task)
+        rules.start_sub_task(self.phase, self.sub_task, self.rerun is True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,63 @@ def find_cycle(deps: Mapping[str, Sequence[str]]) -> list[str] | None:
     return None
 
 
+def find_cycles(deps: Mapping[str, Sequence[str]]) -> list[list[str]]:
+    """One cycle (a closed path) for each knot of phases that depend on each other (each
+    strongly connected component of more than one phase), in declaration order. A phase that
+    depends on itself is not included (it is reported on its own)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    components: list[list[str]] = []
+    counter = 0
+    for root in deps:
+        if root in index:
+            continue
+        work: list[tuple[str, int]] = [(root, 0)]
+        while work:  # Tarjan's algorithm, iteratively
+            node, i = work[-1]
+            if i == 0:
+                index[node] = low[node] = counter
+                counter += 1
+                stack.append(node)
+                on_stack.add(node)
+            children = [c for c in deps[node] if c in deps and c != node]
+            if i < len(children):
+                work[-1] = (node, i + 1)
+                child = children[i]
+                if child not in index:
+                    work.append((child, 0))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    components.append(component)
+    order = {n: k for k, n in enumerate(deps)}
+    cycles = []
+    for component in sorted(components, key=lambda c: min(order[n] for n in c)):
+        members = set(component)
+        start = min(component, key=lambda n: order[n])
+        sub = {n: [c for c in deps[n] if c in members and c != n] for n in sorted(members, key=lambda n: order[n])}
+        sub = {start: sub[start], **sub}
+        cycle = find_cycle(sub)
+        if cycle:
+            cycles.append(cycle)
+    return cycles
+
+
 def topological_order(deps: Mapping[str, Sequence[str]]) -> list[str]:
     """Dependencies first; ties keep declaration order."""
     order: list[str] = []

@@ -45,7 +45,7 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import InitErrorDetails, PydanticCustomError, core_schema
 
-from migratrack.core.graph import find_cycle
+from migratrack.core.graph import find_cycles
 from migratrack.core.values import Metadata as CheckedMetadata
 from migratrack.errors import InvalidInput, InvalidPlan
 
@@ -257,7 +257,7 @@ def _loose_deps(item: Any) -> list[str]:
 
 
 def _graph_problems(nodes: Sequence[tuple[str | None, Sequence[str]]]) -> list[tuple[Loc, str, str, Any]]:
-    """Duplicate phase ids, self- and unknown dependencies, and one cycle (as a closed path)."""
+    """Duplicate phase ids, self- and unknown dependencies, and every cycle (as a closed path)."""
     problems: list[tuple[Loc, str, str, Any]] = []
     first: dict[str, int] = {}
     for i, (pid, _) in enumerate(nodes):
@@ -278,8 +278,7 @@ def _graph_problems(nodes: Sequence[tuple[str | None, Sequence[str]]]) -> list[t
                                  f"depends on unknown phase {dep!r}; known phases: {', '.join(first)}", dep))
             elif pid is not None and first[pid] == i:
                 graph[pid].append(dep)
-    cycle = find_cycle(graph)
-    if cycle:
+    for cycle in find_cycles(graph):  # every knot of phases that wait on each other, each named
         problems.append(((first[cycle[0]], "dependencies"), "dependency_cycle",
                          "dependency cycle: " + " -> ".join(cycle), cycle))
     return problems

@@ -196,11 +196,20 @@ class Rules:
 
     # -- phases --------------------------------------------------------------------------
 
-    def start_phase(self, phase_id: str) -> None:
+    def start_phase(self, phase_id: str, rerun: bool = False) -> None:
+        """Start a pending phase. With ``rerun`` (a migration script run again to resume it), a
+        phase that already completed or was skipped is left as it is, with an event saying so,
+        and a failed one is retried."""
         st = self.state
         phase = st.phase(phase_id)
         if phase.status is Status.IN_PROGRESS:
             return  # idempotent: another worker (or a retried request) started it
+        if rerun and phase.status.finished:
+            self._event("phase.rerun_skipped", phase=phase_id, status=phase.status.value)
+            return
+        if rerun and phase.status is Status.FAILED:
+            self.retry_phase(phase_id)
+            return
         self._not_cancelled(f"start phase {phase_id!r} of")
         self._check_move(f"phase {phase_id!r}", phase.status, "start",
                          "use retry_phase() for a failed phase" if phase.status is Status.FAILED else "")
@@ -335,6 +344,8 @@ class Rules:
             return
         if phase.status.finished:
             raise InvalidTransition(f"phase {phase_id!r}", phase.status.value, "approve")
+        if not phase.requires_approval:
+            raise RuleViolation(f"phase {phase_id!r} does not require approval; there is nothing to approve")
         phase.approved_by = by
         phase.approved_at = self.now
         self._touch(phase)
@@ -350,9 +361,12 @@ class Rules:
         phase = self.state.phase(phase_id)
         return phase, self.state.sub_task(phase_id, sub_id)
 
-    def start_sub_task(self, phase_id: str, sub_id: str) -> None:
+    def start_sub_task(self, phase_id: str, sub_id: str, rerun: bool = False) -> None:
         phase, sub = self._sub(phase_id, sub_id)
         if sub.status is Status.IN_PROGRESS:
+            return
+        if rerun and sub.status.finished:
+            self._event("subtask.rerun_skipped", phase=phase_id, sub_task=sub_id, status=sub.status.value)
             return
         if phase.status is not Status.IN_PROGRESS:
             raise InvalidTransition(f"sub-task {sub_id!r}", f"in a {phase.status.value} phase", "start",
@@ -501,9 +515,11 @@ class Rules:
 
     def resume(self) -> None:
         st = self.state
+        self._not_cancelled("resume")
+        if st.finished_at is not None:
+            raise InvalidTransition("migration", "completed", "resume", "there is nothing left to run")
         if st.control is Control.RUNNING:
             return
-        self._not_cancelled("resume")
         st.control = Control.RUNNING
         if st.pauses and st.pauses[-1].ended_at is None:
             st.pauses[-1].ended_at = self.now

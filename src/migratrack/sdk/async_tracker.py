@@ -160,10 +160,16 @@ class AsyncMigrationProgressTracker:
     def paused(self) -> bool:
         return self.sync.paused
 
+    async def resume_phase(self, phase_id: str) -> bool:
+        return bool(await self._call(self.sync.resume_phase, phase_id))
+
     @asynccontextmanager
     async def phase(self, phase_id: str) -> AsyncIterator[AsyncMigrationProgressTracker]:
-        """Start the phase, complete it on exit, or fail it with the exception's text."""
-        await self.start_phase(phase_id)
+        """Start the phase, complete it on exit, or fail it with the exception's text; on a
+        re-run, a finished phase is left as it is (see the sync tracker)."""
+        if await self.resume_phase(phase_id):
+            yield self
+            return
         try:
             yield self
         except MigrationCancelled:

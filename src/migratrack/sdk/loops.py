@@ -32,6 +32,7 @@ class Reporter(Flushes, Protocol):
     """What the loop helpers use of a tracker."""
 
     def start_phase(self, phase_id: str) -> None: ...
+    def resume_phase(self, phase_id: str) -> bool: ...
     def add_progress(self, phase_id: str, n: int = 1) -> None: ...
     def update_phase_progress(self, phase_id: str, *, total: int | None = None) -> None: ...
     def complete_phase(self, phase_id: str) -> None: ...
@@ -47,11 +48,15 @@ def safe(fn: Callable[[], object]) -> None:
 
 @contextmanager
 def step(
-    tracker: F, start: Callable[[], None], complete: Callable[[], None], fail: Callable[[BaseException], None]
+    tracker: F, start: Callable[[], bool | None], complete: Callable[[], None],
+    fail: Callable[[BaseException], None],
 ) -> Iterator[F]:
     """Run ``start``, yield the tracker, then ``complete``; or ``fail`` with the exception, which
-    propagates. MigrationCancelled leaves the step as it is (its reports flushed)."""
-    start()
+    propagates. MigrationCancelled leaves the step as it is (its reports flushed). When ``start``
+    answers True the step had already finished (a re-run): it is neither completed nor failed."""
+    if start():
+        yield tracker
+        return
     try:
         yield tracker
     except MigrationCancelled:
@@ -75,8 +80,8 @@ def track(
         length = None
     if total is None:
         total = length
-    if start:
-        tracker.start_phase(phase)
+    if start and tracker.resume_phase(phase):
+        return iter(())  # finished on an earlier run of the script: nothing to do again
     if total is not None:
         tracker.update_phase_progress(phase, total=check_count(total, "total"))
     if length is not None:

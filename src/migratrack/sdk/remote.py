@@ -251,6 +251,10 @@ class RemoteBackend:
             return control
         return self._controls.get(mid)
 
+    def list_ids(self) -> list[str]:
+        """The ids of the server's migrations."""
+        return [str(m["migration_id"]) for m in self._reliable("GET", "/api/migrations")]
+
     def overview(self, mid: str) -> Overview:
         return Overview.model_validate(self._reliable("GET", f"/api/migrations/{_q(mid)}"))
 

@@ -31,7 +31,7 @@ from migratrack.core.rules import MAX_TEXT, normalise_metrics
 from migratrack.core.states import AlertLevel, Control
 from migratrack.core.summary import SubTaskPage, Summary
 from migratrack.core.views import Dashboard, Overview, PhaseView
-from migratrack.errors import InvalidInput, PhaseNotFound
+from migratrack.errors import InvalidInput, InvalidTransition, PhaseNotFound
 from migratrack.logs import configure_if_asked
 from migratrack.sdk import lifecycle, loops
 from migratrack.sdk.backend import Backend, close_backend, open_backend, spool_target
@@ -192,6 +192,20 @@ class MigrationProgressTracker:
     def start_phase(self, phase_id: str) -> None:
         self.execute(commands.StartPhase(phase_id))
 
+    def resume_phase(self, phase_id: str) -> bool:
+        """Start the phase as a script run again does: a pending phase starts, a running one goes
+        on, a failed one is retried, and a completed or skipped one is left as it is (the audit
+        trail records ``phase.rerun_skipped``). Returns True when the phase had already finished.
+        What ``phase()`` and ``track()`` call, so that re-running a script resumes it."""
+        try:
+            self.execute(commands.StartPhase(phase_id))
+            return False
+        except InvalidTransition as exc:  # the common path above costs nothing more than start_phase
+            if getattr(exc, "current", None) not in ("completed", "skipped", "failed"):
+                raise
+            self.execute(commands.StartPhase(phase_id, rerun=True))
+            return bool(exc.current != "failed")
+
     def update_phase_progress(
         self, phase_id: str, progress: float | None = None, metadata: Mapping[str, Any] | None = None, *,
         done: int | None = None, total: int | None = None,
@@ -345,8 +359,13 @@ class MigrationProgressTracker:
 
     def phase(self, phase_id: str) -> AbstractContextManager[MigrationProgressTracker]:
         """Start the phase (unless already running), complete it on exit, or fail it with the
-        exception's text (the exception propagates). MigrationCancelled leaves it as it is."""
-        return loops.step(self, lambda: self.start_phase(phase_id), lambda: self.complete_phase(phase_id),
+        exception's text (the exception propagates). MigrationCancelled leaves it as it is.
+
+        On a re-run of the script (see ``resume_phase``) a failed phase is retried, and one that
+        already completed or was skipped is neither started nor completed again: the block
+        still runs (Python cannot skip it), so guard work that must not be repeated with
+        ``tracker.get_phase(id).status``, or use ``track()``, which skips a finished phase's items."""
+        return loops.step(self, lambda: self.resume_phase(phase_id), lambda: self.complete_phase(phase_id),
                           lambda exc: self.fail_phase(phase_id, exc))
 
     def sub_task(self, phase_id: str, sub_task_id: str) -> AbstractContextManager[MigrationProgressTracker]:
@@ -362,7 +381,9 @@ class MigrationProgressTracker:
         """Yield from ``iterable`` and report the count as the phase's done (of ``total``,
         default ``len(iterable)`` when it has one). Starts the phase if needed and completes it
         when the iterable is exhausted (``complete=False`` for one of several workers on one
-        phase: counts add up across workers). Honours pause and cancel between items."""
+        phase: counts add up across workers). Honours pause and cancel between items. On a re-run
+        of the script, a phase that already completed or was skipped yields nothing (recorded in
+        the audit trail), and a failed one is retried."""
         return loops.track(self, iterable, phase, total, start=start, complete=complete)
 
     # -- the end ---------------------------------------------------------------------------
