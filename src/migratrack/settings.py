@@ -142,6 +142,9 @@ class Settings(BaseSettings):
     pagerduty_events_url: str | None = Field(None, description="MIGRATRACK_PAGERDUTY_EVENTS_URL: the Events API "
                                                                "URL (default PagerDuty's)")
     webhook_url: str | None = Field(None, description="MIGRATRACK_WEBHOOK_URL: post alerts as JSON here")
+    dispatch: str | None = Field(None, description="MIGRATRACK_DISPATCH: auto (default: when a channel is "
+                                                   "configured), on or off: an embedded tracker runs the alert "
+                                                   "dispatcher when no other process holds its lease")
     webhook_secret: str | None = Field(None, description="MIGRATRACK_WEBHOOK_SECRET: HMAC-SHA256 key signing "
                                                          "the webhook's body")
 

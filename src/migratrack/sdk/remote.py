@@ -222,6 +222,13 @@ class RemoteBackend:
         return Alert(id=f"pending-{item.key[:12]}", level=AlertLevel(str(level)), message=message,
                      created_at=datetime.now(UTC), phase=phase, actor=actor)
 
+    def heartbeat(self, mid: str, *, actor: str) -> None:
+        """One try, not queued: a heartbeat lost in an outage is replaced by the next one."""
+        try:
+            self._transport.attempt("POST", f"/api/migrations/{_q(mid)}/heartbeat", actor=actor)
+        except Transient:
+            pass
+
     def acknowledge_alert(self, mid: str, alert_id: str, by: str, *, actor: str) -> Alert:
         reply = self._reliable("POST", f"/api/migrations/{_q(mid)}/alerts/{_q(alert_id)}/ack", body={"by": by},
                                actor=actor)

@@ -32,6 +32,7 @@ from migratrack.core.states import AlertLevel, Control
 from migratrack.core.views import Dashboard, Overview, PhaseView
 from migratrack.errors import InvalidInput, PhaseNotFound
 from migratrack.sdk import lifecycle, loops
+from migratrack.sdk.alerting import embedded_alerts, heartbeat_interval
 from migratrack.sdk.backend import Backend, close_backend, open_backend, spool_target
 from migratrack.sdk.coalescer import Coalescer
 from migratrack.sdk.control import ControlGate, KnownControl
@@ -100,6 +101,8 @@ class MigrationProgressTracker:
         _open_trackers.add(self)
         lifecycle.watch_children()
         self._coalescer.replay()  # what an earlier tracker for this migration could not deliver
+        self._coalescer.heartbeat_every = heartbeat_interval(s)
+        self._dispatcher = embedded_alerts(backend, s)
 
     # -- properties ------------------------------------------------------------------------
     # the settings live with the part that reads them on every call: setting one here still works
@@ -181,6 +184,7 @@ class MigrationProgressTracker:
         self._backend.execute(self.migration_id, command, actor=self.actor, op_id=new_op_id())
         if command.control_after is not None:
             self._gate.assume(command.control_after)
+        self._coalescer.keep_alive()
 
     def start_phase(self, phase_id: str) -> None:
         self.execute(commands.StartPhase(phase_id))
@@ -357,6 +361,8 @@ class MigrationProgressTracker:
         if self._finalizer.detach() is None:  # closed already
             return
         _open_trackers.discard(self)
+        if self._dispatcher is not None:
+            self._dispatcher.stop()
         self._coalescer.close()
 
     def __enter__(self) -> MigrationProgressTracker:
