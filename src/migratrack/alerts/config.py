@@ -25,8 +25,16 @@ from migratrack.storage.base import parse_duration
 DEFAULT_SNS_PARAMETER = "/migration/alert-topic-arn"
 DEFAULT_PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
 
-Duration = Annotated[timedelta, BeforeValidator(lambda v: parse_duration(v) if isinstance(v, str | int | float)
-                                                 else v)]
+def _duration(value: Any) -> Any:
+    """``90s``, ``10m``, ``2h`` or seconds; zero is allowed here (``group_wait: 0s``: no wait)."""
+    if isinstance(value, str) and value.strip() in ("0", "0s", "0m", "0h"):
+        return timedelta(0)
+    if isinstance(value, int | float) and not isinstance(value, bool) and value == 0:
+        return timedelta(0)
+    return parse_duration(value) if isinstance(value, str | int | float) else value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
 
 
 class _Strict(BaseModel):

@@ -152,6 +152,10 @@ class Dispatcher:
         self.storage.kv_put(WATCH, mid, w)
 
     def _alert_of(self, mid: str, payload: dict[str, Any]) -> Alert | None:
+        try:  # the event carries the alert as it was made: no read per alert in a burst
+            return Alert.from_dict(payload)
+        except (KeyError, ValueError, TypeError):
+            pass
         try:
             return self.storage.get_alert(mid, str(payload["id"]))
         except (NotFound, KeyError):

@@ -593,11 +593,13 @@ class Coalescer:
         if values:
             self.write_metrics({})
 
-    def keep_alive(self) -> None:
-        """Make sure the background loop runs (it sends the heartbeats) and beat if one is due."""
-        if self.heartbeat_every is not None:
-            self._ensure_flusher()
-            self.beat()
+    def keep_alive(self, every: float) -> None:
+        """Send a heartbeat every ``every`` seconds from the background loop (started here if it
+        is not running yet), the first one ``every`` seconds from now."""
+        if self.heartbeat_every is None:
+            self._beat_at = time.monotonic()
+        self.heartbeat_every = every
+        self._ensure_flusher()
 
     def beat(self) -> None:
         """A heartbeat when one is due: a sign of life even while a loop makes no progress. Its

@@ -101,7 +101,7 @@ class MigrationProgressTracker:
         _open_trackers.add(self)
         lifecycle.watch_children()
         self._coalescer.replay()  # what an earlier tracker for this migration could not deliver
-        self._coalescer.heartbeat_every = heartbeat_interval(s)
+        self._heartbeat_every = heartbeat_interval(s)
         self._dispatcher = embedded_alerts(backend, s)
 
     # -- properties ------------------------------------------------------------------------
@@ -184,7 +184,8 @@ class MigrationProgressTracker:
         self._backend.execute(self.migration_id, command, actor=self.actor, op_id=new_op_id())
         if command.control_after is not None:
             self._gate.assume(command.control_after)
-        self._coalescer.keep_alive()
+        if command.waits_on_pause:  # work started: beat while it runs, also when it reports nothing
+            self._coalescer.keep_alive(self._heartbeat_every)
 
     def start_phase(self, phase_id: str) -> None:
         self.execute(commands.StartPhase(phase_id))
