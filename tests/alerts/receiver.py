@@ -57,7 +57,7 @@ def start_receiver() -> Receiver:
     holder: list[Receiver] = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        def do_POST(self) -> None:
             r = holder[0]
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             got = Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 from migratrack.alerts.router import Silence
 from migratrack.core.states import AlertLevel
@@ -58,3 +59,19 @@ def beat(storage: Storage, migration_id: str, *, at: datetime, actor: str) -> No
 def last_beat(storage: Storage, migration_id: str) -> datetime | None:
     doc = storage.kv_get(HEARTBEAT, migration_id)
     return None if doc is None else datetime.fromisoformat(doc.value["at"])
+
+
+def set_deadline(service: Any, migration_id: str, deadline: datetime | None, *, actor: str) -> None:
+    """Set (or clear, with None) the migration's deadline: the end of its maintenance window,
+    which the deadline rule compares the estimate with. Recorded in the event log."""
+    def apply(r: Any) -> None:
+        meta = r.state.metadata
+        if deadline is None:
+            if meta.pop("deadline", None) is None:
+                return
+        else:
+            meta["deadline"] = deadline.isoformat()
+        r.change.header = True
+        r.record(None, "migration.deadline", deadline=deadline.isoformat() if deadline else None)
+
+    service.run(migration_id, actor, apply)

@@ -15,7 +15,7 @@ from rich.live import Live
 from rich.markup import escape
 
 from migratrack import __version__
-from migratrack.cli import report, serve, store, verbs
+from migratrack.cli import alerts, report, serve, store, verbs
 from migratrack.cli.common import (
     CliContext,
     MigrationArg,
@@ -194,7 +194,7 @@ def events(
 # the commands' verbs, the shell-script commands, the server and tokens, store maintenance: after this
 # module's own
 # commands in --help
-for _module in (verbs, report, serve, store):
+for _module in (verbs, report, serve, store, alerts):
     app.registered_commands.extend(_module.app.registered_commands)
     app.registered_groups.extend(_module.app.registered_groups)
 

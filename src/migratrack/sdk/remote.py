@@ -21,6 +21,7 @@ not be sent by the deadline at close (or did not fit the buffer) is written to t
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
@@ -224,10 +225,8 @@ class RemoteBackend:
 
     def heartbeat(self, mid: str, *, actor: str) -> None:
         """One try, not queued: a heartbeat lost in an outage is replaced by the next one."""
-        try:
+        with contextlib.suppress(Transient):
             self._transport.attempt("POST", f"/api/migrations/{_q(mid)}/heartbeat", actor=actor)
-        except Transient:
-            pass
 
     def acknowledge_alert(self, mid: str, alert_id: str, by: str, *, actor: str) -> Alert:
         reply = self._reliable("POST", f"/api/migrations/{_q(mid)}/alerts/{_q(alert_id)}/ack", body={"by": by},

@@ -335,7 +335,9 @@ def create_alert(request: Request, mid: MigrationId, body: AlertIn, svc: Svc, ke
 def acknowledge_alert(request: Request, mid: MigrationId, alert: Annotated[str, Path(min_length=1, max_length=200)],
                       svc: Svc, body: Annotated[AckIn | None, Body()] = None,
                       who: Principal = RequireOperator) -> AlertOut:
-    by = (body.by if body else None) or who.name
+    # the acting token is always named: a `by` given in the body is recorded beside it, never instead
+    named = body.by if body else None
+    by = who.name if not named or named == who.name else f"{named} (via token {who.name})"
     return AlertOut.of(svc.acknowledge_alert(mid, alert, by, actor=actor_of(request, who)))
 
 

@@ -14,7 +14,7 @@ from migratrack.errors import StorageError, StorageUnavailable
 from migratrack.service import Clock, MigrationService
 from migratrack.settings import Settings
 from migratrack.storage import Storage, open_storage
-from migratrack.web import api, compat, errors, sse
+from migratrack.web import alerts_api, api, compat, errors, sse
 from migratrack.web.auth import TokenManager
 from migratrack.web.hosts import LOOPBACK_HOSTS, HostCheck, SecurityHeaders
 from migratrack.web.lean import HotRoutes
@@ -59,9 +59,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        dispatching = alerts_api.start_dispatching(store)
         try:
             yield
         finally:
+            await alerts_api.stop_dispatching(dispatching)
             await hub.close()
             if owned:
                 store.close()
@@ -85,6 +87,7 @@ def create_app(
     app.include_router(sse.router)
     app.include_router(compat.router)
     app.include_router(api.tokens_router)
+    app.include_router(alerts_api.router)
 
     @app.get("/healthz", response_model=Health, tags=["health"], summary="Liveness (no auth)")
     def healthz() -> Health:
