@@ -229,7 +229,12 @@ class Dispatcher:
     def send_one(self, did: str, report: TickReport | None = None) -> Delivery | None:
         """Claim, send and record one due delivery; None if it was not ours to send."""
         now = self.now()
-        claim_for = timedelta(seconds=60) + self.config.lease_ttl
+        # long enough for one attempt (the channel's timeout), short enough that a dispatcher
+        # killed mid-send leaves the delivery to the next one soon
+        def claim_for(d: Delivery) -> timedelta:
+            cfg = self.config.channels.get(d.channel)
+            return self.config.lease_ttl + timedelta(seconds=2 * (cfg.timeout if cfg else 10.0))
+
         claimed = self.outbox.claim(did, self.holder, now, claim_for)
         if claimed is None:
             return None

@@ -16,6 +16,7 @@ carries the same idempotency key (the delivery id) for receivers that de-duplica
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -81,7 +82,8 @@ class Outbox:
                 found.append((at or "", key))
         return [key for _, key in sorted(found)[:limit]]
 
-    def claim(self, delivery_id: str, holder: str, now: datetime, lease: timedelta) -> tuple[Delivery, int] | None:
+    def claim(self, delivery_id: str, holder: str, now: datetime,
+              lease: timedelta | Callable[[Delivery], timedelta]) -> tuple[Delivery, int] | None:
         """Take a due delivery for one attempt, until ``now + lease``; None if it is not pending,
         not due, or claimed by another dispatcher whose claim has not expired."""
         doc = self.storage.kv_get(DELIVERY, delivery_id)
@@ -96,7 +98,7 @@ class Outbox:
             return None
         if d.claimed_by not in (None, holder) and d.claimed_until is not None and d.claimed_until > now:
             return None
-        d.claimed_by, d.claimed_until = holder, now + lease
+        d.claimed_by, d.claimed_until = holder, now + (lease(d) if callable(lease) else lease)
         version = self.storage.kv_put(DELIVERY, delivery_id, d.to_dict(), expected=doc.version)
         return None if version is None else (d, version)
 

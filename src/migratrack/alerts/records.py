@@ -24,6 +24,8 @@ def add_silence(storage: Storage, *, now: datetime, ends_at: datetime | None = N
         if duration is None:
             raise InvalidInput("a silence needs an end: give ends_at or a duration such as 2h")
         ends_at = now + duration
+    if ends_at.tzinfo is None:
+        raise InvalidInput(f"a silence's end needs its time zone (add +00:00 or Z); got {ends_at.isoformat()}")
     if ends_at <= now:
         raise InvalidInput(f"a silence must end in the future; {ends_at.isoformat()} has passed")
     try:

@@ -20,25 +20,21 @@ from migratrack.alerts import records
 from migratrack.alerts.model import Delivery, DeliveryStatus
 from migratrack.alerts.outbox import Lease, Outbox
 from migratrack.alerts.rules import check_deadline
-from migratrack.errors import MigrationNotFound, MigratrackError
+from migratrack.errors import ConfigurationError, InvalidInput, MigrationNotFound, MigratrackError
 from migratrack.service import MigrationService
 from migratrack.settings import Settings
 from migratrack.storage.base import Storage, parse_duration
+from migratrack.web.api import ERRORS, service
 from migratrack.web.auth import Principal, RequireOperator, RequireViewer, actor_of
 
 log = logging.getLogger("migratrack.alerts")
 
-router = APIRouter(prefix="/api", tags=["alerts"])
+router = APIRouter(prefix="/api", tags=["alerts"], responses=ERRORS)
 
 MigrationId = Annotated[str, Path(min_length=1, max_length=200, description="migration id")]
 
 
-def _service(request: Request) -> MigrationService:
-    svc: MigrationService = request.app.state.service
-    return svc
-
-
-Svc = Annotated[MigrationService, Depends(_service)]
+Svc = Annotated[MigrationService, Depends(service)]
 
 
 class _Out(BaseModel):
@@ -107,7 +103,15 @@ class DispatcherOut(_Out):
     holder: str | None = Field(description="the dispatcher holding the lease now, or null")
 
 
-@router.get("/alerts/deliveries", response_model=list[DeliveryOut], summary="Alert deliveries, newest first")
+def _only_known_query(request: Request) -> None:
+    # a misspelt filter (?migraton=) would otherwise list every delivery, silently
+    unknown = sorted(set(request.query_params) - {"migration", "status", "limit"})
+    if unknown:
+        raise InvalidInput(f"unknown query parameter(s) {', '.join(unknown)}; known: migration, status, limit")
+
+
+@router.get("/alerts/deliveries", response_model=list[DeliveryOut], summary="Alert deliveries, newest first",
+            dependencies=[Depends(_only_known_query)])
 def deliveries(svc: Svc, migration: Annotated[str | None, Query(max_length=200)] = None,
                status: DeliveryStatus | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                _: Principal = RequireViewer) -> list[DeliveryOut]:
@@ -130,7 +134,12 @@ def list_silences(svc: Svc, _: Principal = RequireViewer) -> list[SilenceOut]:
 
 @router.post("/alerts/silences", response_model=SilenceOut, status_code=201, summary="Mute matching alerts")
 def add_silence(request: Request, body: SilenceIn, svc: Svc, who: Principal = RequireOperator) -> SilenceOut:
-    duration = parse_duration(body.duration) if body.duration else None
+    if (body.duration is None) == (body.ends_at is None):
+        raise InvalidInput("give one of duration (e.g. 2h) or ends_at (an ISO time with its zone)")
+    try:
+        duration = parse_duration(body.duration) if body.duration else None
+    except ConfigurationError as exc:
+        raise InvalidInput(f"duration: {exc}") from None
     s = records.add_silence(svc.storage, now=svc.now(), ends_at=body.ends_at, duration=duration,
                             created_by=actor_of(request, who), migration_id=body.migration_id, phase=body.phase,
                             max_level=body.max_level, contains=body.contains, comment=body.comment)
