@@ -13,8 +13,8 @@ from migratrack import MigrationProgressTracker
 from migratrack.alerts import records
 from migratrack.storage import Storage, open_storage
 from migratrack.web import create_app
-
 from web.live import LiveServer  # tests/web: the same real server the web tests use
+
 from .receiver import Receiver
 
 

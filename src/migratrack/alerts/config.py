@@ -31,7 +31,10 @@ def _duration(value: Any) -> Any:
         return timedelta(0)
     if isinstance(value, int | float) and not isinstance(value, bool) and value == 0:
         return timedelta(0)
-    return parse_duration(value) if isinstance(value, str | int | float) else value
+    try:
+        return parse_duration(value) if isinstance(value, str | int | float) else value
+    except ConfigurationError as exc:  # a ValueError, so pydantic names the field
+        raise ValueError(str(exc)) from None
 
 
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
@@ -193,5 +196,3 @@ def load_config(settings: Settings | None = None, path: str | Path | None = None
         raise ConfigurationError(f"the alerts configuration ({where}) is not valid: " + "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'top level'}: {e['msg']}" for e in exc.errors(include_url=False)
         )) from None
-    except ConfigurationError as exc:  # a bad duration
-        raise ConfigurationError(f"the alerts configuration ({where}) is not valid: {exc}") from None

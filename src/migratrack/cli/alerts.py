@@ -165,7 +165,7 @@ def deadline(
     from migratrack.alerts import records
     from migratrack.alerts.rules import check_deadline
 
-    if (at is None) != clear:
+    if (at is not None) != clear:
         when = None if clear else check_deadline(at)
     else:
         raise InvalidInput("give a time (2026-12-01T06:00:00+00:00) or --clear")
