@@ -16,6 +16,8 @@ import pytest
 from migratrack import MigrationProgressTracker
 from migratrack.alerts.config import load_config
 from migratrack.alerts.dispatcher import Dispatcher
+from migratrack.core.states import Condition
+from migratrack.service import MigrationService
 from migratrack.settings import Settings
 from migratrack.storage import open_storage
 
@@ -37,6 +39,10 @@ def dispatcher(url: str) -> Dispatcher:
     return Dispatcher(open_storage(url), config)
 
 
+def condition(d: Dispatcher, mid: str, phase: str) -> Condition:
+    return next(p.condition for p in MigrationService(d.storage).dashboard(mid).phases if p.id == phase)
+
+
 def stall_alerts(d: Dispatcher, mid: str) -> list[str]:
     return [a.message for a in d.storage.alerts(mid) if a.source == "rule:stall"]
 
@@ -52,6 +58,7 @@ def test_alive_but_stuck_is_no_progress_and_progress_back_resolves(env: dict[str
         run_until(d, lambda: bool(stall_alerts(d, "stuck")), timeout=8)
         (message,) = stall_alerts(d, "stuck")
         assert "no progress" in message and "'copy'" in message
+        assert condition(d, "stuck", "copy") is Condition.STALLED
         run_until(d, lambda: len(receiver.accepted) >= 1, timeout=8)
         fired = receiver.accepted[0].json
         assert fired["kind"] == "firing" and fired["phase"] == "copy" and fired["level"] == "error"
@@ -61,6 +68,9 @@ def test_alive_but_stuck_is_no_progress_and_progress_back_resolves(env: dict[str
         resolved = receiver.accepted[1].json
         assert resolved["kind"] == "resolved" and resolved["fingerprint"] == fired["fingerprint"]
         assert len(stall_alerts(d, "stuck")) == 1  # no new alert while it moves
+        assert condition(d, "stuck", "copy") is Condition.RUNNING
+        assert [e.type for e in d.storage.events("stuck") if "stalled" in e.type] == ["phase.stalled",
+                                                                                         "phase.unstalled"]
         d.storage.close()
 
 

@@ -29,7 +29,9 @@ from migratrack.alerts.rules import RateLevel, deadline_of, next_rate_level, rat
 from migratrack.alerts.stall import describe, stalls
 from migratrack.core.eta import estimate
 from migratrack.core.models import Alert, MigrationState
-from migratrack.core.states import AlertLevel
+from migratrack.core.rules import Rules
+from migratrack.core.states import AlertLevel, Status
+from migratrack.core.views import STALL_MARK
 from migratrack.errors import MigratrackError, NotFound
 from migratrack.settings import default_actor
 from migratrack.storage.base import Storage
@@ -297,9 +299,28 @@ class Dispatcher:
             since = (now - idle).isoformat()
             alert = self._raise(mid, AlertLevel.ERROR, describe(kind, phase, idle), phase, "rule:stall",
                                 f"stall:{phase}:{since}")
+            self._mark_stalled(mid, phase, kind.value)
             out[phase] = {"alert": alert.id, "kind": kind.value, "since": since}
         for phase in [p for p in out if p not in found]:
+            self._mark_stalled(mid, phase, None)
             self._resolve(mid, out.pop(phase)["alert"], now)
+
+    def _mark_stalled(self, mid: str, phase_id: str, kind: str | None) -> None:
+        """The phase reads as stalled on every view (core/views.py) while the stall lasts, and
+        the event log says when it began and ended."""
+        def mark(r: Rules) -> None:
+            phase = r.state.phases.get(phase_id)
+            if phase is None or (kind is not None and phase.status is not Status.IN_PROGRESS):
+                return
+            if kind is None:
+                if phase.metadata.pop(STALL_MARK, None) is None:
+                    return
+                r.record(phase, "phase.unstalled", phase=phase_id)
+            else:
+                phase.metadata[STALL_MARK] = kind
+                r.record(phase, "phase.stalled", phase=phase_id, kind=kind)
+
+        self.service.run(mid, ACTOR, mark)
 
     def _error_rate(self, mid: str, w: dict[str, Any], state: MigrationState, now: datetime) -> None:
         c = rate_config(state, self.config.error_rate)
