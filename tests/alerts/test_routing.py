@@ -165,3 +165,20 @@ def test_two_dispatchers_one_lease_nothing_twice(receiver: Receiver, tmp_path: P
     for d in dispatchers:
         d.storage.close()
     svc.storage.close()
+
+
+def test_old_deliveries_are_forgotten_pending_ones_never(receiver: Receiver) -> None:
+    store = open_storage("memory://")
+    svc = MigrationService(store)
+    svc.initialize("m", [{"id": "copy"}], actor="t")
+    a = svc.create_alert("m", "error", "boom", actor="t")
+    d = Dispatcher(store, config({"hook": hook(receiver)}))
+    run_until(d, lambda: len(receiver.accepted) == 1)
+    receiver.fail(100)
+    svc.create_alert("m", "error", "still failing", actor="t")
+    run_until(d, lambda: len(receiver.seen) >= 2)
+    later = d.now() + timedelta(days=8)
+    assert d.prune(later) == 1
+    assert d.outbox.for_alert(a.id) == []
+    (left,) = d.outbox.recent()
+    assert left.status is DeliveryStatus.PENDING

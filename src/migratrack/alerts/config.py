@@ -127,6 +127,8 @@ class AlertsConfig(_Strict):
     retry_first: Duration = timedelta(seconds=2)
     retry_cap: Duration = timedelta(minutes=5)
     max_attempts: int = Field(default=12, ge=1)
+    #: delivered, failed and suppressed deliveries (with their attempts) are kept this long
+    keep_deliveries: Duration = timedelta(days=7)
 
     @model_validator(mode="after")
     def _escalations_name_channels(self) -> AlertsConfig:

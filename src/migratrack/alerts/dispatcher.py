@@ -23,7 +23,7 @@ from migratrack.alerts.channels import Channel, build_channel
 from migratrack.alerts.config import AlertsConfig
 from migratrack.alerts.groups import Group, pending_groups
 from migratrack.alerts.model import Attempt, Delivery, DeliveryStatus, NoticeKind, Notification, delivery_id
-from migratrack.alerts.outbox import Lease, Outbox, RetryPolicy
+from migratrack.alerts.outbox import BY_ALERT, DELIVERY, Lease, Outbox, RetryPolicy
 from migratrack.alerts.router import fingerprint, inhibited_by, routes
 from migratrack.alerts.rules import RateLevel, deadline_of, next_rate_level, rate_config, window_rate
 from migratrack.alerts.stall import describe, stalls
@@ -44,6 +44,8 @@ ESCALATED = "escalated"
 _MOVES = {"phase.progress", "phase.started", "phase.retried", "subtask.progress", "subtask.started",
           "subtask.completed", "subtask.failed", "subtask.skipped"}
 ACTOR = "migratrack-dispatcher"
+#: how often a dispatcher forgets old deliveries
+PRUNE_EVERY = timedelta(minutes=10)
 
 
 @dataclass
@@ -75,6 +77,7 @@ class Dispatcher:
         self.service = MigrationService(storage, clock) if clock else MigrationService(storage)
         self.outbox = Outbox(storage)
         self.lease = Lease(storage)
+        self._pruned_at: datetime | None = None
         self.retry = RetryPolicy(config.retry_first.total_seconds(), config.retry_cap.total_seconds(),
                                  config.max_attempts)
         # built now, so a bad channel (an SMTP URL, a missing driver) is an error at start
@@ -114,7 +117,33 @@ class Dispatcher:
                 log.warning("migratrack: alert rules for %s failed: %s", mid, exc)
         self._flush(now, report)
         self._deliver(report)
+        if self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY:
+            self._pruned_at = now
+            self.prune(now)
         return report
+
+    def prune(self, now: datetime) -> int:
+        """Forget finished deliveries older than ``keep_deliveries`` (with their index entries),
+        expired silences, and the documents of migrations no longer in the store; the count of
+        deliveries dropped."""
+        cutoff = now - self.config.keep_deliveries
+        dropped = 0
+        for key, doc in self.storage.kv_list(DELIVERY, limit=100_000):
+            d = Delivery.from_dict(doc.value)
+            if d.status is not DeliveryStatus.PENDING and d.created_at < cutoff:
+                for alert_id in d.alert_ids:
+                    self.storage.kv_delete(BY_ALERT, f"{alert_id}|{key}")
+                self.storage.kv_delete(DELIVERY, key, expected=doc.version)
+                dropped += 1
+        for s in records.silences(self.storage):
+            if s.ends_at < cutoff:
+                self.storage.kv_delete(records.SILENCE, s.id)
+        known = set(self.storage.list_ids())
+        for kind in (WATCH, records.HEARTBEAT):
+            for key, _ in self.storage.kv_list(kind, limit=100_000):
+                if key not in known:
+                    self.storage.kv_delete(kind, key)
+        return dropped
 
     # -- reading a migration -----------------------------------------------------------------
 
@@ -142,7 +171,12 @@ class Dispatcher:
                         w["samples"].append([ev.ts.isoformat(), ok, failed])
             if len(events) < 1000:
                 break
+        if w.get("finished") and not new_alerts and doc is not None and doc.value["cursor"] == w["cursor"]:
+            self._escalate(mid, now)
+            return  # a finished migration with nothing new: no rule of ours can fire
         state = self.storage.load(mid, sub_tasks=None)
+        w["finished"] = (state.finished_at is not None or state.cancelled_at is not None) and not (
+            w["stalls"] or w.get("rate_alert") or w.get("deadline_alert"))
         if new_alerts:
             report.alerts += len(new_alerts)
             self._route(mid, new_alerts, state, now)
