@@ -46,6 +46,8 @@ _MOVES = {"phase.progress", "phase.started", "phase.retried", "subtask.progress"
 ACTOR = "migratrack-dispatcher"
 #: how often a dispatcher forgets old deliveries
 PRUNE_EVERY = timedelta(minutes=10)
+#: how often the deadline rule recomputes a migration's estimate
+DEADLINE_EVERY = timedelta(seconds=30)
 
 
 @dataclass
@@ -387,6 +389,11 @@ class Dispatcher:
         if now > deadline:
             late = True
         elif any(p.started_at for p in state.phases.values()):
+            # the estimate reads every sub-task: at most once per DEADLINE_EVERY per migration
+            checked = w.get("deadline_checked")
+            if checked and now - datetime.fromisoformat(checked) < DEADLINE_EVERY:
+                return
+            w["deadline_checked"] = now.isoformat()
             full = self.storage.load(mid)
             e = estimate(full, now)
             late = e.completion is not None and e.completion > deadline
