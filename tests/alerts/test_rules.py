@@ -51,6 +51,10 @@ def test_a_windowed_error_rate_fires_then_resolves(receiver: Receiver) -> None:
     run_until(d, lambda: len(receiver.accepted) >= 2)
     resolved = receiver.accepted[1].json
     assert resolved["kind"] == "resolved" and resolved["fingerprint"] == fired["fingerprint"]
+    # after its resolve, the same condition firing again is news, not a duplicate
+    svc.update_metrics("m", increments={"failed_operations": 20000}, actor="w")
+    run_until(d, lambda: len(receiver.accepted) >= 3)
+    assert receiver.accepted[2].json["kind"] == "firing"
 
 
 def test_an_estimate_past_the_deadline_alerts(receiver: Receiver) -> None:

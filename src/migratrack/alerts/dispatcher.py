@@ -320,6 +320,9 @@ class Dispatcher:
         channels = {d.channel for d in self.outbox.for_alert(alert_id)
                     if d.kind is NoticeKind.FIRING and d.status in (DeliveryStatus.DELIVERED, DeliveryStatus.PENDING)}
         for channel in sorted(channels):
+            group = Group.load(self.storage, channel, mid)
+            if group.sent.pop(fp, None) is not None:  # resolved: the condition's next firing is news
+                group.save(self.storage)
             did = delivery_id(channel, NoticeKind.RESOLVED, [alert_id])
             self.enqueue(self._notice(NoticeKind.RESOLVED, channel, did, mid, [alert.to_dict()], 1, fp),
                          [alert_id], now)
