@@ -108,6 +108,9 @@ def _only_known_query(request: Request) -> None:
     unknown = sorted(set(request.query_params) - {"migration", "status", "limit"})
     if unknown:
         raise InvalidInput(f"unknown query parameter(s) {', '.join(unknown)}; known: migration, status, limit")
+    repeated = sorted(k for k in set(request.query_params) if len(request.query_params.getlist(k)) > 1)
+    if repeated:
+        raise InvalidInput(f"give each query parameter once; repeated: {', '.join(repeated)}")
 
 
 @router.get("/alerts/deliveries", response_model=list[DeliveryOut], summary="Alert deliveries, newest first",
