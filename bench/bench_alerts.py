@@ -60,8 +60,8 @@ def hot_loop(url: str, seconds: float, with_dispatcher: bool, hook: str) -> floa
     os.environ["MIGRATRACK_DISPATCH"] = "on" if with_dispatcher else "off"
     os.environ["MIGRATRACK_WEBHOOK_URL"] = hook
     with MigrationProgressTracker("hot", storage=url) as t:
-        t.initialize_migration([{"id": "copy"}])
-        t.start_phase("copy") if t.overview().phases[0].status.value == "pending" else None
+        t.initialize_migration([{"id": "copy"}], replace=True)
+        t.start_phase("copy")
         n = 0
         end = time.perf_counter() + seconds
         while time.perf_counter() < end:

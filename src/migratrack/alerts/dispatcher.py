@@ -11,6 +11,7 @@ before it is sent (see outbox.py).
 
 from __future__ import annotations
 
+import copy
 import logging
 import uuid
 from collections.abc import Callable, Mapping
@@ -80,6 +81,8 @@ class Dispatcher:
         self.outbox = Outbox(storage)
         self.lease = Lease(storage)
         self._pruned_at: datetime | None = None
+        #: the last state read per migration, reused while no event has come since
+        self._states: dict[str, MigrationState] = {}
         self.retry = RetryPolicy(config.retry_first.total_seconds(), config.retry_cap.total_seconds(),
                                  config.max_attempts)
         # built now, so a bad channel (an SMTP URL, a missing driver) is an error at start
@@ -109,7 +112,10 @@ class Dispatcher:
         if not self.lease.acquire(self.holder, now, self.config.lease_ttl):
             return TickReport(leader=False)
         report = TickReport(leader=True)
-        for mid in self.storage.list_ids():
+        ids = self.storage.list_ids()
+        for gone in set(self._states) - set(ids):
+            del self._states[gone]
+        for mid in ids:
             try:
                 self._watch(mid, now, report)
             except NotFound:
@@ -153,6 +159,7 @@ class Dispatcher:
         doc = self.storage.kv_get(WATCH, mid)
         w: dict[str, Any] = doc.value if doc else {"cursor": 0, "first_seen": now.isoformat(), "progress_at": {},
                                                    "samples": [], "rate": "ok", "stalls": {}}
+        before = copy.deepcopy(w)
         first_seen = datetime.fromisoformat(w["first_seen"])
         new_alerts: list[Alert] = []
         while True:
@@ -173,10 +180,14 @@ class Dispatcher:
                         w["samples"].append([ev.ts.isoformat(), ok, failed])
             if len(events) < 1000:
                 break
-        if w.get("finished") and not new_alerts and doc is not None and doc.value["cursor"] == w["cursor"]:
+        if w.get("finished") and not new_alerts and doc is not None and before["cursor"] == w["cursor"]:
             self._escalate(mid, now)
             return  # a finished migration with nothing new: no rule of ours can fire
-        state = self.storage.load(mid, sub_tasks=None)
+        cached = self._states.get(mid)
+        if cached is not None and cached.seq == w["cursor"] and not new_alerts:
+            state = cached  # no event since: the state is as it was (heartbeats live beside it)
+        else:
+            state = self._states[mid] = self.storage.load(mid, sub_tasks=None)
         w["finished"] = (state.finished_at is not None or state.cancelled_at is not None) and not (
             w["stalls"] or w.get("rate_alert") or w.get("deadline_alert"))
         if new_alerts:
@@ -187,7 +198,8 @@ class Dispatcher:
         self._deadline(mid, w, state, now)
         self._escalate(mid, now)
         # the cursor moves only after what it read is in the groups (re-reading is harmless)
-        self.storage.kv_put(WATCH, mid, w)
+        if doc is None or w != before:
+            self.storage.kv_put(WATCH, mid, w)
 
     def _alert_of(self, mid: str, payload: dict[str, Any]) -> Alert | None:
         try:  # the event carries the alert as it was made: no read per alert in a burst
