@@ -19,20 +19,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from migratrack.alerts import records
+from migratrack.alerts import clocked, records
 from migratrack.alerts.channels import Channel, build_channel
 from migratrack.alerts.config import AlertsConfig
 from migratrack.alerts.groups import Group, pending_groups
 from migratrack.alerts.model import Attempt, Delivery, DeliveryStatus, NoticeKind, Notification, delivery_id
 from migratrack.alerts.outbox import BY_ALERT, DELIVERY, Lease, Outbox, RetryPolicy
 from migratrack.alerts.router import fingerprint, inhibited_by, routes
-from migratrack.alerts.rules import RateLevel, deadline_of, next_rate_level, rate_config, window_rate
-from migratrack.alerts.stall import describe, stalls
-from migratrack.core.eta import estimate
 from migratrack.core.models import Alert, MigrationState
-from migratrack.core.rules import Rules
-from migratrack.core.states import AlertLevel, Status
-from migratrack.core.views import STALL_MARK
+from migratrack.core.states import AlertLevel
 from migratrack.errors import MigratrackError, NotFound
 from migratrack.settings import default_actor
 from migratrack.storage.base import Storage
@@ -40,15 +35,12 @@ from migratrack.storage.base import Storage
 log = logging.getLogger("migratrack.alerts")
 
 WATCH = "watch"
-ESCALATED = "escalated"
 #: event types that show a phase moving (or starting to): they restart its stall clock
 _MOVES = {"phase.progress", "phase.started", "phase.retried", "subtask.progress", "subtask.started",
           "subtask.completed", "subtask.failed", "subtask.skipped"}
-ACTOR = "migratrack-dispatcher"
+ACTOR = clocked.ACTOR
 #: how often a dispatcher forgets old deliveries
 PRUNE_EVERY = timedelta(minutes=10)
-#: how often the deadline rule recomputes a migration's estimate
-DEADLINE_EVERY = timedelta(seconds=30)
 
 
 @dataclass
@@ -181,7 +173,7 @@ class Dispatcher:
             if len(events) < 1000:
                 break
         if w.get("finished") and not new_alerts and doc is not None and before["cursor"] == w["cursor"]:
-            self._escalate(mid, now)
+            clocked.escalate(self, mid, now)
             return  # a finished migration with nothing new: no rule of ours can fire
         cached = self._states.get(mid)
         if cached is not None and cached.seq == w["cursor"] and not new_alerts:
@@ -193,10 +185,10 @@ class Dispatcher:
         if new_alerts:
             report.alerts += len(new_alerts)
             self._route(mid, new_alerts, state, now)
-        self._stalls(mid, w, state, now)
-        self._error_rate(mid, w, state, now)
-        self._deadline(mid, w, state, now)
-        self._escalate(mid, now)
+        clocked.stall_rule(self, mid, w, state, now)
+        clocked.error_rate_rule(self, mid, w, state, now)
+        clocked.deadline_rule(self, mid, w, state, now)
+        clocked.escalate(self, mid, now)
         # the cursor moves only after what it read is in the groups (re-reading is harmless)
         if doc is None or w != before:
             self.storage.kv_put(WATCH, mid, w)
@@ -238,13 +230,13 @@ class Dispatcher:
             group.save(self.storage)
 
     def _suppressed(self, channel: str, mid: str, alert: Alert, fp: str, reason: str, now: datetime) -> None:
-        notice = self._notice(NoticeKind.FIRING, channel, "", mid, [alert.to_dict()], 1, fp)
+        notice = self.notice(NoticeKind.FIRING, channel, "", mid, [alert.to_dict()], 1, fp)
         did = delivery_id(channel, NoticeKind.FIRING, [alert.id], "suppressed")
         notice.key = did
         self.outbox.enqueue(Delivery(did, channel, NoticeKind.FIRING, mid, [alert.id], notice.to_dict(),
                                      DeliveryStatus.SUPPRESSED, now, None, reason=reason))
 
-    def _notice(self, kind: NoticeKind, channel: str, key: str, mid: str, alerts: list[dict[str, Any]],
+    def notice(self, kind: NoticeKind, channel: str, key: str, mid: str, alerts: list[dict[str, Any]],
                 count: int, fp: str) -> Notification:
         link = f"{self.config.public_url.rstrip('/')}/migrations/{mid}" if self.config.public_url else None
         return Notification(kind, channel, key, mid, alerts, count, fp, link)
@@ -256,7 +248,7 @@ class Dispatcher:
                 continue
             fp = group.fingerprints[0] if len(group.fingerprints) == 1 else f"group:{mid}:{channel}"
             did = delivery_id(channel, NoticeKind.FIRING, group.ids)
-            notice = self._notice(NoticeKind.FIRING, channel, did, mid, group.listed, len(group.ids), fp)
+            notice = self.notice(NoticeKind.FIRING, channel, did, mid, group.listed, len(group.ids), fp)
             # the message first, then the group emptied: a crash between writes the same id again
             self.enqueue(notice, group.ids, now)
             report.messages += 1
@@ -316,13 +308,13 @@ class Dispatcher:
                         answer.detail)
         return d
 
-    # -- rules with a clock --------------------------------------------------------------------
+    # -- what the clocked rules (clocked.py) call --------------------------------------------
 
-    def _raise(self, mid: str, level: AlertLevel, message: str, phase: str | None, source: str, op: str) -> Alert:
+    def raise_alert(self, mid: str, level: AlertLevel, message: str, phase: str | None, source: str, op: str) -> Alert:
         # the op id makes a re-run after a crash find the alert its first run made
         return self.service.create_alert(mid, level, message, phase, actor=ACTOR, op_id=op[:200], source=source)
 
-    def _resolve(self, mid: str, alert_id: str, now: datetime) -> None:
+    def resolve(self, mid: str, alert_id: str, now: datetime) -> None:
         """A resolved notice to every channel that took the alert (sent or still trying)."""
         try:
             alert = self.storage.get_alert(mid, alert_id)
@@ -336,102 +328,8 @@ class Dispatcher:
             if group.sent.pop(fp, None) is not None:  # resolved: the condition's next firing is news
                 group.save(self.storage)
             did = delivery_id(channel, NoticeKind.RESOLVED, [alert_id])
-            self.enqueue(self._notice(NoticeKind.RESOLVED, channel, did, mid, [alert.to_dict()], 1, fp),
+            self.enqueue(self.notice(NoticeKind.RESOLVED, channel, did, mid, [alert.to_dict()], 1, fp),
                          [alert_id], now)
-
-    def _stalls(self, mid: str, w: dict[str, Any], state: MigrationState, now: datetime) -> None:
-        progress_at = {k: datetime.fromisoformat(v) for k, v in w["progress_at"].items()}
-        found = stalls(state, now=now, progress_at=progress_at, heartbeat_at=records.last_beat(self.storage, mid),
-                       default=self.config.stall_after)
-        out: dict[str, Any] = w["stalls"]
-        for phase, (kind, idle) in found.items():
-            if phase in out:
-                continue
-            since = (now - idle).isoformat()
-            alert = self._raise(mid, AlertLevel.ERROR, describe(kind, phase, idle), phase, "rule:stall",
-                                f"stall:{phase}:{since}")
-            self._mark_stalled(mid, phase, kind.value)
-            out[phase] = {"alert": alert.id, "kind": kind.value, "since": since}
-        for phase in [p for p in out if p not in found]:
-            self._mark_stalled(mid, phase, None)
-            self._resolve(mid, out.pop(phase)["alert"], now)
-
-    def _mark_stalled(self, mid: str, phase_id: str, kind: str | None) -> None:
-        """The phase reads as stalled on every view (core/views.py) while the stall lasts, and
-        the event log says when it began and ended."""
-        def mark(r: Rules) -> None:
-            phase = r.state.phases.get(phase_id)
-            if phase is None or (kind is not None and phase.status is not Status.IN_PROGRESS):
-                return
-            if kind is None:
-                if phase.metadata.pop(STALL_MARK, None) is None:
-                    return
-                r.record(phase, "phase.unstalled", phase=phase_id)
-            else:
-                phase.metadata[STALL_MARK] = kind
-                r.record(phase, "phase.stalled", phase=phase_id, kind=kind)
-
-        self.service.run(mid, ACTOR, mark)
-
-    def _error_rate(self, mid: str, w: dict[str, Any], state: MigrationState, now: datetime) -> None:
-        c = rate_config(state, self.config.error_rate)
-        cutoff = now - c.window
-        w["samples"] = [s for s in w["samples"] if datetime.fromisoformat(s[0]) >= cutoff]
-        rate, ops = window_rate(w["samples"], now, c.window)
-        before = RateLevel(w.get("rate", "ok"))
-        after = next_rate_level(before, rate, ops, c)
-        if after is before:
-            return
-        w["rate"] = after.value
-        if after is RateLevel.OK:
-            if w.get("rate_alert"):
-                self._resolve(mid, w.pop("rate_alert"), now)
-            return
-        if after is RateLevel.CRITICAL or before is RateLevel.OK:
-            level = AlertLevel.CRITICAL if after is RateLevel.CRITICAL else AlertLevel.WARNING
-            limit = c.critical if after is RateLevel.CRITICAL else c.warning
-            alert = self._raise(
-                mid, level, f"error rate {rate:.1f}% over the last {c.window.total_seconds() / 60:g} min "
-                f"({ops} operations) is above the {limit:g}% threshold", None, "rule:error-rate-window",
-                f"rate:{after.value}:{now.isoformat()}")
-            w["rate_alert"] = alert.id
-
-    def _deadline(self, mid: str, w: dict[str, Any], state: MigrationState, now: datetime) -> None:
-        deadline = deadline_of(state)
-        if deadline is None or state.finished_at is not None or state.cancelled_at is not None:
-            return
-        late = False
-        if now > deadline:
-            late = True
-        elif any(p.started_at for p in state.phases.values()):
-            # the estimate reads every sub-task: at most once per DEADLINE_EVERY per migration
-            checked = w.get("deadline_checked")
-            if checked and now - datetime.fromisoformat(checked) < DEADLINE_EVERY:
-                return
-            w["deadline_checked"] = now.isoformat()
-            full = self.storage.load(mid)
-            e = estimate(full, now)
-            late = e.completion is not None and e.completion > deadline
-        if late and not w.get("deadline_alert"):
-            alert = self._raise(mid, AlertLevel.ERROR, f"the estimated completion passes the deadline "
-                                f"{deadline.isoformat()}", None, "rule:deadline", f"deadline:{deadline.isoformat()}")
-            w["deadline_alert"] = alert.id
-        elif not late and w.get("deadline_alert"):
-            self._resolve(mid, w.pop("deadline_alert"), now)
-
-    def _escalate(self, mid: str, now: datetime) -> None:
-        if not self.config.escalation:
-            return
-        for alert in self.storage.alerts(mid, limit=200, unacknowledged_only=True):
-            for i, e in enumerate(self.config.escalation):
-                if alert.level.rank < e.min_level.rank or now - alert.created_at < e.after:
-                    continue
-                key = f"{alert.id}|{i}"
-                if self.storage.kv_put(ESCALATED, key, {"at": now.isoformat()}, expected=0) is None:
-                    continue  # escalated already
-                did = delivery_id(e.channel, NoticeKind.ESCALATION, [alert.id], str(i))
-                self.enqueue(self._notice(NoticeKind.ESCALATION, e.channel, did, mid, [alert.to_dict()], 1,
-                                          fingerprint(mid, alert)), [alert.id], now)
 
 
 def send_test(dispatcher: Dispatcher, channel: str, *, migration_id: str = "test", actor: str) -> Delivery:
@@ -445,7 +343,7 @@ def send_test(dispatcher: Dispatcher, channel: str, *, migration_id: str = "test
                   message=f"test alert from {actor}: if you read this, channel {channel!r} works",
                   created_at=now, source="test", actor=actor)
     did = delivery_id(channel, NoticeKind.TEST, [alert.id])
-    notice = dispatcher._notice(NoticeKind.TEST, channel, did, migration_id, [alert.to_dict()], 1, alert.id)
+    notice = dispatcher.notice(NoticeKind.TEST, channel, did, migration_id, [alert.to_dict()], 1, alert.id)
     dispatcher.enqueue(notice, [alert.id], now)
     dispatcher.send_one(did)
     found = dispatcher.outbox.get(did)
