@@ -112,3 +112,19 @@ def test_a_remote_tracker_heartbeats_while_it_works(server: tuple[LiveServer, St
         assert doc is not None and "token:operator-bot" in doc.value["by"]
     with client(live, tokens["operator"]) as op:
         assert op.post("/api/migrations/nope/heartbeat").status_code == 404
+
+
+def test_the_cli_lists_and_acks_through_the_server(server: tuple[LiveServer, Storage, dict[str, str]]) -> None:
+    from typer.testing import CliRunner
+
+    from migratrack.cli.main import app
+
+    live, _, tokens = server
+    with client(live, tokens["operator"]) as op:
+        a = op.post("/api/migrations/m/alerts", json={"level": "critical", "message": "disk full"}).json()
+    base = ["--url", live.url, "--token", tokens["operator"], "alerts"]
+    listed = CliRunner().invoke(app, [*base, "list", "m"])
+    assert listed.exit_code == 0 and "disk full" in listed.output
+    acked = CliRunner().invoke(app, [*base, "ack", "m", a["id"]])
+    assert acked.exit_code == 0, acked.output
+    assert "acknowledged by operator-bot" in acked.output

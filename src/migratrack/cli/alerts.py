@@ -14,8 +14,18 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from migratrack.cli.common import MigrationArg, StorageOpt, console, err_console, safe, storage_url
+from migratrack.cli.common import (
+    MigrationArg,
+    StorageOpt,
+    cli_context,
+    console,
+    err_console,
+    remote_url,
+    safe,
+    storage_url,
+)
 from migratrack.errors import InvalidInput
+from migratrack.sdk.backend import Backend
 from migratrack.service import MigrationService
 from migratrack.settings import Settings
 from migratrack.storage import open_storage
@@ -45,16 +55,34 @@ def _p(text: object) -> None:
     console.print(escape(safe(text)), highlight=False)
 
 
+@contextmanager
+def backend(ctx: typer.Context, storage: str | None, *, read_only: bool = False) -> Iterator[Backend]:
+    """The server given by --url (MIGRATRACK_URL), else the store: for the commands that both serve."""
+    url = remote_url(ctx, storage)
+    if not url:
+        with service(storage, read_only=read_only) as svc:
+            yield svc
+        return
+    from migratrack.sdk.remote import RemoteBackend
+
+    remote = RemoteBackend(url, token=cli_context(ctx).token, strict=True)
+    try:
+        yield remote
+    finally:
+        remote.close()
+
+
 @alerts_app.command("list")
 def list_alerts(
+    ctx: typer.Context,
     migration: MigrationArg,
     storage: StorageOpt = None,
     limit: Annotated[int, typer.Option(min=1, help="at most this many, newest first")] = 50,
     unacknowledged: Annotated[bool, typer.Option("--unacknowledged", help="only those not acknowledged")] = False,
 ) -> None:
-    """The migration's alerts, newest first."""
-    with service(storage, read_only=True) as svc:
-        alerts = svc.alerts(migration, limit=limit, unacknowledged_only=unacknowledged)
+    """The migration's alerts, newest first (from the store, or the server given by --url)."""
+    with backend(ctx, storage, read_only=True) as b:
+        alerts = b.alerts(migration, limit=limit, unacknowledged_only=unacknowledged)
     table = Table("id", "time", "level", "phase", "message", "acknowledged by", box=None)
     for a in alerts:
         table.add_row(a.id, f"{a.created_at.astimezone():%Y-%m-%d %H:%M:%S}", a.level.value,
@@ -90,15 +118,18 @@ def show(
 
 @alerts_app.command()
 def ack(
+    ctx: typer.Context,
     migration: MigrationArg,
     alert: Annotated[str, typer.Argument(help="alert id")],
     storage: StorageOpt = None,
-    by: Annotated[str | None, typer.Option(help="who acknowledges (default MIGRATRACK_ACTOR, else user@host)")] = None,
+    by: Annotated[str | None, typer.Option(help="who acknowledges (default MIGRATRACK_ACTOR, else user@host; "
+                                                 "through --url, the token's name)")] = None,
 ) -> None:
-    """Acknowledge an alert: it stops escalating."""
+    """Acknowledge an alert: it stops escalating. Through --url the server names the token too."""
     actor = Settings.from_env().actor
-    with service(storage) as svc:
-        a = svc.acknowledge_alert(migration, alert, by or actor, actor=actor)
+    remote = remote_url(ctx, storage) is not None
+    with backend(ctx, storage) as b:
+        a = b.acknowledge_alert(migration, alert, by or ("" if remote else actor), actor=actor)
     _p(f"{a.id}: acknowledged by {a.acknowledged_by}")
 
 
