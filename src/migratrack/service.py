@@ -313,7 +313,7 @@ class MigrationService:
 
     def create_alert(
         self, mid: str, level: str | AlertLevel, message: str, phase: str | None = None, *, actor: str,
-        op_id: str | None = None,
+        op_id: str | None = None, source: str = "user",
     ) -> Alert:
         """Raise an alert; once per ``op_id``: a repeat creates nothing and returns the alert the
         first one created. Its id is derived from the operation id, so this holds as long as the
@@ -321,16 +321,23 @@ class MigrationService:
         created: list[Alert] = []
         scope = () if phase is None else (phase,)
         if check_op_id(op_id) is None:
-            self.run(mid, actor, lambda r: created.append(r.create_alert(level, message, phase)), phases=scope)
+            self.run(mid, actor, lambda r: created.append(r.create_alert(level, message, phase, source)), phases=scope)
             return created[0]
         alert_id = alert_id_for(str(op_id))
         try:
             return self.storage.get_alert(mid, alert_id)
         except NotFound:
             pass  # not made yet; the store's record of the id settles a race with a repeat
-        self.run(mid, actor, lambda r: created.append(r.create_alert(level, message, phase)), op_id=op_id,
+        self.run(mid, actor, lambda r: created.append(r.create_alert(level, message, phase, source)),
+                 op_id=op_id,
                  new_id=lambda: alert_id, phases=scope)
         return created[0] if created else self.storage.get_alert(mid, alert_id)
+
+    def heartbeat(self, mid: str, *, actor: str) -> None:
+        """A worker's sign of life, for stall detection (alerts/stall.py): one small write."""
+        from migratrack.alerts.records import beat
+
+        beat(self.storage, mid, at=self.now(), actor=actor)
 
     def acknowledge_alert(self, mid: str, alert_id: str, by: str, *, actor: str) -> Alert:
         alert = self.storage.get_alert(mid, alert_id)

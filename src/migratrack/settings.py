@@ -133,7 +133,28 @@ class Settings(BaseSettings):
     alert_email: str | None = Field(None, validation_alias=AliasChoices("MIGRATION_ALERT_EMAIL"),
                                     description="the seed's MIGRATION_ALERT_EMAIL, kept for its scripts")
     slack_webhook_url: str | None = Field(None, validation_alias=AliasChoices("SLACK_WEBHOOK_URL"),
-                                          description="the seed's SLACK_WEBHOOK_URL, kept for its scripts")
+                                          description="the seed's SLACK_WEBHOOK_URL: alerts go to this Slack "
+                                                      "incoming webhook (docs/alerts.md)")
+    # -- alert delivery (docs/alerts.md) --
+    alerts_config: str | None = Field(None, description="MIGRATRACK_ALERTS_CONFIG: the alert routing file (YAML)")
+    public_url: str | None = Field(None, description="MIGRATRACK_PUBLIC_URL: the dashboard's address, for links")
+    smtp_url: str | None = Field(None, description="MIGRATRACK_SMTP_URL: smtp[s]://user:password@host:port"
+                                                   "?starttls=true, for MIGRATION_ALERT_EMAIL")
+    stall_after: str | None = Field(None, description="MIGRATRACK_STALL_AFTER: no heartbeat or no progress for "
+                                                      "this long (90s, 10m) is a stall; default 10m")
+    sns_topic_arn: str | None = Field(None, description="MIGRATRACK_SNS_TOPIC_ARN: publish alerts to this topic")
+    sns_parameter: str | None = Field(None, description="MIGRATRACK_SNS_PARAMETER: Parameter Store name holding "
+                                                        "the topic ARN (e.g. /migration/alert-topic-arn)")
+    pagerduty_routing_key: str | None = Field(None, description="MIGRATRACK_PAGERDUTY_ROUTING_KEY: PagerDuty "
+                                                                "Events v2 integration key")
+    pagerduty_events_url: str | None = Field(None, description="MIGRATRACK_PAGERDUTY_EVENTS_URL: the Events API "
+                                                               "URL (default PagerDuty's)")
+    webhook_url: str | None = Field(None, description="MIGRATRACK_WEBHOOK_URL: post alerts as JSON here")
+    dispatch: str | None = Field(None, description="MIGRATRACK_DISPATCH: auto (default: when a channel is "
+                                                   "configured), on or off: an embedded tracker runs the alert "
+                                                   "dispatcher when no other process holds its lease")
+    webhook_secret: str | None = Field(None, description="MIGRATRACK_WEBHOOK_SECRET: HMAC-SHA256 key signing "
+                                                         "the webhook's body")
     # -- metrics, logs and AWS (docs/metrics.md, docs/aws.md) --
     metrics_scrapers: str | None = Field(
         None, description="MIGRATRACK_METRICS_SCRAPERS: addresses or networks (comma-separated, e.g. "

@@ -6,11 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 
-def lambda_handler(event: dict[str, Any], context: Any) -> Any:
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The Lambda entry point (``migratrack.aws.lambda_handler``): the alert routing is imported
     when the function runs, so importing this package costs nothing and needs no boto3."""
-    from migratrack.aws.lambda_alerts import (  # type: ignore[import-not-found,unused-ignore]  # the alerts work
-        lambda_handler as handle,
-    )
+    from migratrack.aws.lambda_alerts import lambda_handler as handler
 
-    return handle(event, context)
+    return handler(event, context)

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.live import Live
 
 from migratrack import MigrationProgressTracker, Phase
+from migratrack.cli.demo_alerts import show_alert_delivery
 from migratrack.cli.display import render_dashboard
 from migratrack.service import MigrationService
 from migratrack.storage import Storage, open_storage
@@ -185,6 +186,7 @@ def run_demo(storage: str, *, speed: float = 1.0, seed: int = 7, console: Consol
         console.print(render_dashboard(viewer.dashboard(DEMO_ID), datetime.now(UTC)))
     if sim.errors:
         raise sim.errors[0]
+    show_alert_delivery(store, console)
     return viewer
 
 

@@ -14,7 +14,7 @@ from rich.live import Live
 from rich.markup import escape
 
 from migratrack import __version__
-from migratrack.cli import aws, errors, history, pages, postmortem, report, run, serve, store, verbs
+from migratrack.cli import alerts, aws, errors, history, pages, postmortem, report, run, serve, store, verbs
 from migratrack.cli.common import (
     CliContext,
     MigrationArg,
@@ -216,7 +216,7 @@ def events(
 # the commands' verbs, the shell-script commands, the server and tokens, store maintenance: after this
 # module's own
 # commands in --help
-for _module in (verbs, report, run, history, serve, store, pages, postmortem):
+for _module in (verbs, report, run, history, serve, store, pages, postmortem, alerts):
     app.registered_commands.extend(_module.app.registered_commands)
     app.registered_groups.extend(_module.app.registered_groups)
 app.add_typer(aws.app, name="aws")

@@ -433,7 +433,8 @@ class Rules:
 
     # -- alerts --------------------------------------------------------------------------
 
-    def create_alert(self, level: str | AlertLevel, message: str, phase: str | None = None) -> Alert:
+    def create_alert(self, level: str | AlertLevel, message: str, phase: str | None = None,
+                     source: str = "user") -> Alert:
         try:
             lvl = AlertLevel(level)
         except ValueError:
@@ -443,7 +444,7 @@ class Rules:
         message = _text(message, "alert message")
         if phase is not None:
             self.state.phase(phase)
-        return self._alert(lvl, message, phase, "user")
+        return self._alert(lvl, message, phase, source)
 
     def acknowledge_alert(self, alert: Alert, by: str) -> None:
         by = _text(by, "acknowledged by")

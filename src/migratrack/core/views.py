@@ -183,13 +183,19 @@ class Dashboard(_Model):
     timeline: list[TimelineEntry]
 
 
+#: phase metadata key the alert dispatcher sets while it sees the phase stalled (alerts/stall.py)
+STALL_MARK = "_stalled"
+
+
 def phase_condition(state: MigrationState, p: PhaseState) -> Condition:
     """What ``p`` is doing, as an operator reads it: its status refined by its dependencies, its
-    approval gate and the migration's control state."""
+    approval gate, the migration's control state and a stall the alert dispatcher saw."""
     if p.status is Status.IN_PROGRESS:
         if state.control is Control.CANCELLED:
             return Condition.CANCELLED
-        return Condition.PAUSED if state.control is Control.PAUSED else Condition.RUNNING
+        if state.control is Control.PAUSED:
+            return Condition.PAUSED
+        return Condition.STALLED if p.metadata.get(STALL_MARK) else Condition.RUNNING
     if p.status is not Status.PENDING:
         return Condition(p.status.value)
     if state.control is Control.CANCELLED:

@@ -48,6 +48,9 @@ class Backend(Protocol):
 
     def acknowledge_alert(self, mid: str, alert_id: str, by: str, *, actor: str) -> Alert: ...
 
+    def heartbeat(self, mid: str, *, actor: str) -> None:
+        """A worker's sign of life, for stall detection."""
+
     def update_metrics(
         self, mid: str, values: Mapping[str, Any] | None = None,
         increments: Mapping[str, Any] | None = None, *, actor: str, op_id: str | None = None,

@@ -170,6 +170,9 @@ class Coalescer:
         self.closed = False
         self.abandoned = False
         self._inherited = False
+        #: seconds between heartbeats (stall detection, alerts/stall.py); None: none are sent
+        self.heartbeat_every: float | None = None
+        self._beat_at = 0.0
         _all.add(self)
 
     # -- reports ---------------------------------------------------------------------------
@@ -590,6 +593,28 @@ class Coalescer:
         if values:
             self.write_metrics({})
 
+    def keep_alive(self, every: float) -> None:
+        """Send a heartbeat every ``every`` seconds from the background loop (started here if it
+        is not running yet), the first one ``every`` seconds from now."""
+        if self.heartbeat_every is None:
+            self._beat_at = time.monotonic()
+        self.heartbeat_every = every
+        self._ensure_flusher()
+
+    def beat(self) -> None:
+        """A heartbeat when one is due: a sign of life even while a loop makes no progress. Its
+        failure is logged and forgotten: the next one tries again."""
+        if self.heartbeat_every is None or self.closed or time.monotonic() - self._beat_at < self.heartbeat_every:
+            return
+        self._beat_at = time.monotonic()
+        send = getattr(self._backend, "heartbeat", None)
+        if send is None:
+            return
+        try:
+            send(self._migration_id, actor=self.actor)
+        except Exception as exc:
+            log.debug("migratrack: heartbeat failed: %s", exc)
+
     def _next_wait(self) -> float:
         if self._outage:
             return max(0.005, self._retry_at - time.monotonic())
@@ -622,6 +647,7 @@ class Coalescer:
                         coalescer._due()
                     except Exception:  # a flusher must never die
                         log.warning("migratrack: background flush failed", exc_info=True)
+                    coalescer.beat()
                     del coalescer
 
             self._flusher = threading.Thread(target=run, name=f"migratrack-flush-{self._migration_id}",

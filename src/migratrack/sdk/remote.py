@@ -21,6 +21,7 @@ not be sent by the deadline at close (or did not fit the buffer) is written to t
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
@@ -222,6 +223,11 @@ class RemoteBackend:
             return Alert.from_dict(reply)
         return Alert(id=f"pending-{item.key[:12]}", level=AlertLevel(str(level)), message=message,
                      created_at=datetime.now(UTC), phase=phase, actor=actor)
+
+    def heartbeat(self, mid: str, *, actor: str) -> None:
+        """One try, not queued: a heartbeat lost in an outage is replaced by the next one."""
+        with contextlib.suppress(Transient):
+            self._transport.attempt("POST", f"/api/migrations/{_q(mid)}/heartbeat", actor=actor)
 
     def acknowledge_alert(self, mid: str, alert_id: str, by: str, *, actor: str) -> Alert:
         reply = self._reliable("POST", f"/api/migrations/{_q(mid)}/alerts/{_q(alert_id)}/ack", body={"by": by},

@@ -34,6 +34,7 @@ from migratrack.core.views import Dashboard, Overview, PhaseView
 from migratrack.errors import InvalidInput, InvalidTransition, PhaseNotFound
 from migratrack.logs import configure_if_asked
 from migratrack.sdk import lifecycle, loops
+from migratrack.sdk.alerting import embedded_alerts, heartbeat_interval
 from migratrack.sdk.backend import Backend, close_backend, open_backend, spool_target
 from migratrack.sdk.coalescer import Coalescer
 from migratrack.sdk.control import ControlGate, KnownControl
@@ -107,6 +108,8 @@ class MigrationProgressTracker:
         self._coalescer.replay()  # what an earlier tracker for this migration could not deliver
         # sample_resources=True samples every 10 s, a number sets the interval (metrics/resources.py)
         self._sampler = _sampler(self, sample_every, actor or s.actor)
+        self._heartbeat_every = heartbeat_interval(s)
+        self._dispatcher = embedded_alerts(backend, s)
 
     # -- properties ------------------------------------------------------------------------
     # the settings live with the part that reads them on every call: setting one here still works
@@ -188,6 +191,8 @@ class MigrationProgressTracker:
         self._backend.execute(self.migration_id, command, actor=self.actor, op_id=new_op_id())
         if command.control_after is not None:
             self._gate.assume(command.control_after)
+        if command.waits_on_pause:  # work started: beat while it runs, also when it reports nothing
+            self._coalescer.keep_alive(self._heartbeat_every)
 
     def start_phase(self, phase_id: str) -> None:
         self.execute(commands.StartPhase(phase_id))
@@ -400,6 +405,8 @@ class MigrationProgressTracker:
         _open_trackers.discard(self)
         if self._sampler is not None:
             self._sampler.stop()
+        if self._dispatcher is not None:
+            self._dispatcher.stop()
         self._coalescer.close()
 
     def __enter__(self) -> MigrationProgressTracker:

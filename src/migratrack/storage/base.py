@@ -224,6 +224,15 @@ class ProgressMerge(ProgressDelta):
         return self.sub_task
 
 
+@dataclass(slots=True, frozen=True)
+class Versioned:
+    """A document of the alert dispatcher's (see ``kv_get``) and its version: 1 when first
+    written, one more at every write; what a compare-and-set names."""
+
+    value: Any
+    version: int
+
+
 @dataclass(slots=True)
 class RequestRecord:
     """An HTTP ``Idempotency-Key`` as a store keeps it: the fingerprint of the request that first
@@ -238,6 +247,14 @@ def check_op_id(op_id: str | None, limit: int = MAX_OP_ID) -> str | None:
     if op_id is not None and (not isinstance(op_id, str) or not op_id or len(op_id) > limit):
         raise InvalidInput(f"op_id must be a non-empty string of at most {limit} characters, got {op_id!r:.80}")
     return op_id
+
+
+def check_kv(kind: str, key: str) -> None:
+    """A clear error for a document kind or key a store cannot take (see ``Storage.kv_get``)."""
+    if not isinstance(kind, str) or not kind or len(kind) > 64 or ":" in kind:
+        raise InvalidInput(f"a document kind is 1 to 64 characters without ':', got {kind!r:.80}")
+    if not isinstance(key, str) or not key or len(key) > MAX_OP_ID:
+        raise InvalidInput(f"a document key is 1 to {MAX_OP_ID} characters, got {key!r:.80}")
 
 
 class Codec:
@@ -556,6 +573,40 @@ class Storage(ABC):
     def missing_dependencies(found: Mapping[str, PhaseState]) -> list[str]:
         """The phases ``found`` depend on that are not among them: what a scoped load reads next."""
         return list(dict.fromkeys(d for p in found.values() for d in p.dependencies if d not in found))
+
+    # -- the alert dispatcher's documents (alerts/outbox.py) -------------------------------------
+    #
+    # Small JSON documents by (kind, key): the delivery outbox, the dispatcher's lease, silences,
+    # grouping buffers and rule state. Every write is a compare-and-set on the document's
+    # version, atomic across every process on the store, so the dispatcher's logic is written
+    # once (alerts/outbox.py) over these four calls. Values go through ``self.codec`` (they hold
+    # alert messages). ``kind`` and ``key`` are non-empty text (a kind at most 64 characters, a
+    # key at most :data:`MAX_OP_ID`).
+
+    def kv_get(self, kind: str, key: str) -> Versioned | None:
+        """The document, or None if there is none."""
+        raise self._no_kv()
+
+    def kv_put(self, kind: str, key: str, value: Any, *, expected: int | None = None) -> int | None:
+        """Write a document; return its new version, or None when ``expected`` did not match.
+
+        ``expected=None`` writes whatever is there; ``expected=0`` writes only if the document does
+        not exist (an insert); ``expected=n`` only if its version is ``n`` (a compare-and-set)."""
+        raise self._no_kv()
+
+    def kv_list(self, kind: str, prefix: str = "", *, limit: int = 1000) -> list[tuple[str, Versioned]]:
+        """The documents of ``kind`` whose key starts with ``prefix``, by key, at most ``limit``."""
+        raise self._no_kv()
+
+    def kv_delete(self, kind: str, key: str, *, expected: int | None = None) -> bool:
+        """Delete a document (only at version ``expected`` when given); True if one was deleted."""
+        raise self._no_kv()
+
+    def _no_kv(self) -> NotImplementedError:
+        # not abstract, so a wrapper or a store written before alert delivery still opens; every
+        # store of migratrack's implements the four
+        return NotImplementedError(f"{type(self).__name__} keeps no alert-dispatcher documents (kv_get, kv_put, "
+                                   "kv_list, kv_delete): alerts cannot be dispatched from it")
 
     # -- row encoding shared by the stores ---------------------------------------------------
 

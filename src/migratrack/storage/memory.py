@@ -23,6 +23,8 @@ from migratrack.storage.base import (
     Storage,
     SubTaskScope,
     TokenRecord,
+    Versioned,
+    check_kv,
     check_op_id,
     parse_duration,
 )
@@ -61,6 +63,8 @@ class MemoryStorage(Storage):
         #: Idempotency-Key -> (when claimed, its record), oldest first
         self._requests: dict[str, tuple[datetime, RequestRecord]] = {}
         self._purged_at = 0.0
+        #: the dispatcher's documents: (kind, key) -> (version, encoded value)
+        self._kv: dict[tuple[str, str], tuple[int, str]] = {}
 
     def _rec(self, migration_id: str) -> _Record:
         try:
@@ -350,3 +354,36 @@ class MemoryStorage(Storage):
     def list_tokens(self) -> list[TokenRecord]:
         with self._lock:
             return sorted((copy.deepcopy(t) for t in self._tokens.values()), key=lambda t: t.created_at)
+
+    # -- the alert dispatcher's documents --------------------------------------------------------
+
+    def kv_get(self, kind: str, key: str) -> Versioned | None:
+        check_kv(kind, key)
+        with self._lock:
+            found = self._kv.get((kind, key))
+        return None if found is None else Versioned(self.codec.loads(found[1]), found[0])
+
+    def kv_put(self, kind: str, key: str, value: Any, *, expected: int | None = None) -> int | None:
+        check_kv(kind, key)
+        text = self.codec.dumps(value)
+        with self._lock:
+            found = self._kv.get((kind, key))
+            version = found[0] if found else 0
+            if expected is not None and expected != version:
+                return None
+            self._kv[(kind, key)] = (version + 1, text)
+            return version + 1
+
+    def kv_list(self, kind: str, prefix: str = "", *, limit: int = 1000) -> list[tuple[str, Versioned]]:
+        with self._lock:
+            found = sorted((k, v) for (kd, k), v in self._kv.items() if kd == kind and k.startswith(prefix))
+        return [(k, Versioned(self.codec.loads(text), version)) for k, (version, text) in found[:limit]]
+
+    def kv_delete(self, kind: str, key: str, *, expected: int | None = None) -> bool:
+        check_kv(kind, key)
+        with self._lock:
+            found = self._kv.get((kind, key))
+            if found is None or (expected is not None and expected != found[0]):
+                return False
+            del self._kv[(kind, key)]
+            return True

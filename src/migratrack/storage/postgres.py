@@ -64,6 +64,8 @@ from migratrack.storage.base import (
     Storage,
     SubTaskScope,
     TokenRecord,
+    Versioned,
+    check_kv,
     check_op_id,
     parse_duration,
 )
@@ -72,6 +74,17 @@ from migratrack.storage.url import StoreURL, store_url_for
 #: 2 added mt_applied (operation ids) and mt_requests (Idempotency-Keys)
 SCHEMA_VERSION = 2
 NOTIFY_CHANNEL = "mt_events"
+
+#: the alert dispatcher's documents (see Storage.kv_get)
+_KV_TABLE = """
+CREATE TABLE IF NOT EXISTS mt_kv (
+    kind text NOT NULL,
+    key text NOT NULL,
+    version bigint NOT NULL,
+    value text NOT NULL,
+    PRIMARY KEY (kind, key)
+);
+"""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS mt_meta (key text PRIMARY KEY, value text NOT NULL);
@@ -155,7 +168,7 @@ CREATE TABLE IF NOT EXISTS mt_requests (
     response text
 );
 CREATE INDEX IF NOT EXISTS mt_requests_at ON mt_requests (claimed_at);
-"""
+""" + _KV_TABLE
 
 _LOCK_ROW = "lk AS (SELECT id FROM mt_migrations WHERE id = %(m)s FOR NO KEY UPDATE)"
 
@@ -411,6 +424,11 @@ class PostgresStorage(Storage):
                         f"the PostgreSQL store has schema version {version}, older than this migratrack's "
                         f"({SCHEMA_VERSION}); run `migratrack upgrade-store --storage <url>` to upgrade it"
                     )
+                # the dispatcher's documents came without a version bump: one table, no index
+                # beside its key, made where missing (a catalog look-up, no lock, when present)
+                kv = conn.execute("SELECT to_regclass('mt_kv') IS NOT NULL").fetchone()
+                if not (kv and kv[0]):
+                    conn.execute(_KV_TABLE)
 
         self._run(go)
 
@@ -968,6 +986,42 @@ class PostgresStorage(Storage):
         rows = self._run(lambda c: c.execute("SELECT data FROM mt_tokens ORDER BY created_at, id").fetchall())
         return [TokenRecord.from_dict(json.loads(r[0])) for r in rows]
 
+    # -- the alert dispatcher's documents --------------------------------------------------------
+
+    def kv_get(self, kind: str, key: str) -> Versioned | None:
+        check_kv(kind, key)
+        row = self._run(lambda c: c.execute("SELECT version, value FROM mt_kv WHERE kind = %s AND key = %s",
+                                            (kind, key)).fetchone())
+        return None if row is None else Versioned(self.codec.loads(row[1]), int(row[0]))
+
+    def kv_put(self, kind: str, key: str, value: Any, *, expected: int | None = None) -> int | None:
+        check_kv(kind, key)
+        args = {"k": kind, "key": key, "v": self.codec.dumps(value), "e": expected}
+        if expected is None:
+            sql = ("INSERT INTO mt_kv AS t VALUES (%(k)s, %(key)s, 1, %(v)s) ON CONFLICT (kind, key) DO UPDATE "
+                   "SET version = t.version + 1, value = excluded.value RETURNING version")
+        elif expected == 0:
+            sql = ("INSERT INTO mt_kv VALUES (%(k)s, %(key)s, 1, %(v)s) ON CONFLICT (kind, key) DO NOTHING "
+                   "RETURNING version")
+        else:
+            sql = ("UPDATE mt_kv SET version = version + 1, value = %(v)s "
+                   "WHERE kind = %(k)s AND key = %(key)s AND version = %(e)s RETURNING version")
+        row = self._run(lambda c: c.execute(sql, args).fetchone())
+        return None if row is None else int(row[0])
+
+    def kv_list(self, kind: str, prefix: str = "", *, limit: int = 1000) -> list[tuple[str, Versioned]]:
+        rows = self._run(lambda c: c.execute(
+            "SELECT key, version, value FROM mt_kv WHERE kind = %s AND left(key, %s) = %s "
+            "ORDER BY key COLLATE \"C\" LIMIT %s", (kind, len(prefix), prefix, limit)).fetchall())
+        return [(r[0], Versioned(self.codec.loads(r[2]), int(r[1]))) for r in rows]
+
+    def kv_delete(self, kind: str, key: str, *, expected: int | None = None) -> bool:
+        check_kv(kind, key)
+        cur = self._run(lambda c: c.execute(
+            "DELETE FROM mt_kv WHERE kind = %s AND key = %s AND (%s::bigint IS NULL OR version = %s::bigint) "
+            "RETURNING 1", (kind, key, expected, expected)).fetchone())
+        return cur is not None
+
 
 def _connection_dropped(exc: psycopg.OperationalError) -> bool:
     """The server dropped the connection: one that died while it sat in the pool (the statement
@@ -978,4 +1032,3 @@ def _connection_dropped(exc: psycopg.OperationalError) -> bool:
     text = str(exc)
     return "terminating connection due to administrator command" in text or "connection is closed" in text or (
         "server closed the connection unexpectedly" in text)
-

@@ -17,6 +17,7 @@ carries the hash tag ``{<id>}`` so that, on Redis Cluster, they share a slot and
     mt:ids      zset   migration ids by creation time (entries of expired migrations are pruned on read)
     mt:{tokens}:d / :x API tokens by id / id by hash
     mt:rq:<key> hash   an Idempotency-Key: fingerprint, claimed at, response; expires after the window
+    mt:{kv}:<kind> hash the alert dispatcher's documents: key -> "<version>:<encoded value>"
 
 Hot path: one ``EVALSHA`` per progress tick or counter increment. Cold path: ``SET lock NX``,
 one script to read, the pure rules, one script that checks the lock is still ours and writes.
@@ -65,6 +66,8 @@ from migratrack.storage.base import (
     Storage,
     SubTaskScope,
     TokenRecord,
+    Versioned,
+    check_kv,
     check_op_id,
     parse_duration,
 )
@@ -220,6 +223,7 @@ class RedisStorage(Storage):
         self._save_token = self._r.register_script(_script("save_token"))
         self._claim_request = self._r.register_script(_script("claim_request"))
         self._finish_request = self._r.register_script(_script("finish_request"))
+        self._kv_put = self._r.register_script(_script("kv_put"))
         if check_schema:  # False only for `migratrack upgrade-store`
             self._check_layout()
 
@@ -825,3 +829,34 @@ class RedisStorage(Storage):
     def list_tokens(self) -> list[TokenRecord]:
         raw = self._call(lambda: self._r.hvals(self._tokens_key))
         return sorted((TokenRecord.from_dict(json.loads(r)) for r in raw), key=lambda t: (t.created_at, t.id))
+
+    # -- the alert dispatcher's documents --------------------------------------------------------
+
+    def _kv_key(self, kind: str) -> str:
+        return f"{self.prefix}:{{kv}}:{kind}"
+
+    def _kv_decode(self, raw: bytes | str) -> Versioned:
+        text = raw.decode() if isinstance(raw, bytes) else raw
+        version, _, value = text.partition(":")
+        return Versioned(self.codec.loads(value), int(version))
+
+    def kv_get(self, kind: str, key: str) -> Versioned | None:
+        check_kv(kind, key)
+        raw = self._call(lambda: self._r.hget(self._kv_key(kind), key))
+        return None if raw is None else self._kv_decode(raw)
+
+    def kv_put(self, kind: str, key: str, value: Any, *, expected: int | None = None) -> int | None:
+        check_kv(kind, key)
+        args = [key, "" if expected is None else str(expected), self.codec.dumps(value), ""]
+        version = int(self._call(lambda: self._kv_put(keys=[self._kv_key(kind)], args=args)))
+        return None if version < 0 else version
+
+    def kv_list(self, kind: str, prefix: str = "", *, limit: int = 1000) -> list[tuple[str, Versioned]]:
+        raw: dict[Any, Any] = self._call(lambda: self._r.hgetall(self._kv_key(kind)))
+        found = sorted((k.decode() if isinstance(k, bytes) else k, v) for k, v in raw.items())
+        return [(k, self._kv_decode(v)) for k, v in found if k.startswith(prefix)][:limit]
+
+    def kv_delete(self, kind: str, key: str, *, expected: int | None = None) -> bool:
+        check_kv(kind, key)
+        args = [key, "" if expected is None else str(expected), "", "del"]
+        return int(self._call(lambda: self._kv_put(keys=[self._kv_key(kind)], args=args))) == 1

@@ -46,6 +46,8 @@ from migratrack.storage.base import (
     Storage,
     SubTaskScope,
     TokenRecord,
+    Versioned,
+    check_kv,
     check_op_id,
     parse_duration,
 )
@@ -146,6 +148,15 @@ CREATE TABLE IF NOT EXISTS mt_requests (
     response TEXT
 );
 CREATE INDEX IF NOT EXISTS mt_requests_at ON mt_requests (claimed_at);
+-- the alert dispatcher's documents (deliveries, lease, silences, ...); added without a version
+-- bump: CREATE ... IF NOT EXISTS runs at every open
+CREATE TABLE IF NOT EXISTS mt_kv (
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (kind, key)
+) WITHOUT ROWID;
 """
 
 _TRIGGERS = """
@@ -869,3 +880,40 @@ class SQLiteStorage(Storage):
         with self._read() as c:
             rows = c.execute("SELECT data FROM mt_tokens ORDER BY created_at, id").fetchall()
         return [TokenRecord.from_dict(json.loads(r[0])) for r in rows]
+
+    # -- the alert dispatcher's documents --------------------------------------------------------
+
+    def kv_get(self, kind: str, key: str) -> Versioned | None:
+        check_kv(kind, key)
+        with self._read() as c:
+            row = c.execute("SELECT version, value FROM mt_kv WHERE kind = ? AND key = ?", (kind, key)).fetchone()
+        return None if row is None else Versioned(self.codec.loads(row[1]), int(row[0]))
+
+    def kv_put(self, kind: str, key: str, value: Any, *, expected: int | None = None) -> int | None:
+        check_kv(kind, key)
+        text = self.codec.dumps(value)
+        with self._write() as c:
+            row = c.execute("SELECT version FROM mt_kv WHERE kind = ? AND key = ?", (kind, key)).fetchone()
+            version = int(row[0]) if row else 0
+            if expected is not None and expected != version:
+                return None
+            c.execute("INSERT INTO mt_kv VALUES (?, ?, ?, ?) ON CONFLICT (kind, key) DO UPDATE SET "
+                      "version = excluded.version, value = excluded.value", (kind, key, version + 1, text))
+        return version + 1
+
+    def kv_list(self, kind: str, prefix: str = "", *, limit: int = 1000) -> list[tuple[str, Versioned]]:
+        with self._read() as c:
+            # substr rather than LIKE: a key may hold % or _
+            rows = c.execute("SELECT key, version, value FROM mt_kv WHERE kind = ? AND substr(key, 1, ?) = ? "
+                             "ORDER BY key LIMIT ?", (kind, len(prefix), prefix, limit)).fetchall()
+        return [(r[0], Versioned(self.codec.loads(r[2]), int(r[1]))) for r in rows]
+
+    def kv_delete(self, kind: str, key: str, *, expected: int | None = None) -> bool:
+        check_kv(kind, key)
+        with self._write() as c:
+            if expected is None:
+                cur = c.execute("DELETE FROM mt_kv WHERE kind = ? AND key = ?", (kind, key))
+            else:
+                cur = c.execute("DELETE FROM mt_kv WHERE kind = ? AND key = ? AND version = ?",
+                                (kind, key, expected))
+            return cur.rowcount > 0

@@ -14,7 +14,7 @@ from migratrack.errors import StorageError, StorageUnavailable
 from migratrack.service import Clock, MigrationService
 from migratrack.settings import Settings
 from migratrack.storage import Storage, open_storage
-from migratrack.web import api, compat, errors, metrics, pages, reads, sse, static_assets
+from migratrack.web import alerts_api, api, compat, errors, metrics, pages, reads, sse, static_assets
 from migratrack.web.auth import TokenManager
 from migratrack.web.hosts import LOOPBACK_HOSTS, HostCheck, SecurityHeaders
 from migratrack.web.lean import HotRoutes
@@ -61,9 +61,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        dispatching = alerts_api.start_dispatching(store)
         try:
             yield
         finally:
+            await alerts_api.stop_dispatching(dispatching)
             await hub.close()
             if owned:
                 store.close()
@@ -92,6 +94,7 @@ def create_app(
     app.state.sessions = Sessions(app.state.tokens)
     app.include_router(pages.router)
     app.include_router(static_assets.router)
+    app.include_router(alerts_api.router)
 
     @app.get("/healthz", response_model=Health, tags=["health"], summary="Liveness (no auth)")
     def healthz() -> Health:

@@ -1,0 +1,265 @@
+"""Alert commands: `migratrack alerts list|show|ack|silence|unsilence|silences|deadline|test`
+and the `migratrack dispatch` daemon. They work on a store (--storage); see docs/alerts.md."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from migratrack.cli.common import (
+    MigrationArg,
+    StorageOpt,
+    cli_context,
+    console,
+    err_console,
+    remote_url,
+    safe,
+    storage_url,
+)
+from migratrack.errors import InvalidInput
+from migratrack.sdk.backend import Backend
+from migratrack.service import MigrationService
+from migratrack.settings import Settings
+from migratrack.storage import open_storage
+from migratrack.storage.base import parse_duration
+
+#: `migratrack dispatch`; cli.main adds it to `migratrack`
+app = typer.Typer()
+#: `migratrack alerts ...`
+alerts_app = typer.Typer(help="Alerts: list, show where they went, acknowledge, silence, test a channel.",
+                         no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
+
+ConfigOpt = Annotated[Path | None, typer.Option(
+    "--config", envvar="MIGRATRACK_ALERTS_CONFIG", help="alert routing file (YAML) [env MIGRATRACK_ALERTS_CONFIG]")]
+
+
+@contextmanager
+def service(storage: str | None, *, read_only: bool = False) -> Iterator[MigrationService]:
+    svc = MigrationService(open_storage(storage_url(storage), read_only=read_only))
+    try:
+        yield svc
+    finally:
+        svc.storage.close()
+
+
+def _p(text: object) -> None:
+    console.print(escape(safe(text)), highlight=False)
+
+
+@contextmanager
+def backend(ctx: typer.Context, storage: str | None, *, read_only: bool = False) -> Iterator[Backend]:
+    """The server given by --url (MIGRATRACK_URL), else the store: for the commands that both serve."""
+    url = remote_url(ctx, storage)
+    if not url:
+        with service(storage, read_only=read_only) as svc:
+            yield svc
+        return
+    from migratrack.sdk.remote import RemoteBackend
+
+    remote = RemoteBackend(url, token=cli_context(ctx).token, strict=True)
+    try:
+        yield remote
+    finally:
+        remote.close()
+
+
+@alerts_app.command("list")
+def list_alerts(
+    ctx: typer.Context,
+    migration: MigrationArg,
+    storage: StorageOpt = None,
+    limit: Annotated[int, typer.Option(min=1, help="at most this many, newest first")] = 50,
+    unacknowledged: Annotated[bool, typer.Option("--unacknowledged", help="only those not acknowledged")] = False,
+) -> None:
+    """The migration's alerts, newest first (from the store, or the server given by --url)."""
+    with backend(ctx, storage, read_only=True) as b:
+        alerts = b.alerts(migration, limit=limit, unacknowledged_only=unacknowledged)
+    table = Table("id", "time", "level", "phase", "message", "acknowledged by", box=None)
+    for a in alerts:
+        table.add_row(a.id, f"{a.created_at.astimezone():%Y-%m-%d %H:%M:%S}", a.level.value,
+                      escape(safe(a.phase or "")), escape(safe(a.message)), escape(safe(a.acknowledged_by or "")))
+    console.print(table)
+
+
+@alerts_app.command()
+def show(
+    migration: MigrationArg,
+    alert: Annotated[str, typer.Argument(help="alert id")],
+    storage: StorageOpt = None,
+) -> None:
+    """One alert and where it went: each channel's delivery with every attempt and the answer."""
+    from migratrack.alerts.outbox import Outbox
+
+    with service(storage) as svc:
+        a = svc.storage.get_alert(migration, alert)
+        deliveries = Outbox(svc.storage).for_alert(alert)
+    _p(f"{a.id}  {a.level.value}  {a.created_at.isoformat()}  phase={a.phase or '-'}  source={a.source}")
+    _p(f"  {a.message}")
+    if a.acknowledged_at:
+        _p(f"  acknowledged by {a.acknowledged_by} at {a.acknowledged_at.isoformat()}")
+    if not deliveries:
+        _p("  no deliveries (no channel takes it, or no dispatcher has seen it yet)")
+    for d in deliveries:
+        extra = f" ({d.reason})" if d.reason else ""
+        nxt = f", next attempt {d.next_attempt_at.isoformat()}" if d.next_attempt_at else ""
+        _p(f"  -> {d.channel} [{d.kind.value}] {d.status.value}{extra}{nxt}  key={d.id}")
+        for at in d.attempts:
+            _p(f"       {at['at']}  {'ok ' if at['ok'] else 'ERR'}  {at['detail']}")
+
+
+@alerts_app.command()
+def ack(
+    ctx: typer.Context,
+    migration: MigrationArg,
+    alert: Annotated[str, typer.Argument(help="alert id")],
+    storage: StorageOpt = None,
+    by: Annotated[str | None, typer.Option(help="who acknowledges (default MIGRATRACK_ACTOR, else user@host; "
+                                                 "through --url, the token's name)")] = None,
+) -> None:
+    """Acknowledge an alert: it stops escalating. Through --url the server names the token too."""
+    actor = Settings.from_env().actor
+    remote = remote_url(ctx, storage) is not None
+    with backend(ctx, storage) as b:
+        a = b.acknowledge_alert(migration, alert, by or ("" if remote else actor), actor=actor)
+    _p(f"{a.id}: acknowledged by {a.acknowledged_by}")
+
+
+@alerts_app.command()
+def silence(
+    storage: StorageOpt = None,
+    duration: Annotated[str | None, typer.Option("--for", help="how long: 30m, 2h, 1d")] = None,
+    until: Annotated[str | None, typer.Option(help="or until this ISO time (with its zone)")] = None,
+    migration: Annotated[str | None, typer.Option(help="only this migration")] = None,
+    phase: Annotated[str | None, typer.Option(help="only this phase")] = None,
+    max_level: Annotated[str, typer.Option(help="mute alerts at this level or below")] = "critical",
+    contains: Annotated[str | None, typer.Option(help="only alerts whose message contains this")] = None,
+    comment: Annotated[str, typer.Option(help="why")] = "",
+) -> None:
+    """Mute matching alerts until an end time (they are kept, only not sent)."""
+    from migratrack.alerts import records
+    from migratrack.alerts.rules import check_deadline
+
+    if (duration is None) == (until is None):
+        raise InvalidInput("give one of --for 2h or --until 2026-12-01T06:00:00+00:00")
+    ends = check_deadline(until) if until else None
+    with service(storage) as svc:
+        s = records.add_silence(svc.storage, now=svc.now(), ends_at=ends,
+                                duration=parse_duration(duration) if duration else None,
+                                created_by=Settings.from_env().actor, migration_id=migration, phase=phase,
+                                max_level=max_level, contains=contains, comment=comment)
+    _p(f"silence {s.id} until {s.ends_at.isoformat()}")
+
+
+@alerts_app.command()
+def unsilence(silence_id: Annotated[str, typer.Argument(help="silence id")], storage: StorageOpt = None) -> None:
+    """End a silence now."""
+    from migratrack.alerts import records
+
+    with service(storage) as svc:
+        records.remove_silence(svc.storage, silence_id)
+    _p(f"silence {silence_id} ended")
+
+
+@alerts_app.command()
+def silences(storage: StorageOpt = None) -> None:
+    """The silences in force."""
+    from migratrack.alerts import records
+
+    with service(storage) as svc:
+        found = records.silences(svc.storage, now=svc.now())
+    if not found:
+        _p("no silences in force")
+    for s in found:
+        what = ", ".join(f"{k}={v}" for k, v in (("migration", s.migration_id), ("phase", s.phase),
+                                                 ("contains", s.contains)) if v) or "everything"
+        _p(f"{s.id}  until {s.ends_at.isoformat()}  {what}  level<={s.max_level.value}  by {s.created_by}"
+           + (f"  ({s.comment})" if s.comment else ""))
+
+
+@alerts_app.command()
+def deadline(
+    migration: MigrationArg,
+    at: Annotated[str | None, typer.Argument(help="ISO time with its zone; omit with --clear")] = None,
+    storage: StorageOpt = None,
+    clear: Annotated[bool, typer.Option("--clear", help="remove the deadline")] = False,
+) -> None:
+    """Set the migration's deadline: an alert goes out when the estimate passes it."""
+    from migratrack.alerts import records
+    from migratrack.alerts.rules import check_deadline
+
+    if (at is not None) != clear:
+        when = None if clear else check_deadline(at)
+    else:
+        raise InvalidInput("give a time (2026-12-01T06:00:00+00:00) or --clear")
+    with service(storage) as svc:
+        records.set_deadline(svc, migration, when, actor=Settings.from_env().actor)
+    _p(f"{migration}: deadline {'cleared' if when is None else when.isoformat()}")
+
+
+@alerts_app.command()
+def test(
+    channel: Annotated[str, typer.Option("--channel", help="the channel's name in the configuration")],
+    storage: StorageOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Send a test alert through a channel now and print the receiver's answer."""
+    from migratrack.alerts.config import load_config
+    from migratrack.alerts.dispatcher import Dispatcher, send_test
+    from migratrack.alerts.model import DeliveryStatus
+
+    settings = Settings.from_env()
+    cfg = load_config(settings, config)
+    with service(storage) as svc:
+        d = send_test(Dispatcher(svc.storage, cfg), channel, actor=settings.actor)
+    answer = d.attempts[-1]["detail"] if d.attempts else "no attempt"
+    _p(f"{channel}: {d.status.value}: {answer}")
+    if d.status is not DeliveryStatus.DELIVERED:
+        raise typer.Exit(1)
+
+
+@app.command()
+def dispatch(
+    storage: StorageOpt = None,
+    config: ConfigOpt = None,
+    once: Annotated[bool, typer.Option("--once", help="one round, then exit")] = False,
+) -> None:
+    """Deliver alerts and watch for stalls: the daemon for fleets reporting straight to Redis or
+    PostgreSQL. Any number may run; one at a time holds the store's lease and works."""
+    from migratrack.alerts.config import load_config
+    from migratrack.alerts.dispatcher import Dispatcher
+    from migratrack.alerts.runner import run, safe_tick
+
+    cfg = load_config(Settings.from_env(), config)
+    store = open_storage(storage_url(storage))
+    d = Dispatcher(store, cfg)
+    try:
+        if once:
+            safe_tick(d)
+            d.release()
+            return
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        names = ", ".join(cfg.channels) or "none (alerts are kept in the store; stalls are still detected)"
+        err_console.print(escape(safe(f"migratrack dispatch: {d.holder}; channels: {names}")), highlight=False)
+        state: dict[str, bool | None] = {"leader": None}
+
+        def note(leader: bool) -> None:
+            if state["leader"] is not leader:
+                state["leader"] = leader
+                err_console.print("holding the dispatcher lease" if leader else "waiting: another dispatcher "
+                                  "holds the lease", highlight=False)
+
+        run(d, stop, note)
+    finally:
+        store.close()
+
