@@ -54,4 +54,8 @@ fi
 if [ ! -x /usr/bin/chromium ]; then
   echo "services: installing chromium"; apt_install chromium
 fi
-echo "services: redis, postgresql, promtool and chromium are up"
+# tmux (tests/cli/test_first_hour.py reads `migratrack watch` back from a real terminal)
+if ! command -v tmux >/dev/null 2>&1; then
+  echo "services: installing tmux"; apt_install tmux
+fi
+echo "services: redis, postgresql, promtool, chromium and tmux are up"
