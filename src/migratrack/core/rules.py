@@ -540,7 +540,7 @@ class Rules:
         st.cancelled_at = self.now
         self.change.header = True
         self._event("migration.cancelled", **({"reason": reason} if reason else {}))
-        self._alert(AlertLevel.WARNING, f"migration cancelled by {self.actor}" + (f": {reason}" if reason else ""),
+        self._alert(AlertLevel.INFO, f"migration cancelled by {self.actor}" + (f": {reason}" if reason else ""),
                     None, "rule:control")
 
 
