@@ -69,3 +69,18 @@ def test_the_cli_makes_and_lists_a_scoped_token(tmp_path: object) -> None:
     assert bad.exit_code != 0 and "--migration" in said and "not a valid id" in said
     with open_storage(url) as store:
         assert [t.migrations for t in TokenManager(store).records()] == [["orders", "users"]]
+
+
+def test_a_scoped_token_silences_and_reads_deliveries_of_its_migration_only(admin: httpx.Client,
+                                                                             migration: str) -> None:
+    made = admin.post("/api/tokens", json={"name": "ci2", "role": "operator", "migrations": [migration]}).json()
+    ci = httpx.Client(base_url=str(admin.base_url), headers={"Authorization": f"Bearer {made['token']}"})
+    assert ci.post("/api/alerts/silences", json={"migration_id": migration, "duration": "1h"}).status_code == 201
+    assert ci.post("/api/alerts/silences", json={"migration_id": "other", "duration": "1h"}).status_code == 403
+    assert ci.post("/api/alerts/silences", json={"duration": "1h"}).status_code == 403
+    wide = admin.post("/api/alerts/silences", json={"duration": "1h"}).json()
+    assert [s["migration_id"] for s in ci.get("/api/alerts/silences").json()] == [migration]
+    assert ci.delete(f"/api/alerts/silences/{wide['id']}").status_code == 403
+    assert ci.get("/api/alerts/deliveries").status_code == 403
+    assert ci.get("/api/alerts/deliveries", params={"migration": migration}).status_code == 200
+    ci.close()

@@ -25,7 +25,7 @@ from migratrack.service import MigrationService
 from migratrack.settings import Settings
 from migratrack.storage.base import Storage, parse_duration
 from migratrack.web.api import ERRORS, service
-from migratrack.web.auth import Principal, RequireOperator, RequireViewer, actor_of
+from migratrack.web.auth import Principal, RequireOperator, RequireViewer, actor_of, check_scope, check_unscoped
 
 log = logging.getLogger("migratrack.alerts")
 
@@ -117,7 +117,11 @@ def _only_known_query(request: Request) -> None:
             dependencies=[Depends(_only_known_query)])
 def deliveries(svc: Svc, migration: Annotated[str | None, Query(max_length=200)] = None,
                status: DeliveryStatus | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-               _: Principal = RequireViewer) -> list[DeliveryOut]:
+               who: Principal = RequireViewer) -> list[DeliveryOut]:
+    if migration is not None:
+        check_scope(who, migration)
+    else:
+        check_unscoped(who, "read the deliveries of every migration (name one: ?migration=)")
     return [DeliveryOut.of(d) for d in Outbox(svc.storage).recent(migration_id=migration, status=status,
                                                                    limit=limit)]
 
@@ -131,12 +135,17 @@ def alert_deliveries(mid: MigrationId, alert: Annotated[str, Path(min_length=1, 
 
 
 @router.get("/alerts/silences", response_model=list[SilenceOut], summary="Silences in force")
-def list_silences(svc: Svc, _: Principal = RequireViewer) -> list[SilenceOut]:
-    return [SilenceOut.model_validate(s.to_dict()) for s in records.silences(svc.storage, now=svc.now())]
+def list_silences(svc: Svc, who: Principal = RequireViewer) -> list[SilenceOut]:
+    return [SilenceOut.model_validate(s.to_dict()) for s in records.silences(svc.storage, now=svc.now())
+            if who.migrations is None or (s.migration_id is not None and who.may(s.migration_id))]
 
 
 @router.post("/alerts/silences", response_model=SilenceOut, status_code=201, summary="Mute matching alerts")
 def add_silence(request: Request, body: SilenceIn, svc: Svc, who: Principal = RequireOperator) -> SilenceOut:
+    if body.migration_id is not None:
+        check_scope(who, body.migration_id)
+    else:
+        check_unscoped(who, "silence the alerts of every migration (name one: migration_id)")
     if (body.duration is None) == (body.ends_at is None):
         raise InvalidInput("give one of duration (e.g. 2h) or ends_at (an ISO time with its zone)")
     try:
@@ -151,7 +160,11 @@ def add_silence(request: Request, body: SilenceIn, svc: Svc, who: Principal = Re
 
 @router.delete("/alerts/silences/{silence}", status_code=204, summary="End a silence now")
 def remove_silence(silence: Annotated[str, Path(min_length=1, max_length=64)], svc: Svc,
-                   _: Principal = RequireOperator) -> Response:
+                   who: Principal = RequireOperator) -> Response:
+    if who.migrations is not None:
+        found = next((s for s in records.silences(svc.storage) if s.id == silence), None)
+        if found is None or found.migration_id is None or not who.may(found.migration_id):
+            check_unscoped(who, "end a silence of other migrations")
     records.remove_silence(svc.storage, silence)
     return Response(status_code=204)
 
