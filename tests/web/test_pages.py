@@ -134,7 +134,7 @@ def test_an_action_without_javascript_redirects_back_and_shows_its_result(
         assert "flash-error" in page and "cancel" in page  # refused, and the page says why
         audit = c.get(f"/admin/migration/{migration}/audit").text
         assert "migration.paused" in audit and "&lt;b&gt;window&lt;/b&gt;" in audit
-        assert "dashboard via token:admin-bot" in audit
+        assert "token:admin-bot/" in audit and "claims &#34;dashboard&#34;" in audit
 
 
 def test_an_operator_acknowledges_alerts(server: LiveServer, app: FastAPI, tokens: dict[str, str], migration: str,
@@ -149,7 +149,7 @@ def test_an_operator_acknowledges_alerts(server: LiveServer, app: FastAPI, token
                    headers={"Accept": "application/json"})
         assert r.status_code == 404 and not r.json()["ok"]
     got = admin.get(f"/api/migrations/{migration}/alerts").json()[0]
-    assert got["acknowledged_by"] == "operator-bot"
+    assert got["acknowledged_by"].startswith("token:operator-bot/")  # as through the API: the token
 
 
 def test_a_revoked_token_ends_its_sessions(server: LiveServer, app: FastAPI, tokens: dict[str, str],
@@ -225,3 +225,20 @@ def test_serve_prints_a_one_time_login_link_not_the_token(tmp_path: Path) -> Non
             assert r.status_code == 303 and COOKIE in r.headers["set-cookie"]
             assert c.get(f"{url}/admin/migration").status_code == 200
             assert c.get(link).status_code == 401  # once
+
+
+def test_a_token_limited_to_one_migration_sees_only_that_one(server: LiveServer, app: FastAPI,
+                                                            migration: str, admin: httpx.Client) -> None:
+    assert admin.post("/api/migrations", json={"id": "other", "phases": [{"id": "a"}]}).status_code == 201
+    token, _ = app.state.tokens.create("ci", "admin", migrations=[migration])
+    with session_client(server, app, token) as c:
+        listed = c.get("/admin/migration").text
+        assert f"/admin/migration/{migration}" in listed and "/admin/migration/other" not in listed
+        assert c.get(f"/admin/migration/{migration}").status_code == 200
+        assert c.get("/admin/migration/other").status_code == 403
+        assert c.get("/admin/migration/other/live.json").status_code == 403
+        csrf = csrf_of(c, f"/admin/migration/{migration}")
+        r = c.post("/admin/migration/other/control", data={"csrf": csrf, "action": "pause"},
+                   headers={"Accept": "application/json"})
+        assert r.status_code == 403
+    assert admin.get("/api/migrations/other/control").json()["control"] == "running"

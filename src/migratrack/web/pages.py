@@ -34,7 +34,7 @@ from migratrack.render.series import SeriesBuilder
 from migratrack.service import MigrationService
 from migratrack.web import static_assets
 from migratrack.web.api import MAX_SEQ
-from migratrack.web.auth import Role, actor_label
+from migratrack.web.auth import Role, actor_label, check_scope
 from migratrack.web.errors import status_of
 from migratrack.web.session import (
     Session,
@@ -95,6 +95,9 @@ def _session(request: Request) -> tuple[Session | None, bool]:
     s = current(request)
     if s is None and sessions_of(request).open:
         return sessions_of(request).anonymous(), True
+    mid = request.path_params.get("mid")
+    if s is not None and mid is not None:
+        check_scope(s.principal, mid)  # a token limited to some migrations sees those only
     return s, False
 
 
@@ -173,7 +176,7 @@ def migrations(request: Request, page: Annotated[int, Query(ge=1, le=1_000_000)]
     if session is None:
         return _login_redirect(request)
     svc = _svc(request)
-    ids = list(reversed(svc.list_ids()))  # newest first
+    ids = [i for i in reversed(svc.list_ids()) if session.principal.may(i)]  # newest first
     pages = max(1, -(-len(ids) // PER_PAGE))
     page = min(page, pages)
     overviews = _overviews(svc, ids[(page - 1) * PER_PAGE: page * PER_PAGE])
@@ -366,6 +369,10 @@ def _json_session(request: Request) -> Session | JSONResponse:
         if sessions_of(request).open:
             return sessions_of(request).anonymous()
         return JSONResponse({"detail": "log in again: the session ended", "error": "Unauthorized"}, 401)
+    mid = request.path_params.get("mid")
+    if mid is not None and not session.principal.may(mid):
+        return JSONResponse({"detail": f"your token is limited to other migrations than {mid!r}",
+                             "error": "Forbidden"}, 403)
     return session
 
 
@@ -495,6 +502,9 @@ def _act(request: Request, mid: str, csrf: str, role: Role, what: str, run: Any)
         session = sessions_of(request).anonymous()
     if session is None:
         return JSONResponse({"detail": "log in first", "error": "Unauthorized"}, 401)
+    if not session.principal.may(mid):
+        return JSONResponse({"detail": f"your token is limited to other migrations than {mid!r}",
+                             "error": "Forbidden"}, 403)
     if not csrf_ok(request, session, csrf):
         return JSONResponse({"detail": "this form is stale or came from another site: reload the page and try "
                                        "again", "error": "CSRFFailed"}, 403)
@@ -547,7 +557,7 @@ def approve(request: Request, mid: MidPath, pid: MidPath, csrf: Annotated[str, F
 def acknowledge(request: Request, mid: MidPath, aid: MidPath, csrf: Annotated[str, Form(max_length=200)] = "",
                 ) -> Response:
     def run(actor: str, session: Session) -> str:
-        _svc(request).acknowledge_alert(mid, aid, session.principal.name, actor=actor)
+        _svc(request).acknowledge_alert(mid, aid, session.principal.label, actor=actor)
         return "alert acknowledged"
 
     return _act(request, mid, csrf, Role.OPERATOR, "acknowledging an alert", run)
