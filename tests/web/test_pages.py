@@ -242,3 +242,26 @@ def test_a_token_limited_to_one_migration_sees_only_that_one(server: LiveServer,
                    headers={"Accept": "application/json"})
         assert r.status_code == 403
     assert admin.get("/api/migrations/other/control").json()["control"] == "running"
+
+
+def test_an_operator_silences_alerts_like_one_for_an_hour(server: LiveServer, app: FastAPI, tokens: dict[str, str],
+                                                          migration: str, admin: httpx.Client) -> None:
+    alert = admin.post(f"/api/migrations/{migration}/alerts",
+                       json={"level": "warning", "message": "replica lag 40 s", "phase": "copy"}).json()
+    with session_client(server, app, tokens["viewer"]) as c:
+        page = c.get(f"/admin/migration/{migration}").text
+        assert "Silence 1 h" not in page  # a viewer has no controls
+        csrf = csrf_of(c, f"/admin/migration/{migration}")
+        r = c.post(f"/admin/migration/{migration}/alerts/{alert['id']}/silence", data={"csrf": csrf},
+                   headers={"Accept": "application/json"})
+        assert r.status_code == 403
+    with session_client(server, app, tokens["operator"]) as c:
+        assert "Silence 1 h" in c.get(f"/admin/migration/{migration}").text
+        csrf = csrf_of(c, f"/admin/migration/{migration}")
+        r = c.post(f"/admin/migration/{migration}/alerts/{alert['id']}/silence", data={"csrf": csrf},
+                   headers={"Accept": "application/json"})
+        assert r.status_code == 200 and r.json()["ok"] and "silenced until" in r.json()["message"]
+    silences = admin.get("/api/alerts/silences").json()
+    assert [(s["migration_id"], s["phase"], s["contains"]) for s in silences] == [
+        (migration, "copy", "replica lag 40 s")]
+    assert silences[0]["created_by"].startswith("token:operator-bot/")

@@ -14,7 +14,7 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -23,6 +23,7 @@ from jinja2 import Environment, PackageLoader
 from sse_starlette import ServerSentEvent
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from migratrack.alerts import records
 from migratrack.core.commands import BY_VERB, Target
 from migratrack.core.models import Event
 from migratrack.core.states import Condition, Control
@@ -561,3 +562,19 @@ def acknowledge(request: Request, mid: MidPath, aid: MidPath, csrf: Annotated[st
         return "alert acknowledged"
 
     return _act(request, mid, csrf, Role.OPERATOR, "acknowledging an alert", run)
+
+
+@router.post("/admin/migration/{mid}/alerts/{aid}/silence")
+def silence(request: Request, mid: MidPath, aid: MidPath, csrf: Annotated[str, Form(max_length=200)] = "",
+            ) -> Response:
+    """Mute alerts like this one (same migration, phase and message) for an hour: routing stops
+    sending them; they are still stored and shown."""
+    def run(actor: str, _: Session) -> str:
+        svc = _svc(request)
+        alert = svc.storage.get_alert(mid, aid)
+        s = records.add_silence(svc.storage, now=svc.now(), duration=timedelta(hours=1), created_by=actor,
+                                migration_id=mid, phase=alert.phase, contains=alert.message[:200],
+                                comment="from the dashboard")
+        return f"alerts like this one are silenced until {text.when(s.ends_at)}"
+
+    return _act(request, mid, csrf, Role.OPERATOR, "silencing an alert", run)

@@ -278,16 +278,20 @@
       small.textContent = (a.phase ? a.phase + " · " : "") + a.created +
         (a.acknowledged ? " · acknowledged by " + a.acknowledged_by : "");
       li.append(badge, " ", msg, " ", small);
-      if (canAck && !a.acknowledged) {
+      const action = (path, cls, confirm, label) => {
         const form = document.createElement("form");
         form.method = "post";
-        form.action = this.base + "/alerts/" + encodeURIComponent(a.id) + "/ack";
-        form.className = "action ack";
-        form.dataset.confirm = "Acknowledge this alert?";
+        form.action = this.base + "/alerts/" + encodeURIComponent(a.id) + "/" + path;
+        form.className = "action " + cls;
+        form.dataset.confirm = confirm;
         const input = document.createElement("input"); input.type = "hidden"; input.name = "csrf"; input.value = csrf;
-        const button = document.createElement("button"); button.type = "submit"; button.textContent = "Acknowledge";
+        const button = document.createElement("button"); button.type = "submit"; button.textContent = label;
         form.append(input, button);
         li.appendChild(form);
+      };
+      if (canAck && !a.acknowledged) action("ack", "ack", "Acknowledge this alert?", "Acknowledge");
+      if (canAck) {
+        action("silence", "silence", "Mute alerts like this one (same phase and message) for an hour?", "Silence 1 h");
       }
       list.appendChild(li);
     });
