@@ -68,7 +68,7 @@ def test_email_arrives_once_after_a_temporary_refusal(smtp: tuple[Inbox, int]) -
     rcpts, msg = inbox.messages[0]
     assert rcpts == ["ops@example.com", "dba@example.com"]
     assert msg["Subject"].startswith("[CRITICAL] migration db-move, phase copy: replica lag 900s")
-    assert "http://dash.local/migrations/db-move" in msg.get_payload()
+    assert "http://dash.local/admin/migration/db-move" in msg.get_payload()
     (delivery,) = d.outbox.recent()
     assert [a["ok"] for a in delivery.attempts] == [False, False, True]
     assert "SMTP 451" in delivery.attempts[0]["detail"]

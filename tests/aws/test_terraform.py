@@ -106,4 +106,4 @@ def test_the_lambda_package_holds_an_importable_handler(tmp_path: Path) -> None:
 
 def test_package_lambda_refuses_a_directory(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["aws", "package-lambda", "-o", str(tmp_path)])
-    assert result.exit_code != 0 and "is a directory" in str(result.exception)
+    assert result.exit_code == 2 and "is a directory" in result.output

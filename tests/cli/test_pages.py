@@ -40,6 +40,6 @@ def test_sub_tasks_pages_a_phase_by_status_and_summary_counts(tmp_path: Path) ->
     result = runner.invoke(app, ["summary", "m1", "--json", "--storage", url])
     assert json.loads(result.output)["phases"][0]["sub_task_counts"]["failed"] == 3
     result = runner.invoke(app, ["sub-tasks", "m1", "nope", "--storage", url])
-    assert result.exit_code != 0 and "known phases: copy" in str(result.exception)
+    assert result.exit_code == 2 and "known phases: copy" in result.output
     result = runner.invoke(app, ["sub-tasks", "m1", "copy", "--status", "bogus", "--storage", url])
     assert result.exit_code != 0

@@ -77,7 +77,7 @@ def test_markdown_report_has_every_section_and_escapes_what_users_typed(url: str
 def test_html_report_is_one_file_with_svg_and_nothing_external(url: str, tmp_path: Path) -> None:
     target = tmp_path / "out" / "report.html"
     code, _, err = run("report", "m1", "--storage", url, "--format", "html", "-o", str(target))
-    assert code == 1 and "does not exist" in err  # no folder: nothing written, a clear error
+    assert code == 2 and "does not exist" in err  # no folder: nothing written, a clear error
     target.parent.mkdir()
     code, out, err = run("report", "m1", "--storage", url, "--format", "html", "-o", str(target))
     assert code == 0 and out == "" and "wrote the html report" in err
@@ -109,6 +109,6 @@ def test_json_report_is_machine_readable(url: str) -> None:
 def test_bad_input_gets_a_clear_error_without_a_traceback(url: str) -> None:
     cli = subprocess.run([sys.executable, "-m", "migratrack.cli", "report", "nope", "--storage", url],
                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": SRC}, timeout=60)
-    assert cli.returncode == 1 and "nope" in cli.stderr and "Traceback" not in cli.stderr
+    assert cli.returncode == 2 and "nope" in cli.stderr and "Traceback" not in cli.stderr
     code, _, err = run("report", "m1", "--storage", url, "--format", "pdf")
     assert code == 2 and "pdf" in err

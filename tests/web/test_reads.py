@@ -67,4 +67,4 @@ def test_the_remote_sdk_and_the_cli_read_pages_from_the_server(
     result = CliRunner().invoke(cli, ["summary", "big"])
     assert result.exit_code == 0 and "copy" in result.output
     result = CliRunner().invoke(cli, ["sub-tasks", "big", "nope"])
-    assert result.exit_code != 0 and "nope" in str(result.exception)
+    assert result.exit_code == 2 and "nope" in result.output

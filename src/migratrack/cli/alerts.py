@@ -233,7 +233,9 @@ def dispatch(
     once: Annotated[bool, typer.Option("--once", help="one round, then exit")] = False,
 ) -> None:
     """Deliver alerts and watch for stalls: the daemon for fleets reporting straight to Redis or
-    PostgreSQL. Any number may run; one at a time holds the store's lease and works."""
+    PostgreSQL. Any number may run; one at a time holds the store's lease and works.
+
+    Example: SLACK_WEBHOOK_URL=https://hooks.slack.com/services/... migratrack dispatch --storage redis://db:6379/0"""
     from migratrack.alerts.config import load_config
     from migratrack.alerts.dispatcher import Dispatcher
     from migratrack.alerts.runner import run, safe_tick

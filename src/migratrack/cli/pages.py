@@ -55,7 +55,9 @@ def summary(
     storage: StorageOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
 ) -> None:
-    """Every phase with its sub-tasks counted by status (cheap on any size of migration)."""
+    """Every phase with its sub-tasks counted by status (cheap on any size of migration).
+
+    Example: migratrack summary orders-db --json"""
     with reader(ctx, storage) as svc:
         s = svc.summary(migration)
     if as_json:
@@ -83,7 +85,9 @@ def sub_tasks(
     limit: Annotated[int, typer.Option(min=1, max=1000, help="at most this many")] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="print the page as JSON")] = False,
 ) -> None:
-    """One phase's sub-tasks, a page at a time, optionally only those in one status."""
+    """One phase's sub-tasks, a page at a time, optionally only those in one status.
+
+    Example: migratrack sub-tasks orders-db copy --status failed"""
     with reader(ctx, storage) as svc:
         page = svc.sub_tasks(migration, phase, status=None if status is None else status.value, after=after,
                              limit=limit)

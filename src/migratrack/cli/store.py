@@ -93,7 +93,9 @@ def encrypt_store(
     rewritten with the key (plain values are read only while this runs).
 
     Set MIGRATRACK_ENCRYPTION_KEY first (`migratrack keygen` makes a key). Run it while no
-    worker writes to the store."""
+    worker writes to the store.
+
+    Example: MIGRATRACK_ENCRYPTION_KEY="$(migratrack keygen)" migratrack encrypt-store"""
     from migratrack.settings import Settings
 
     setting = Settings.from_env().encryption_key
