@@ -19,6 +19,7 @@ skipped silently: a code block in any other language fails the test until it is 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -29,13 +30,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
+from migratrack.alerts.config import load_config
 from migratrack.cli.main import app
+from migratrack.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-RUN = {"python", "yaml", "sh", "bash", "console"}
+RUN = {"python", "yaml", "sh", "bash", "console", "json"}
 NOT_CODE = {"", "text"}
 CONFIG = {"js", "nginx", "ini"}
 PRELUDE = """\
@@ -132,9 +136,19 @@ def test_snippet(snippet: Snippet, workdir: Path) -> None:
     if snippet.lang == "python":
         proc = _run([sys.executable, "-c", PRELUDE + snippet.code], workdir)
         assert proc.returncode == 0, f"{snippet.name}\n{proc.stderr}"
+    elif snippet.lang == "json":  # an example of what the API or a receiver gets: valid JSON
+        json.loads(snippet.code)
     elif snippet.lang == "yaml":
-        assert "phases:" in snippet.code, f"{snippet.name}: only plans are yaml snippets so far"
         (workdir / "snippet.yaml").write_text(snippet.code)
+        doc = yaml.safe_load(snippet.code) or {}
+        if "channels" in doc:  # an alert routing file
+            load_config(Settings(), workdir / "snippet.yaml")
+            return
+        if "groups" in doc:  # Prometheus alerting rules over migratrack's metrics
+            proc = _run(["promtool", "check", "rules", str(workdir / "snippet.yaml")], workdir)
+            assert proc.returncode == 0, f"{snippet.name}\n{proc.stdout}\n{proc.stderr}"
+            return
+        assert "phases:" in snippet.code, f"{snippet.name}: yaml snippets are plans or alert routing files"
         result = CliRunner().invoke(app, ["check-plan", str(workdir / "snippet.yaml")])
         assert result.exit_code == 0, f"{snippet.name}\n{result.output}"
     elif snippet.lang in ("sh", "bash"):
