@@ -90,6 +90,11 @@ def check_id(value: Any, what: str = "id") -> str:
         raise InvalidInput(f"{what}: {exc.message()}") from None
 
 
+#: the longest estimate taken, in minutes (about 19 years): beyond it, sums of estimates and dates
+#: planned from them overflow
+MAX_MINUTES = 10_000_000
+
+
 def _minutes(value: Any) -> float:
     if isinstance(value, timedelta):
         minutes = value.total_seconds() / 60.0
@@ -101,9 +106,12 @@ def _minutes(value: Any) -> float:
             minutes = float(value)
         except OverflowError:  # an int too large for a float
             minutes = math.inf
+    shown = str(value) if isinstance(value, timedelta) else _short(value)
     if not math.isfinite(minutes) or minutes < 0:
-        shown = str(value) if isinstance(value, timedelta) else _short(value)
         raise PydanticCustomError("duration_value", f"must be a finite, non-negative duration in minutes, got {shown}")
+    if minutes > MAX_MINUTES:
+        raise PydanticCustomError("duration_value", f"must be at most {MAX_MINUTES:,} minutes (about 19 years), "
+                                                    f"got {shown}")
     return minutes
 
 
@@ -134,7 +142,7 @@ class _OrIdAlone:
 
 #: the one id type: migrations, phases, sub-tasks, dependencies
 Id = Annotated[str, BeforeValidator(_id), WithJsonSchema(_ID_SCHEMA)]
-Minutes = Annotated[float, Field(ge=0, allow_inf_nan=False), BeforeValidator(_minutes)]
+Minutes = Annotated[float, Field(ge=0, le=MAX_MINUTES, allow_inf_nan=False), BeforeValidator(_minutes)]
 Name = Annotated[str, Field(max_length=500)]
 Metadata = Annotated[CheckedMetadata, _NullIsEmpty(dict)]
 

@@ -11,10 +11,10 @@ import asyncio
 import contextlib
 import logging
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from migratrack.alerts import records
 from migratrack.alerts.model import Delivery, DeliveryStatus
@@ -94,9 +94,16 @@ class SilenceOut(_Out):
     comment: str
 
 
+def _iso_text(value: Any) -> Any:
+    if value is not None and not isinstance(value, str):
+        raise ValueError("give the deadline as ISO 8601 text with its zone, e.g. 2026-12-01T06:00:00+00:00")
+    return value
+
+
 class DeadlineIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    deadline: str | None = Field(description="ISO 8601 time with its zone; null clears it", max_length=64)
+    deadline: Annotated[AwareDatetime, BeforeValidator(_iso_text)] | None = Field(
+        description="ISO 8601 time with its zone; null clears it")
 
 
 class DispatcherOut(_Out):
@@ -172,7 +179,7 @@ def remove_silence(silence: Annotated[str, Path(min_length=1, max_length=64)], s
 @router.put("/migrations/{mid}/deadline", status_code=204, summary="Set or clear the migration's deadline")
 def put_deadline(request: Request, mid: MigrationId, body: DeadlineIn, svc: Svc,
                  who: Principal = RequireOperator) -> Response:
-    deadline = check_deadline(body.deadline) if body.deadline else None
+    deadline = check_deadline(body.deadline.isoformat()) if body.deadline else None
     records.set_deadline(svc, mid, deadline, actor=actor_of(request, who))
     return Response(status_code=204)
 
