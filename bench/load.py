@@ -83,6 +83,7 @@ class Result:
     errors: list[str] = field(default_factory=list)
     elapsed: float = 0.0
     report_latency: list[float] = field(default_factory=list)
+    by_call: dict[str, list[float]] = field(default_factory=dict)  # the same, per SDK method
     stream_delay: list[float] = field(default_factory=list)
     server_cpu: list[float] = field(default_factory=list)  # percent of one core, both servers summed
     server_rss: list[int] = field(default_factory=list)  # bytes, both servers summed
@@ -214,14 +215,14 @@ def assigned(worker: int, cfg: Config) -> Iterator[tuple[str, str]]:
 
 
 async def _worker(w: int, tracker: Any, cfg: Config, end: float, out: dict[str, Any]) -> None:
-    lat: list[float] = out["latency"]
+    lat: dict[str, list[float]] = out["latency"]
     status: dict[str, str] = out["status"]
     counters: dict[str, int] = out["counters"]
 
-    async def timed(call: Any) -> None:
+    async def timed(name: str, call: Any) -> None:
         t0 = time.perf_counter()
         await call
-        lat.append(time.perf_counter() - t0)
+        lat.setdefault(name, []).append(time.perf_counter() - t0)
 
     try:
         for n, (phase, sub) in enumerate(assigned(w, cfg)):
@@ -230,16 +231,16 @@ async def _worker(w: int, tracker: Any, cfg: Config, end: float, out: dict[str, 
             key = f"{phase}/{sub}"
             try:
                 if (w + n * cfg.workers) % SKIP_EVERY == SKIP_EVERY - 1:
-                    await timed(tracker.skip_sub_task(phase, sub, "load test: skipped"))
+                    await timed("skip_sub_task", tracker.skip_sub_task(phase, sub, "load test: skipped"))
                     status[key] = "skipped"
                     continue
-                await timed(tracker.start_sub_task(phase, sub))
+                await timed("start_sub_task", tracker.start_sub_task(phase, sub))
                 status[key] = "in_progress"
-                await timed(tracker.update_sub_task_progress(phase, sub, 50.0))
-                await timed(tracker.complete_sub_task(phase, sub))
+                await timed("update_sub_task_progress", tracker.update_sub_task_progress(phase, sub, 50.0))
+                await timed("complete_sub_task", tracker.complete_sub_task(phase, sub))
                 status[key] = "completed"
                 size = 1000 + n % 1000
-                await timed(tracker.record(succeeded=1, bytes=size))
+                await timed("record", tracker.record(succeeded=1, bytes=size))
                 counters["successful_operations"] += 1
                 counters["total_data_migrated"] += size
             except Exception as exc:  # a failed call is reported, never hidden
@@ -255,7 +256,7 @@ async def _worker_process(ws: list[int], cfg: Config, servers: list[str], token:
 
     # the async tracker runs each call in a thread: one thread per worker, so none waits for a thread
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=max(4, len(ws))))
-    out: dict[str, Any] = {"latency": [], "status": {}, "errors": [],
+    out: dict[str, Any] = {"latency": {}, "status": {}, "errors": [],
                            "counters": {"successful_operations": 0, "total_data_migrated": 0}}
     # every worker its own tracker, in remote mode, coalescing off: each SDK call is one request
     trackers = {w: AsyncMigrationProgressTracker(MID, url=servers[w % len(servers)], token=token, coalesce=0,
@@ -271,7 +272,7 @@ def worker_main(ws: list[int], cfg: Config, servers: list[str], token: str, go: 
     try:
         q.put(("worker", asyncio.run(_worker_process(ws, cfg, servers, token, go, start, q))))
     except BaseException as exc:  # the parent must hear of it, not wait forever
-        q.put(("worker", {"latency": [], "status": {}, "counters": {}, "errors": [f"process: {exc!r}"]}))
+        q.put(("worker", {"latency": {}, "status": {}, "counters": {}, "errors": [f"process: {exc!r}"]}))
 
 
 # -- viewers ---------------------------------------------------------------------------------
@@ -440,7 +441,9 @@ def _tally(res: Result, results: list[tuple[str, dict[str, Any]]], url: str, aft
             continue
         res.errors.extend(out.get("errors", []))
         if kind == "worker":
-            res.report_latency.extend(out["latency"])
+            for name, values in out["latency"].items():
+                res.report_latency.extend(values)
+                res.by_call.setdefault(name, []).extend(values)
             sent_status.update(out["status"])
             for k, v in out["counters"].items():
                 sent[k] += v
@@ -519,6 +522,8 @@ def table(res: Result) -> str:
         ("updates (SDK calls answered)", f"{res.updates:,}"),
         ("updates/s", f"{res.rate:,.0f}"),
         ("report latency p50 / p99", f"{_pct(lat, 50) * ms:.1f} / {_pct(lat, 99) * ms:.1f} ms"),
+        *((f"  {name} p50 / p99 (n)", f"{_pct(v, 50) * ms:.1f} / {_pct(v, 99) * ms:.1f} ms ({len(v):,})")
+          for name, v in sorted(res.by_call.items())),
         ("events / delivered to viewers", f"{res.events:,} / {res.viewer_events:,}"),
         ("stream delay p50 / p99", f"{_pct(dly, 50) * ms:.0f} / {_pct(dly, 99) * ms:.0f} ms"),
         ("servers' CPU mean / max", (f"{statistics.fmean(res.server_cpu):.0f} / {max(res.server_cpu):.0f} % of a core"
