@@ -279,7 +279,7 @@ def worker_main(ws: list[int], cfg: Config, servers: list[str], token: str, go: 
 
 async def _viewer(v: int, server: str, token: str, after: int, final: Any, out: dict[str, Any]) -> None:
     """Follow the stream from ``after``; note every gap or disorder, and the delay of each 10th event."""
-    me = {"first": None, "last": after, "count": 0, "gaps": 0}
+    me: dict[str, Any] = {"first": None, "last": after, "count": 0, "gaps": 0}
     out["viewers"].append(me)
     headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
     async with httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=30.0)) as client, client.stream(
@@ -321,6 +321,8 @@ async def _viewer_process(vs: list[int], servers: list[str], token: str, after: 
             break
         if last and all(me["last"] >= last for me in out["viewers"]) and len(out["viewers"]) == len(vs):
             break  # each has the last event (and waits on a stream that stays open)
+    if not told:  # every viewer ended before the start (each failed): the run must not wait for us
+        q.put(("ready", {}))
     for t in tasks:
         t.cancel()
     for res in await asyncio.gather(*tasks, return_exceptions=True):
@@ -516,7 +518,8 @@ def table(res: Result) -> str:
     lat, dly = res.report_latency, res.stream_delay
     rows = [
         ("store", cfg.store),
-        ("workers / viewers / processes", f"{cfg.workers} / {cfg.viewers} / {cfg.processes} (+{cfg.processes} viewer)"),
+        ("workers / viewers / processes", f"{cfg.workers} / {cfg.viewers} / {len(_split(cfg.workers, cfg.processes))}"
+                                           f" (+{len(_split(cfg.viewers, cfg.processes))} viewer)"),
         ("migration", f"{cfg.phases} phases x {cfg.sub_tasks:,} sub-tasks"),
         ("duration", f"{res.elapsed:.1f} s"),
         ("updates (SDK calls answered)", f"{res.updates:,}"),
