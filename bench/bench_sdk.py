@@ -4,7 +4,10 @@
     (tqdm writing to /dev/null) — target: at most half of tqdm's overhead;
 (b) update_phase_progress calls per second in a tight loop with coalescing on;
 (c) durable writes per second with coalescing off (every call persisted to SQLite) against
-    raw sqlite3 one-row transactions in WAL mode — target: at least 0.8x raw.
+    raw sqlite3 one-row transactions in WAL mode — target: at least 0.8x raw; and against the
+    like-for-like raw transactions: two rows (state + event), three rows (+ the operation id
+    the SDK sends with every write, recorded for exactly-once), and the store's hot path alone
+    without operation ids against the two-row one.
 
 Run: .venv/bin/python bench/bench_sdk.py [--items N] [--writes N]
 """
@@ -16,12 +19,18 @@ import os
 import sqlite3
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 from tqdm import tqdm
 
 from migratrack import MigrationProgressTracker
+from migratrack.core.commands import StartPhase
+from migratrack.sdk import coalescer
+from migratrack.sdk.retry import new_op_id
+from migratrack.service import MigrationService
+from migratrack.storage import open_storage
 
 
 def best_of(n: int, fn: Callable[[], None]) -> float:
@@ -113,12 +122,49 @@ def bench_durable(tmp: Path, writes: int, repeat: int) -> dict[str, float]:
             conn.execute("INSERT INTO events VALUES ('m', ?, '{}')", (next(seq),))
             conn.execute("COMMIT")
 
+    conn.execute("CREATE TABLE IF NOT EXISTS applied (m TEXT, op TEXT, at REAL, PRIMARY KEY (m, op)) WITHOUT ROWID")
+    conn.execute("CREATE INDEX IF NOT EXISTS applied_at ON applied (at)")
+
+    def raw_three_rows() -> None:
+        # like-for-like with exactly-once: the state, the event, and the operation id recorded
+        # (an id as random as the SDK's, and the index that expires them)
+        for i in range(writes):
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("UPDATE progress SET value = ? WHERE id = 'copy'", (i * 100.0 / writes,))
+            conn.execute("INSERT INTO events VALUES ('m', ?, '{}')", (next(seq),))
+            conn.execute("INSERT INTO applied VALUES ('m', ?, ?)", (uuid.uuid4().hex, time.time()))
+            conn.execute("COMMIT")
+
+    def store_without_ids() -> None:
+        # the store's hot path alone, without an operation id: the SDK's Python path and the id
+        # record left out
+        store = open_storage(f"sqlite:///{tmp}/durable.db")
+        mid = f"store-{next(counter)}"
+        MigrationService(store).initialize(mid, [{"id": "copy"}], actor="b")
+        MigrationService(store).execute(mid, StartPhase("copy"), actor="b")
+        for i in range(1, writes + 1):
+            store.merge_progress(mid, "copy", None, progress=i * 100.0 / writes, done=None, add=None, ts=None,
+                                 actor="b")
+        store.close()
+
+    def tracked_random_ids() -> None:
+        # the tracker as it was before its ids sorted by time: uuid4, a random leaf per record
+        coalescer.new_op_id = lambda: uuid.uuid4().hex
+        try:
+            tracked()
+        finally:
+            coalescer.new_op_id = new_op_id
+
     r = best_of(repeat, raw)
     r2 = best_of(repeat, raw_two_rows)
+    r3 = best_of(repeat, raw_three_rows)
     m = best_of(repeat, tracked)
+    mr = best_of(repeat, tracked_random_ids)
+    s = best_of(repeat, store_without_ids)
     conn.close()
     return {"raw_per_s": writes / r, "raw2_per_s": writes / r2, "tracker_per_s": writes / m, "ratio": r / m,
-            "ratio2": r2 / m}
+            "ratio2": r2 / m, "raw3_per_s": writes / r3, "ratio3": r3 / m, "store_per_s": writes / s,
+            "store_ratio2": r2 / s, "random_ids_per_s": writes / mr}
 
 
 def main() -> None:
@@ -126,9 +172,13 @@ def main() -> None:
     ap.add_argument("--items", type=int, default=1_000_000)
     ap.add_argument("--writes", type=int, default=20_000)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--durable-only", action="store_true", help="only (c)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
+        if args.durable_only:
+            _print_durable(bench_durable(tmp, args.writes, args.repeat))
+            return
         a = bench_track(tmp, args.items, args.repeat)
         print(f"(a) track() over {args.items:,} items: bare loop {a['bare_ns']:.1f} ns/item; overhead "
               f"tqdm {a['tqdm_overhead_ns']:.1f} ns/item, track() {a['track_overhead_ns']:.1f} ns/item "
@@ -136,11 +186,17 @@ def main() -> None:
         b = bench_coalesced(tmp, args.items)
         print(f"(b) update_phase_progress, coalescing on (100 ms): {b['calls_per_s']:,.0f} calls/s; "
               f"{args.items:,} calls became {b['writes']} durable writes")
-        c = bench_durable(tmp, args.writes, args.repeat)
-        print(f"(c) durable writes, coalescing off: raw sqlite3 (WAL, one-row transactions) "
-              f"{c['raw_per_s']:,.0f}/s, tracker {c['tracker_per_s']:,.0f}/s -> {c['ratio']:.2f}x raw "
-              f"(target >= 0.8x); raw two-row transactions (state + event, like-for-like) "
-              f"{c['raw2_per_s']:,.0f}/s -> {c['ratio2']:.2f}x")
+        _print_durable(bench_durable(tmp, args.writes, args.repeat))
+
+
+def _print_durable(c: dict[str, float]) -> None:
+    print(f"(c) durable writes, coalescing off: raw sqlite3 (WAL, one-row transactions) "
+          f"{c['raw_per_s']:,.0f}/s, tracker {c['tracker_per_s']:,.0f}/s -> {c['ratio']:.2f}x raw "
+          f"(target >= 0.8x); raw two-row transactions (state + event, like-for-like) "
+          f"{c['raw2_per_s']:,.0f}/s -> {c['ratio2']:.2f}x; raw three-row (+ the operation id recorded, "
+          f"like-for-like with exactly-once) {c['raw3_per_s']:,.0f}/s -> {c['ratio3']:.2f}x; the store alone "
+          f"without operation ids {c['store_per_s']:,.0f}/s -> {c['store_ratio2']:.2f}x raw two-row; the tracker "
+          f"with random (uuid4) operation ids, as before they sorted by time, {c['random_ids_per_s']:,.0f}/s")
 
 
 if __name__ == "__main__":

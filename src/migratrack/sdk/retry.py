@@ -12,8 +12,8 @@ spool), so a retry of a write that was in fact applied is acknowledged, not appl
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from collections.abc import Callable
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_random_exponential
@@ -25,8 +25,12 @@ CAP = 2.0
 
 
 def new_op_id() -> str:
-    """A fresh operation id: random (from os.urandom), so ids made in forked children differ."""
-    return uuid.uuid4().hex
+    """A fresh operation id, 32 hex digits: the time in microseconds, then 72 random bits (from
+    os.urandom, so ids made in forked children differ). Time first so that ids sort by when they
+    were made: a store records each in a B-tree keyed by it, and a new key then lands at the
+    right edge instead of a random leaf — on SQLite a durable write with its id recorded ran
+    about 30 % faster so (docs/benchmarks.md)."""
+    return f"{time.time_ns() // 1000:014x}{os.urandom(9).hex()}"
 
 
 class Backoff:
