@@ -4,8 +4,6 @@ migrations too big for the whole dashboard."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -14,38 +12,15 @@ from rich.table import Table
 from migratrack.cli.common import (
     MigrationArg,
     StorageOpt,
-    cli_context,
     console,
     json_safe,
-    remote_url,
     safe,
-    storage_url,
 )
+from migratrack.cli.readers import reader
 from migratrack.core.states import Status
-from migratrack.sdk.backend import Backend, close_backend
-from migratrack.service import MigrationService
-from migratrack.storage import open_storage
 
 #: this module's commands; cli.main adds them to `migratrack`
 app = typer.Typer()
-
-
-@contextmanager
-def reader(ctx: typer.Context, storage: str | None) -> Iterator[Backend]:
-    """As `migratrack status` reads: the server given by --url, or the store opened read-only."""
-    url = remote_url(ctx, storage)
-    if url:
-        from migratrack.sdk.remote import RemoteBackend
-
-        backend: Backend = RemoteBackend(url, token=cli_context(ctx).token, strict=True)
-        owned = None
-    else:
-        service = MigrationService(open_storage(storage_url(storage), read_only=True))
-        backend, owned = service, service.storage
-    try:
-        yield backend
-    finally:
-        close_backend(backend, owned)
 
 
 @app.command()

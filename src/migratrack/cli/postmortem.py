@@ -6,8 +6,6 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
@@ -18,16 +16,11 @@ import typer
 from migratrack.cli.common import (
     MigrationArg,
     StorageOpt,
-    cli_context,
     err_console,
     json_safe,
-    remote_url,
-    storage_url,
 )
+from migratrack.cli.readers import reader
 from migratrack.errors import ConfigurationError
-from migratrack.sdk.backend import Backend, close_backend
-from migratrack.service import MigrationService
-from migratrack.storage import open_storage
 
 #: this module's commands; cli.main adds them to `migratrack`
 app = typer.Typer()
@@ -63,25 +56,6 @@ def _write(path: Path, content: str) -> None:
         raise ConfigurationError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-@contextmanager
-def _reader(ctx: typer.Context, storage: str | None) -> Iterator[Backend]:
-    """The store read-only, or the server given by --url: as ``cli.main.reader`` does (not
-    imported from there: cli.main imports this module)."""
-    url = remote_url(ctx, storage)
-    if url:
-        from migratrack.sdk.remote import RemoteBackend
-
-        backend: Backend = RemoteBackend(url, token=cli_context(ctx).token, strict=True)
-        owned = None
-    else:
-        backend = MigrationService(open_storage(storage_url(storage), read_only=True))
-        owned = backend.storage
-    try:
-        yield backend
-    finally:
-        close_backend(backend, owned)
-
-
 @app.command("report")
 def report(
     ctx: typer.Context,
@@ -99,7 +73,7 @@ def report(
     """
     from migratrack.render.report import as_html, as_json, as_markdown, collect
 
-    with _reader(ctx, storage) as backend:
+    with reader(ctx, storage) as backend:
         data = collect(backend, migration, datetime.now(UTC))
     if fmt is Format.json:
         content = json_safe(json.dumps(as_json(data), indent=2, default=_default, allow_nan=False)) + "\n"
