@@ -197,7 +197,7 @@ def dispatcher(svc: Svc, _: Principal = RequireViewer) -> DispatcherOut:
     return DispatcherOut(holder=Lease(svc.storage).holder(svc.now()))
 
 
-def start_dispatching(storage: Storage) -> asyncio.Task[None] | None:
+def start_dispatching(storage: Storage, settings: Settings | None = None) -> asyncio.Task[None] | None:
     """The server's dispatcher, when wanted (see alerts/runner.py); a configuration error is
     logged and the server serves without it."""
     from migratrack.alerts.config import load_config
@@ -205,7 +205,7 @@ def start_dispatching(storage: Storage) -> asyncio.Task[None] | None:
     from migratrack.alerts.runner import run_async, wanted
 
     try:
-        settings = Settings.from_env()
+        settings = settings or Settings.from_env()
         config = load_config(settings)
         if not wanted(settings, config):
             return None

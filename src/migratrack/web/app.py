@@ -61,7 +61,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        dispatching = alerts_api.start_dispatching(store)
+        dispatching = alerts_api.start_dispatching(store, settings)
         try:
             yield
         finally:
@@ -116,5 +116,5 @@ def create_app(
     app.add_middleware(errors.BodyLimit, limit=max_body)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(HostCheck, allowed=[*LOOPBACK_HOSTS, *allowed_hosts])  # added last: outermost
-    metrics.install(app)  # /metrics, and request counting around everything above
+    metrics.install(app, settings=settings)  # /metrics, and request counting around everything above
     return app

@@ -364,17 +364,21 @@ def migration(request: Request, mid: MidPath) -> Response:
     return _page(request, "migration.html", new_session=new, flash=flash, **context)
 
 
+def _out_of_scope(session: Session, mid: str | None) -> JSONResponse | None:
+    """403 when the session's token is limited to other migrations than ``mid``."""
+    if mid is None or session.principal.may(mid):
+        return None
+    return JSONResponse({"detail": f"your token is limited to other migrations than {mid!r}",
+                         "error": "Forbidden"}, 403)
+
+
 def _json_session(request: Request) -> Session | JSONResponse:
     session = current(request)
     if session is None:
         if sessions_of(request).open:
             return sessions_of(request).anonymous()
         return JSONResponse({"detail": "log in again: the session ended", "error": "Unauthorized"}, 401)
-    mid = request.path_params.get("mid")
-    if mid is not None and not session.principal.may(mid):
-        return JSONResponse({"detail": f"your token is limited to other migrations than {mid!r}",
-                             "error": "Forbidden"}, 403)
-    return session
+    return _out_of_scope(session, request.path_params.get("mid")) or session
 
 
 @router.get("/admin/migration/{mid}/live.json")
@@ -503,9 +507,8 @@ def _act(request: Request, mid: str, csrf: str, role: Role, what: str, run: Any)
         session = sessions_of(request).anonymous()
     if session is None:
         return JSONResponse({"detail": "log in first", "error": "Unauthorized"}, 401)
-    if not session.principal.may(mid):
-        return JSONResponse({"detail": f"your token is limited to other migrations than {mid!r}",
-                             "error": "Forbidden"}, 403)
+    if (refused := _out_of_scope(session, mid)) is not None:
+        return refused
     if not csrf_ok(request, session, csrf):
         return JSONResponse({"detail": "this form is stale or came from another site: reload the page and try "
                                        "again", "error": "CSRFFailed"}, 403)
