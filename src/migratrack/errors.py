@@ -49,6 +49,10 @@ class IdempotencyKeyReused(InvalidInput):
         super().__init__(f"Idempotency-Key {key!r} was used for a different request; use a new key for a new request")
 
 
+class LimitExceeded(InvalidInput):
+    """A documented cap (phases, sub-tasks, alerts kept) would be passed; nothing was written."""
+
+
 class NotFound(MigratrackError, LookupError):
     pass
 

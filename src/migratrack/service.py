@@ -47,6 +47,7 @@ from migratrack.core.views import Dashboard, Overview, build_dashboard, build_ov
 from migratrack.errors import (
     ConfigurationError,
     InvalidInput,
+    LimitExceeded,
     MigrationNotFound,
     NotFound,
     PlanMismatch,
@@ -321,6 +322,8 @@ class MigrationService:
         created: list[Alert] = []
         scope = () if phase is None else (phase,)
         if check_op_id(op_id) is None:
+            if source == "user":
+                self._check_alert_cap(mid)
             self.run(mid, actor, lambda r: created.append(r.create_alert(level, message, phase, source)), phases=scope)
             return created[0]
         alert_id = alert_id_for(str(op_id))
@@ -328,10 +331,22 @@ class MigrationService:
             return self.storage.get_alert(mid, alert_id)
         except NotFound:
             pass  # not made yet; the store's record of the id settles a race with a repeat
+        if source == "user":
+            self._check_alert_cap(mid)
         self.run(mid, actor, lambda r: created.append(r.create_alert(level, message, phase, source)),
                  op_id=op_id,
                  new_id=lambda: alert_id, phases=scope)
         return created[0] if created else self.storage.get_alert(mid, alert_id)
+
+    def _check_alert_cap(self, mid: str) -> None:
+        """Refuse an alert past ``limits.max_alerts`` (checked before the write: alerts created at
+        the same moment may pass it by their number)."""
+        kept = self.storage.count_alerts(mid)
+        if kept >= self.limits.max_alerts:
+            raise LimitExceeded(
+                f"migration {mid!r} keeps {kept} alerts, the most allowed ({self.limits.max_alerts}): a client "
+                "raising this many is probably looping; fix it, or raise MIGRATRACK_MAX_ALERTS where the store is "
+                "written (the server, or the SDK on a store)")
 
     def heartbeat(self, mid: str, *, actor: str) -> None:
         """A worker's sign of life, for stall detection (alerts/stall.py): one small write."""

@@ -128,6 +128,10 @@ class Settings(BaseSettings):
         DEFAULT_LIMITS.max_sub_tasks, ge=1,
         description="MIGRATRACK_MAX_SUB_TASKS: the most sub-tasks a phase may have",
     )
+    max_alerts: int = Field(
+        DEFAULT_LIMITS.max_alerts, ge=1,
+        description="MIGRATRACK_MAX_ALERTS: the most alerts a migration keeps (more are refused)",
+    )
     aws_region: str | None = Field(None, validation_alias=AliasChoices("AWS_REGION"),
                                    description="the seed's AWS_REGION, kept for its scripts")
     alert_email: str | None = Field(None, validation_alias=AliasChoices("MIGRATION_ALERT_EMAIL"),
@@ -178,8 +182,8 @@ class Settings(BaseSettings):
                                                      "endpoint other than AWS's own (a test double, a VPC endpoint)")
 
     def limits(self) -> Limits:
-        """The caps on a plan's size that these settings give."""
-        return Limits(max_phases=self.max_phases, max_sub_tasks=self.max_sub_tasks)
+        """The caps on a migration's size that these settings give."""
+        return Limits(max_phases=self.max_phases, max_sub_tasks=self.max_sub_tasks, max_alerts=self.max_alerts)
 
     def spool_path(self) -> Path:
         """The spool directory: ``spool_dir``, else the default (not created here)."""

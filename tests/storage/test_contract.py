@@ -265,6 +265,29 @@ def test_alerts_newest_first_acknowledge_and_counts(svc: MigrationService, store
     assert state.unacknowledged_alerts == 4
 
 
+def test_alerts_past_the_cap_are_refused_and_nothing_is_written(store: Storage, clock: FakeClock) -> None:
+    from migratrack.core.plan import Limits
+    from migratrack.errors import LimitExceeded
+
+    svc = MigrationService(store, clock, limits=Limits(max_alerts=3))
+    init(svc)
+    assert store.count_alerts("m1") == 0
+    first = svc.create_alert("m1", "info", "one", actor="w", op_id="op-1")
+    svc.create_alert("m1", "info", "two", actor="w")
+    svc.create_alert("m1", "info", "three", actor="w")
+    assert store.count_alerts("m1") == 3
+    seq = store.load("m1").seq
+    with pytest.raises(LimitExceeded, match=r"keeps 3 alerts, the most allowed \(3\).*MIGRATRACK_MAX_ALERTS"):
+        svc.create_alert("m1", "error", "four", actor="w")
+    assert store.count_alerts("m1") == 3 and store.load("m1").seq == seq  # no alert, no event
+    # a repeat of a keyed create answers the alert it made; the automatic rules are never refused
+    assert svc.create_alert("m1", "info", "one", actor="w", op_id="op-1").id == first.id
+    svc.create_alert("m1", "critical", "stalled", actor="dispatcher", source="rule:stall")
+    assert [a.message for a in store.alerts("m1", limit=1)] == ["stalled"]
+    with pytest.raises(MigrationNotFound):
+        store.count_alerts("nope")
+
+
 def test_control_follows_pause_resume_cancel(svc: MigrationService, store: Storage) -> None:
     init(svc)
     assert store.control("m1").value == "running"

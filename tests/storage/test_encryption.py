@@ -84,7 +84,7 @@ def test_no_plaintext_at_rest_and_data_reads_back(kind: str, request: pytest.Fix
         raw = raw_redis_text(url, request.getfixturevalue("redis_prefix"))
     else:
         raw = raw_postgres_text(url)
-    assert "mtenc:1:" in raw  # the store did write encrypted values
+    assert "mtenc:2:" in raw  # the store did write encrypted values, bound to their place
     leaked = [s for s in SECRETS if s in raw]
     assert leaked == []
 
@@ -197,3 +197,132 @@ def test_plaintext_is_refused_once_a_key_is_set_until_encrypt_store_converts_it(
     else:
         raw = raw_postgres_text(url)
     assert [s for s in SECRETS if s in raw] == []
+
+
+def copy_value(kind: str, url: str, request: pytest.FixtureRequest, tmp_path: Path, what: str,
+               src: tuple[str, str], dst: tuple[str, str]) -> None:
+    """As someone with write access to the store would: copy one encrypted value over another.
+    ``what`` is "header" (src/dst: migration, "") or "phase" (src/dst: migration, phase)."""
+    if kind == "redis":
+        from migratrack.storage.redis import _keys
+
+        prefix = request.getfixturevalue("redis_prefix")
+        client = redis.Redis.from_url(url.split("?")[0], decode_responses=True)
+        if what == "header":
+            value = client.hget(_keys(prefix, src[0])["h"], "hdr")
+            client.hset(_keys(prefix, dst[0])["h"], "hdr", value)
+        else:
+            value = client.hget(_keys(prefix, src[0])["p"], f"{src[1]}/x")
+            client.hset(_keys(prefix, dst[0])["p"], f"{dst[1]}/x", value)
+        client.close()
+        return
+    if what == "header":
+        sql = "UPDATE mt_migrations SET header = (SELECT header FROM mt_migrations WHERE id = ?) WHERE id = ?"
+        args: tuple[str, ...] = (src[0], dst[0])
+    else:
+        sql = ("UPDATE mt_phases SET data = (SELECT data FROM mt_phases WHERE migration_id = ? AND id = ?) "
+               "WHERE migration_id = ? AND id = ?")
+        args = (*src, *dst)
+    if kind == "sqlite":
+        with sqlite3.connect(tmp_path / "store.db") as conn:
+            conn.execute(sql, args)
+    else:
+        with psycopg.connect(url) as pg:
+            pg.execute(sql.replace("?", "%s"), args)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis", "postgresql"])
+@pytest.mark.parametrize("what", ["header", "phase"])
+def test_a_value_moved_to_another_place_is_refused(kind: str, what: str, request: pytest.FixtureRequest,
+                                                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each value is bound to its migration, field and row: whoever can write to the store cannot
+    make one migration's name read as another's, or one phase's record as another phase's."""
+    from .conftest import url_for
+
+    url = url_for(kind, request, tmp_path)
+    monkeypatch.setenv("MIGRATRACK_ENCRYPTION_KEY", generate_key())
+    svc = MigrationService(url)
+    for mid, name in (("m-a", "Alpha"), ("m-b", "Bravo")):
+        svc.initialize(mid, [{"id": "p1", "name": f"{name} one"}, {"id": "p2", "name": f"{name} two"}],
+                       name=name, actor="a")
+    svc.storage.close()
+    if what == "header":
+        copy_value(kind, url, request, tmp_path, what, ("m-b", ""), ("m-a", ""))
+    else:
+        copy_value(kind, url, request, tmp_path, what, ("m-a", "p2"), ("m-a", "p1"))
+
+    store = open_storage(url)
+    with pytest.raises(ConfigurationError, match=r"moved from another place \(migration m-a, "):
+        store.load("m-a")
+    assert store.load("m-b").name == "Bravo"  # the rest still reads
+    store.close()
+
+
+def test_values_encrypted_without_their_place_are_converted_by_encrypt_store(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store encrypted by an older migratrack (format 1: no associated data) is refused with the
+    command that converts it; after `encrypt-store`, everything reads back, bound to its place."""
+    import base64
+    import json
+    import os
+    from typing import Any
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from typer.testing import CliRunner
+
+    from migratrack.cli.main import app
+    from migratrack.storage.crypto import EncryptingCodec, key_id, parse_keys
+
+    key = generate_key()
+    raw_key = parse_keys(key)[0]
+
+    class FormatOne(EncryptingCodec):  # what migratrack wrote before values were bound to their place
+        def dumps(self, value: Any, where: str = "") -> str:
+            nonce = os.urandom(12)
+            plain = json.dumps(value, separators=(",", ":"), default=str).encode()
+            sealed = AESGCM(raw_key).encrypt(nonce, plain, None)
+            return f"mtenc:1:{key_id(raw_key)}:" + base64.urlsafe_b64encode(nonce + sealed).decode()
+
+    url = f"sqlite:///{tmp_path}/store.db"
+    monkeypatch.delenv("MIGRATRACK_ENCRYPTION_KEY", raising=False)
+    svc = MigrationService(open_storage(url, codec=FormatOne([raw_key], allow_plaintext=True)))
+    svc.initialize("old", [{"id": "p1", "name": "Legacy phase"}], name="Legacy", actor="a")
+    svc.create_alert("old", "warning", "kept across the upgrade", actor="a")
+    svc.storage.close()
+
+    monkeypatch.setenv("MIGRATRACK_ENCRYPTION_KEY", key)
+    store = open_storage(url)
+    with pytest.raises(ConfigurationError, match=r"not bound to their place.*migratrack encrypt-store"):
+        store.load("old")
+    store.close()
+
+    result = CliRunner().invoke(app, ["encrypt-store", "--storage", url])
+    assert result.exit_code == 0, result.output
+    store = open_storage(url)
+    assert store.load("old").phases["p1"].name == "Legacy phase"
+    assert [a.message for a in store.alerts("old")] == ["kept across the upgrade"]
+    store.close()
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("store.db*")).decode("latin-1")
+    with sqlite3.connect(tmp_path / "store.db") as conn:
+        headers = [r[0] for r in conn.execute("SELECT header FROM mt_migrations")]
+    assert headers and all(h.startswith("mtenc:2:") for h in headers), raw[:200]
+
+
+def test_an_event_forged_as_hot_path_plain_text_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite's hot path writes its progress events as plain JSON (ids and numbers only); an event
+    slipped in with that mark but any other content is refused, not shown as if migratrack wrote it."""
+    url = f"sqlite:///{tmp_path}/store.db"
+    monkeypatch.setenv("MIGRATRACK_ENCRYPTION_KEY", generate_key())
+    svc = MigrationService(url)
+    svc.initialize("m", [{"id": "p1"}], actor="a")
+    svc.execute("m", StartPhase("p1"), actor="a")
+    svc.update_phase_progress("m", "p1", 40.0, actor="a")
+    assert [e.payload["progress"] for e in svc.events("m") if e.type == "phase.progress"] == [40.0]
+    svc.storage.close()
+    with sqlite3.connect(tmp_path / "store.db") as conn:
+        conn.execute("INSERT INTO mt_events (migration_id, seq, ts, actor, type, payload, plain) VALUES "
+                     "('m', 99, '2030-01-01T00:00:00+00:00', 'a', 'alert.created', '{\"message\": \"wire money\"}', 1)")
+    store = open_storage(url)
+    with pytest.raises(ConfigurationError, match="does not look like one"):
+        store.events("m")
+    store.close()

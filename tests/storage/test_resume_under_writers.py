@@ -46,6 +46,7 @@ def _writer(url: str | Storage, worker: int, applied: Counter[str]) -> None:
             else:  # the cold path, under the migration's lock, between the hot writes
                 svc.update_phase_progress(MID, f"w{worker}", None, {"i": i}, actor=f"w{worker}")
                 mine["cold"] += 1
+            time.sleep(0.0005)  # let the reader in: an in-process store's writers would finish before it ran
     finally:
         if not isinstance(url, Storage):
             store.close()

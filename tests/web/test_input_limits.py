@@ -91,3 +91,22 @@ def test_the_caps_come_from_the_settings(monkeypatch: pytest.MonkeyPatch, tmp_pa
     with pytest.raises(InvalidPlan, match="at most 3"):
         MigrationProgressTracker("m2", storage=f"sqlite:///{tmp_path / 'm.db'}").initialize_migration(
             [{"id": f"p{i}"} for i in range(4)])
+
+
+def test_alerts_past_the_cap_are_422_on_every_route(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MIGRATRACK_MAX_ALERTS", "2")
+    server = LiveServer(create_app(f"sqlite:///{tmp_path / 'm.db'}", auth=False)).start()
+    with httpx.Client(base_url=server.url) as c:
+        assert c.post("/api/migrations", json={"id": "m", "phases": [{"id": "a"}]}).status_code == 201
+        for i in range(2):
+            assert c.post("/api/migrations/m/alerts", json={"level": "info", "message": f"n{i}"}).status_code == 201
+        r = c.post("/api/migrations/m/alerts", json={"level": "error", "message": "one too many"})
+        assert r.status_code == 422 and r.json()["error"] == "LimitExceeded"
+        assert "keeps 2 alerts" in r.text and "MIGRATRACK_MAX_ALERTS" in r.text
+        r = c.post("/api/migration/progress", json={"migrationId": "m", "action": "createAlert",
+                                                     "type": "error", "message": "original design's route"})
+        assert r.status_code == 422 and "MIGRATRACK_MAX_ALERTS" in r.text
+        assert [a["message"] for a in c.get("/api/migrations/m/alerts").json()] == ["n1", "n0"]
+        audit = c.get("/api/migrations/m/audit").json()["events"]
+        assert [e["type"] for e in audit].count("alert.created") == 2
+    server.stop()

@@ -80,6 +80,9 @@ def rekey(
         for mid in ids:
             n = rewrite(store, mid)
             console.print(f"{mid}: rewritten ({n} events)", markup=False, highlight=False)
+        if not migration:
+            console.print(f"alert dispatcher: {rewrite_documents(store)} documents rewritten", markup=False,
+                          highlight=False)
     finally:
         store.close()
 
@@ -110,6 +113,9 @@ def encrypt_store(
         for mid in migration or store.list_ids():
             n = rewrite(store, mid)
             console.print(f"{mid}: encrypted ({n} events)", markup=False, highlight=False)
+        if not migration:
+            console.print(f"alert dispatcher: {rewrite_documents(store)} documents encrypted", markup=False,
+                          highlight=False)
     finally:
         store.close()
 
@@ -126,6 +132,26 @@ def rewrite(store: Storage, mid: str) -> int:
     if alerts:
         store.transact(mid, lambda _s: Change(new_alerts=alerts))
     return len(events)
+
+
+def rewrite_documents(store: Storage) -> int:
+    """Re-encode the alert dispatcher's documents (deliveries, silences, leases...) by the store's
+    codec, each by compare-and-set so that a dispatcher's concurrent write wins; their number."""
+    from migratrack.alerts.clocked import ESCALATED
+    from migratrack.alerts.dispatcher import WATCH
+    from migratrack.alerts.groups import GROUP
+    from migratrack.alerts.outbox import BY_ALERT, DELIVERY, DUE, LEASE
+    from migratrack.alerts.records import HEARTBEAT, SILENCE
+
+    n = 0
+    for kind in (DELIVERY, DUE, BY_ALERT, LEASE, GROUP, WATCH, ESCALATED, SILENCE, HEARTBEAT):
+        try:
+            found = store.kv_list(kind, limit=10**9)
+        except NotImplementedError:
+            return 0
+        for key, doc in found:
+            n += store.kv_put(kind, key, doc.value, expected=doc.version) is not None
+    return n
 
 
 @app.command("upgrade-store")

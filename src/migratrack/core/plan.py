@@ -383,13 +383,16 @@ def invalid_plan(exc: ValidationError, data: Any, source: str = "plan", *, root:
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Caps on a plan's size, so that one request cannot make a migration that every later read
-    pays for (settings: MIGRATRACK_MAX_PHASES, MIGRATRACK_MAX_SUB_TASKS)."""
+    """Caps on a migration's size, so that one client cannot make a migration that every later
+    read pays for (settings: MIGRATRACK_MAX_PHASES, MIGRATRACK_MAX_SUB_TASKS, MIGRATRACK_MAX_ALERTS)."""
 
     #: phases per migration
     max_phases: int = 10_000
     #: sub-tasks per phase
     max_sub_tasks: int = 100_000
+    #: alerts a migration keeps: create_alert beyond it is refused (the automatic rules' own
+    #: alerts, few and de-duplicated by fingerprint, are never refused)
+    max_alerts: int = 10_000
 
 
 DEFAULT_LIMITS = Limits()

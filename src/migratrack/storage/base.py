@@ -257,13 +257,22 @@ def check_kv(kind: str, key: str) -> None:
         raise InvalidInput(f"a document key is 1 to {MAX_OP_ID} characters, got {key!r:.80}")
 
 
-class Codec:
-    """Turns JSON-able values into the text a store keeps, and back. Plain JSON by default."""
+def place(*parts: str) -> str:
+    """Where a value is kept, as an encrypting codec binds it (its associated data): the
+    migration, the field and the row's ids, joined by U+001F, which no id may hold."""
+    return "\x1f".join(parts)
 
-    def dumps(self, value: Any) -> str:
+
+class Codec:
+    """Turns JSON-able values into the text a store keeps, and back. Plain JSON by default.
+
+    ``where`` names the value's place (see :func:`place`): an encrypting codec binds the
+    ciphertext to it, so a value copied to another row, field or migration no longer reads."""
+
+    def dumps(self, value: Any, where: str = "") -> str:
         return json.dumps(value, separators=(",", ":"), default=str)
 
-    def loads(self, text: str | bytes) -> Any:
+    def loads(self, text: str | bytes, where: str = "") -> Any:
         if isinstance(text, bytes):
             text = text.decode()
         if text.startswith(ENCRYPTED_PREFIX):
@@ -451,6 +460,11 @@ class Storage(ABC):
     def get_alert(self, migration_id: str, alert_id: str) -> Alert:
         """One alert; raises AlertNotFound."""
 
+    def count_alerts(self, migration_id: str) -> int:
+        """How many alerts the migration keeps (what the cap on alerts is checked against); a
+        store answers from an index or a counter, without reading the alerts."""
+        return len(self.alerts(migration_id, limit=2**31))
+
     async def subscribe(
         self, migration_id: str, after: int = 0, *, poll_interval: float = 0.25
     ) -> AsyncIterator[Event]:
@@ -610,20 +624,54 @@ class Storage(ABC):
 
     # -- row encoding shared by the stores ---------------------------------------------------
 
-    def phase_rest(self, p: PhaseState) -> str:
+    def phase_rest(self, migration_id: str, p: PhaseState) -> str:
         """A phase's fields but those the hot path merges in place (``PHASE_HOT_FIELDS``), encoded
         by the codec: what a store keeps beside its plain columns."""
         data = p.to_dict(with_sub_tasks=False)
         for k in PHASE_HOT_FIELDS:
             data.pop(k, None)
-        return self.codec.dumps(data)
+        return self.codec.dumps(data, place(migration_id, "phase", p.id))
 
-    def sub_task_rest(self, s: SubTaskState) -> str:
+    def sub_task_rest(self, migration_id: str, phase_id: str, s: SubTaskState) -> str:
         """A sub-task's fields but its status and progress, encoded by the codec."""
         data = s.to_dict()
         data.pop("status")
         data.pop("progress")
-        return self.codec.dumps(data)
+        return self.codec.dumps(data, place(migration_id, "sub_task", phase_id, s.id))
+
+    # where each kind of value is kept: what an encrypting codec binds it to
+
+    @staticmethod
+    def at_phase(migration_id: str, phase_id: str) -> str:
+        return place(migration_id, "phase", phase_id)
+
+    @staticmethod
+    def at_sub_task(migration_id: str, phase_id: str, sub_task_id: str) -> str:
+        return place(migration_id, "sub_task", phase_id, sub_task_id)
+
+    @staticmethod
+    def at_event(migration_id: str, event_type: str) -> str:
+        return place(migration_id, "event", event_type)
+
+    @staticmethod
+    def at_alert(migration_id: str, alert_id: str) -> str:
+        return place(migration_id, "alert", alert_id)
+
+    @staticmethod
+    def at_header(migration_id: str) -> str:
+        return place(migration_id, "header")
+
+    @staticmethod
+    def at_gauges(migration_id: str) -> str:
+        return place(migration_id, "gauges")
+
+    @staticmethod
+    def at_request(key: str) -> str:
+        return place("", "request", key)
+
+    @staticmethod
+    def at_kv(kind: str, key: str) -> str:
+        return place("", "kv", kind, key)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections. The store is unusable afterwards."""

@@ -5,11 +5,16 @@ bytes in base64 (``migratrack keygen`` prints one). The first key encrypts; ever
 decrypts, so a key is rotated by putting the new one first and keeping the old one after it
 until ``migratrack rekey`` has rewritten the store (see docs/storage.md).
 
-Every encoded value is ``mtenc:1:<key id>:<base64url(nonce | ciphertext | tag)>``: a fresh
-96-bit nonce per value, the key id being the first 8 hex digits of the key's SHA-256. Plain
-text found once a key is set is refused (whoever can write to the store could otherwise slip in
-values the key never saw): ``migratrack encrypt-store`` converts a store written before
-encryption was turned on.
+Every encoded value is ``mtenc:2:<key id>:<base64url(nonce | ciphertext | tag)>``: a fresh
+96-bit nonce per value, the key id being the first 8 hex digits of the key's SHA-256. Each
+value's associated data is its place (:func:`migratrack.storage.base.place`): the migration, the
+field and the row's ids. A value copied by whoever can write to the store into another row,
+field or migration fails its tag check and is refused, as is an altered one.
+
+Plain text found once a key is set is refused (whoever can write to the store could otherwise
+slip in values the key never saw), and so are values of format 1 (written by migratrack 0.x
+before values were bound to their place): ``migratrack encrypt-store`` converts a store written
+before encryption was turned on, or in format 1.
 """
 
 from __future__ import annotations
@@ -28,7 +33,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from migratrack.errors import ConfigurationError
 from migratrack.storage.base import ENCRYPTED_PREFIX, Codec
 
-_VERSION = "1"
+_VERSION = "2"
+#: values encrypted without associated data: read only while `migratrack encrypt-store` runs
+_UNBOUND = "1"
 _HINT = "generate one with `migratrack keygen` (32 random bytes, base64)"
 
 
@@ -72,19 +79,21 @@ class EncryptingCodec(Codec):
         self.key_id = key_id(keys[0])
         self._cipher = self._ciphers[self.key_id]
         self._head = f"{ENCRYPTED_PREFIX}{_VERSION}:{self.key_id}:"
-        #: read plain JSON too: only while `migratrack encrypt-store` converts a store
+        #: read plain JSON and unbound (format 1) values too: only while `migratrack encrypt-store`
+        #: converts a store
         self.allow_plaintext = allow_plaintext
 
     @classmethod
     def from_setting(cls, setting: str) -> EncryptingCodec:
         return cls(parse_keys(setting))
 
-    def dumps(self, value: Any) -> str:
+    def dumps(self, value: Any, where: str = "") -> str:
         nonce = os.urandom(12)
         plain = super().dumps(value).encode()
-        return self._head + base64.urlsafe_b64encode(nonce + self._cipher.encrypt(nonce, plain, None)).decode()
+        sealed = self._cipher.encrypt(nonce, plain, where.encode())
+        return self._head + base64.urlsafe_b64encode(nonce + sealed).decode()
 
-    def loads(self, text: str | bytes) -> Any:
+    def loads(self, text: str | bytes, where: str = "") -> Any:
         if isinstance(text, bytes):
             text = text.decode()
         if not text.startswith(ENCRYPTED_PREFIX):
@@ -98,7 +107,11 @@ class EncryptingCodec(Codec):
             _, version, kid, body = text.split(":", 3)
         except ValueError:
             raise ConfigurationError("an encrypted value in the store is malformed") from None
-        if version != _VERSION:
+        if version == _UNBOUND and not self.allow_plaintext:
+            raise ConfigurationError(
+                "this store holds values encrypted by an older migratrack, not bound to their place: convert "
+                "it once with `migratrack encrypt-store` (with no worker writing)")
+        if version not in (_VERSION, _UNBOUND):
             raise ConfigurationError(f"encrypted with format version {version}; upgrade migratrack")
         cipher = self._ciphers.get(kid)
         if cipher is None:
@@ -109,9 +122,19 @@ class EncryptingCodec(Codec):
             )
         raw = base64.urlsafe_b64decode(body)
         try:
-            plain = cipher.decrypt(raw[:12], raw[12:], None)
+            plain = cipher.decrypt(raw[:12], raw[12:], where.encode() if version == _VERSION else None)
         except InvalidTag:
             raise ConfigurationError(
-                f"cannot decrypt a value written with key id {kid}: the data was altered"
+                f"cannot decrypt a value written with key id {kid}: it was altered, or moved from another "
+                f"place ({_shown(where)}); someone wrote to the store around migratrack"
             ) from None
         return json.loads(plain)
+
+
+def _shown(where: str) -> str:
+    """A place as an error names it: ``migration m1, phase schema``."""
+    parts = where.split("\x1f")
+    if len(parts) < 2:
+        return "unnamed"
+    head = f"migration {parts[0]}, " if parts[0] else ""
+    return head + " ".join(parts[1:])

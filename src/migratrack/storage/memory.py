@@ -292,6 +292,10 @@ class MemoryStorage(Storage):
             # seq n lives at index n-1
             return list(evs[max(0, after):max(0, after) + limit])
 
+    def count_alerts(self, migration_id: str) -> int:
+        with self._lock:
+            return len(self._rec(migration_id).alerts)
+
     def alerts(self, migration_id: str, *, limit: int = 50, unacknowledged_only: bool = False) -> list[Alert]:
         with self._lock:
             items = list(self._rec(migration_id).alerts.values())
@@ -338,7 +342,8 @@ class MemoryStorage(Storage):
             found = self._requests.get(key)
             if found is not None and found[1].fingerprint == fingerprint:
                 # through the codec as the other stores do: what is kept is what can be stored
-                found[1].response = self.codec.loads(self.codec.dumps(response))
+                where = self.at_request(key)
+                found[1].response = self.codec.loads(self.codec.dumps(response, where), where)
 
     def save_token(self, token: TokenRecord) -> None:
         with self._lock:
@@ -361,11 +366,11 @@ class MemoryStorage(Storage):
         check_kv(kind, key)
         with self._lock:
             found = self._kv.get((kind, key))
-        return None if found is None else Versioned(self.codec.loads(found[1]), found[0])
+        return None if found is None else Versioned(self.codec.loads(found[1], self.at_kv(kind, key)), found[0])
 
     def kv_put(self, kind: str, key: str, value: Any, *, expected: int | None = None) -> int | None:
         check_kv(kind, key)
-        text = self.codec.dumps(value)
+        text = self.codec.dumps(value, self.at_kv(kind, key))
         with self._lock:
             found = self._kv.get((kind, key))
             version = found[0] if found else 0
@@ -377,7 +382,8 @@ class MemoryStorage(Storage):
     def kv_list(self, kind: str, prefix: str = "", *, limit: int = 1000) -> list[tuple[str, Versioned]]:
         with self._lock:
             found = sorted((k, v) for (kd, k), v in self._kv.items() if kd == kind and k.startswith(prefix))
-        return [(k, Versioned(self.codec.loads(text), version)) for k, (version, text) in found[:limit]]
+        return [(k, Versioned(self.codec.loads(text, self.at_kv(kind, k)), version))
+                for k, (version, text) in found[:limit]]
 
     def kv_delete(self, kind: str, key: str, *, expected: int | None = None) -> bool:
         check_kv(kind, key)

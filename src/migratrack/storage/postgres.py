@@ -458,10 +458,11 @@ class PostgresStorage(Storage):
     # -- encode ----------------------------------------------------------------------------
 
     def _phase_row(self, migration_id: str, pos: int, p: PhaseState) -> tuple[Any, ...]:
-        return (migration_id, p.id, pos, p.status.value, p.progress, p.done, p.total, self.phase_rest(p))
+        return (migration_id, p.id, pos, p.status.value, p.progress, p.done, p.total, self.phase_rest(migration_id, p))
 
     def _sub_row(self, migration_id: str, phase_id: str, pos: int, s: SubTaskState) -> tuple[Any, ...]:
-        return (migration_id, phase_id, s.id, pos, s.status.value, s.progress, self.sub_task_rest(s))
+        return (migration_id, phase_id, s.id, pos, s.status.value, s.progress,
+                self.sub_task_rest(migration_id, phase_id, s))
 
     def _insert_events(self, conn: psycopg.Connection[Any], migration_id: str, first: int,
                        events: Sequence[NewEvent], last_time: datetime | None = None) -> int:
@@ -472,7 +473,8 @@ class PostgresStorage(Storage):
         rows = []
         for i, e in enumerate(events):
             last_time = e.ts if last_time is None else max(last_time, e.ts)
-            rows.append((migration_id, first + i, last_time.isoformat(), e.actor, e.type, self.codec.dumps(e.payload)))
+            rows.append((migration_id, first + i, last_time.isoformat(), e.actor, e.type,
+                         self.codec.dumps(e.payload, self.at_event(migration_id, e.type))))
         with conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO mt_events (migration_id, seq, ts, actor, type, payload) VALUES (%s, %s, %s, %s, %s, %s)",
@@ -486,7 +488,7 @@ class PostgresStorage(Storage):
     def _write_header(self, conn: psycopg.Connection[Any], state: MigrationState) -> None:
         conn.execute(
             "UPDATE mt_migrations SET header = %s, control = %s, ended_at = %s WHERE id = %s",
-            (self.codec.dumps(state.header_dict()), state.control.value,
+            (self.codec.dumps(state.header_dict(), self.at_header(state.id)), state.control.value,
              state.finished_at or state.cancelled_at, state.id),
         )
 
@@ -496,7 +498,7 @@ class PostgresStorage(Storage):
             "UPDATE mt_migrations SET successful_operations = %s, failed_operations = %s, "
             "total_data_migrated = %s, gauges = %s WHERE id = %s",
             (m.successful_operations, m.failed_operations, m.total_data_migrated,
-             self.codec.dumps(m.gauges), state.id),
+             self.codec.dumps(m.gauges, self.at_gauges(state.id)), state.id),
         )
 
     # -- migrations ------------------------------------------------------------------------
@@ -513,8 +515,9 @@ class PostgresStorage(Storage):
                         "INSERT INTO mt_migrations (id, header, control, created_at, updated_at, gauges, "
                         "successful_operations, failed_operations, total_data_migrated) "
                         "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                        (state.id, self.codec.dumps(state.header_dict()), state.control.value, state.created_at,
-                         state.created_at, self.codec.dumps(m.gauges), m.successful_operations,
+                        (state.id, self.codec.dumps(state.header_dict(), self.at_header(state.id)),
+                         state.control.value, state.created_at, state.created_at,
+                         self.codec.dumps(m.gauges, self.at_gauges(state.id)), m.successful_operations,
                          m.failed_operations, m.total_data_migrated),
                     )
                 except pgerrors.UniqueViolation:
@@ -545,7 +548,7 @@ class PostgresStorage(Storage):
             sql += " AND id = ANY(%s)"
             args.append(list(ids))
         for pid, status, progress, done, total, data in ctx.execute(sql + " ORDER BY pos", args):
-            d = self.codec.loads(data)
+            d = self.codec.loads(data, self.at_phase(state.id, pid))
             d.update(id=pid, status=status, progress=progress, done=done, total=total)
             state.phases[pid] = PhaseState.from_dict(d)
 
@@ -561,7 +564,7 @@ class PostgresStorage(Storage):
         with ctx.cursor() as cur:
             cur.execute(sql + " ORDER BY phase_id, pos", args)
             for pid, sid, status, progress, data in cur:
-                d = self.codec.loads(data)
+                d = self.codec.loads(data, self.at_sub_task(state.id, pid, sid))
                 d.update(id=sid, status=status, progress=progress)
                 phase = state.phases.get(pid)
                 if phase is not None:
@@ -576,8 +579,8 @@ class PostgresStorage(Storage):
         ).fetchone()
         if row is None:
             raise MigrationNotFound(migration_id)
-        state = MigrationState.from_header(self.codec.loads(row[0]))
-        state.metrics = Metrics(row[1], row[2], row[3], self.codec.loads(row[4]))
+        state = MigrationState.from_header(self.codec.loads(row[0], self.at_header(migration_id)))
+        state.metrics = Metrics(row[1], row[2], row[3], self.codec.loads(row[4], self.at_gauges(migration_id)))
         state.seq = row[5]
         state.as_of = row[6]  # a transition sets the write's own time, read under its lock
         self.assemble(conn, state, sub_tasks, phases)
@@ -673,12 +676,13 @@ class PostgresStorage(Storage):
                             "RETURNING alert_n) INSERT INTO mt_alerts (migration_id, id, n, level, acknowledged, "
                             "data) SELECT %s, %s, n.alert_n, %s, %s, %s FROM n",
                             (migration_id, migration_id, a.id, a.level.value, a.acknowledged_at is not None,
-                             self.codec.dumps(a.to_dict())),
+                             self.codec.dumps(a.to_dict(), self.at_alert(migration_id, a.id))),
                         )
                     if change.updated_alerts:
                         cur.executemany(
                             "UPDATE mt_alerts SET acknowledged = %s, data = %s WHERE migration_id = %s AND id = %s",
-                            [(a.acknowledged_at is not None, self.codec.dumps(a.to_dict()), migration_id, a.id)
+                            [(a.acknowledged_at is not None,
+                              self.codec.dumps(a.to_dict(), self.at_alert(migration_id, a.id)), migration_id, a.id)
                              for a in change.updated_alerts],
                         )
                 change.last_seq = self._insert_events(conn, migration_id, state.seq + 1, change.events, last)
@@ -704,14 +708,16 @@ class PostgresStorage(Storage):
                     ts: datetime | None, actor: str, op_id: str | None) -> dict[str, Any]:
         return {"m": migration_id, "phase": phase_id, "sub": sub_task_id, "progress": float(progress),
                 "actor": actor, "type": "subtask.progress",
-                "payload": self.codec.dumps({"phase": phase_id, "sub_task": sub_task_id, "progress": progress}),
+                "payload": self.codec.dumps({"phase": phase_id, "sub_task": sub_task_id, "progress": progress},
+                                            self.at_event(migration_id, "subtask.progress")),
                 **self._op_params(op_id, ts)}
 
     def _phase_params(self, migration_id: str, phase_id: str, progress: float | None, done: int | None,
                       add: int | None, ts: datetime | None, actor: str, op_id: str | None) -> dict[str, Any]:
         return {"m": migration_id, "phase": phase_id, "progress": float(progress or 0.0), "done": done or 0,
                 "add": add or 0, "counted": done is not None or bool(add), "actor": actor,
-                "type": "phase.progress", "payload": self.codec.dumps({"phase": phase_id}),
+                "type": "phase.progress",
+                "payload": self.codec.dumps({"phase": phase_id}, self.at_event(migration_id, "phase.progress")),
                 **self._op_params(op_id, ts)}
 
     @staticmethod
@@ -829,7 +835,8 @@ class PostgresStorage(Storage):
         params = {
             "m": migration_id, "so": deltas.get("successful_operations", 0),
             "fo": deltas.get("failed_operations", 0), "td": deltas.get("total_data_migrated", 0),
-            "actor": actor, "payload": self.codec.dumps({"increment": dict(deltas)}),
+            "actor": actor,
+            "payload": self.codec.dumps({"increment": dict(deltas)}, self.at_event(migration_id, "metrics.updated")),
             **self._op_params(op_id, ts),
         }
         row = self._hot_run(lambda c: c.execute(INCREMENT_SQL, params).fetchone(), op_id is not None)
@@ -854,7 +861,7 @@ class PostgresStorage(Storage):
         rows = self._run(lambda c: c.execute(sql + " ORDER BY pos LIMIT %s", [*args, limit]).fetchall())
         out = []
         for sid, st, progress, data in rows:
-            d = self.codec.loads(data)
+            d = self.codec.loads(data, self.at_sub_task(migration_id, phase_id, sid))
             d.update(id=sid, status=st, progress=progress)
             out.append(SubTaskState.from_dict(d))
         return out
@@ -868,7 +875,7 @@ class PostgresStorage(Storage):
 
     def _event(self, migration_id: str, seq: int, ts: str, actor: str, typ: str, payload: str,
                extra: Any) -> Event:
-        data = self.codec.loads(payload)
+        data = self.codec.loads(payload, self.at_event(migration_id, typ))
         if extra is not None:
             data.update(extra)
             data["progress"] = float(data["progress"])
@@ -880,19 +887,27 @@ class PostgresStorage(Storage):
             "ORDER BY seq LIMIT %s", (migration_id, after, limit)).fetchall())
         return [self._event(migration_id, *r) for r in rows]
 
+    def count_alerts(self, migration_id: str) -> int:
+        row = self._run(lambda c: c.execute(
+            "SELECT (SELECT count(*) FROM mt_alerts WHERE migration_id = %s), "
+            "EXISTS (SELECT 1 FROM mt_migrations WHERE id = %s)", (migration_id, migration_id)).fetchone())
+        if not row[1]:
+            raise MigrationNotFound(migration_id)
+        return int(row[0])
+
     def alerts(self, migration_id: str, *, limit: int = 50, unacknowledged_only: bool = False) -> list[Alert]:
-        sql = "SELECT data FROM mt_alerts WHERE migration_id = %s"
+        sql = "SELECT id, data FROM mt_alerts WHERE migration_id = %s"
         if unacknowledged_only:
             sql += " AND NOT acknowledged"
         rows = self._run(lambda c: c.execute(sql + " ORDER BY n DESC LIMIT %s", (migration_id, limit)).fetchall())
-        return [Alert.from_dict(self.codec.loads(r[0])) for r in rows]
+        return [Alert.from_dict(self.codec.loads(r[1], self.at_alert(migration_id, r[0]))) for r in rows]
 
     def get_alert(self, migration_id: str, alert_id: str) -> Alert:
         row = self._run(lambda c: c.execute("SELECT data FROM mt_alerts WHERE migration_id = %s AND id = %s",
                                             (migration_id, alert_id)).fetchone())
         if row is None:
             raise AlertNotFound(alert_id)
-        return Alert.from_dict(self.codec.loads(row[0]))
+        return Alert.from_dict(self.codec.loads(row[0], self.at_alert(migration_id, alert_id)))
 
     async def subscribe(
         self, migration_id: str, after: int = 0, *, poll_interval: float = 0.25
@@ -962,10 +977,10 @@ class PostgresStorage(Storage):
                 claimed_at = CASE WHEN r.claimed_at < %(cutoff)s THEN excluded.claimed_at ELSE r.claimed_at END
             RETURNING fingerprint, response
             """, {"k": key, "f": fingerprint, "at": _epoch(ts), "cutoff": _epoch(self.dedupe_cutoff(ts))}).fetchone())
-        return RequestRecord(row[0], None if row[1] is None else self.codec.loads(row[1]))
+        return RequestRecord(row[0], None if row[1] is None else self.codec.loads(row[1], self.at_request(key)))
 
     def finish_request(self, key: str, fingerprint: str, response: Any, *, ts: datetime) -> None:
-        text = self.codec.dumps(response)
+        text = self.codec.dumps(response, self.at_request(key))
         self._run(lambda c: c.execute("UPDATE mt_requests SET response = %s WHERE key = %s AND fingerprint = %s",
                                       (text, key, fingerprint)))
 
@@ -992,11 +1007,11 @@ class PostgresStorage(Storage):
         check_kv(kind, key)
         row = self._run(lambda c: c.execute("SELECT version, value FROM mt_kv WHERE kind = %s AND key = %s",
                                             (kind, key)).fetchone())
-        return None if row is None else Versioned(self.codec.loads(row[1]), int(row[0]))
+        return None if row is None else Versioned(self.codec.loads(row[1], self.at_kv(kind, key)), int(row[0]))
 
     def kv_put(self, kind: str, key: str, value: Any, *, expected: int | None = None) -> int | None:
         check_kv(kind, key)
-        args = {"k": kind, "key": key, "v": self.codec.dumps(value), "e": expected}
+        args = {"k": kind, "key": key, "v": self.codec.dumps(value, self.at_kv(kind, key)), "e": expected}
         if expected is None:
             sql = ("INSERT INTO mt_kv AS t VALUES (%(k)s, %(key)s, 1, %(v)s) ON CONFLICT (kind, key) DO UPDATE "
                    "SET version = t.version + 1, value = excluded.value RETURNING version")
@@ -1013,7 +1028,7 @@ class PostgresStorage(Storage):
         rows = self._run(lambda c: c.execute(
             "SELECT key, version, value FROM mt_kv WHERE kind = %s AND left(key, %s) = %s "
             "ORDER BY key COLLATE \"C\" LIMIT %s", (kind, len(prefix), prefix, limit)).fetchall())
-        return [(r[0], Versioned(self.codec.loads(r[2]), int(r[1]))) for r in rows]
+        return [(r[0], Versioned(self.codec.loads(r[2], self.at_kv(kind, r[0])), int(r[1]))) for r in rows]
 
     def kv_delete(self, kind: str, key: str, *, expected: int | None = None) -> bool:
         check_kv(kind, key)

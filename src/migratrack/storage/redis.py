@@ -293,39 +293,40 @@ class RedisStorage(Storage):
 
     # -- encode / decode -------------------------------------------------------------------
 
-    def _phase_fields(self, p: PhaseState, *, full: bool) -> list[str]:
+    def _phase_fields(self, migration_id: str, p: PhaseState, *, full: bool) -> list[str]:
         f = p.id + "/"
-        out = [f + "s", p.status.value, f + "x", self.phase_rest(p)]
+        out = [f + "s", p.status.value, f + "x", self.phase_rest(migration_id, p)]
         if full:
             out += [f + "p", _float_text(p.progress), f + "d", str(p.done),
                     f + "t", "" if p.total is None else str(p.total),
                     f + "o", json.dumps(list(p.sub_tasks))]
         return out
 
-    def _phase_write(self, p: PhaseState) -> list[str]:
+    def _phase_write(self, migration_id: str, p: PhaseState) -> list[str]:
         # a transition writes the whole row: the lock keeps hot-path merges out meanwhile
-        return self._phase_fields(p, full=True)[:-2]
+        return self._phase_fields(migration_id, p, full=True)[:-2]
 
-    def _sub_fields(self, phase_id: str, s: SubTaskState) -> list[str]:
+    def _sub_fields(self, migration_id: str, phase_id: str, s: SubTaskState) -> list[str]:
         f = f"{phase_id}/{s.id}/"
-        return [f + "s", s.status.value, f + "p", _float_text(s.progress), f + "x", self.sub_task_rest(s)]
+        return [f + "s", s.status.value, f + "p", _float_text(s.progress), f + "x",
+                self.sub_task_rest(migration_id, phase_id, s)]
 
     def _header_fields(self, state: MigrationState) -> list[str]:
         ended = state.finished_at or state.cancelled_at
-        return ["hdr", self.codec.dumps(state.header_dict()), "ctl", state.control.value,
+        return ["hdr", self.codec.dumps(state.header_dict(), self.at_header(state.id)), "ctl", state.control.value,
                 "fin", "" if ended is None else repr(_epoch(ended))]
 
-    def _metrics_fields(self, m: Metrics) -> list[str]:
+    def _metrics_fields(self, migration_id: str, m: Metrics) -> list[str]:
         return ["so", str(m.successful_operations), "fo", str(m.failed_operations),
-                "td", str(m.total_data_migrated), "g", self.codec.dumps(m.gauges)]
+                "td", str(m.total_data_migrated), "g", self.codec.dumps(m.gauges, self.at_gauges(migration_id))]
 
-    def _event_rows(self, events: Sequence[NewEvent], last: int) -> tuple[list[list[str]], int]:
+    def _event_rows(self, migration_id: str, events: Sequence[NewEvent], last: int) -> tuple[list[list[str]], int]:
         """The events as the write script takes them, each stamped no earlier than the one before
         (``last``: the migration's last event time, epoch microseconds); and the new last."""
         rows = []
         for e in events:
             last = max(last, _us(e.ts))
-            rows.append([e.type, str(last), e.actor, self.codec.dumps(e.payload)])
+            rows.append([e.type, str(last), e.actor, self.codec.dumps(e.payload, self.at_event(migration_id, e.type))])
         return rows, last
 
     def _expire(self, state: MigrationState) -> int:
@@ -351,12 +352,12 @@ class RedisStorage(Storage):
         h = dict(zip(h_flat[::2], h_flat[1::2], strict=True))
         p = dict(zip(p_flat[::2], p_flat[1::2], strict=True))
         s = dict(zip(s_flat[::2], s_flat[1::2], strict=True))
-        state = MigrationState.from_header(self.codec.loads(h["hdr"]))
+        state = MigrationState.from_header(self.codec.loads(h["hdr"], self.at_header(migration_id)))
         state.metrics = Metrics(int(h.get("so", 0)), int(h.get("fo", 0)), int(h.get("td", 0)),
-                                self.codec.loads(h["g"]))
+                                self.codec.loads(h["g"], self.at_gauges(migration_id)))
         for pid in json.loads(h["phases"]):
             f = pid + "/"
-            d = self.codec.loads(p[f + "x"])
+            d = self.codec.loads(p[f + "x"], self.at_phase(migration_id, pid))
             total = p[f + "t"]
             d.update(id=pid, status=p[f + "s"], progress=float(p[f + "p"]), done=int(p[f + "d"]),
                      total=int(total) if total else None)
@@ -369,7 +370,7 @@ class RedisStorage(Storage):
                 x = s.get(sf + "x")
                 if x is None:
                     continue
-                sd = self.codec.loads(x)
+                sd = self.codec.loads(x, self.at_sub_task(migration_id, pid, sid))
                 sd.update(id=sid, status=s[sf + "s"], progress=float(s[sf + "p"]))
                 phase.sub_tasks[sid] = SubTaskState.from_dict(sd)
         state.seq = int(h.get("seq", 0))
@@ -378,7 +379,7 @@ class RedisStorage(Storage):
         return state
 
     def _event(self, migration_id: str, entry_id: str, fields: Mapping[str, str]) -> Event:
-        payload = self.codec.loads(fields["p"])
+        payload = self.codec.loads(fields["p"], self.at_event(migration_id, fields["t"]))
         if "x" in fields:
             extra = json.loads(fields["x"])
             extra["progress"] = float(extra["progress"])
@@ -392,16 +393,16 @@ class RedisStorage(Storage):
 
     def create(self, state: MigrationState, events: Sequence[NewEvent], *, replace: bool = False) -> int:
         k = self._keys(state.id)
-        rows, last = self._event_rows(events, 0)
-        h = self._header_fields(state) + self._metrics_fields(state.metrics) + [
+        rows, last = self._event_rows(state.id, events, 0)
+        h = self._header_fields(state) + self._metrics_fields(state.id, state.metrics) + [
             "created", repr(_epoch(state.created_at)), "phases", json.dumps(list(state.phases)), "seq", "0",
             "v", str(LAYOUT_VERSION), "lt", str(last)]
         p: list[str] = []
         s: list[str] = []
         for phase in state.phases.values():
-            p += self._phase_fields(phase, full=True)
+            p += self._phase_fields(state.id, phase, full=True)
             for sub in phase.sub_tasks.values():
-                s += self._sub_fields(phase.id, sub)
+                s += self._sub_fields(state.id, phase.id, sub)
         doc = {"mode": "replace" if replace else "create", "h": h, "p": p, "s": s, "new_alerts": [],
                "updated_alerts": [], "events": rows, "expire": self._expire(state)}
         token = self._acquire(k["lock"])
@@ -466,11 +467,11 @@ class RedisStorage(Storage):
         res: list[Any] = self._call(lambda: self._load_fields(keys=keys, args=args))
         return res
 
-    def _phase_from(self, pid: str, vals: Sequence[str | None]) -> PhaseState | None:
+    def _phase_from(self, migration_id: str, pid: str, vals: Sequence[str | None]) -> PhaseState | None:
         status, progress, done, total, rest = vals
         if status is None or rest is None:
             return None
-        d = self.codec.loads(rest)
+        d = self.codec.loads(rest, self.at_phase(migration_id, pid))
         d.update(id=pid, status=status, progress=float(progress or 0), done=int(done or 0),
                  total=int(total) if total else None)
         return PhaseState.from_dict(d)
@@ -488,8 +489,9 @@ class RedisStorage(Storage):
         if not raw:
             raise MigrationNotFound(migration_id)
         h = dict(zip(self._HEADER, raw[0], strict=True))
-        state = MigrationState.from_header(self.codec.loads(h["hdr"]))
-        state.metrics = Metrics(int(h["so"] or 0), int(h["fo"] or 0), int(h["td"] or 0), self.codec.loads(h["g"]))
+        state = MigrationState.from_header(self.codec.loads(h["hdr"], self.at_header(migration_id)))
+        state.metrics = Metrics(int(h["so"] or 0), int(h["fo"] or 0), int(h["td"] or 0),
+                                self.codec.loads(h["g"], self.at_gauges(migration_id)))
         state.seq = int(h["seq"] or 0)
         n = len(self._PHASE)
         pre_p = {pid: raw[1][i * n:(i + 1) * n] for i, pid in enumerate(named)}
@@ -504,7 +506,7 @@ class RedisStorage(Storage):
             order = json.loads(self._call(lambda: self._r.hget(k["h"], "phases")) or "[]")
             flat = self._call(lambda: self._r.hgetall(k["p"]))
             for pid in order:
-                phase = self._phase_from(pid, [flat.get(f"{pid}/{f}") for f in self._PHASE])
+                phase = self._phase_from(state.id, pid, [flat.get(f"{pid}/{f}") for f in self._PHASE])
                 if phase is not None:
                     state.phases[pid] = phase
             return
@@ -514,7 +516,7 @@ class RedisStorage(Storage):
             n = len(self._PHASE)
             pre_p.update({pid: vals[i * n:(i + 1) * n] for i, pid in enumerate(todo)})
         for pid in ids:
-            phase = self._phase_from(pid, pre_p[pid])
+            phase = self._phase_from(state.id, pid, pre_p[pid])
             if phase is not None:
                 state.phases[pid] = phase
 
@@ -538,7 +540,7 @@ class RedisStorage(Storage):
             status, progress, rest = vals[i * 3:i * 3 + 3]
             if status is None or rest is None:
                 continue
-            sd = self.codec.loads(rest)
+            sd = self.codec.loads(rest, self.at_sub_task(state.id, pid, sid))
             sd.update(id=sid, status=status, progress=float(progress))
             phase.sub_tasks[sid] = SubTaskState.from_dict(sd)
 
@@ -621,23 +623,24 @@ class RedisStorage(Storage):
             if change.empty:
                 change.last_seq = state.seq
                 return change
-            rows, last = self._event_rows(change.events, last)
+            rows, last = self._event_rows(migration_id, change.events, last)
             h = ["lt", str(last)]
             if change.header:
                 h += self._header_fields(state)
             if change.metrics:
-                h += self._metrics_fields(state.metrics)
+                h += self._metrics_fields(migration_id, state.metrics)
             p: list[str] = []
             for pid in change.phases:
-                p += self._phase_write(state.phases[pid])
+                p += self._phase_write(migration_id, state.phases[pid])
             s: list[str] = []
             for pid, sid in change.sub_tasks:
-                s += self._sub_fields(pid, state.phases[pid].sub_tasks[sid])
+                s += self._sub_fields(migration_id, pid, state.phases[pid].sub_tasks[sid])
             doc = {
                 "mode": "update", "h": h, "p": p, "s": s,
-                "new_alerts": [[a.id, a.level.value, self.codec.dumps(a.to_dict()),
+                "new_alerts": [[a.id, a.level.value, self.codec.dumps(a.to_dict(), self.at_alert(migration_id, a.id)),
                                 int(a.acknowledged_at is not None)] for a in change.new_alerts],
-                "updated_alerts": [[a.id, self.codec.dumps(a.to_dict()), int(a.acknowledged_at is not None)]
+                "updated_alerts": [[a.id, self.codec.dumps(a.to_dict(), self.at_alert(migration_id, a.id)),
+                                    int(a.acknowledged_at is not None)]
                                    for a in change.updated_alerts],
                 "events": rows,
                 # every write re-applies the expiry: keys created after the finish (alerts) get it too
@@ -685,12 +688,13 @@ class RedisStorage(Storage):
                 if m.progress is None:  # nothing to merge: the rules decide (FALLBACK below)
                     args += ["s", "\n", "0", "", "0", "", ""]
                     continue
-                payload = self.codec.dumps({"phase": m.phase_id, "sub_task": m.sub_task_id, "progress": m.progress})
+                payload = self.codec.dumps({"phase": m.phase_id, "sub_task": m.sub_task_id, "progress": m.progress},
+                                           self.at_event(migration_id, "subtask.progress"))
                 args += ["s", f"{m.phase_id}/{m.sub_task_id}/", _float_text(m.progress), "", "0", payload, op]
             else:
                 args += ["p", m.phase_id + "/", "" if m.progress is None else _float_text(m.progress),
                          "" if m.done is None else str(m.done), str(m.add or 0),
-                         self.codec.dumps({"phase": m.phase_id}), op]
+                         self.codec.dumps({"phase": m.phase_id}, self.at_event(migration_id, "phase.progress")), op]
         codes = self._hot(lambda: self._merge_many_script(
             keys=[k["h"], k["p"], k["s"], k["e"], k["lock"], k["o"]], args=args))
         return [(MergeResult.FALLBACK, MergeResult.STALE, MergeResult.APPLIED)[int(c)] for c in codes]
@@ -700,7 +704,7 @@ class RedisStorage(Storage):
         op_id: str | None = None,
     ) -> dict[str, int]:
         k = self._keys(migration_id)
-        payload = self.codec.dumps({"increment": dict(deltas)})
+        payload = self.codec.dumps({"increment": dict(deltas)}, self.at_event(migration_id, "metrics.updated"))
         op = "" if check_op_id(op_id) is None else str(op_id)
         res = self._hot(lambda: self._increment(
             keys=[k["h"], k["e"], k["lock"], k["o"]],
@@ -722,7 +726,7 @@ class RedisStorage(Storage):
         out = []
         for i in range(0, len(flat), 4):
             sid, st, progress, rest = flat[i:i + 4]
-            d = self.codec.loads(rest)
+            d = self.codec.loads(rest, self.at_sub_task(migration_id, phase_id, sid))
             d.update(id=sid, status=st, progress=float(progress))
             out.append(SubTaskState.from_dict(d))
         return out
@@ -740,19 +744,27 @@ class RedisStorage(Storage):
         rows = self._call(lambda: self._r.xrange(key, f"{after + 1}-0", "+", count=limit))
         return [self._event(migration_id, eid, fields) for eid, fields in rows]
 
+    def count_alerts(self, migration_id: str) -> int:
+        k = self._keys(migration_id)
+        exists, n = self._call(lambda: self._r.pipeline(transaction=False).exists(k["h"]).zcard(k["an"]).execute())
+        if not exists:
+            raise MigrationNotFound(migration_id)
+        return int(n)
+
     def alerts(self, migration_id: str, *, limit: int = 50, unacknowledged_only: bool = False) -> list[Alert]:
         if limit <= 0:
             return []
         k = self._keys(migration_id)
         rows = self._call(lambda: self._alerts(keys=[k["a"], k["an"], k["au"]],
                                                args=[limit, int(unacknowledged_only)]))
-        return [Alert.from_dict(self.codec.loads(r)) for r in rows]
+        return [Alert.from_dict(self.codec.loads(rows[i + 1], self.at_alert(migration_id, rows[i])))
+                for i in range(0, len(rows), 2)]
 
     def get_alert(self, migration_id: str, alert_id: str) -> Alert:
         raw = self._call(lambda: self._r.hget(self._keys(migration_id)["a"], alert_id))
         if raw is None:
             raise AlertNotFound(alert_id)
-        return Alert.from_dict(self.codec.loads(raw))
+        return Alert.from_dict(self.codec.loads(raw, self.at_alert(migration_id, alert_id)))
 
     async def subscribe(
         self, migration_id: str, after: int = 0, *, poll_interval: float = 0.25
@@ -806,11 +818,11 @@ class RedisStorage(Storage):
     def claim_request(self, key: str, fingerprint: str, *, ts: datetime) -> RequestRecord:
         rk = self._request_key(key)
         found, response = self._call(lambda: self._claim_request(keys=[rk], args=[fingerprint, *self._dedupe_args(ts)]))
-        return RequestRecord(found, self.codec.loads(response) if response else None)
+        return RequestRecord(found, self.codec.loads(response, self.at_request(key)) if response else None)
 
     def finish_request(self, key: str, fingerprint: str, response: Any, *, ts: datetime) -> None:
         rk = self._request_key(key)
-        text = self.codec.dumps(response)
+        text = self.codec.dumps(response, self.at_request(key))
         self._call(lambda: self._finish_request(keys=[rk], args=[fingerprint, text]))
 
     # -- tokens ----------------------------------------------------------------------------
@@ -835,26 +847,26 @@ class RedisStorage(Storage):
     def _kv_key(self, kind: str) -> str:
         return f"{self.prefix}:{{kv}}:{kind}"
 
-    def _kv_decode(self, raw: bytes | str) -> Versioned:
+    def _kv_decode(self, kind: str, key: str, raw: bytes | str) -> Versioned:
         text = raw.decode() if isinstance(raw, bytes) else raw
         version, _, value = text.partition(":")
-        return Versioned(self.codec.loads(value), int(version))
+        return Versioned(self.codec.loads(value, self.at_kv(kind, key)), int(version))
 
     def kv_get(self, kind: str, key: str) -> Versioned | None:
         check_kv(kind, key)
         raw = self._call(lambda: self._r.hget(self._kv_key(kind), key))
-        return None if raw is None else self._kv_decode(raw)
+        return None if raw is None else self._kv_decode(kind, key, raw)
 
     def kv_put(self, kind: str, key: str, value: Any, *, expected: int | None = None) -> int | None:
         check_kv(kind, key)
-        args = [key, "" if expected is None else str(expected), self.codec.dumps(value), ""]
+        args = [key, "" if expected is None else str(expected), self.codec.dumps(value, self.at_kv(kind, key)), ""]
         version = int(self._call(lambda: self._kv_put(keys=[self._kv_key(kind)], args=args)))
         return None if version < 0 else version
 
     def kv_list(self, kind: str, prefix: str = "", *, limit: int = 1000) -> list[tuple[str, Versioned]]:
         raw: dict[Any, Any] = self._call(lambda: self._r.hgetall(self._kv_key(kind)))
         found = sorted((k.decode() if isinstance(k, bytes) else k, v) for k, v in raw.items())
-        return [(k, self._kv_decode(v)) for k, v in found if k.startswith(prefix)][:limit]
+        return [(k, self._kv_decode(kind, k, v)) for k, v in found if k.startswith(prefix)][:limit]
 
     def kv_delete(self, kind: str, key: str, *, expected: int | None = None) -> bool:
         check_kv(kind, key)

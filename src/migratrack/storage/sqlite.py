@@ -159,6 +159,10 @@ CREATE TABLE IF NOT EXISTS mt_kv (
 ) WITHOUT ROWID;
 """
 
+#: what the hot path's triggers write as plain JSON (see _TRIGGERS and SQLiteStorage._plain_payload)
+_PLAIN_EVENT_TYPES = frozenset({"phase.progress", "subtask.progress"})
+_PLAIN_EVENT_KEYS = frozenset({"phase", "sub_task", "progress", "done", "total"})
+
 _TRIGGERS = """
 -- Triggers are re-created at every open, so a file always has this version's.
 -- The hot path is one UPDATE statement (its own transaction); these triggers append its event
@@ -427,16 +431,19 @@ class SQLiteStorage(Storage):
     # -- encode ----------------------------------------------------------------------------
 
     def _phase_row(self, migration_id: str, pos: int, p: PhaseState) -> tuple[Any, ...]:
-        return (migration_id, p.id, pos, p.status.value, p.progress, p.done, p.total, self.phase_rest(p), None, None)
+        return (migration_id, p.id, pos, p.status.value, p.progress, p.done, p.total, self.phase_rest(migration_id, p),
+                None, None)
 
     def _sub_row(self, migration_id: str, phase_id: str, pos: int, s: SubTaskState) -> tuple[Any, ...]:
-        return (migration_id, phase_id, s.id, pos, s.status.value, s.progress, self.sub_task_rest(s), None, None)
+        return (migration_id, phase_id, s.id, pos, s.status.value, s.progress,
+                self.sub_task_rest(migration_id, phase_id, s), None, None)
 
     def _insert_events(self, c: sqlite3.Connection, migration_id: str, events: Sequence[NewEvent]) -> int:
         seq = 0
         for e in events:
+            payload = self.codec.dumps(e.payload, self.at_event(migration_id, e.type))
             seq = c.execute(_INSERT_EVENT, {"m": migration_id, "ts": _ts_text(e.ts), "actor": e.actor,
-                                            "type": e.type, "payload": self.codec.dumps(e.payload)}).fetchone()[0]
+                                            "type": e.type, "payload": payload}).fetchone()[0]
         return seq
 
     def _last_event(self, c: sqlite3.Connection, migration_id: str) -> tuple[int, datetime | None]:
@@ -459,13 +466,14 @@ class SQLiteStorage(Storage):
             "UPDATE mt_migrations SET successful_operations = ?, failed_operations = ?, "
             "total_data_migrated = ?, gauges = ? WHERE id = ?",
             (m.successful_operations, m.failed_operations, m.total_data_migrated,
-             self.codec.dumps(m.gauges), state.id),
+             self.codec.dumps(m.gauges, self.at_gauges(state.id)), state.id),
         )
 
     def _write_header(self, c: sqlite3.Connection, state: MigrationState, now: str) -> None:
         c.execute(
             "UPDATE mt_migrations SET header = ?, control = ?, finished_at = ?, updated_at = ? WHERE id = ?",
-            (self.codec.dumps(state.header_dict()), state.control.value, _ended(state), now, state.id),
+            (self.codec.dumps(state.header_dict(), self.at_header(state.id)), state.control.value, _ended(state), now,
+             state.id),
         )
 
     def _insert_alert(self, c: sqlite3.Connection, migration_id: str, a: Alert) -> None:
@@ -473,7 +481,7 @@ class SQLiteStorage(Storage):
             "INSERT INTO mt_alerts (migration_id, id, n, level, acknowledged, data) VALUES "
             "(?, ?, (SELECT COALESCE(MAX(n), 0) + 1 FROM mt_alerts WHERE migration_id = ?), ?, ?, ?)",
             (migration_id, a.id, migration_id, a.level.value, int(a.acknowledged_at is not None),
-             self.codec.dumps(a.to_dict())),
+             self.codec.dumps(a.to_dict(), self.at_alert(migration_id, a.id))),
         )
 
     # -- migrations ------------------------------------------------------------------------
@@ -489,8 +497,8 @@ class SQLiteStorage(Storage):
             c.execute(
                 "INSERT INTO mt_migrations (id, header, control, created_at, finished_at, updated_at, gauges) "
                 "VALUES (?, ?, ?, ?, NULL, ?, ?)",
-                (state.id, self.codec.dumps(state.header_dict()), state.control.value, now, now,
-                 self.codec.dumps(state.metrics.gauges)),
+                (state.id, self.codec.dumps(state.header_dict(), self.at_header(state.id)), state.control.value, now,
+                 now, self.codec.dumps(state.metrics.gauges, self.at_gauges(state.id))),
             )
             self._write_metrics(c, state)
             c.executemany(
@@ -513,7 +521,7 @@ class SQLiteStorage(Storage):
             sql += f" AND id IN ({', '.join('?' * len(ids))})"
             args += ids
         for pid, status, progress, done, total, data in ctx.execute(sql + " ORDER BY pos", args):
-            d = self.codec.loads(data)
+            d = self.codec.loads(data, self.at_phase(state.id, pid))
             d.update(id=pid, status=status, progress=progress, done=done, total=total)
             state.phases[pid] = PhaseState.from_dict(d)
 
@@ -527,7 +535,7 @@ class SQLiteStorage(Storage):
             sql += " AND phase_id = ?"
             args += (scope,)
         for pid, sid, status, progress, data in ctx.execute(sql + " ORDER BY phase_id, pos", args):
-            d = self.codec.loads(data)
+            d = self.codec.loads(data, self.at_sub_task(state.id, pid, sid))
             d.update(id=sid, status=status, progress=progress)
             phase = state.phases.get(pid)
             if phase is not None:
@@ -541,8 +549,8 @@ class SQLiteStorage(Storage):
         ).fetchone()
         if row is None:
             raise MigrationNotFound(migration_id)
-        state = MigrationState.from_header(self.codec.loads(row[0]))
-        state.metrics = Metrics(row[1], row[2], row[3], self.codec.loads(row[4]))
+        state = MigrationState.from_header(self.codec.loads(row[0], self.at_header(migration_id)))
+        state.metrics = Metrics(row[1], row[2], row[3], self.codec.loads(row[4], self.at_gauges(migration_id)))
         self.assemble(c, state, sub_tasks, phases)
         state.seq = self._last_seq(c, migration_id)
         if state.partial:
@@ -634,18 +642,20 @@ class SQLiteStorage(Storage):
                 p = state.phases[pid]
                 c.execute("UPDATE mt_phases SET status = ?, progress = ?, done = ?, total = ?, data = ? "
                           "WHERE migration_id = ? AND id = ?",
-                          (p.status.value, p.progress, p.done, p.total, self.phase_rest(p), migration_id, pid))
+                          (p.status.value, p.progress, p.done, p.total, self.phase_rest(migration_id, p),
+                           migration_id, pid))
             for pid, sid in change.sub_tasks:
                 sub = state.phases[pid].sub_tasks[sid]
                 c.execute("UPDATE mt_sub_tasks SET status = ?, progress = ?, data = ? "
                           "WHERE migration_id = ? AND phase_id = ? AND id = ?",
-                          (sub.status.value, sub.progress, self.sub_task_rest(sub), migration_id, pid, sid))
+                          (sub.status.value, sub.progress, self.sub_task_rest(migration_id, pid, sub),
+                           migration_id, pid, sid))
             for a in change.new_alerts:
                 self._insert_alert(c, migration_id, a)
             for a in change.updated_alerts:
                 c.execute("UPDATE mt_alerts SET acknowledged = ?, data = ? WHERE migration_id = ? AND id = ?",
-                          (int(a.acknowledged_at is not None), self.codec.dumps(a.to_dict()),
-                           migration_id, a.id))
+                          (int(a.acknowledged_at is not None),
+                           self.codec.dumps(a.to_dict(), self.at_alert(migration_id, a.id)), migration_id, a.id))
             change.last_seq = self._insert_events(c, migration_id, change.events) or state.seq
         if change.header:
             self._maybe_purge(change)
@@ -765,7 +775,8 @@ class SQLiteStorage(Storage):
             if row is None:
                 raise MigrationNotFound(migration_id)
             c.execute(_INSERT_EVENT, {"m": migration_id, "ts": _ts_text(ts), "actor": actor, "type": "metrics.updated",
-                                      "payload": self.codec.dumps({"increment": dict(deltas)})})
+                                      "payload": self.codec.dumps({"increment": dict(deltas)},
+                                                                  self.at_event(migration_id, "metrics.updated"))})
         return {"successful_operations": row[0], "failed_operations": row[1], "total_data_migrated": row[2]}
 
     # -- reads -----------------------------------------------------------------------------
@@ -784,7 +795,7 @@ class SQLiteStorage(Storage):
             rows = c.execute(sql + " ORDER BY pos LIMIT ?", [*args, limit]).fetchall()
         out = []
         for sid, st, progress, data in rows:
-            d = self.codec.loads(data)
+            d = self.codec.loads(data, self.at_sub_task(migration_id, phase_id, sid))
             d.update(id=sid, status=st, progress=progress)
             out.append(SubTaskState.from_dict(d))
         return out
@@ -803,16 +814,35 @@ class SQLiteStorage(Storage):
                 "ORDER BY seq LIMIT ?", (migration_id, after, limit),
             ).fetchall()
         return [Event(migration_id, seq, typ, datetime.fromisoformat(ts), actor,
-                      json.loads(payload) if plain else self.codec.loads(payload))
+                      self._plain_payload(typ, payload) if plain
+                      else self.codec.loads(payload, self.at_event(migration_id, typ)))
                 for seq, ts, actor, typ, payload, plain in rows]
 
+    @staticmethod
+    def _plain_payload(event_type: str, payload: str) -> Any:
+        """The payload of an event a hot-path trigger wrote (plain JSON: ids and numbers). Anything
+        else marked plain was not written by migratrack, and is refused rather than shown: with a
+        key set, it would be unencrypted text slipped in around the codec."""
+        data = json.loads(payload)
+        if (event_type not in _PLAIN_EVENT_TYPES or not isinstance(data, dict) or not set(data) <= _PLAIN_EVENT_KEYS
+                or not all(v is None or isinstance(v, str | int | float) for v in data.values())):
+            raise ConfigurationError(f"an event of type {event_type!r} is marked as written by the hot path, but "
+                                     "does not look like one: someone wrote to the store around migratrack")
+        return data
+
+    def count_alerts(self, migration_id: str) -> int:
+        with self._read() as c:
+            if c.execute("SELECT 1 FROM mt_migrations WHERE id = ?", (migration_id,)).fetchone() is None:
+                raise MigrationNotFound(migration_id)
+            return int(c.execute("SELECT COUNT(*) FROM mt_alerts WHERE migration_id = ?", (migration_id,)).fetchone()[0])
+
     def alerts(self, migration_id: str, *, limit: int = 50, unacknowledged_only: bool = False) -> list[Alert]:
-        sql = "SELECT data FROM mt_alerts WHERE migration_id = ?"
+        sql = "SELECT id, data FROM mt_alerts WHERE migration_id = ?"
         if unacknowledged_only:
             sql += " AND acknowledged = 0"
         with self._read() as c:
             rows = c.execute(sql + " ORDER BY n DESC LIMIT ?", (migration_id, limit)).fetchall()
-        return [Alert.from_dict(self.codec.loads(r[0])) for r in rows]
+        return [Alert.from_dict(self.codec.loads(r[1], self.at_alert(migration_id, r[0]))) for r in rows]
 
     def get_alert(self, migration_id: str, alert_id: str) -> Alert:
         with self._read() as c:
@@ -820,7 +850,7 @@ class SQLiteStorage(Storage):
                                      (migration_id, alert_id)).fetchone()
         if row is None:
             raise AlertNotFound(alert_id)
-        return Alert.from_dict(self.codec.loads(row[0]))
+        return Alert.from_dict(self.codec.loads(row[0], self.at_alert(migration_id, alert_id)))
 
     # -- retention ---------------------------------------------------------------------------
 
@@ -857,12 +887,12 @@ class SQLiteStorage(Storage):
                 "WHERE claimed_at < ?", (key, fingerprint, ts.timestamp(), self.dedupe_cutoff(ts).timestamp()))
             found, response = c.execute("SELECT fingerprint, response FROM mt_requests WHERE key = ?",
                                         (key,)).fetchone()
-        return RequestRecord(found, None if response is None else self.codec.loads(response))
+        return RequestRecord(found, None if response is None else self.codec.loads(response, self.at_request(key)))
 
     def finish_request(self, key: str, fingerprint: str, response: Any, *, ts: datetime) -> None:
         with self._write() as c:
             c.execute("UPDATE mt_requests SET response = ? WHERE key = ? AND fingerprint = ?",
-                      (self.codec.dumps(response), key, fingerprint))
+                      (self.codec.dumps(response, self.at_request(key)), key, fingerprint))
 
     # -- tokens ----------------------------------------------------------------------------
 
@@ -887,11 +917,11 @@ class SQLiteStorage(Storage):
         check_kv(kind, key)
         with self._read() as c:
             row = c.execute("SELECT version, value FROM mt_kv WHERE kind = ? AND key = ?", (kind, key)).fetchone()
-        return None if row is None else Versioned(self.codec.loads(row[1]), int(row[0]))
+        return None if row is None else Versioned(self.codec.loads(row[1], self.at_kv(kind, key)), int(row[0]))
 
     def kv_put(self, kind: str, key: str, value: Any, *, expected: int | None = None) -> int | None:
         check_kv(kind, key)
-        text = self.codec.dumps(value)
+        text = self.codec.dumps(value, self.at_kv(kind, key))
         with self._write() as c:
             row = c.execute("SELECT version FROM mt_kv WHERE kind = ? AND key = ?", (kind, key)).fetchone()
             version = int(row[0]) if row else 0
@@ -906,7 +936,7 @@ class SQLiteStorage(Storage):
             # substr rather than LIKE: a key may hold % or _
             rows = c.execute("SELECT key, version, value FROM mt_kv WHERE kind = ? AND substr(key, 1, ?) = ? "
                              "ORDER BY key LIMIT ?", (kind, len(prefix), prefix, limit)).fetchall()
-        return [(r[0], Versioned(self.codec.loads(r[2]), int(r[1]))) for r in rows]
+        return [(r[0], Versioned(self.codec.loads(r[2], self.at_kv(kind, r[0])), int(r[1]))) for r in rows]
 
     def kv_delete(self, kind: str, key: str, *, expected: int | None = None) -> bool:
         check_kv(kind, key)
