@@ -209,3 +209,23 @@ def test_a_naive_clock_is_refused(make_tracker: TrackerFactory) -> None:
     t = make_tracker(clock=lambda: datetime(2030, 1, 1))
     with pytest.raises(InvalidInput, match="timezone-aware"):
         t.initialize_migration(PLAN)
+
+
+def test_the_alert_cap_is_logged_not_raised_into_the_migration(
+        make_tracker: TrackerFactory, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from migratrack.errors import LimitExceeded
+
+    monkeypatch.setenv("MIGRATRACK_MAX_ALERTS", "2")
+    t = make_tracker()
+    t.initialize_migration(PLAN)
+    assert t.create_alert("info", "one") is not None and t.create_alert("info", "two") is not None
+    with caplog.at_level("WARNING", logger="migratrack"):
+        assert t.create_alert("warning", "three") is None
+        assert t.create_alert("warning", "four") is None
+    said = [r.getMessage() for r in caplog.records if "alert not recorded" in r.getMessage()]
+    assert len(said) == 1 and "MIGRATRACK_MAX_ALERTS" in said[0]  # once, with what to do
+    t.start_phase("infrastructure-setup")  # the migration goes on
+    assert [a.message for a in t.alerts()] == ["two", "one"]
+    strict = make_tracker(strict=True)
+    with pytest.raises(LimitExceeded):
+        strict.create_alert("error", "five")

@@ -42,7 +42,7 @@ from migratrack.core.delta import ProgressDelta
 from migratrack.core.models import Alert
 from migratrack.core.rules import MAX_TEXT
 from migratrack.core.states import AlertLevel
-from migratrack.errors import InvalidInput, MigratrackError, NotFound, RuleViolation
+from migratrack.errors import InvalidInput, LimitExceeded, MigratrackError, NotFound, RuleViolation
 from migratrack.sdk import lifecycle
 from migratrack.sdk.backend import TRANSIENT, Backend
 from migratrack.sdk.control import KnownControl
@@ -143,6 +143,7 @@ class Coalescer:
         self.actor = actor
         self.interval = interval
         self.strict = strict
+        self._capped = False  # the alert cap was met (logged once)
         self.deadline = deadline
         self._spool = spool
         self._target = target
@@ -225,9 +226,10 @@ class Coalescer:
             for w in self._take(keys=(), counters=True, values=True):
                 self._send(w, raise_rules=True)
 
-    def alert(self, level: str | AlertLevel, message: str, phase: str | None) -> Alert:
+    def alert(self, level: str | AlertLevel, message: str, phase: str | None) -> Alert | None:
         """Raise an alert: written now, or, during an outage, kept with its operation id and
-        written once it ends (applied once). Returns the stored alert, or a provisional one."""
+        written once it ends (applied once). Returns the stored alert, or a provisional one;
+        None when the migration keeps the most alerts allowed (strict: LimitExceeded)."""
         try:
             lvl = AlertLevel(str(level))
         except ValueError:
@@ -239,7 +241,16 @@ class Coalescer:
         if self._outage:
             self._enqueue([w])
         else:
-            stored = self._send(w, raise_rules=True)
+            try:
+                stored = self._send(w, raise_rules=True)
+            except LimitExceeded as exc:
+                if self.strict:
+                    raise
+                # a cap is no reason to stop the migration: say so (once), and go on
+                if not self._capped:
+                    self._capped = True
+                    log.warning("migratrack: alert not recorded: %s", exc)
+                return None
             if isinstance(stored, Alert):
                 return stored
         # the in-process service derives the alert's id from the operation id: the provisional

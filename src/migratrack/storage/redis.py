@@ -746,7 +746,14 @@ class RedisStorage(Storage):
 
     def count_alerts(self, migration_id: str) -> int:
         k = self._keys(migration_id)
-        exists, n = self._call(lambda: self._r.pipeline(transaction=False).exists(k["h"]).zcard(k["an"]).execute())
+
+        def both() -> list[Any]:
+            pipe = self._r.pipeline(transaction=False)
+            pipe.exists(k["h"])
+            pipe.zcard(k["an"])
+            return pipe.execute()
+
+        exists, n = self._call(both)
         if not exists:
             raise MigrationNotFound(migration_id)
         return int(n)

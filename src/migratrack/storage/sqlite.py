@@ -834,7 +834,8 @@ class SQLiteStorage(Storage):
         with self._read() as c:
             if c.execute("SELECT 1 FROM mt_migrations WHERE id = ?", (migration_id,)).fetchone() is None:
                 raise MigrationNotFound(migration_id)
-            return int(c.execute("SELECT COUNT(*) FROM mt_alerts WHERE migration_id = ?", (migration_id,)).fetchone()[0])
+            row = c.execute("SELECT COUNT(*) FROM mt_alerts WHERE migration_id = ?", (migration_id,)).fetchone()
+        return int(row[0])
 
     def alerts(self, migration_id: str, *, limit: int = 50, unacknowledged_only: bool = False) -> list[Alert]:
         sql = "SELECT id, data FROM mt_alerts WHERE migration_id = ?"
