@@ -109,6 +109,12 @@ class Settings(BaseSettings):
         description="MIGRATRACK_RETRY_DEADLINE: seconds the SDK retries a store or server that is away: then a "
                     "transition raises StorageUnavailable, and buffered writes go to the spool",
     )
+    flush_on_sigterm: bool = Field(
+        True,
+        description="MIGRATRACK_FLUSH_ON_SIGTERM: a process with trackers leaves on SIGTERM through its exit hooks "
+                    "(pending writes flushed, exit status 143) when SIGTERM has no handler of the program's own; "
+                    "0 leaves SIGTERM alone",
+    )
     spool_dir: str | None = Field(
         None,
         description="MIGRATRACK_SPOOL_DIR: where writes that could not be delivered by the deadline are kept, "

@@ -8,12 +8,20 @@ A ``multiprocessing`` worker started by fork never runs ``atexit`` hooks: it lea
 ``os._exit()`` after its own exit functions. So the hooks also run there, from
 multiprocessing's exit functions, registered again in each forked worker (its start clears
 what the parent registered). They run once per process, whichever way comes first.
+
+SIGTERM (what systemd, Kubernetes, ``kill`` and ``Pool.terminate()`` send) kills a Python
+process without running either. So the first tracker makes SIGTERM leave through them instead,
+as ``sys.exit(143)`` raised in the main thread (locks are released as it unwinds, then the hooks
+flush), unless the program set a SIGTERM handler of its own, or MIGRATRACK_FLUSH_ON_SIGTERM=0.
+A second SIGTERM during the flush kills at once.
 """
 
 from __future__ import annotations
 
 import atexit
 import os
+import signal
+import threading
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -62,6 +70,20 @@ def watch_children() -> None:
         util.register_after_fork(_anchor, _in_forked_worker)
     if _registered_in != os.getpid() and parent_process() is not None:
         _register_here()  # a worker started before the SDK was imported (forkserver, spawn)
+
+
+def exit_on_sigterm() -> None:
+    """Make SIGTERM exit through the hooks (idempotent; only from the main thread, and only while
+    SIGTERM has its default action: a program's own handler is left alone)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _on_sigterm(signum: int, _frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second one kills at once
+    raise SystemExit(128 + signum)
 
 
 def _in_forked_worker(_: object) -> None:

@@ -105,6 +105,8 @@ class MigrationProgressTracker:
         self._finalizer.atexit = False
         _open_trackers.add(self)
         lifecycle.watch_children()
+        if s.flush_on_sigterm:
+            lifecycle.exit_on_sigterm()
         self._coalescer.replay()  # what an earlier tracker for this migration could not deliver
         # sample_resources=True samples every 10 s, a number sets the interval (metrics/resources.py)
         self._sampler = _sampler(self, sample_every, actor or s.actor)
