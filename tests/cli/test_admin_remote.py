@@ -4,6 +4,9 @@ the commands that administer a store itself refuse --url, saying why (exit 2).""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -248,3 +251,15 @@ def test_store_administration_refuses_a_server_and_says_why(args: list[str], why
     assert "works on a store, not through the server http://127.0.0.1:9 (" in text and f"{why})" in text
     assert "give --storage" in text and "without --url and MIGRATRACK_URL" in text
     assert list(tmp_path.iterdir()) == []  # no default store was created
+
+
+def test_the_refusal_holds_however_the_program_is_started(tmp_path: Path) -> None:
+    # `python -m migratrack.cli` names the program with several words: still `rekey`
+    src = str(Path(__import__("migratrack").__file__).resolve().parents[1])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MIGRATRACK_") and k != "REDIS_URL"}
+    proc = subprocess.run([sys.executable, "-m", "migratrack.cli", "--url", "http://127.0.0.1:9", "rekey"],
+                          cwd=tmp_path, env={**env, "PYTHONPATH": src, "COLUMNS": "200"}, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == ExitCode.USAGE, proc.stdout + proc.stderr
+    assert "`migratrack rekey` works on a store, not through the server http://127.0.0.1:9" in proc.stderr
+    assert list(tmp_path.iterdir()) == []

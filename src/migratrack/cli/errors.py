@@ -135,6 +135,16 @@ STORE_ONLY: dict[str, str] = {
 }
 
 
+def command_path(ctx: Context) -> str:
+    """The command as the user typed it after ``migratrack`` (``token list``), however the program
+    was started (``migratrack``, ``python -m migratrack.cli``: the root's name may be several words)."""
+    names: list[str] = []
+    while ctx.parent is not None:
+        names.append(ctx.info_name or "")
+        ctx = ctx.parent
+    return " ".join(reversed(names))
+
+
 def _plain_params(params: Sequence[Any]) -> None:
     for param in params:
         if isinstance(param, Option) and (param.is_flag or param.name in ("install_completion", "show_completion")):
@@ -166,7 +176,7 @@ class Command(TyperCommand):
         return pieces
 
     def invoke(self, ctx: Context) -> Any:
-        path = " ".join(ctx.command_path.split()[1:])
+        path = command_path(ctx)
         server = getattr(ctx.find_root().obj, "url", None)
         if path in STORE_ONLY and server and not ctx.params.get("storage"):
             # not silently the default store while the user named a server
