@@ -25,7 +25,7 @@ from migratrack.core.commands import Cancel
 from migratrack.service import MigrationService
 from migratrack.storage import Storage, open_storage
 from migratrack.web import create_app
-from web.live import LiveServer  # tests/web: the same real server the web tests use
+from web.live import LiveServer, serve_process  # tests/web: the same real server the web tests use
 
 
 @dataclass
@@ -263,3 +263,24 @@ def test_the_refusal_holds_however_the_program_is_started(tmp_path: Path) -> Non
     assert proc.returncode == ExitCode.USAGE, proc.stdout + proc.stderr
     assert "`migratrack rekey` works on a store, not through the server http://127.0.0.1:9" in proc.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_token_and_purge_through_a_real_serve_process(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/served.db"
+    with serve_process("--storage", url, "--no-login-link") as (server, lines):
+        admin = next(line.strip() for line in lines if line.strip().startswith("mt_"))  # printed on first start
+        root = ["--url", server, "--token", admin]
+        made = CliRunner().invoke(app, [*root, "token", "create", "--role", "operator", "--name", "etl"])
+        assert made.exit_code == 0, made.output
+        listed = CliRunner().invoke(app, [*root, "token", "list"])
+        assert listed.exit_code == 0 and any(" etl " in x and "operator" in x for x in listed.output.splitlines())
+        etl = made.stdout.strip().splitlines()[-1]
+        refused = CliRunner().invoke(app, ["--url", server, "--token", etl, "purge", "--older-than", "30d"])
+        assert refused.exit_code == ExitCode.USAGE and "this needs the admin role" in refused.output
+        purged = CliRunner().invoke(app, [*root, "purge", "--older-than", "30d", "--dry-run"])
+        assert purged.exit_code == 0 and purged.output.startswith("would drop 0 finished migration(s)")
+    store = open_storage(url)
+    try:
+        assert sorted(t.name for t in store.list_tokens() if t.revoked_at is None) == ["admin", "etl"]
+    finally:
+        store.close()
