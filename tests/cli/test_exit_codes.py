@@ -135,11 +135,21 @@ def test_help_has_no_type_noise_and_shows_an_example() -> None:
         assert "Example:" in text, name
 
 
-@pytest.mark.parametrize("args", [["purge", "--older-than", "30d"], ["token", "list"], ["upgrade-store"]])
+@pytest.mark.parametrize("args", [["rekey"], ["upgrade-store"], ["serve"]])
 def test_store_commands_refuse_a_server_instead_of_using_the_default_store(args: list[str], tmp_path: Path,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(app, ["--url", "http://127.0.0.1:9", *args])
     assert result.exit_code == ExitCode.USAGE
-    assert "works on a store, not through the server http://127.0.0.1:9: give --storage" in result.output
+    assert "works on a store, not through the server http://127.0.0.1:9 (" in result.output
+    assert "give --storage" in " ".join(result.output.split())
     assert list(tmp_path.iterdir()) == []  # no default store was created
+
+
+@pytest.mark.parametrize("args", [["purge", "--older-than", "30d"], ["token", "list"], ["alerts", "silences"]])
+def test_admin_commands_go_to_the_server_not_the_default_store(args: list[str], tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["--url", "http://127.0.0.1:9", *args])
+    assert result.exit_code == ExitCode.UNREACHABLE, result.output
+    assert list(tmp_path.iterdir()) == []

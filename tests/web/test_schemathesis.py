@@ -36,9 +36,10 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 #: where a request can fit the schema and still be wrong in a way the schema does not say, and
 #: gets a 422 naming the problem: a plan whose dependency names a phase it does not define; the
 #: original design's action-based bodies (which fields an action needs); metric names, whose
-#: allowed set depends on the metric's kind; a silence's end, given as one of two fields. Every other
-#: check holds on these too.
-SEMANTIC = {"POST /api/alerts/silences", "POST /api/migrations", "POST /api/migration/initialize",
+#: allowed set depends on the metric's kind; a silence's end, given as one of two fields; a purge's
+#: age, which must be more than zero and reach no further back than the year 1. Every other check
+#: holds on these too.
+SEMANTIC = {"POST /api/alerts/silences", "POST /api/purge", "POST /api/migrations", "POST /api/migration/initialize",
             "POST /api/migration/progress", "POST /api/migration/dashboard", "POST /api/migrations/{mid}/metrics",
             "PATCH /api/migrations/{mid}/metrics"}
 

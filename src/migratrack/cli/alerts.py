@@ -1,5 +1,6 @@
 """Alert commands: `migratrack alerts list|show|ack|silence|unsilence|silences|deadline|test`
-and the `migratrack dispatch` daemon. They work on a store (--storage); see docs/alerts.md."""
+and the `migratrack dispatch` daemon. The alerts commands work on a store (--storage) or through
+a server (--url); `dispatch` is a store's daemon. See docs/alerts.md."""
 
 from __future__ import annotations
 
@@ -13,10 +14,13 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 from rich.table import Table
+from typer._click.core import ParameterSource  # the click that Typer vendors
 
+from migratrack.admin import duration_of
 from migratrack.cli.common import (
     MigrationArg,
     StorageOpt,
+    administer,
     cli_context,
     console,
     err_console,
@@ -29,7 +33,6 @@ from migratrack.sdk.backend import Backend
 from migratrack.service import MigrationService
 from migratrack.settings import Settings
 from migratrack.storage import open_storage
-from migratrack.storage.base import parse_duration
 
 #: `migratrack dispatch`; cli.main adds it to `migratrack`
 app = typer.Typer()
@@ -92,16 +95,16 @@ def list_alerts(
 
 @alerts_app.command()
 def show(
+    ctx: typer.Context,
     migration: MigrationArg,
     alert: Annotated[str, typer.Argument(help="alert id")],
     storage: StorageOpt = None,
 ) -> None:
-    """One alert and where it went: each channel's delivery with every attempt and the answer."""
-    from migratrack.alerts.outbox import Outbox
-
-    with service(storage) as svc:
-        a = svc.storage.get_alert(migration, alert)
-        deliveries = Outbox(svc.storage).for_alert(alert)
+    """One alert and where it went: each channel's delivery with every attempt and the answer
+    (from the store, or the server given by --url)."""
+    with administer(ctx, storage) as admin:
+        a = admin.alert(migration, alert)
+        deliveries = admin.deliveries(migration, alert)
     _p(f"{a.id}  {a.level.value}  {a.created_at.isoformat()}  phase={a.phase or '-'}  source={a.source}")
     _p(f"  {a.message}")
     if a.acknowledged_at:
@@ -111,7 +114,7 @@ def show(
     for d in deliveries:
         extra = f" ({d.reason})" if d.reason else ""
         nxt = f", next attempt {d.next_attempt_at.isoformat()}" if d.next_attempt_at else ""
-        _p(f"  -> {d.channel} [{d.kind.value}] {d.status.value}{extra}{nxt}  key={d.id}")
+        _p(f"  -> {d.channel} [{d.kind}] {d.status}{extra}{nxt}  key={d.id}")
         for at in d.attempts:
             _p(f"       {at['at']}  {'ok ' if at['ok'] else 'ERR'}  {at['detail']}")
 
@@ -135,6 +138,7 @@ def ack(
 
 @alerts_app.command()
 def silence(
+    ctx: typer.Context,
     storage: StorageOpt = None,
     duration: Annotated[str | None, typer.Option("--for", help="how long: 30m, 2h, 1d")] = None,
     until: Annotated[str | None, typer.Option(help="or until this ISO time (with its zone)")] = None,
@@ -144,38 +148,36 @@ def silence(
     contains: Annotated[str | None, typer.Option(help="only alerts whose message contains this")] = None,
     comment: Annotated[str, typer.Option(help="why")] = "",
 ) -> None:
-    """Mute matching alerts until an end time (they are kept, only not sent)."""
-    from migratrack.alerts import records
+    """Mute matching alerts until an end time (they are kept, only not sent). Through --url it
+    needs an operator token; the server names the token as the silence's author."""
     from migratrack.alerts.rules import check_deadline
 
     if (duration is None) == (until is None):
         raise InvalidInput("give one of --for 2h or --until 2026-12-01T06:00:00+00:00")
     ends = check_deadline(until) if until else None
-    with service(storage) as svc:
-        s = records.add_silence(svc.storage, now=svc.now(), ends_at=ends,
-                                duration=parse_duration(duration) if duration else None,
-                                created_by=Settings.from_env().actor, migration_id=migration, phase=phase,
-                                max_level=max_level, contains=contains, comment=comment)
+    if duration is not None:
+        duration_of(duration, "--for")  # checked here, so the message names the option
+    with administer(ctx, storage) as admin:
+        s = admin.add_silence(duration=duration, ends_at=ends, migration_id=migration, phase=phase,
+                              max_level=max_level, contains=contains, comment=comment,
+                              actor=Settings.from_env().actor)
     _p(f"silence {s.id} until {s.ends_at.isoformat()}")
 
 
 @alerts_app.command()
-def unsilence(silence_id: Annotated[str, typer.Argument(help="silence id")], storage: StorageOpt = None) -> None:
+def unsilence(ctx: typer.Context, silence_id: Annotated[str, typer.Argument(help="silence id")],
+              storage: StorageOpt = None) -> None:
     """End a silence now."""
-    from migratrack.alerts import records
-
-    with service(storage) as svc:
-        records.remove_silence(svc.storage, silence_id)
+    with administer(ctx, storage) as admin:
+        admin.remove_silence(silence_id, actor=Settings.from_env().actor)
     _p(f"silence {silence_id} ended")
 
 
 @alerts_app.command()
-def silences(storage: StorageOpt = None) -> None:
-    """The silences in force."""
-    from migratrack.alerts import records
-
-    with service(storage) as svc:
-        found = records.silences(svc.storage, now=svc.now())
+def silences(ctx: typer.Context, storage: StorageOpt = None) -> None:
+    """The silences in force (through --url, those the token may see)."""
+    with administer(ctx, storage) as admin:
+        found = admin.silences()
     if not found:
         _p("no silences in force")
     for s in found:
@@ -187,42 +189,42 @@ def silences(storage: StorageOpt = None) -> None:
 
 @alerts_app.command()
 def deadline(
+    ctx: typer.Context,
     migration: MigrationArg,
     at: Annotated[str | None, typer.Argument(help="ISO time with its zone; omit with --clear")] = None,
     storage: StorageOpt = None,
     clear: Annotated[bool, typer.Option("--clear", help="remove the deadline")] = False,
 ) -> None:
     """Set the migration's deadline: an alert goes out when the estimate passes it."""
-    from migratrack.alerts import records
     from migratrack.alerts.rules import check_deadline
 
     if (at is not None) != clear:
         when = None if clear else check_deadline(at)
     else:
         raise InvalidInput("give a time (2026-12-01T06:00:00+00:00) or --clear")
-    with service(storage) as svc:
-        records.set_deadline(svc, migration, when, actor=Settings.from_env().actor)
+    with administer(ctx, storage) as admin:
+        admin.set_deadline(migration, when, actor=Settings.from_env().actor)
     _p(f"{migration}: deadline {'cleared' if when is None else when.isoformat()}")
 
 
 @alerts_app.command()
 def test(
+    ctx: typer.Context,
     channel: Annotated[str, typer.Option("--channel", help="the channel's name in the configuration")],
     storage: StorageOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Send a test alert through a channel now and print the receiver's answer."""
-    from migratrack.alerts.config import load_config
-    from migratrack.alerts.dispatcher import Dispatcher, send_test
-    from migratrack.alerts.model import DeliveryStatus
-
-    settings = Settings.from_env()
-    cfg = load_config(settings, config)
-    with service(storage) as svc:
-        d = send_test(Dispatcher(svc.storage, cfg), channel, actor=settings.actor)
-    answer = d.attempts[-1]["detail"] if d.attempts else "no attempt"
-    _p(f"{channel}: {d.status.value}: {answer}")
-    if d.status is not DeliveryStatus.DELIVERED:
+    """Send a test alert through a channel now and print the receiver's answer; exit 1 unless
+    it was delivered. Through --url the server sends it, through the channel of its own
+    configuration (an admin token is needed)."""
+    remote = remote_url(ctx, storage) is not None
+    if remote and ctx.get_parameter_source("config") is ParameterSource.COMMANDLINE:
+        raise InvalidInput("--config names a local routing file, but through --url the server sends the test "
+                           "with its own configuration: drop --config, or give --storage to send it from here")
+    with administer(ctx, storage, alerts_config=None if remote else config) as admin:
+        d = admin.test_channel(channel, actor=Settings.from_env().actor)
+    _p(f"{channel}: {d.status}: {d.answer}")
+    if not d.delivered:
         raise typer.Exit(1)
 
 

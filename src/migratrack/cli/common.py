@@ -4,7 +4,10 @@ command works on."""
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -14,6 +17,7 @@ from migratrack.errors import MigratrackError
 from migratrack.settings import DEFAULT_STORAGE_URL, Settings
 
 if TYPE_CHECKING:
+    from migratrack.admin import Admin
     from migratrack.sdk.tracker import MigrationProgressTracker
 
 console = Console()
@@ -89,3 +93,29 @@ def open_tracker(ctx: typer.Context, migration: str, storage: str | None, **opti
         return MigrationProgressTracker(migration, url=url, token=cli_context(ctx).token, coalesce=0, strict=True,
                                         **options)
     return MigrationProgressTracker(migration, storage=storage_url(storage), coalesce=0, **options)
+
+
+@contextmanager
+def administer(ctx: typer.Context, storage: str | None, *, alerts_config: Path | None = None) -> Iterator[Admin]:
+    """What the alerts, token and purge commands work on (migratrack.admin.Admin), closed
+    afterwards: the server given by --url (MIGRATRACK_URL), else the named (or default) store,
+    with the alert routing file ``alerts_config`` for a channel test."""
+    url = remote_url(ctx, storage)
+    if url:
+        from migratrack.sdk.remote import RemoteBackend
+
+        remote = RemoteBackend(url, token=cli_context(ctx).token, strict=True)
+        try:
+            yield remote
+        finally:
+            remote.close()
+        return
+    from migratrack.admin import StoreAdmin
+    from migratrack.service import MigrationService
+    from migratrack.storage import open_storage
+
+    svc = MigrationService(open_storage(storage_url(storage)))
+    try:
+        yield StoreAdmin(svc, alerts_config=alerts_config)
+    finally:
+        svc.storage.close()

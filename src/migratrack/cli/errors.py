@@ -123,8 +123,26 @@ def _report(message: str) -> None:
 
 #: how a command lists the migrations it could have meant (set by cli.main: it knows the store)
 list_ids: Callable[[Any], Sequence[str]] | None = None
-#: commands that act on a store itself (maintenance, tokens, the server): --url does not apply
-STORE_ONLY = frozenset({"serve", "purge", "rekey", "upgrade-store", "token create", "token list", "token revoke"})
+#: commands that by nature administer a store or run a process on one, and why --url does not apply
+#: (every other command works on a store or through a server alike)
+STORE_ONLY: dict[str, str] = {
+    "serve": "it runs a server on a store",
+    "rekey": "it rewrites every record of a store with a new key",
+    "encrypt-store": "it rewrites every record of a store with a key",
+    "upgrade-store": "it upgrades a store's layout in place",
+    "dispatch": "it is the alert daemon of a store; a server dispatches its own alerts",
+    "demo": "it runs a simulated migration in a store of its own",
+}
+
+
+def command_path(ctx: Context) -> str:
+    """The command as the user typed it after ``migratrack`` (``token list``), however the program
+    was started (``migratrack``, ``python -m migratrack.cli``: the root's name may be several words)."""
+    names: list[str] = []
+    while ctx.parent is not None:
+        names.append(ctx.info_name or "")
+        ctx = ctx.parent
+    return " ".join(reversed(names))
 
 
 def _plain_params(params: Sequence[Any]) -> None:
@@ -158,12 +176,12 @@ class Command(TyperCommand):
         return pieces
 
     def invoke(self, ctx: Context) -> Any:
-        path = " ".join(ctx.command_path.split()[1:])
+        path = command_path(ctx)
         server = getattr(ctx.find_root().obj, "url", None)
         if path in STORE_ONLY and server and not ctx.params.get("storage"):
             # not silently the default store while the user named a server
-            _report(f"`migratrack {path}` works on a store, not through the server {server}: give --storage "
-                    "(the server's store URL)")
+            _report(f"`migratrack {path}` works on a store, not through the server {server} ({STORE_ONLY[path]}): "
+                    "give --storage (the store's URL), or run it without --url and MIGRATRACK_URL")
             raise typer.Exit(int(ExitCode.USAGE))
         try:
             return super().invoke(ctx)

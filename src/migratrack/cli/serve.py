@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from migratrack.cli.common import StorageOpt, console, err_console, safe, shown, storage_url
+from migratrack.cli.common import StorageOpt, administer, console, err_console, safe, shown, storage_url
 from migratrack.logs import configure_logging
 from migratrack.storage import open_storage
 
@@ -119,20 +119,22 @@ def serve(
 
 @token_app.command("create")
 def token_create(
+    ctx: typer.Context,
     role: Annotated[str, typer.Option("--role", help="admin, operator or viewer")],
     name: Annotated[str, typer.Option("--name", help="a name for the audit trail, e.g. ci or alice")],
     migration: Annotated[list[str] | None, typer.Option(
         "--migration", help="limit the token to this migration (repeatable; default: every migration)")] = None,
     storage: StorageOpt = None,
 ) -> None:
-    """Create a token and print it once (only its hash is stored).
+    """Create a token and print it once (only its hash is stored). Through --url it needs an
+    admin token (not limited to migrations), which the new token's record names as its creator.
 
     Example: migratrack token create --role operator --name ci-orders --migration orders-db"""
     from migratrack.core.plan import check_id
-    from migratrack.web.auth import TokenManager
 
     scope = [check_id(m, "--migration") for m in migration] if migration else None
-    token, record = TokenManager(open_storage(storage_url(storage))).create(name, role, migrations=scope)
+    with administer(ctx, storage) as admin:
+        token, record = admin.create_token(name, role, migrations=scope)
     limited = f", limited to {', '.join(record.migrations)}" if record.migrations else ""
     err_console.print(safe(f"created {record.role} token {record.name!r} (id {record.id}{limited}); "
                            "it is shown only once:"), markup=False, highlight=False)
@@ -140,13 +142,12 @@ def token_create(
 
 
 @token_app.command("list")
-def token_list(storage: StorageOpt = None) -> None:
-    """List tokens (never the tokens themselves).
+def token_list(ctx: typer.Context, storage: StorageOpt = None) -> None:
+    """List tokens (never the tokens themselves). Through --url it needs an admin token.
 
     Example: migratrack token list"""
-    from migratrack.web.auth import TokenManager
-
-    records = TokenManager(open_storage(storage_url(storage))).records()
+    with administer(ctx, storage) as admin:
+        records = admin.tokens()
     if not records:
         console.print("no tokens; `migratrack serve` creates an admin token on its first start")
         return
@@ -154,18 +155,19 @@ def token_list(storage: StorageOpt = None) -> None:
         state = f"revoked {t.revoked_at:%Y-%m-%d %H:%M} by {t.revoked_by or '?'}" if t.revoked_at else "active"
         scope = f"  migrations: {', '.join(t.migrations)}" if t.migrations else ""
         console.print(safe(f"{t.id}  {t.name:<24} {t.role:<9} created {t.created_at:%Y-%m-%d %H:%M} by "
-                           f"{t.created_by or '?'}  {state}{scope}"), highlight=False, markup=False)
+                           f"{t.created_by or '?'}  {state}{scope}"), highlight=False, markup=False,
+                      soft_wrap=True)  # one line per token, whatever the terminal's width
 
 
 @token_app.command("revoke")
 def token_revoke(
+    ctx: typer.Context,
     token: Annotated[str, typer.Argument(help="the token's id (or its name)")],
     storage: StorageOpt = None,
 ) -> None:
-    """Revoke a token: the server refuses it within seconds.
+    """Revoke a token: the server refuses it within seconds. Through --url it needs an admin token.
 
     Example: migratrack token revoke ci"""
-    from migratrack.web.auth import TokenManager
-
-    record = TokenManager(open_storage(storage_url(storage))).revoke(token)
-    console.print(f"revoked token {record.name!r} (id {record.id})", highlight=False)
+    with administer(ctx, storage) as admin:
+        record = admin.revoke_token(token)
+    console.print(safe(f"revoked token {record.name!r} (id {record.id})"), highlight=False, markup=False)

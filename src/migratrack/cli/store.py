@@ -1,18 +1,19 @@
-"""Store maintenance commands: purge, keygen, rekey, encrypt-store, upgrade-store."""
+"""Store maintenance commands: purge (on a store or through a server), keygen, and the store-only
+rekey, encrypt-store, upgrade-store."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Annotated, Any
 
 import typer
 
-from migratrack.cli.common import StorageOpt, console, storage_url
+from migratrack.admin import duration_of
+from migratrack.cli.common import StorageOpt, administer, console, safe, storage_url
 from migratrack.core.models import NewEvent
 from migratrack.core.rules import Change
 from migratrack.errors import ConfigurationError
 from migratrack.storage import Storage, open_storage
-from migratrack.storage.base import parse_duration
 from migratrack.storage.url import parse_store_url
 
 #: this module's commands; cli.main adds them to `migratrack`
@@ -21,6 +22,7 @@ app = typer.Typer()
 
 @app.command()
 def purge(
+    ctx: typer.Context,
     older_than: Annotated[str, typer.Option("--older-than", help="age of finished migrations to drop: 30d, 12h, 90m")],
     storage: StorageOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="list what would be dropped, drop nothing")] = False,
@@ -28,27 +30,20 @@ def purge(
     """Drop finished (completed or cancelled) migrations that ended longer ago than --older-than.
 
     Active migrations are never dropped. Stores can also expire them by themselves: add
-    ?retention=30d to the storage URL.
+    ?retention=30d to the storage URL. Through --url it needs an admin token (not limited to
+    migrations), and the server logs who purged what.
 
     Example: migratrack purge --older-than 30d --dry-run"""
-    cutoff = datetime.now(UTC) - parse_duration(older_than)
-    store = open_storage(storage_url(storage))
-    try:
-        if dry_run:
-            ids = [mid for mid in store.list_ids() if _ended_before(store, mid, cutoff)]
-        else:
-            ids = store.purge_finished(cutoff)
-    finally:
-        store.close()
+    from migratrack.settings import Settings
+
+    duration_of(older_than, "--older-than")  # checked before any store or server is opened
+    with administer(ctx, storage) as admin:
+        done = admin.purge(older_than, dry_run=dry_run, actor=Settings.from_env().actor)
+    ids = done.migration_ids
     verb = "would drop" if dry_run else "dropped"
-    console.print(f"{verb} {len(ids)} finished migration(s) that ended before {cutoff:%Y-%m-%d %H:%M} UTC"
-                  + (": " + ", ".join(ids) if ids else ""), markup=False, highlight=False)
-
-
-def _ended_before(store: Storage, mid: str, cutoff: datetime) -> bool:
-    state = store.load(mid, sub_tasks=None)
-    ended = state.finished_at or state.cancelled_at
-    return ended is not None and ended < cutoff
+    console.print(safe(f"{verb} {len(ids)} finished migration(s) that ended before "
+                       f"{done.cutoff.astimezone(UTC):%Y-%m-%d %H:%M} UTC" + (": " + ", ".join(ids) if ids else "")),
+                  markup=False, highlight=False)
 
 
 @app.command()

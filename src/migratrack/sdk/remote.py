@@ -29,11 +29,12 @@ import weakref
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
 
+from migratrack.admin import DeliveryView, Purged
 from migratrack.core.commands import Command
 from migratrack.core.eta import Estimate
 from migratrack.core.models import (
@@ -56,6 +57,10 @@ from migratrack.sdk.spool import Spool
 from migratrack.sdk.transport import Transient, Transport, error_for
 from migratrack.service import ProgressUpdate
 from migratrack.settings import Settings
+from migratrack.storage.base import TokenRecord
+
+if TYPE_CHECKING:
+    from migratrack.alerts.router import Silence
 
 log = logging.getLogger("migratrack")
 
@@ -327,8 +332,62 @@ class RemoteBackend:
                                params={"limit": limit, "unacknowledged": unacknowledged_only})
         return [Alert.from_dict(a) for a in reply]
 
+    # -- administration (migratrack.admin.Admin): the CLI's alerts, token and purge commands -----
+
+    def alert(self, mid: str, alert_id: str) -> Alert:
+        return Alert.from_dict(self._reliable("GET", f"/api/migrations/{_q(mid)}/alerts/{_q(alert_id)}"))
+
+    def deliveries(self, mid: str, alert_id: str) -> list[DeliveryView]:
+        reply = self._reliable("GET", f"/api/migrations/{_q(mid)}/alerts/{_q(alert_id)}/deliveries")
+        return [DeliveryView.from_json(d) for d in reply]
+
+    def silences(self) -> list[Silence]:
+        from migratrack.alerts.router import Silence
+
+        return [Silence.from_dict(s) for s in self._reliable("GET", "/api/alerts/silences")]
+
+    def add_silence(self, *, duration: str | None, ends_at: datetime | None, migration_id: str | None,
+                    phase: str | None, max_level: str, contains: str | None, comment: str, actor: str) -> Silence:
+        from migratrack.alerts.router import Silence
+
+        body = {"duration": duration, "ends_at": ends_at.isoformat() if ends_at else None,
+                "migration_id": migration_id, "phase": phase, "max_level": max_level, "contains": contains,
+                "comment": comment}
+        return Silence.from_dict(self._reliable("POST", "/api/alerts/silences", body=body, actor=actor))
+
+    def remove_silence(self, silence_id: str, *, actor: str) -> None:
+        self._reliable("DELETE", f"/api/alerts/silences/{_q(silence_id)}", actor=actor)
+
+    def set_deadline(self, mid: str, deadline: datetime | None, *, actor: str) -> None:
+        self._reliable("PUT", f"/api/migrations/{_q(mid)}/deadline",
+                       body={"deadline": deadline.isoformat() if deadline else None}, actor=actor)
+
+    def test_channel(self, channel: str, *, actor: str) -> DeliveryView:
+        """Sent by the server, through the channel of its own alert routing configuration."""
+        return DeliveryView.from_json(self._reliable("POST", f"/api/alerts/channels/{_q(channel)}/test", actor=actor))
+
+    def tokens(self) -> list[TokenRecord]:
+        return [_token(t) for t in self._reliable("GET", "/api/tokens")]
+
+    def create_token(self, name: str, role: str, *, migrations: list[str] | None) -> tuple[str, TokenRecord]:
+        reply = self._reliable("POST", "/api/tokens", body={"name": name, "role": role, "migrations": migrations})
+        return str(reply["token"]), _token(reply)
+
+    def revoke_token(self, id_or_name: str) -> TokenRecord:
+        return _token(self._reliable("DELETE", f"/api/tokens/{_q(id_or_name)}"))
+
+    def purge(self, older_than: str, *, dry_run: bool, actor: str) -> Purged:
+        reply = self._reliable("POST", "/api/purge", body={"older_than": older_than, "dry_run": dry_run}, actor=actor)
+        return Purged(cutoff=datetime.fromisoformat(reply["cutoff"]), migration_ids=list(reply["migration_ids"]),
+                      dry_run=bool(reply["dry_run"]))
+
     def __repr__(self) -> str:
         return f"<RemoteBackend {self.url}>"
+
+
+def _token(d: Mapping[str, Any]) -> TokenRecord:
+    """A token's record as the server shows it: never its hash (left empty here)."""
+    return TokenRecord.from_dict({**d, "token_hash": ""})
 
 
 _live: weakref.WeakSet[RemoteBackend] = weakref.WeakSet()

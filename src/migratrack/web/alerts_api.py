@@ -1,5 +1,6 @@
 """Alert delivery over HTTP: deliveries and their attempts, silences, the deadline, heartbeats,
-and who dispatches. Viewers read; operators silence, set deadlines and send heartbeats.
+who dispatches, and a channel's test. Viewers read; operators silence, set deadlines and send
+heartbeats; admins test a channel.
 (Acknowledgement is ``POST /api/migrations/{mid}/alerts/{alert}/ack`` in web/api.py.)
 
 The server's own dispatcher runs here too (``dispatching``): a background task whose every
@@ -25,7 +26,15 @@ from migratrack.service import MigrationService
 from migratrack.settings import Settings
 from migratrack.storage.base import Storage, parse_duration
 from migratrack.web.api import ERRORS, service
-from migratrack.web.auth import Principal, RequireOperator, RequireViewer, actor_of, check_scope, check_unscoped
+from migratrack.web.auth import (
+    Principal,
+    RequireAdmin,
+    RequireOperator,
+    RequireViewer,
+    actor_of,
+    check_scope,
+    check_unscoped,
+)
 
 log = logging.getLogger("migratrack.alerts")
 
@@ -195,6 +204,21 @@ def heartbeat(request: Request, mid: MigrationId, svc: Svc, who: Principal = Req
 @router.get("/alerts/dispatcher", response_model=DispatcherOut, summary="Who dispatches alerts now")
 def dispatcher(svc: Svc, _: Principal = RequireViewer) -> DispatcherOut:
     return DispatcherOut(holder=Lease(svc.storage).holder(svc.now()))
+
+
+@router.post("/alerts/channels/{channel}/test", response_model=DeliveryOut,
+             summary="Send a test alert through a channel now (admin); the delivery with the receiver's answer",
+             description="The channel is one of the server's alert routing configuration (its "
+                         "MIGRATRACK_ALERTS_CONFIG and environment). The answer is 200 whether or not the "
+                         "receiver took it: read `status` and the last attempt's `detail`. An unknown channel "
+                         "is 404, naming the configured ones.")
+def test_channel(request: Request, channel: Annotated[str, Path(min_length=1, max_length=200)], svc: Svc,
+                 who: Principal = RequireAdmin) -> DeliveryOut:
+    from migratrack.admin import StoreAdmin
+
+    check_unscoped(who, "test an alert channel (every migration's alerts go through it)")
+    admin = StoreAdmin(svc, settings=getattr(request.app.state, "settings", None))
+    return DeliveryOut.of(admin.send_test(channel, actor=actor_of(request, who)))
 
 
 def start_dispatching(storage: Storage, settings: Settings | None = None) -> asyncio.Task[None] | None:

@@ -55,6 +55,8 @@ from migratrack.web.schemas import (
     MetricsIn,
     MigrationSummary,
     ProgressIn,
+    PurgeIn,
+    PurgeOut,
     StreamTicket,
     SubTaskProgressIn,
     TokenCreated,
@@ -81,6 +83,8 @@ router = APIRouter(prefix="/api/migrations", tags=["migrations"], responses=ERRO
 #: the progress routes, the bulk of a server's traffic
 hot_router = APIRouter(prefix="/api/migrations", tags=["migrations"], responses=ERRORS, route_class=LeanRoute)
 tokens_router = APIRouter(prefix="/api/tokens", tags=["tokens"], responses=ERRORS)
+#: store maintenance an admin may do through the server
+maintenance_router = APIRouter(prefix="/api", tags=["maintenance"], responses=ERRORS)
 
 MigrationId = Annotated[str, Path(min_length=1, max_length=200, description="migration id",
                                   examples=["db-move-2026"])]
@@ -342,6 +346,12 @@ def list_alerts(mid: MigrationId, svc: Svc, limit: Annotated[int, Query(ge=1, le
     return [AlertOut.of(a) for a in svc.alerts(mid, limit=limit, unacknowledged_only=unacknowledged)]
 
 
+@router.get("/{mid}/alerts/{alert}", response_model=AlertOut, summary="One alert")
+def get_alert(mid: MigrationId, alert: Annotated[str, Path(min_length=1, max_length=200)], svc: Svc,
+              _: Principal = RequireViewer) -> AlertOut:
+    return AlertOut.of(svc.storage.get_alert(mid, alert))
+
+
 @router.post("/{mid}/alerts", response_model=AlertOut, status_code=201, summary="Raise an alert")
 def create_alert(request: Request, mid: MigrationId, body: AlertIn, svc: Svc, key: IdemKey = None,
                  who: Principal = RequireOperator) -> AlertOut:
@@ -484,3 +494,18 @@ def revoke_token(request: Request, token_id: Annotated[str, Path(min_length=1, m
                  who: Principal = RequireAdmin) -> TokenOut:
     check_unscoped(who, "manage tokens")
     return _token_out(_tokens(request).revoke(token_id, by=who.label))
+
+
+# -- maintenance -------------------------------------------------------------------------------
+
+@maintenance_router.post("/purge", response_model=PurgeOut, summary="Drop finished migrations older than an age "
+                                                                      "(admin)",
+                         description="Completed or cancelled migrations that ended longer ago than `older_than` "
+                                     "are dropped with their events and alerts; active ones never are. Each purge "
+                                     "is logged on the `migratrack.audit` logger with the token that asked.")
+def purge(request: Request, body: PurgeIn, svc: Svc, who: Principal = RequireAdmin) -> PurgeOut:
+    from migratrack.admin import StoreAdmin
+
+    check_unscoped(who, "purge migrations")
+    done = StoreAdmin(svc).purge(body.older_than, dry_run=body.dry_run, actor=actor_of(request, who))
+    return PurgeOut(cutoff=done.cutoff, dry_run=done.dry_run, migration_ids=done.migration_ids)

@@ -76,6 +76,7 @@ def create_app(
                          docs_url="/docs", redoc_url=None, openapi_url="/openapi.json",
                          static_url="/docs-assets")
     app.state.service = svc
+    app.state.settings = settings
     app.state.storage = store
     app.state.tokens = TokenManager(store) if auth else None
     app.state.hub = hub
@@ -89,6 +90,7 @@ def create_app(
     app.include_router(sse.router)
     app.include_router(compat.router)
     app.include_router(api.tokens_router)
+    app.include_router(api.maintenance_router)
     app.include_router(reads.router)
     # the dashboard: pages with browser sessions (one-time login codes, cookies, CSRF)
     app.state.sessions = Sessions(app.state.tokens)

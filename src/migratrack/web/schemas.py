@@ -220,6 +220,19 @@ class TokenCreated(TokenOut):
     token: str = Field(description="the token itself; shown once, only its hash is stored")
 
 
+class PurgeIn(_In):
+    older_than: str = Field(min_length=1, max_length=20, pattern=r"^\d+(\.\d+)?[smhdw]?$",
+                            description="age of the finished migrations to drop: 30d, 12h, 90m, 45s, 2w "
+                                        "(more than zero)")
+    dry_run: bool = Field(default=False, description="list what would be dropped, drop nothing")
+
+
+class PurgeOut(BaseModel):
+    cutoff: datetime = Field(description="finished migrations that ended before this are dropped")
+    dry_run: bool
+    migration_ids: list[str] = Field(description="what was dropped (with dry_run: what would be)")
+
+
 class Health(BaseModel):
     status: Literal["ok", "ready"]
     version: str
