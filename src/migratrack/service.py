@@ -352,7 +352,10 @@ class MigrationService:
         """A worker's sign of life, for stall detection (alerts/stall.py): one small write."""
         from migratrack.alerts.records import beat
 
-        beat(self.storage, mid, at=self.now(), actor=actor)
+        # the dispatcher compares it with the store's clock: stamp it with that clock too, so a
+        # worker whose clock is off neither hides a stall nor makes one up
+        at = self.write_time() or self.storage.store_time() or self.now()
+        beat(self.storage, mid, at=at, actor=actor)
 
     def acknowledge_alert(self, mid: str, alert_id: str, by: str, *, actor: str) -> Alert:
         alert = self.storage.get_alert(mid, alert_id)

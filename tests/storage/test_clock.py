@@ -201,3 +201,63 @@ def test_postgres_stamps_a_write_when_it_runs_not_when_it_queued(postgres_url: s
     last = svc.events("m")[-1]
     assert last.type == "phase.progress"
     assert last.ts >= released - timedelta(milliseconds=50) > queued
+
+
+WORKER = """
+import sys, time
+from datetime import UTC, datetime, timedelta
+from migratrack.core.commands import CompletePhase, StartPhase
+from migratrack.service import LocalClock, MigrationService
+
+svc = MigrationService(sys.argv[1], LocalClock(lambda: datetime.now(UTC) + timedelta(minutes=10)))
+for line in sys.stdin:  # the parent says what to do, one command a line
+    verb, phase = line.split()
+    if verb == "start":
+        svc.execute("m", StartPhase(phase), actor="ahead")
+    elif verb == "complete":
+        svc.execute("m", CompletePhase(phase), actor="ahead")
+    elif verb == "beat":
+        svc.heartbeat("m", actor="ahead")
+    print("ok", flush=True)
+"""
+
+
+def test_a_worker_process_ten_minutes_ahead_agrees_with_one_on_time(clocked_url: str) -> None:
+    """The same as above across two processes: a worker whose machine's clock is 10 minutes
+    ahead and one whose clock is right give real durations, and the ahead one's heartbeat reads
+    as now (the stall check compares it with the store's clock)."""
+    import subprocess
+    import sys
+
+    from migratrack.alerts.records import last_beat
+
+    local = MigrationService(clocked_url, LocalClock(real_now))
+    local.initialize("m", PLAN, actor="local")
+    proc = subprocess.Popen([sys.executable, "-c", WORKER, clocked_url], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdin is not None and proc.stdout is not None
+
+    def ahead_does(line: str) -> None:
+        proc.stdin.write(line + "\n")  # type: ignore[union-attr]
+        proc.stdin.flush()  # type: ignore[union-attr]
+        assert proc.stdout.readline().strip() == "ok"  # type: ignore[union-attr]
+
+    try:
+        ahead_does("start extract")
+        time.sleep(0.3)
+        local.execute("m", CompletePhase("extract"), actor="local")
+        local.execute("m", StartPhase("load"), actor="local")
+        time.sleep(0.3)
+        ahead_does("complete load")
+        ahead_does("beat m")
+    finally:
+        proc.stdin.close()
+        proc.wait(30)
+        proc.stdout.close()
+    assert 0.25 < duration(local, "extract") < 1.5  # not 0 s
+    assert 0.25 < duration(local, "load") < 1.5  # not 600.3 s
+    beat = last_beat(local.storage, "m")
+    assert beat is not None and abs((beat - real_now()).total_seconds()) < 5  # not 10 minutes ahead
+    times = [e.ts for e in local.events("m")]
+    assert times == sorted(times)
+    local.storage.close()
