@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
@@ -39,6 +41,13 @@ over 1 MiB.
 """
 
 
+#: FastAPI 0.16x asks OpenTelemetry on every request whether anyone listens (about 15 us); the
+#: server's own metrics are Prometheus (/metrics) and its logs JSON (docs/operations.md)
+_NO_TELEMETRY: dict[str, Any] = (
+    {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters else {})
+
+
 def create_app(
     storage: Storage | str | None = None,
     *,
@@ -66,6 +75,9 @@ def create_app(
             yield
         finally:
             await alerts_api.stop_dispatching(dispatching)
+            group = getattr(app.state, "group", None)
+            if group is not None:
+                await asyncio.to_thread(group.close)
             await hub.close()
             if owned:
                 store.close()
@@ -74,7 +86,7 @@ def create_app(
     # party sees the page where admins paste their tokens
     app = FastAPIOffline(title="migratrack", version=__version__, description=DESCRIPTION, lifespan=lifespan,
                          docs_url="/docs", redoc_url=None, openapi_url="/openapi.json",
-                         static_url="/docs-assets")
+                         static_url="/docs-assets", **_NO_TELEMETRY)
     app.state.service = svc
     app.state.settings = settings
     app.state.storage = store
