@@ -120,7 +120,7 @@ from migratrack.core.models import (
 )
 from migratrack.core.rules import Change
 from migratrack.core.states import Control
-from migratrack.errors import ConfigurationError, InvalidInput
+from migratrack.errors import ConfigurationError, InvalidInput, MigrationNotFound
 
 #: phase fields a store keeps as plain values, merged in place by the hot path
 PHASE_HOT_FIELDS = ("status", "progress", "done", "total", "sub_tasks")
@@ -342,6 +342,21 @@ class Storage(ABC):
     @abstractmethod
     def list_ids(self) -> list[str]:
         """Ids of every stored migration, oldest first."""
+
+    def versions(self) -> dict[str, tuple[str, int]]:
+        """Every stored migration's version: ``(created_at, last event's seq)``, equal between two
+        reads only if nothing in the migration changed in between (every change appends an event;
+        the creation time tells a migration created again under the same id from the old one).
+        For a reader that keeps what it computed from a state (the /metrics scrape). This default
+        reads each migration's header; a store with one query for it overrides it."""
+        out: dict[str, tuple[str, int]] = {}
+        for mid in self.list_ids():
+            try:
+                state = self.load(mid, sub_tasks=None, phases=())
+            except MigrationNotFound:
+                continue
+            out[mid] = (state.created_at.isoformat(), state.seq)
+        return out
 
     @abstractmethod
     def delete(self, migration_id: str) -> bool:

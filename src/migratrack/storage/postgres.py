@@ -609,6 +609,10 @@ class PostgresStorage(Storage):
         rows = self._run(lambda c: c.execute("SELECT id FROM mt_migrations ORDER BY created_at, id").fetchall())
         return [r[0] for r in rows]
 
+    def versions(self) -> dict[str, tuple[str, int]]:
+        rows = self._run(lambda c: c.execute("SELECT id, created_at, seq FROM mt_migrations").fetchall())
+        return {r[0]: (r[1].isoformat(), int(r[2])) for r in rows}
+
     def delete(self, migration_id: str) -> bool:
         n = self._run(lambda c: c.execute(
             "WITH a AS (DELETE FROM mt_applied WHERE migration_id = %(m)s) DELETE FROM mt_migrations WHERE id = %(m)s",

@@ -569,6 +569,12 @@ class SQLiteStorage(Storage):
         with self._read() as c:
             return [r[0] for r in c.execute("SELECT id FROM mt_migrations ORDER BY created_at, id")]
 
+    def versions(self) -> dict[str, tuple[str, int]]:
+        with self._read() as c:
+            return {mid: (str(created), seq or 0) for mid, created, seq in c.execute(
+                "SELECT m.id, m.created_at, (SELECT seq FROM mt_events e WHERE e.migration_id = m.id "
+                "ORDER BY seq DESC LIMIT 1) FROM mt_migrations m")}
+
     def _delete(self, c: sqlite3.Connection, migration_id: str) -> int:
         n = c.execute("DELETE FROM mt_migrations WHERE id = ?", (migration_id,)).rowcount
         for table in ("mt_phases", "mt_sub_tasks", "mt_events", "mt_alerts", "mt_applied"):
