@@ -254,6 +254,15 @@ def _render(spec: _Spec, rows: _Rows) -> str:
                     for values, value in rows])
 
 
+def _compact(events: list[Event]) -> list[tuple[int, datetime, int]]:
+    """Events as the speed window needs them: number, time, bytes added (as ``data_samples`` counts them)."""
+    out = []
+    for e in events:
+        sample = data_samples((e,))
+        out.append((e.seq, e.ts, sample[0].added if sample else 0))
+    return out
+
+
 class _Kept:
     """One migration at one version: its state, the families that depend on it alone (samples and
     rendered lines), and the speed window's samples read from its log."""
@@ -288,7 +297,7 @@ class _Kept:
         rows[_UNACKED] = [((mid,), state.unacknowledged_alerts)]
         self.rows = rows
         self.text: dict[int, str] | None = None  # written at the first scrape in a text format
-        self.window: list[Event] | None = None
+        self.window: list[tuple[int, datetime, int]] | None = None
         self.speed_samples: list[DataSample] | None = None
         self.speed_since: datetime | None = None
         if needs_samples(state):
@@ -296,19 +305,20 @@ class _Kept:
 
     def _read_window(self, svc: MigrationService, state: MigrationState, before: _Kept | None) -> None:
         """What ``MigrationService.speed_samples`` reads (the newest events, for the speed's window),
-        reading only the events written since the last scrape when it kept the window before them."""
+        reading only the events written since the last scrape when it kept the window before them.
+        Kept small: each event's number, time and the data it added (0 for any other event)."""
         after = max(0, state.seq - SAMPLE_EVENTS)
-        events: list[Event] | None = None
+        window: list[tuple[int, datetime, int]] | None = None
         if before is not None and before.window and before.version[0] == self.version[0]:
-            new = svc.storage.events(state.id, before.window[-1].seq, SAMPLE_EVENTS)
+            new = svc.storage.events(state.id, before.window[-1][0], SAMPLE_EVENTS)
             if len(new) < SAMPLE_EVENTS:  # else the window may start past what was kept: read it whole
-                events = [e for e in before.window if e.seq > after] + new
-                del events[SAMPLE_EVENTS:]
-        if events is None:
-            events = svc.storage.events(state.id, after, SAMPLE_EVENTS)
-        self.window = events
-        self.speed_samples = data_samples(events)
-        self.speed_since = events[0].ts if after > 0 and events else None
+                window = [w for w in before.window if w[0] > after] + _compact(new)
+                del window[SAMPLE_EVENTS:]
+        if window is None:
+            window = _compact(svc.storage.events(state.id, after, SAMPLE_EVENTS))
+        self.window = window
+        self.speed_samples = [DataSample(ts, added) for _, ts, added in window if added]
+        self.speed_since = window[0][1] if after > 0 and window else None
 
     def lines(self, f: int) -> str:
         if self.text is None:
