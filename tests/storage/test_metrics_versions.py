@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-from migratrack.core.commands import CompletePhase, StartPhase
+from migratrack.core.commands import CompletePhase, CompleteSubTask, SkipPhase, SkipSubTask, StartPhase, StartSubTask
+from migratrack.core.models import MigrationState
 from migratrack.metrics.cost import Prices
 from migratrack.metrics.prometheus import MigrationCollector
 from migratrack.service import MigrationService, ProgressUpdate
@@ -19,8 +20,16 @@ from migratrack.storage import Storage
 PLAN = [
     {"id": "schema", "estimated_duration": 10},
     {"id": "copy", "dependencies": ["schema"], "estimated_duration": 60, "sub_tasks": ["orders", "users"]},
-    {"id": "verify", "dependencies": ["copy"], "estimated_duration": 5},
+    {"id": "verify", "dependencies": ["copy"], "estimated_duration": 5, "sub_tasks": ["rows", "sums"]},
+    {"id": "extra", "estimated_duration": 5, "sub_tasks": ["x", "y"]},
 ]
+
+
+class Whole(MigrationCollector):
+    """The reference: every migration read whole, sub-tasks and all, at every scrape."""
+
+    def load(self, mid: str) -> MigrationState:
+        return self.service.state(mid)
 
 
 class Clock:
@@ -53,6 +62,7 @@ def test_a_kept_scrape_shows_every_change_as_a_full_read_does(store: Storage) ->
     def check() -> str:
         text = scrape_text(kept)
         assert text == scrape_text(MigrationCollector(svc))
+        assert text == scrape_text(Whole(svc))
         return text
 
     check()
@@ -94,6 +104,22 @@ def test_a_kept_scrape_shows_every_change_as_a_full_read_does(store: Storage) ->
 
     svc.execute("m1", CompletePhase("schema"), actor="t")
     svc.execute("m1", StartPhase("copy"), actor="t")
+    check()
+    svc.execute("m1", StartSubTask("copy", "orders"), actor="t")
+    svc.apply_updates("m1", [ProgressUpdate("copy", "orders", progress=50)], actor="t")
+    text = check()  # a running phase: rolled up from its sub-tasks
+    assert line(text, 'migratrack_phase_progress_ratio{migration="m1",phase="copy"}').endswith(" 0.25")
+    svc.execute("m1", SkipSubTask("verify", "rows", "not needed"), actor="t")  # a pending phase's sub-task
+    text = check()
+    assert line(text, 'migratrack_phase_progress_ratio{migration="m1",phase="verify"}').endswith(" 0.5")
+    svc.execute("m1", SkipSubTask("extra", "x", "not needed"), actor="t")
+    svc.execute("m1", SkipPhase("extra", "not needed"), actor="t")
+    text = check()  # a skipped phase shows what its sub-tasks did
+    assert line(text, 'migratrack_phase_progress_ratio{migration="m1",phase="extra"}').endswith(" 0.5")
+    svc.execute("m1", CompleteSubTask("copy", "orders"), actor="t")
+    svc.execute("m1", StartSubTask("copy", "users"), actor="t")
+    svc.execute("m1", CompleteSubTask("copy", "users"), actor="t")
+    svc.execute("m1", CompletePhase("copy"), actor="t")
     check()
 
     clock.now += timedelta(minutes=10)  # nothing written, time moves: the estimate and speed move with it

@@ -36,7 +36,7 @@ from prometheus_client.utils import floatToGoString, parse_version
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from migratrack.core.eta import estimate
-from migratrack.core.models import Event, MigrationState
+from migratrack.core.models import Event, MigrationState, PhaseState
 from migratrack.core.progress import migration_status, overall_progress, phase_progress
 from migratrack.core.resources import utilization
 from migratrack.core.rules import derived_error_rate
@@ -426,6 +426,20 @@ def _fast_format(encoder: Encoder) -> tuple[object, ...] | None:
     return None
 
 
+def needs_sub_tasks(phase: PhaseState) -> bool:
+    """Whether a phase's figures (its progress, the migration's, the estimate) depend on its
+    sub-tasks, by the counts its row keeps: not when it has none, when it completed (100 %), nor
+    while it and all its sub-tasks are pending (a sub-task moves only in a started phase, and a
+    phase never returns to pending: their progress is 0)."""
+    counts = phase.sub_task_counts
+    if counts is None:
+        return True
+    present = {status for status, n in counts.items() if n}
+    if not present or phase.status is Status.COMPLETED:
+        return False
+    return not (phase.status is Status.PENDING and present <= {Status.PENDING.value})
+
+
 class MigrationCollector(Collector):
     """Reads the migrations from the service's store at each scrape (those changed since the last one)."""
 
@@ -440,6 +454,16 @@ class MigrationCollector(Collector):
 
     def describe(self) -> list[Metric]:
         return []  # the families depend on the store's content: don't let register() collect() once
+
+    def load(self, mid: str) -> MigrationState:
+        """The migration as its figures need it: whole, but for the sub-tasks of the phases whose
+        figures cannot depend on them (read per phase, only where :func:`needs_sub_tasks`)."""
+        storage = self.service.storage
+        state = storage.load(mid, sub_tasks=None)
+        for pid, p in state.phases.items():
+            if needs_sub_tasks(p):
+                p.sub_tasks = storage.load(mid, sub_tasks=pid, phases=[pid]).phases[pid].sub_tasks
+        return state
 
     def _read(self) -> _Scrape:
         start = time.perf_counter()
@@ -466,7 +490,7 @@ class MigrationCollector(Collector):
                         now = store_now
                 else:
                     try:
-                        state = svc.state(mid)
+                        state = self.load(mid)
                     except MigrationNotFound:  # deleted between the listing and the read
                         continue
                     entry = _Kept(svc, state, version, entry)
