@@ -133,3 +133,19 @@ def test_a_kept_scrape_shows_every_change_as_a_full_read_does(store: Storage) ->
     text = check()
     assert 'migratrack_phase_progress_ratio{migration="m2",phase="only"} 0.0' in text
     assert 'phase="schema"' not in "\n".join(ln for ln in text.splitlines() if 'migration="m2"' in ln)
+
+
+def test_events_of_types_is_a_range_of_events_filtered(store: Storage) -> None:
+    svc = MigrationService(store, Clock())
+    svc.initialize("m", PLAN, actor="t")
+    svc.execute("m", StartPhase("schema"), actor="t")
+    for k in range(30):
+        svc.apply_updates("m", [ProgressUpdate("schema", progress=k + 1)], {"total_data_migrated": k + 1}, actor="t")
+    every = store.events("m", 0, 1000)
+    last = every[-1].seq
+    for after, upto in ((0, last), (5, 17), (40, last + 100), (last, last + 5), (10, 3)):
+        want = [e for e in every if after < e.seq <= upto and e.type == "metrics.updated"]
+        got = store.events_of_types("m", after, upto, ["metrics.updated"])
+        assert [(e.seq, e.ts, e.payload) for e in got] == [(e.seq, e.ts, e.payload) for e in want]
+    assert len(store.events_of_types("m", 0, last, ["metrics.updated"])) == 30
+    assert store.events_of_types("m", 0, last, []) == []

@@ -254,6 +254,10 @@ def _render(spec: _Spec, rows: _Rows) -> str:
                     for values, value in rows])
 
 
+#: the events that can add data (``data_samples`` reads no other)
+_DATA_EVENTS = ("metrics.updated",)
+
+
 def _compact(events: list[Event]) -> list[tuple[int, datetime, int]]:
     """Events as the speed window needs them: number, time, bytes added (as ``data_samples`` counts them)."""
     out = []
@@ -267,7 +271,7 @@ class _Kept:
     """One migration at one version: its state, the families that depend on it alone (samples and
     rendered lines), and the speed window's samples read from its log."""
 
-    __slots__ = ("rows", "speed_samples", "speed_since", "state", "status", "text", "version", "window")
+    __slots__ = ("rows", "since_after", "speed_samples", "speed_since", "state", "status", "text", "version", "window")
 
     def __init__(self, svc: MigrationService, state: MigrationState, version: tuple[str, int],
                  before: _Kept | None = None) -> None:
@@ -300,25 +304,34 @@ class _Kept:
         self.window: list[tuple[int, datetime, int]] | None = None
         self.speed_samples: list[DataSample] | None = None
         self.speed_since: datetime | None = None
+        self.since_after = -1
         if needs_samples(state):
             self._read_window(svc, state, before)
 
     def _read_window(self, svc: MigrationService, state: MigrationState, before: _Kept | None) -> None:
-        """What ``MigrationService.speed_samples`` reads (the newest events, for the speed's window),
-        reading only the events written since the last scrape when it kept the window before them.
-        Kept small: each event's number, time and the data it added (0 for any other event)."""
+        """What ``MigrationService.speed_samples`` gives (the data added among the newest
+        ``SAMPLE_EVENTS`` events, and the time of the first of them when the log goes further
+        back), read as a range of event numbers: only the events that can add data are decoded,
+        and only those written since the last scrape when it kept the range before them."""
         after = max(0, state.seq - SAMPLE_EVENTS)
-        window: list[tuple[int, datetime, int]] | None = None
-        if before is not None and before.window and before.version[0] == self.version[0]:
-            new = svc.storage.events(state.id, before.window[-1][0], SAMPLE_EVENTS)
-            if len(new) < SAMPLE_EVENTS:  # else the window may start past what was kept: read it whole
-                window = [w for w in before.window if w[0] > after] + _compact(new)
-                del window[SAMPLE_EVENTS:]
-        if window is None:
-            window = _compact(svc.storage.events(state.id, after, SAMPLE_EVENTS))
-        self.window = window
-        self.speed_samples = [DataSample(ts, added) for _, ts, added in window if added]
-        self.speed_since = window[0][1] if after > 0 and window else None
+        upto = after + SAMPLE_EVENTS  # what events(after, SAMPLE_EVENTS) reads: the sequence has no gaps
+        kept: list[tuple[int, datetime, int]] = []
+        start = after
+        same = before is not None and before.window is not None and before.version[0] == self.version[0]
+        if same and before is not None and before.window is not None and before.state.seq >= after:
+            # complete up to the state it was read with; anything later is read again
+            kept = [w for w in before.window if after < w[0] <= before.state.seq]
+            start = before.state.seq
+        self.window = kept + _compact(svc.storage.events_of_types(state.id, start, upto, _DATA_EVENTS))
+        self.speed_samples = [DataSample(ts, added) for _, ts, added in self.window if added]
+        if after == 0:
+            self.speed_since = None
+        elif same and before is not None and before.since_after == after:
+            self.speed_since = before.speed_since
+        else:
+            first = svc.storage.events(state.id, after, 1)
+            self.speed_since = first[0].ts if first else None
+        self.since_after = after
 
     def lines(self, f: int) -> str:
         if self.text is None:

@@ -102,7 +102,7 @@ import asyncio
 import json
 import re
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
@@ -455,6 +455,19 @@ class Storage(ABC):
     @abstractmethod
     def events(self, migration_id: str, after: int = 0, limit: int = 1000) -> list[Event]:
         """Events with ``seq > after``, oldest first, at most ``limit``."""
+
+    def events_of_types(self, migration_id: str, after: int, upto: int, types: Collection[str]) -> list[Event]:
+        """The events of ``types`` among those with ``after < seq <= upto``, oldest first: a range of
+        numbers is a range of events (the sequence has no gaps), read without decoding the others.
+        This default reads the range through ``events``; a store that can filter by type overrides it."""
+        out: list[Event] = []
+        while after < upto:
+            batch = self.events(migration_id, after, min(1000, upto - after))
+            if not batch:
+                break
+            out.extend(e for e in batch if e.seq <= upto and e.type in types)
+            after = batch[-1].seq
+        return out
 
     @abstractmethod
     def alerts(

@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -882,6 +882,15 @@ class PostgresStorage(Storage):
         rows = self._run(lambda c: c.execute(
             "SELECT seq, ts, actor, type, payload, extra FROM mt_events WHERE migration_id = %s AND seq > %s "
             "ORDER BY seq LIMIT %s", (migration_id, after, limit)).fetchall())
+        return [self._event(migration_id, *r) for r in rows]
+
+    def events_of_types(self, migration_id: str, after: int, upto: int, types: Collection[str]) -> list[Event]:
+        types = list(types)
+        if not types or upto <= after:
+            return []
+        rows = self._run(lambda c: c.execute(
+            "SELECT seq, ts, actor, type, payload, extra FROM mt_events WHERE migration_id = %s AND seq > %s "
+            "AND seq <= %s AND type = ANY(%s) ORDER BY seq", (migration_id, after, upto, types)).fetchall())
         return [self._event(migration_id, *r) for r in rows]
 
     def alerts(self, migration_id: str, *, limit: int = 50, unacknowledged_only: bool = False) -> list[Alert]:

@@ -11,7 +11,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -807,6 +807,20 @@ class SQLiteStorage(Storage):
             rows = c.execute(
                 "SELECT seq, ts, actor, type, payload, plain FROM mt_events WHERE migration_id = ? AND seq > ? "
                 "ORDER BY seq LIMIT ?", (migration_id, after, limit),
+            ).fetchall()
+        return [Event(migration_id, seq, typ, datetime.fromisoformat(ts), actor,
+                      json.loads(payload) if plain else self.codec.loads(payload))
+                for seq, ts, actor, typ, payload, plain in rows]
+
+    def events_of_types(self, migration_id: str, after: int, upto: int, types: Collection[str]) -> list[Event]:
+        types = list(types)
+        if not types or upto <= after:
+            return []
+        with self._read() as c:
+            rows = c.execute(
+                "SELECT seq, ts, actor, type, payload, plain FROM mt_events WHERE migration_id = ? AND seq > ? "
+                f"AND seq <= ? AND type IN ({', '.join('?' * len(types))}) ORDER BY seq",
+                (migration_id, after, upto, *types),
             ).fetchall()
         return [Event(migration_id, seq, typ, datetime.fromisoformat(ts), actor,
                       json.loads(payload) if plain else self.codec.loads(payload))
