@@ -1,6 +1,6 @@
 """A /metrics scrape over 100 migrations (target: under 200 ms), against its baseline in the same run.
 
-Each migration has 8 phases (one with 50 sub-tasks), a few hundred events of progress, data and
+Each migration has 8 phases (one with 50 sub-tasks), about 45 events of progress, data and
 alerts. Measured on the embedded SQLite store and on memory://:
 
 - baseline: loading the 100 states alone (what any reader of the store pays);
@@ -12,7 +12,7 @@ alerts. Measured on the embedded SQLite store and on memory://:
 - the same cold scrape through prometheus-client's own text encoder (``generate_latest``), as
   /metrics served it before it wrote the text formats itself.
 
-The ratio is the cold scrape over the baseline (loading the states it has to read anyway).
+Each scrape's ratio is its CPU time over the baseline's (loading the states a full read needs anyway).
 
 Run: .venv/bin/python bench/bench_metrics.py [--migrations 100] [--rounds 7] [--in-sub-tasks]
 """
