@@ -1,8 +1,9 @@
 """Prometheus exposition: a collector that reads the store at scrape time.
 
-Nothing is counted beside the store: every scrape loads each migration and reports what the
-dashboard would show at that instant (the same view functions), so a restart, a second server or
-a worker writing straight to the store changes nothing in what a scrape sees. Only the server's
+Nothing is counted beside the store: every scrape reads each migration's version from the store,
+loads those that changed since the last scrape, and reports what the dashboard would show at that
+instant (the same view functions), so a restart, a second server or a worker writing straight to
+the store changes nothing in what a scrape sees. Only the server's
 own request counts and latencies live in the process (:class:`RequestStats`, filled by the
 :class:`RequestMetrics` middleware), since no store holds them.
 
