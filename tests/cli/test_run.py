@@ -148,3 +148,54 @@ def test_ctrl_c_is_forwarded_to_the_command(url: str, tmp_path: Path) -> None:
     code, _, _ = finish(proc)
     assert code == 130 and marker.read_text().strip() == "int"
     assert re.search(r"exited with 130", MigrationService(url).state("m").phases["copy"].errors[-1])
+
+
+#: the command: a grandchild holds 400 MB of resident memory while the child burns CPU, both for ~4 s
+TREE = """
+import subprocess, sys, time
+holder = subprocess.Popen([sys.executable, "-c", "import time; b = b'x' * (400 * 2**20); time.sleep(4)"])
+end = time.monotonic() + 4
+n = 0
+while time.monotonic() < end:
+    n += sum(range(1000))
+holder.wait()
+"""
+
+
+def test_sample_resources_measures_the_command_and_its_descendants(url: str) -> None:
+    import psutil
+
+    proc = start(url, "copy", "--sample-resources", "--sample-interval", "0.25", "--", sys.executable, "-c", TREE)
+    svc = MigrationService(url)
+    seen: dict[str, float] = {}
+
+    def measured() -> bool:
+        r = svc.dashboard("m").metrics.resource_utilization
+        for k, v in r.items():
+            seen[k] = max(seen.get(k, 0.0), v)
+        return seen.get("memory", 0) * psutil.virtual_memory().total / 100 > 350 * 2**20 and seen.get("cpu", 0) > 5
+
+    try:
+        wait_for(measured, timeout=30)
+        run_rss = psutil.Process(proc.pid).memory_info().rss  # `migratrack run` itself, for comparison
+    finally:
+        code, _, err = finish(proc)
+    assert code == 0, err
+    # the 400 MB are the grandchild's: far above what `migratrack run` holds itself
+    assert seen["memory"] * psutil.virtual_memory().total / 100 > 4 * run_rss
+    assert seen["workers"] == 1 and {"network", "storage"} <= set(seen)
+    assert svc.state("m").phases["copy"].status.value == "completed"
+    shares = svc.state("m").metrics.gauges["worker_resources"]
+    assert len(shares) == 1 and next(iter(shares.values()))["cpu"] >= 0
+
+
+def test_without_sample_resources_nothing_is_measured(url: str) -> None:
+    code, _, err = finish(start(url, "copy", "--", sys.executable, "-c", "pass"))
+    assert code == 0, err
+    assert MigrationService(url).dashboard("m").metrics.resource_utilization == {}
+
+
+def test_a_bad_sample_interval_is_a_usage_error(url: str) -> None:
+    code, _, err = finish(start(url, "copy", "--sample-resources", "--sample-interval", "0", "--", "true"))
+    assert code == 2 and "--sample-interval" in err
+    assert MigrationService(url).state("m").phases["copy"].status.value == "pending"  # nothing started

@@ -7,6 +7,11 @@ command's output (``--progress-regex`` with a named group ``pct``, or ``done`` a
 ``left`` and ``total``) or from lines it writes to the file descriptor named in
 ``MIGRATRACK_PROGRESS_FD`` (``42.5`` for a percentage, ``1200/50000`` for done/total).
 
+With ``--sample-resources`` the command's process and its descendants are measured every
+``--sample-interval`` seconds (CPU, memory, disk I/O; the host's network) and reported as this
+run's share of the migration's resource utilisation, as the SDK's ``sample_resources`` reports a
+worker's own process.
+
 While it runs, the migration's control state is read every ``--poll`` seconds: pause stops the
 command's process group (SIGSTOP), resume continues it (SIGCONT), cancel sends SIGTERM and, after
 ``--grace`` seconds, SIGKILL. Ctrl-C (SIGINT) and SIGTERM sent to ``migratrack run`` are
@@ -29,7 +34,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import IO, Annotated, Any
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -38,6 +43,10 @@ from migratrack.cli.common import MigrationArg, StorageOpt, err_console, open_tr
 from migratrack.cli.errors import ExitCode
 from migratrack.core.states import Control
 from migratrack.errors import MigratrackError
+
+if TYPE_CHECKING:
+    from migratrack.metrics.resources import ResourceSampler
+    from migratrack.sdk.tracker import MigrationProgressTracker
 
 #: this module's commands; cli.main adds them to `migratrack`
 app = typer.Typer()
@@ -205,12 +214,23 @@ def run(
     grace: Annotated[float, typer.Option(min=0, help="seconds between SIGTERM and SIGKILL on cancel")] = 10.0,
     poll: Annotated[float, typer.Option(min=0.05, help="seconds between looks at pause and cancel")] = 1.0,
     tail: Annotated[int, typer.Option(min=1, help="stderr lines kept as the phase's error")] = 20,
+    sample_resources: Annotated[bool, typer.Option(
+        "--sample-resources", help="report the command's CPU, memory and disk I/O (its process and every "
+                                   "descendant) and the host's network as the migration's resource utilisation; "
+                                   "needs psutil")] = False,
+    sample_interval: Annotated[float, typer.Option(min=0.1, help="seconds between resource samples")] = 10.0,
 ) -> None:
     """Run a command as a phase: start it, complete or fail it by the exit code, report progress
     from the output, and stop, continue or end the command on pause, resume and cancel.
 
     Example: migratrack run orders-2026 copy --progress-regex '(?P<pct>\\d+)%' -- rsync -a --info=progress2 a/ b/"""
     pattern = progress_pattern(progress_regex) if progress_regex else None
+    if sample_resources:
+        try:
+            import psutil  # noqa: F401
+        except ImportError:
+            raise typer.BadParameter("needs psutil: pip install 'migratrack[resources]'",
+                                     param_hint="--sample-resources") from None
     tracker = open_tracker(ctx, migration, storage, block_on_pause=False)
     try:
         if tracker.resume_phase(phase):
@@ -248,6 +268,7 @@ def run(
             finally:
                 os.close(write_fd)  # the child holds its own copy; EOF comes when it exits
             forwarder.attach(child)
+            sampler = start_sampler(tracker, child.proc.pid, sample_interval) if sample_resources else None
             assert child.proc.stdout is not None and child.proc.stderr is not None
             threads = [threading.Thread(target=pump, args=args, daemon=True) for args in (
                 (child.proc.stdout, sys.stdout.buffer, scan),
@@ -256,8 +277,12 @@ def run(
             )]
             for th in threads:
                 th.start()
-            cancelled = _supervise(child, lambda: tracker.backend.control(migration), poll, grace,
-                                   forwarder.received)
+            try:
+                cancelled = _supervise(child, lambda: tracker.backend.control(migration), poll, grace,
+                                       forwarder.received)
+            finally:
+                if sampler is not None:
+                    sampler.stop()
         for th in threads:
             th.join(5)
         reporter.flush()
@@ -275,6 +300,22 @@ def run(
         raise typer.Exit(exit_status(code))
     finally:
         tracker.close()
+
+
+def start_sampler(tracker: MigrationProgressTracker, pid: int, interval: float) -> ResourceSampler | None:
+    """Sample the command's process tree every ``interval`` seconds into the tracker, as this
+    run's worker share; None (and a warning) if the command cannot be measured."""
+    import psutil
+
+    from migratrack.metrics.resources import ResourceSampler, TreeProbe
+
+    try:
+        probe = TreeProbe(pid)
+    except psutil.Error as exc:
+        err_console.print(f"[yellow]migratrack run:[/] cannot measure the command's resources: {escape(safe(exc))}",
+                          highlight=False, soft_wrap=True)
+        return None
+    return ResourceSampler(lambda: tracker.update_metrics, tracker.actor, interval, probe=probe).start()
 
 
 class Forwarder:

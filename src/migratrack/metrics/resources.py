@@ -14,6 +14,11 @@ and reports them as this worker's share (``worker_resources``) with a time to li
 intervals: the store adds up the live workers' shares into the migration's
 ``resource_utilization`` (core/resources.py), and a dead worker's share expires. A failure to
 measure or report is logged; it never reaches the migration.
+
+``migratrack run --sample-resources`` measures the command it runs instead of itself: a
+:class:`TreeProbe` adds up the command's process and all its descendants (CPU time, resident
+memory, disk reads + writes), read afresh at every sample, so processes the command starts later
+count too.
 """
 
 from __future__ import annotations
@@ -35,6 +40,12 @@ DEFAULT_INTERVAL = 10.0
 TTL_INTERVALS = 3.0
 
 
+def host_network_bytes() -> int:
+    """The host's network traffic so far, sent + received (no platform counts it per process)."""
+    c = psutil.net_io_counters()
+    return int(c.bytes_sent + c.bytes_recv) if c is not None else 0
+
+
 class Probe:
     """Reads the counters and turns two readings into rates."""
 
@@ -46,8 +57,7 @@ class Probe:
         self._last = (clock(), self._net(), self._disk())
 
     def _net(self) -> int:
-        c = psutil.net_io_counters()
-        return int(c.bytes_sent + c.bytes_recv) if c is not None else 0
+        return host_network_bytes()
 
     def _disk(self) -> int:
         try:
@@ -70,6 +80,60 @@ class Probe:
         }
 
 
+class TreeProbe:
+    """A process and its descendants, added up: what :class:`Probe` measures for one process.
+
+    CPU is the tree's CPU time over the interval, counting the descendants that ended and were
+    waited for by a process of the tree (their time is in their parent's ``children_*`` times);
+    memory is the resident memory of the live processes; disk the live processes' reads + writes
+    (a process that ended takes its counts with it: that interval reads 0 rather than negative)."""
+
+    def __init__(self, pid: int, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.root = psutil.Process(pid)
+        self.clock = clock
+        self.cores = psutil.cpu_count() or 1
+        self.memory_total = psutil.virtual_memory().total
+        cpu, _, disk = self._read()
+        self._last = (clock(), cpu, Probe._net(self), disk)  # type: ignore[arg-type]
+
+    def processes(self) -> list[psutil.Process]:
+        """The root and its live descendants (none once the root ended)."""
+        try:
+            return [self.root, *self.root.children(recursive=True)]
+        except psutil.Error:
+            return []
+
+    def _read(self) -> tuple[float, int, int]:
+        """CPU seconds, resident bytes and disk bytes of the tree now."""
+        cpu, rss, disk = 0.0, 0, 0
+        for p in self.processes():
+            try:
+                with p.oneshot():
+                    t = p.cpu_times()
+                    cpu += t.user + t.system + t.children_user + t.children_system
+                    rss += p.memory_info().rss
+                    try:
+                        io = p.io_counters()
+                        disk += io.read_bytes + io.write_bytes
+                    except (AttributeError, NotImplementedError, psutil.AccessDenied):
+                        pass
+            except psutil.Error:  # ended (or out of reach) between the listing and the read
+                continue
+        return cpu, rss, disk
+
+    def sample(self) -> dict[str, float]:
+        now, (cpu, rss, disk), net = self.clock(), self._read(), host_network_bytes()
+        then, cpu0, net0, disk0 = self._last
+        self._last = (now, cpu, net, disk)
+        span = max(now - then, 1e-6)
+        return {
+            "cpu": round(min(100.0, max(0.0, cpu - cpu0) / span * 100 / self.cores), 3),
+            "memory": round(min(100.0, rss * 100 / self.memory_total), 3),
+            "network": round(max(0, net - net0) / span, 1),
+            "storage": round(max(0, disk - disk0) / span, 1),
+        }
+
+
 def share(worker: str, sample: dict[str, float], interval: float) -> dict[str, Any]:
     """The metrics update that reports ``sample`` as ``worker``'s share."""
     w = worker_key(worker)
@@ -84,13 +148,13 @@ class ResourceSampler:
     is gone, and the thread ends)."""
 
     def __init__(self, report: Callable[[], Callable[..., None] | None], worker: str,
-                 interval: float = DEFAULT_INTERVAL) -> None:
+                 interval: float = DEFAULT_INTERVAL, probe: Probe | TreeProbe | None = None) -> None:
         if not interval > 0:
             raise ValueError("the sampling interval must be a positive number of seconds")
         self.report = report
         self.worker = worker
         self.interval = float(interval)
-        self.probe = Probe()
+        self.probe = probe or Probe()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="migratrack-resources", daemon=True)
 

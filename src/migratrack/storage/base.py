@@ -102,7 +102,7 @@ import asyncio
 import json
 import re
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
@@ -120,7 +120,7 @@ from migratrack.core.models import (
 )
 from migratrack.core.rules import Change
 from migratrack.core.states import Control
-from migratrack.errors import ConfigurationError, InvalidInput
+from migratrack.errors import ConfigurationError, InvalidInput, MigrationNotFound
 
 #: phase fields a store keeps as plain values, merged in place by the hot path
 PHASE_HOT_FIELDS = ("status", "progress", "done", "total", "sub_tasks")
@@ -352,6 +352,21 @@ class Storage(ABC):
     def list_ids(self) -> list[str]:
         """Ids of every stored migration, oldest first."""
 
+    def versions(self) -> dict[str, tuple[str, int]]:
+        """Every stored migration's version: ``(created_at, last event's seq)``, equal between two
+        reads only if nothing in the migration changed in between (every change appends an event;
+        the creation time tells a migration created again under the same id from the old one).
+        For a reader that keeps what it computed from a state (the /metrics scrape). This default
+        reads each migration's header; a store with one query for it overrides it."""
+        out: dict[str, tuple[str, int]] = {}
+        for mid in self.list_ids():
+            try:
+                state = self.load(mid, sub_tasks=None, phases=())
+            except MigrationNotFound:
+                continue
+            out[mid] = (state.created_at.isoformat(), state.seq)
+        return out
+
     @abstractmethod
     def delete(self, migration_id: str) -> bool:
         """Drop a migration with its events and alerts. True if it existed."""
@@ -449,6 +464,19 @@ class Storage(ABC):
     @abstractmethod
     def events(self, migration_id: str, after: int = 0, limit: int = 1000) -> list[Event]:
         """Events with ``seq > after``, oldest first, at most ``limit``."""
+
+    def events_of_types(self, migration_id: str, after: int, upto: int, types: Collection[str]) -> list[Event]:
+        """The events of ``types`` among those with ``after < seq <= upto``, oldest first: a range of
+        numbers is a range of events (the sequence has no gaps), read without decoding the others.
+        This default reads the range through ``events``; a store that can filter by type overrides it."""
+        out: list[Event] = []
+        while after < upto:
+            batch = self.events(migration_id, after, min(1000, upto - after))
+            if not batch:
+                break
+            out.extend(e for e in batch if e.seq <= upto and e.type in types)
+            after = batch[-1].seq
+        return out
 
     @abstractmethod
     def alerts(

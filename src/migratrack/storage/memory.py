@@ -173,6 +173,10 @@ class MemoryStorage(Storage):
         with self._lock:
             return sorted(self._data, key=lambda k: self._data[k].state.created_at)
 
+    def versions(self) -> dict[str, tuple[str, int]]:
+        with self._lock:
+            return {mid: (rec.state.created_at.isoformat(), rec.state.seq) for mid, rec in self._data.items()}
+
     def delete(self, migration_id: str) -> bool:
         with self._lock:
             return self._data.pop(migration_id, None) is not None

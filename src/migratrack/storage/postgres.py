@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -612,6 +612,10 @@ class PostgresStorage(Storage):
         rows = self._run(lambda c: c.execute("SELECT id FROM mt_migrations ORDER BY created_at, id").fetchall())
         return [r[0] for r in rows]
 
+    def versions(self) -> dict[str, tuple[str, int]]:
+        rows = self._run(lambda c: c.execute("SELECT id, created_at, seq FROM mt_migrations").fetchall())
+        return {r[0]: (r[1].isoformat(), int(r[2])) for r in rows}
+
     def delete(self, migration_id: str) -> bool:
         n = self._run(lambda c: c.execute(
             "WITH a AS (DELETE FROM mt_applied WHERE migration_id = %(m)s) DELETE FROM mt_migrations WHERE id = %(m)s",
@@ -894,6 +898,15 @@ class PostgresStorage(Storage):
         if not row[1]:
             raise MigrationNotFound(migration_id)
         return int(row[0])
+
+    def events_of_types(self, migration_id: str, after: int, upto: int, types: Collection[str]) -> list[Event]:
+        types = list(types)
+        if not types or upto <= after:
+            return []
+        rows = self._run(lambda c: c.execute(
+            "SELECT seq, ts, actor, type, payload, extra FROM mt_events WHERE migration_id = %s AND seq > %s "
+            "AND seq <= %s AND type = ANY(%s) ORDER BY seq", (migration_id, after, upto, types)).fetchall())
+        return [self._event(migration_id, *r) for r in rows]
 
     def alerts(self, migration_id: str, *, limit: int = 50, unacknowledged_only: bool = False) -> list[Alert]:
         sql = "SELECT id, data FROM mt_alerts WHERE migration_id = %s"

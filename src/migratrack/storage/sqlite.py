@@ -11,7 +11,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -577,6 +577,12 @@ class SQLiteStorage(Storage):
         with self._read() as c:
             return [r[0] for r in c.execute("SELECT id FROM mt_migrations ORDER BY created_at, id")]
 
+    def versions(self) -> dict[str, tuple[str, int]]:
+        with self._read() as c:
+            return {mid: (str(created), seq or 0) for mid, created, seq in c.execute(
+                "SELECT m.id, m.created_at, (SELECT seq FROM mt_events e WHERE e.migration_id = m.id "
+                "ORDER BY seq DESC LIMIT 1) FROM mt_migrations m")}
+
     def _delete(self, c: sqlite3.Connection, migration_id: str) -> int:
         n = c.execute("DELETE FROM mt_migrations WHERE id = ?", (migration_id,)).rowcount
         for table in ("mt_phases", "mt_sub_tasks", "mt_events", "mt_alerts", "mt_applied"):
@@ -836,6 +842,21 @@ class SQLiteStorage(Storage):
                 raise MigrationNotFound(migration_id)
             row = c.execute("SELECT COUNT(*) FROM mt_alerts WHERE migration_id = ?", (migration_id,)).fetchone()
         return int(row[0])
+
+    def events_of_types(self, migration_id: str, after: int, upto: int, types: Collection[str]) -> list[Event]:
+        types = list(types)
+        if not types or upto <= after:
+            return []
+        with self._read() as c:
+            rows = c.execute(
+                "SELECT seq, ts, actor, type, payload, plain FROM mt_events WHERE migration_id = ? AND seq > ? "
+                f"AND seq <= ? AND type IN ({', '.join('?' * len(types))}) ORDER BY seq",
+                (migration_id, after, upto, *types),
+            ).fetchall()
+        return [Event(migration_id, seq, typ, datetime.fromisoformat(ts), actor,
+                      self._plain_payload(typ, payload) if plain
+                      else self.codec.loads(payload, self.at_event(migration_id, typ)))
+                for seq, ts, actor, typ, payload, plain in rows]
 
     def alerts(self, migration_id: str, *, limit: int = 50, unacknowledged_only: bool = False) -> list[Alert]:
         sql = "SELECT id, data FROM mt_alerts WHERE migration_id = ?"

@@ -20,7 +20,7 @@ from prometheus_client.exposition import choose_encoder
 from starlette.concurrency import run_in_threadpool
 
 from migratrack.errors import ConfigurationError
-from migratrack.metrics.prometheus import RequestMetrics, RequestStats, registry_for
+from migratrack.metrics.prometheus import MigrationCollector, RequestMetrics, RequestStats, registry_for
 from migratrack.settings import Settings
 from migratrack.web.auth import Role, bearer, check_unscoped, principal_of
 from migratrack.web.errors import ErrorBody
@@ -71,8 +71,8 @@ async def metrics(request: Request,
         who = await principal_of(request, credentials, Role.VIEWER)
         check_unscoped(who, "read the metrics of every migration")
     encoder, content_type = choose_encoder(request.headers.get("accept", ""))
-    # a scrape reads every migration: never on the event loop
-    body = await run_in_threadpool(encoder, request.app.state.metrics_registry)
+    # a scrape reads the store: never on the event loop
+    body = await run_in_threadpool(request.app.state.metrics_collector.expose, encoder)
     return Response(body, media_type=content_type)
 
 
@@ -111,7 +111,9 @@ def install(app: FastAPI, scrapers: str | Iterable[str] | None = None, settings:
     stats = RequestStats()
     app.state.metrics_scrapers = parse_scrapers(scrapers)
     app.state.request_stats = stats
-    app.state.metrics_registry = registry_for(app.state.service, stats)
+    collector = MigrationCollector(app.state.service, requests=stats)
+    app.state.metrics_collector = collector
+    app.state.metrics_registry = registry_for(app.state.service, collector=collector)
     app.include_router(router)
     app.add_middleware(RequestContext)
     app.add_middleware(RequestMetrics, stats=stats)
