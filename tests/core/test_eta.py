@@ -332,3 +332,25 @@ def test_the_explanation_names_the_driving_phase(service: MigrationService, cloc
     assert est.driver == "db" and est.method == "plan" and est.confidence in ("high", "medium", "low")
     text = est.explanation()
     assert text is not None and text.startswith("driven by db (plan:")
+
+
+def test_a_wide_spread_far_from_its_plan_still_gives_an_estimate(service: MigrationService, clock: FakeClock) -> None:
+    """Once a phase has run far past its plan, the interval's upper bound (the remaining work
+    times exp(z * spread)) can pass what a date can hold; the estimate is bounded, not a crash
+    (it once made a whole /metrics scrape fail)."""
+    from migratrack.core.eta import HORIZON_SECONDS
+    from migratrack.service import ProgressUpdate
+
+    init(service, [{"id": "p0", "estimated_duration": 60},
+                   *({"id": f"p{i}", "dependencies": [f"p{i - 1}"], "estimated_duration": 60 * i} for i in range(1, 8))])
+    service.execute(M, StartPhase("p0"), actor=ACTOR)
+    for pct in range(5, 100, 5):
+        service.apply_updates(M, [ProgressUpdate("p0", progress=pct)], actor=ACTOR)
+    service.execute(M, CompletePhase("p0"), actor=ACTOR)
+    service.execute(M, StartPhase("p1"), actor=ACTOR)
+    service.apply_updates(M, [ProgressUpdate("p1", progress=40)], actor=ACTOR)
+    for hours in (1, 24, 24 * 365):
+        clock.advance(hours * 3600)
+        est = service.estimate(M)
+        assert est.remaining_seconds is not None and 0 < est.remaining_seconds <= HORIZON_SECONDS
+        assert est.latest is not None and est.completion is not None and est.completion <= est.latest

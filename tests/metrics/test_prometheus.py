@@ -100,3 +100,25 @@ def test_generate_latest_on_the_registry_still_works(collector: MigrationCollect
 
     text = generate_latest(registry_for(collector.service, collector=collector)).decode()
     assert without_duration(text.encode()) == without_duration(collector.expose())
+
+
+def test_one_migrations_failing_figure_does_not_fail_the_scrape(collector: MigrationCollector,
+                                                                monkeypatch: pytest.MonkeyPatch,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    import migratrack.metrics.prometheus as prom
+
+    real = prom.estimate
+
+    def estimate(state, now):  # type: ignore[no-untyped-def]
+        if state.id == "done":
+            raise OverflowError("date value out of range")
+        return real(state, now)
+
+    monkeypatch.setattr(prom, "estimate", estimate)
+    body = generate_latest(collector).decode()
+    remaining = {s.labels["migration"] for f in text_string_to_metric_families(body)
+                 for s in f.samples if f.name == "migratrack_estimated_remaining_seconds"}
+    progress = {s.labels["migration"] for f in text_string_to_metric_families(body)
+                for s in f.samples if f.name == "migratrack_migration_progress_ratio"}
+    assert "done" in progress and "done" not in remaining and 'odd"id\\x' in remaining
+    assert any("left out" in r.getMessage() and "done" in r.getMessage() for r in caplog.records)

@@ -507,9 +507,9 @@ def estimate(
     finish = longest_finish(deps, lambda pid: parts[pid].remaining)
     low = longest_finish(deps, lambda pid: parts[pid].remaining * math.exp(-Z90 * parts[pid].spread))
     high = longest_finish(deps, lambda pid: parts[pid].remaining * math.exp(Z90 * parts[pid].spread))
-    point_s = max(finish.values(), default=0.0)
-    low_s = min(point_s, max(low.values(), default=0.0))
-    high_s = max(point_s, max(high.values(), default=0.0))
+    point_s = _bounded(max(finish.values(), default=0.0))
+    low_s = min(point_s, _bounded(max(low.values(), default=0.0)))
+    high_s = max(point_s, _bounded(max(high.values(), default=0.0)))
     path = tuple(p for p in critical_path(deps, finish) if not state.phases[p].status.finished)
     driver = max(path, key=lambda pid: parts[pid].remaining) if path else None
     width = (high_s - low_s) / point_s if point_s > 0 else 0.0
@@ -525,6 +525,15 @@ def estimate(
         reason=parts[driver].reason if driver else None,
         confidence="high" if width <= 0.3 else "medium" if width <= 0.8 else "low",
     )
+
+
+#: the farthest an estimate reaches (about a century): a wide spread's upper bound, exp(z * spread)
+#: times the remaining work, can pass what a datetime can hold
+HORIZON_SECONDS = 100 * 365 * 86_400.0
+
+
+def _bounded(seconds: float) -> float:
+    return HORIZON_SECONDS if not seconds <= HORIZON_SECONDS else max(seconds, 0.0)  # NaN and inf too
 
 
 def _unknown(state: MigrationState, calibration: float, reason: str) -> Estimate:

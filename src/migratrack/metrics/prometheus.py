@@ -510,7 +510,14 @@ class MigrationCollector(Collector):
                     entry = _Kept(svc, state, version, entry)
                     now = svc.read_time(state)
                 kept[mid] = entry
-                migrations.append((entry, entry.timed(svc, now)))
+                try:
+                    timed = entry.timed(svc, now)
+                except StorageError:
+                    raise
+                except Exception:  # one migration's bad figure must not fail every migration's scrape
+                    log.exception("metrics scrape: the time-dependent figures of %s were left out", mid)
+                    timed = {f: [] for f, spec in enumerate(_SPECS) if spec.timed}
+                migrations.append((entry, timed))
         except StorageError as exc:
             log.warning("metrics scrape: the store did not answer: %s", exc)
             up = 0
