@@ -342,7 +342,8 @@ def test_a_wide_spread_far_from_its_plan_still_gives_an_estimate(service: Migrat
     from migratrack.service import ProgressUpdate
 
     init(service, [{"id": "p0", "estimated_duration": 60},
-                   *({"id": f"p{i}", "dependencies": [f"p{i - 1}"], "estimated_duration": 60 * i} for i in range(1, 8))])
+                   *({"id": f"p{i}", "dependencies": [f"p{i - 1}"], "estimated_duration": 60 * i}
+                     for i in range(1, 8))])
     service.execute(M, StartPhase("p0"), actor=ACTOR)
     for pct in range(5, 100, 5):
         service.apply_updates(M, [ProgressUpdate("p0", progress=pct)], actor=ACTOR)
