@@ -2,8 +2,9 @@
 
 Each unfinished phase gets a remaining time and a spread (log scale); the remaining times are
 laid on the dependency graph (independent phases run side by side) and the longest path from
-now is the estimate. Time paused is left out of every rate (active seconds only); a phase
-waiting for approval is pending, so the wait is no phase's slowness either.
+now is the estimate. Time paused, and time the script said it was throttled
+(``tracker.throttled(...)``), is left out of every rate (active seconds only); a phase waiting
+for approval is pending, so the wait is no phase's slowness either.
 
 **A phase in progress.** Several estimators of its pace (active seconds per unit of progress)
 compete:
@@ -55,7 +56,7 @@ from migratrack.core.eta_history import ProgressHistory, Sample
 from migratrack.core.graph import critical_path, longest_finish
 from migratrack.core.models import MigrationState, PhaseState
 from migratrack.core.progress import phase_progress
-from migratrack.core.rules import active_seconds
+from migratrack.core.rules import rate_seconds
 from migratrack.core.states import Control, Status
 
 #: below this much progress (percent) an observed rate is too noisy to use
@@ -283,8 +284,8 @@ def _curve(state: MigrationState, phase: PhaseState, now: datetime, samples: Seq
     if len(raw) > CURVE_POINTS:  # enough to judge a shape; the estimate's cost stays flat
         stride = len(raw) / (CURVE_POINTS - 1)
         raw = [raw[int(i * stride)] for i in range(CURVE_POINTS - 1)] + [raw[-1]]
-    if state.pauses:
-        return _Curve([(active_seconds(state, origin, t), f) for t, f in raw])
+    if state.pauses or state.throttles:
+        return _Curve([(rate_seconds(state, origin, t), f) for t, f in raw])
     return _Curve([((t - origin).total_seconds(), f) for t, f in raw])
 
 
@@ -308,7 +309,7 @@ def _in_progress(
 ) -> _Part | None:
     frac = _fraction(phase)
     plan_left = None if plan_total is None else plan_total * (1.0 - frac)
-    active = phase.prior_active_seconds + active_seconds(state, phase.started_at, now)
+    active = phase.prior_active_seconds + rate_seconds(state, phase.started_at, now)
     avg_left = None
     if frac * 100 >= MIN_PROGRESS_FOR_RATE and active > 0 and frac < 1.0:
         avg_left = active / frac * (1.0 - frac)
@@ -403,7 +404,7 @@ def _scored(curve: _Curve, frac: float, active: float, phase: PhaseState, plan_t
 
 
 def _active_total(state: MigrationState, p: PhaseState, now: datetime) -> float:
-    return p.prior_active_seconds + active_seconds(state, p.started_at, p.completed_at or now)
+    return p.prior_active_seconds + rate_seconds(state, p.started_at, p.completed_at or now)
 
 
 def _weighted_log_stats(items: Sequence[tuple[float, float]]) -> tuple[float, float | None]:
