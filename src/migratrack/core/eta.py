@@ -36,6 +36,14 @@ phases and the phases in progress (weighted by plan and progress: the ratio of t
 clamped to [0.25, 4]; the spread of the log ratios is its spread. No plan: the typical duration
 of finished phases. Neither: the estimate is unknown, with the reason.
 
+**The whole migration** (two phases or more): the graph's answer competes with two progress
+bars fed the overall progress on active time, ``overall-linear`` and ``overall-smoothed`` (tqdm's
+moving average). Each is asked what it would have said at 40, 55, 70 and 85% of the active time
+so far (the graph's answer then recomputed from the migration as it stood then) and scored by
+how that agrees with the time run since plus what the graph says is left now, later instants
+counting more; they are mixed by score like the phase estimators, and the graph's interval is
+moved to the mix and widened by their disagreement.
+
 **The interval** is p10-p90: each phase's remaining time times exp(-/+1.28 spread), laid on the
 graph like the point. A phase in progress takes as spread the errors its mix of estimators
 actually made on this run (grown with the square root of the horizon), plus the estimators'
