@@ -497,12 +497,14 @@ def _overall_curve(state: MigrationState, history: ProgressHistory, now: datetim
     moves.sort(key=lambda m: m[0])
     current = dict.fromkeys(ids, 0.0)
     points: list[tuple[float, float]] = [(0.0, 0.0)]
-    top = 0.0
+    top = done = 0.0
     for at, pid, f in moves:
         if at > now or at < state.started_at:
             continue
-        current[pid] = max(current[pid], f)
-        top = max(top, sum(weights[i] * current[i] for i in ids) / total_w)
+        if f > current[pid]:
+            done += weights[pid] * (f - current[pid])
+            current[pid] = f
+        top = max(top, done / total_w)
         a = rate_seconds(state, state.started_at, at)
         if a > points[-1][0]:
             points.append((a, top))
