@@ -18,7 +18,7 @@ from datetime import datetime
 
 from migratrack.core.eta_history import ProgressHistory
 from migratrack.core.models import MigrationState
-from migratrack.core.rules import active_seconds
+from migratrack.core.rules import rate_seconds
 from migratrack.core.states import Status
 from migratrack.errors import NotFound
 from migratrack.storage import Storage
@@ -80,7 +80,7 @@ class EstimateInputs:
         except NotFound:
             return {}
         out = {
-            p.id: p.prior_active_seconds + active_seconds(run, p.started_at, p.completed_at)
+            p.id: p.prior_active_seconds + rate_seconds(run, p.started_at, p.completed_at)
             for p in run.phases.values()
             if p.status is Status.COMPLETED and p.started_at is not None and p.completed_at is not None
         }

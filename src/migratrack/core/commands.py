@@ -302,6 +302,32 @@ class Resume(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class Throttle(Command):
+    reason: Why = None
+    verb: ClassVar[str] = "throttle"
+    target: ClassVar[Target] = Target.MIGRATION
+    summary: ClassVar[str] = ("Say the migration is being throttled: the time until unthrottle is left out "
+                              "of the estimate's rates")
+    flushes_progress: ClassVar[bool] = False
+    cli_reply: ClassVar[str | None] = "{migration}: throttled"
+
+    def apply(self, rules: Rules) -> None:
+        rules.throttle(self.reason)
+
+
+@dataclass(frozen=True, slots=True)
+class Unthrottle(Command):
+    verb: ClassVar[str] = "unthrottle"
+    target: ClassVar[Target] = Target.MIGRATION
+    summary: ClassVar[str] = "Say the migration is no longer throttled"
+    flushes_progress: ClassVar[bool] = False
+    cli_reply: ClassVar[str | None] = "{migration}: no longer throttled"
+
+    def apply(self, rules: Rules) -> None:
+        rules.unthrottle()
+
+
+@dataclass(frozen=True, slots=True)
 class Cancel(Command):
     reason: Why = None
     verb: ClassVar[str] = "cancel"
@@ -322,7 +348,7 @@ class Cancel(Command):
 COMMANDS: tuple[type[Command], ...] = (
     StartPhase, CompletePhase, FailPhase, SkipPhase, RetryPhase, ApprovePhase, ReviseEstimate,
     StartSubTask, CompleteSubTask, FailSubTask, SkipSubTask,
-    Pause, Resume, Cancel,
+    Pause, Resume, Cancel, Throttle, Unthrottle,
 )
 
 #: (target, verb) -> command class

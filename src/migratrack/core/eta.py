@@ -2,8 +2,9 @@
 
 Each unfinished phase gets a remaining time and a spread (log scale); the remaining times are
 laid on the dependency graph (independent phases run side by side) and the longest path from
-now is the estimate. Time paused is left out of every rate (active seconds only); a phase
-waiting for approval is pending, so the wait is no phase's slowness either.
+now is the estimate. Time paused, and time the script said it was throttled
+(``tracker.throttled(...)``), is left out of every rate (active seconds only); a phase waiting
+for approval is pending, so the wait is no phase's slowness either.
 
 **A phase in progress.** Several estimators of its pace (active seconds per unit of progress)
 compete:
@@ -35,6 +36,14 @@ phases and the phases in progress (weighted by plan and progress: the ratio of t
 clamped to [0.25, 4]; the spread of the log ratios is its spread. No plan: the typical duration
 of finished phases. Neither: the estimate is unknown, with the reason.
 
+**The whole migration** (two phases or more): the graph's answer competes with two progress
+bars fed the overall progress on active time, ``overall-linear`` and ``overall-smoothed`` (tqdm's
+moving average). Each is asked what it would have said at 40, 55, 70 and 85% of the active time
+so far (the graph's answer then recomputed from the migration as it stood then) and scored by
+how that agrees with the time run since plus what the graph says is left now, later instants
+counting more; they are mixed by score like the phase estimators, and the graph's interval is
+moved to the mix and widened by their disagreement.
+
 **The interval** is p10-p90: each phase's remaining time times exp(-/+1.28 spread), laid on the
 graph like the point. A phase in progress takes as spread the errors its mix of estimators
 actually made on this run (grown with the square root of the horizon), plus the estimators'
@@ -48,14 +57,14 @@ import itertools
 import math
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from migratrack.core.eta_history import ProgressHistory, Sample
 from migratrack.core.graph import critical_path, longest_finish
 from migratrack.core.models import MigrationState, PhaseState
-from migratrack.core.progress import phase_progress
-from migratrack.core.rules import active_seconds
+from migratrack.core.progress import _weights, phase_progress
+from migratrack.core.rules import rate_seconds
 from migratrack.core.states import Control, Status
 
 #: below this much progress (percent) an observed rate is too noisy to use
@@ -76,6 +85,12 @@ MAX_SPREAD = 1.0
 MIN_TREND_INTERVALS = 5
 #: points of a phase's progress curve the estimators read (evenly thinned from the history)
 CURVE_POINTS = 80
+#: the weight of the newest move in the ``overall-smoothed`` pace (tqdm's default smoothing)
+SMOOTHING = 0.3
+#: the migration-level candidates are scored from these shares of its active time so far
+OVERALL_SCORE_AT = (0.4, 0.55, 0.7, 0.85)
+#: how much more each of those instants counts than the one before
+OVERALL_RECENCY = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +109,8 @@ class Estimate:
     #: on the critical path
     driver: str | None = None
     #: the estimator that speaks loudest for the driving phase: plan, prior, typical, average,
-    #: recent, flowing or trend
+    #: recent, flowing or trend; or, when a progress bar's read of the overall progress has
+    #: predicted this run better than the phases' graph, overall-linear or overall-smoothed
     method: str | None = None
     #: why that estimator, in a sentence
     reason: str | None = None
@@ -283,8 +299,8 @@ def _curve(state: MigrationState, phase: PhaseState, now: datetime, samples: Seq
     if len(raw) > CURVE_POINTS:  # enough to judge a shape; the estimate's cost stays flat
         stride = len(raw) / (CURVE_POINTS - 1)
         raw = [raw[int(i * stride)] for i in range(CURVE_POINTS - 1)] + [raw[-1]]
-    if state.pauses:
-        return _Curve([(active_seconds(state, origin, t), f) for t, f in raw])
+    if state.pauses or state.throttles:
+        return _Curve([(rate_seconds(state, origin, t), f) for t, f in raw])
     return _Curve([((t - origin).total_seconds(), f) for t, f in raw])
 
 
@@ -308,7 +324,7 @@ def _in_progress(
 ) -> _Part | None:
     frac = _fraction(phase)
     plan_left = None if plan_total is None else plan_total * (1.0 - frac)
-    active = phase.prior_active_seconds + active_seconds(state, phase.started_at, now)
+    active = phase.prior_active_seconds + rate_seconds(state, phase.started_at, now)
     avg_left = None
     if frac * 100 >= MIN_PROGRESS_FOR_RATE and active > 0 and frac < 1.0:
         avg_left = active / frac * (1.0 - frac)
@@ -403,7 +419,7 @@ def _scored(curve: _Curve, frac: float, active: float, phase: PhaseState, plan_t
 
 
 def _active_total(state: MigrationState, p: PhaseState, now: datetime) -> float:
-    return p.prior_active_seconds + active_seconds(state, p.started_at, p.completed_at or now)
+    return p.prior_active_seconds + rate_seconds(state, p.started_at, p.completed_at or now)
 
 
 def _weighted_log_stats(items: Sequence[tuple[float, float]]) -> tuple[float, float | None]:
@@ -429,6 +445,196 @@ def estimate(
     from the event log (``core/eta_history.py``); ``prior``: active seconds per phase id in a
     previous run of the same plan (a rehearsal), used instead of the plan where given."""
     prior = prior or {}
+    graph = _graph_estimate(state, now, history, prior)
+    # one phase: its own estimators (its average pace is the linear read) are already judged
+    # against the progress it made, a sharper test than the one below
+    if (history is None or graph.remaining_seconds is None or graph.remaining_seconds <= 0 or state.partial
+            or len(state.phases) < 2):
+        return graph
+    return _overall(state, now, history, prior, graph)
+
+
+# -- the whole migration's progress: the graph against the progress bar's estimators ----------
+
+
+def _state_at(state: MigrationState, t: datetime, history: ProgressHistory) -> MigrationState:
+    """The migration as it stood at ``t``, rebuilt from its history: what an estimate read then
+    (phases finished by then, those started with their progress then, the rest pending)."""
+    phases: dict[str, PhaseState] = {}
+    for pid, p in state.phases.items():
+        if p.status.finished and p.completed_at is not None and p.completed_at <= t:
+            phases[pid] = p
+        elif p.started_at is not None and p.started_at <= t:
+            last: Sample | None = None
+            for sample in history.samples.get(pid, ()):
+                if sample.at > t:
+                    break
+                last = sample
+            phases[pid] = replace(
+                p, status=Status.IN_PROGRESS, completed_at=None, sub_tasks={}, sub_task_counts=None,
+                progress=last.progress if last else 0.0, done=(last.done or 0) if last else 0,
+                total=last.total if last else None)
+        else:
+            phases[pid] = replace(p, status=Status.PENDING, started_at=None, completed_at=None, progress=0.0,
+                                  done=0, total=None, sub_tasks={}, sub_task_counts=None, attempts=0)
+    return replace(state, phases=phases, finished_at=None, partial=False)
+
+
+def _overall_curve(state: MigrationState, history: ProgressHistory, now: datetime) -> _Curve | None:
+    """Overall progress (0..1, phases weighed by their plans as the dashboard weighs them) over
+    the migration's active time, at every report."""
+    if state.started_at is None:
+        return None
+    ids = list(state.phases)
+    weights = dict(zip(ids, _weights([state.phases[i].estimated_seconds for i in ids]), strict=True))
+    total_w = sum(weights.values())
+    moves: list[tuple[datetime, str, float]] = []
+    for pid, p in state.phases.items():
+        for sample in history.samples.get(pid, ()):
+            moves.append((sample.at, pid, _sample_fraction(p, sample)))
+        if p.status.finished and p.completed_at is not None:
+            moves.append((p.completed_at, pid, 1.0))
+    moves.sort(key=lambda m: m[0])
+    current = dict.fromkeys(ids, 0.0)
+    points: list[tuple[float, float]] = [(0.0, 0.0)]
+    top = done = 0.0
+    for at, pid, f in moves:
+        if at > now or at < state.started_at:
+            continue
+        if f > current[pid]:
+            done += weights[pid] * (f - current[pid])
+            current[pid] = f
+        top = max(top, done / total_w)
+        a = rate_seconds(state, state.started_at, at)
+        if a > points[-1][0]:
+            points.append((a, top))
+        else:
+            points[-1] = (points[-1][0], top)
+    if len(points) < 2:
+        return None
+    return _Curve(points)
+
+
+def _bar_remaining(c: _Curve, upto: float, smoothed: bool) -> float | None:
+    """What a progress bar fed the overall progress would say is left at active time ``upto``:
+    its elapsed time over its progress (``linear``), or tqdm's exponential moving average of the
+    time and the progress between moves (``smoothed``)."""
+    f_now = c.f_at(upto)
+    if f_now * 100 < MIN_PROGRESS_FOR_RATE or f_now >= 1.0:
+        return None
+    if not smoothed:
+        return upto / f_now * (1.0 - f_now)
+    dt = df = 0.0
+    n = 0
+    last_a, last_f = c.a[0], c.f[0]
+    for a, f in zip(c.a, c.f, strict=True):
+        if a > upto:
+            break
+        if f > last_f:
+            dt = SMOOTHING * (a - last_a) + (1 - SMOOTHING) * dt
+            df = SMOOTHING * (f - last_f) + (1 - SMOOTHING) * df
+            n += 1
+            last_a, last_f = a, f
+    if n < MIN_TREND_INTERVALS or df <= 0:
+        return None
+    return dt / df * (1.0 - f_now)
+
+
+def _overall(
+    state: MigrationState, now: datetime, history: ProgressHistory, prior: Mapping[str, float], graph: Estimate,
+) -> Estimate:
+    """The graph's estimate, and two progress bars' read of the overall progress (on active
+    time), each asked what it would have said earlier in this run and scored by how well the
+    pace it implied then matched the progress made since; mixed as the phase estimators are."""
+    curve = _overall_curve(state, history, now)
+    assert graph.remaining_seconds is not None
+    if curve is None:
+        return graph
+    a_now = curve.a[-1]
+    f_now = curve.f[-1]
+    if a_now <= 0 or f_now >= 1.0:
+        return graph
+    assert state.started_at is not None
+
+    def candidates(at: datetime, upto: float, st: MigrationState) -> dict[str, float | None]:
+        g = graph.remaining_seconds if st is state else _graph_estimate(st, at, history, prior).remaining_seconds
+        return {"graph": g, "overall-linear": _bar_remaining(curve, upto, False),
+                "overall-smoothed": _bar_remaining(curve, upto, True)}
+
+    now_left = {k: v for k, v in candidates(now, a_now, state).items() if v is not None and v > 0}
+    # the truth at an earlier instant is not known yet: the time run since plus what the graph,
+    # knowing more now, says is left stands in for it (the graph's own answer then is judged
+    # against it too: it must have agreed with what it learned since)
+    reference = graph.remaining_seconds
+    errors: dict[str, list[float]] = {}
+    for share in OVERALL_SCORE_AT:
+        upto = share * a_now
+        f_then = curve.f_at(upto)
+        if (f_now - f_then) * 100 < MIN_PROGRESS_FOR_RATE or f_then * 100 < MIN_PROGRESS_FOR_RATE:
+            continue
+        at = _wall_at(state, upto, now)
+        if at is None:
+            continue
+        for name, left in candidates(at, upto, _state_at(state, at, history)).items():
+            if left is None or left <= 0:
+                continue
+            errors.setdefault(name, []).append(math.log((a_now - upto + reference) / left))
+    judged = {k: v for k, v in errors.items() if k in now_left and len(v) >= 2}
+    if "graph" not in judged or len(judged) < 2:
+        return graph
+    # the later instants count more (each twice the one before): the run's recent behaviour
+    score = {}
+    for k, v in judged.items():
+        ws = [OVERALL_RECENCY ** i for i in range(len(v))]
+        score[k] = sum(w * abs(e) for w, e in zip(ws, v, strict=True)) / sum(ws)
+    best = min(score, key=lambda k: score[k])
+    temperature = max(TEMPERATURE, score[best] / 2)
+    weights = {k: math.exp(-(s - score[best]) / temperature) for k, s in score.items()}
+    total_w = sum(weights.values())
+    logs = {k: math.log(now_left[k]) for k in weights}
+    centre = sum(weights[k] * logs[k] for k in weights) / total_w
+    point = math.exp(centre)
+    # the graph's interval, moved to the mix and widened by the candidates' disagreement
+    assert graph.earliest is not None and graph.latest is not None
+    disagreement = sum(weights[k] * (logs[k] - centre) ** 2 for k in weights) / total_w
+
+    def widened(end: datetime) -> float:
+        spread = abs(math.log(max((end - now).total_seconds(), 1e-9) / graph_left)) / Z90
+        return math.sqrt(spread * spread + disagreement) * Z90
+
+    graph_left = graph.remaining_seconds
+    low = point * math.exp(-widened(graph.earliest))
+    high = point * math.exp(widened(graph.latest))
+    if best == "graph":
+        method, reason = graph.method, graph.reason
+    else:
+        others = ", ".join(f"{k} {score[k]:.0%}" for k in sorted(score, key=lambda k: score[k]) if k != best)
+        method = best
+        reason = (f"{best} predicted the overall progress made so far best (mean error {score[best]:.0%}; "
+                  f"{others})")
+    return replace(graph, completion=now + timedelta(seconds=point), earliest=now + timedelta(seconds=low),
+                   latest=now + timedelta(seconds=high), remaining_seconds=point, method=method, reason=reason)
+
+
+def _wall_at(state: MigrationState, active: float, now: datetime) -> datetime | None:
+    """The instant at which the migration had run ``active`` seconds of active time (bisection
+    on the wall clock: pauses and throttles are few)."""
+    assert state.started_at is not None
+    lo_s, hi_s = 0.0, (now - state.started_at).total_seconds()
+    if hi_s <= 0:
+        return None
+    for _ in range(50):
+        mid = (lo_s + hi_s) / 2
+        if rate_seconds(state, state.started_at, state.started_at + timedelta(seconds=mid)) < active:
+            lo_s = mid
+        else:
+            hi_s = mid
+    return state.started_at + timedelta(seconds=hi_s)
+
+
+def _graph_estimate(
+    state: MigrationState, now: datetime, history: ProgressHistory | None, prior: Mapping[str, float],
+) -> Estimate:
 
     def base_of(p: PhaseState) -> float | None:
         got = prior.get(p.id)

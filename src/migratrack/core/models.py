@@ -225,6 +225,9 @@ class MigrationState:
     metrics: Metrics = field(default_factory=Metrics)
     control: Control = Control.RUNNING
     pauses: list[Pause] = field(default_factory=list)
+    #: intervals the script said it was throttled (``throttle``/``unthrottle``): work goes on, slowed
+    #: by something outside it, and the estimate's rates leave them out as they leave out pauses
+    throttles: list[Pause] = field(default_factory=list)
     started_at: datetime | None = None
     finished_at: datetime | None = None
     cancelled_at: datetime | None = None
@@ -273,6 +276,8 @@ class MigrationState:
             "id": self.id, "name": self.name, "created_at": _iso(self.created_at),
             "control": self.control.value,
             "pauses": [[_iso(p.started_at), _iso(p.ended_at)] for p in self.pauses],
+            **({"throttles": [[_iso(p.started_at), _iso(p.ended_at)] for p in self.throttles]}
+               if self.throttles else {}),
             "started_at": _iso(self.started_at), "finished_at": _iso(self.finished_at),
             "cancelled_at": _iso(self.cancelled_at), "metadata": self.metadata,
             **({"phase_counts": dict(self.phase_counts)} if self.phase_counts is not None else {}),
@@ -283,6 +288,7 @@ class MigrationState:
         self.created_at = _dt(d["created_at"]) or self.created_at
         self.control = Control(d.get("control", "running"))
         self.pauses = [Pause(_dt(a) or self.created_at, _dt(b)) for a, b in d.get("pauses", [])]
+        self.throttles = [Pause(_dt(a) or self.created_at, _dt(b)) for a, b in d.get("throttles", [])]
         self.started_at = _dt(d.get("started_at"))
         self.finished_at = _dt(d.get("finished_at"))
         self.cancelled_at = _dt(d.get("cancelled_at"))

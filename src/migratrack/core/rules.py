@@ -106,6 +106,29 @@ def active_seconds(state: MigrationState, start: datetime | None, end: datetime)
     return max(0.0, (end - start).total_seconds() - paused)
 
 
+def rate_seconds(state: MigrationState, start: datetime | None, end: datetime) -> float:
+    """Seconds between start and end that count for a rate: less the time the migration was
+    paused or throttled (an interval both paused and throttled is left out once)."""
+    if not state.throttles:
+        return active_seconds(state, start, end)
+    if start is None or end <= start:
+        return 0.0
+    spans = sorted((max(p.started_at, start), min(p.ended_at or end, end))
+                   for p in [*state.pauses, *state.throttles])
+    out = 0.0
+    lo, hi = start, start
+    for a, b in spans:
+        if b <= a:
+            continue
+        if a > hi:
+            out += (hi - lo).total_seconds()
+            lo, hi = a, b
+        else:
+            hi = max(hi, b)
+    out += (hi - lo).total_seconds()
+    return max(0.0, (end - start).total_seconds() - out)
+
+
 class Rules:
     """Commands on one migration state at one instant, by one actor."""
 
@@ -527,6 +550,28 @@ class Rules:
         self.change.header = True
         self._event("migration.resumed")
         self._alert(AlertLevel.INFO, f"migration resumed by {self.actor}", None, "rule:control")
+
+    def throttle(self, reason: str | None = None) -> None:
+        """The script is being throttled (rate-limited by something outside it): until
+        :meth:`unthrottle` the time is left out of the estimate's rates. Said again while
+        throttled, nothing changes."""
+        st = self.state
+        self._not_cancelled("throttle")
+        if st.finished_at is not None:
+            raise InvalidTransition("migration", "completed", "throttle")
+        if st.throttles and st.throttles[-1].ended_at is None:
+            return
+        st.throttles.append(Pause(self.now))
+        self.change.header = True
+        self._event("migration.throttled", **({"reason": reason} if reason else {}))
+
+    def unthrottle(self) -> None:
+        st = self.state
+        if not st.throttles or st.throttles[-1].ended_at is not None:
+            return
+        st.throttles[-1].ended_at = self.now
+        self.change.header = True
+        self._event("migration.unthrottled")
 
     def cancel(self, reason: str | None = None) -> None:
         st = self.state

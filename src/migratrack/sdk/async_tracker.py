@@ -112,6 +112,12 @@ class AsyncMigrationProgressTracker:
     async def cancel(self, reason: str | None = None) -> None:
         await self._call(self.sync.cancel, reason)
 
+    async def throttle(self, reason: str | None = None) -> None:
+        await self._call(self.sync.throttle, reason)
+
+    async def unthrottle(self) -> None:
+        await self._call(self.sync.unthrottle)
+
     async def checkpoint(self) -> None:
         await self._call(self.sync.checkpoint)
 

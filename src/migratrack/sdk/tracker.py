@@ -15,6 +15,7 @@ in a ``multiprocessing`` worker) are closed by ``sdk/lifecycle.py`` before remot
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import weakref
@@ -311,6 +312,25 @@ class MigrationProgressTracker:
 
     def cancel(self, reason: str | None = None) -> None:
         self.execute(commands.Cancel(reason))
+
+    def throttle(self, reason: str | None = None) -> None:
+        """Say the work is being throttled (e.g. "S3 slow-down"): until ``unthrottle()`` the time is
+        left out of the estimate's rates, as a pause is. Prefer ``with tracker.throttled(...)``."""
+        self._coalescer.flush()  # the progress made before it lands before it
+        self.execute(commands.Throttle(reason))
+
+    def unthrottle(self) -> None:
+        self._coalescer.flush()
+        self.execute(commands.Unthrottle())
+
+    @contextlib.contextmanager
+    def throttled(self, reason: str | None = None) -> Iterator[None]:
+        """``throttle(reason)`` for the block, ``unthrottle()`` when it ends (raising or not)."""
+        self.throttle(reason)
+        try:
+            yield
+        finally:
+            self.unthrottle()
 
     def checkpoint(self) -> None:
         """Block while the migration is paused; raise MigrationCancelled once it is cancelled."""
