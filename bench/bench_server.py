@@ -7,7 +7,9 @@
     layer costs without the store;
 (b) progress updates per second through the remote SDK's batches (RemoteBackend.apply_updates,
     100 updates a request, 16 threads; every update applied to the store) — target at least
-    the bare endpoint's requests/s; and the tracker's own loop with coalescing on;
+    3x the bare endpoint's requests/s — once with 100 reports on one phase (folded into one
+    write by the service), once with 100 different sub-tasks (a write each); and the tracker's
+    own loop with coalescing on;
 (c) the event stream with 500 connected clients: time from posting an update to the last
     client receiving it.
 
@@ -33,7 +35,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from migratrack.core.commands import StartPhase
+from migratrack.core.commands import StartPhase, StartSubTask
 
 BODY = b'{"add":1}'
 
@@ -239,9 +241,13 @@ def main() -> None:
     store = open_storage(db)
     token, _ = TokenManager(store).create("bench", "operator")
     svc = MigrationService(store)
-    svc.initialize("bench", [{"id": "copy"}, {"id": "batch"}, {"id": "sdk"}, {"id": "sse"}], actor="bench")
-    for p in ("copy", "batch", "sdk", "sse"):
+    subs = [f"s{i}-{k}" for i in range(16) for k in range(100)]
+    svc.initialize("bench", [{"id": "copy"}, {"id": "batch"}, {"id": "sdk"}, {"id": "sse"},
+                             {"id": "subs", "sub_tasks": subs}], actor="bench")
+    for p in ("copy", "batch", "sdk", "sse", "subs"):
         svc.execute("bench", StartPhase(p), actor="bench")
+    for s in subs:
+        svc.execute("bench", StartSubTask("subs", s), actor="bench")
     store.close()
 
     bare_port, mt_port, mem_port = free_port(), free_port(), free_port()
@@ -300,6 +306,31 @@ def main() -> None:
         batch_rate = applied / elapsed
         assert applied == sum(sent), (applied, sum(sent))
 
+        # (b2) the same with 100 different sub-tasks in each batch: nothing to fold, a write each
+        sent = [0] * threads
+        stop = time.perf_counter() + args.seconds
+
+        def sub_worker(i: int) -> None:
+            remote = RemoteBackend(url, token=token, strict=True)
+            rounds = 0
+            while time.perf_counter() < stop and rounds < 990:
+                rounds += 1
+                remote.apply_updates("bench", [ProgressUpdate(phase="subs", sub_task=f"s{i}-{k}",
+                                                              progress=rounds / 10) for k in range(per_batch)],
+                                     actor=f"w{i}")
+                sent[i] += per_batch
+            remote.close()
+
+        t0 = time.perf_counter()
+        pool = [threading.Thread(target=sub_worker, args=(i,)) for i in range(threads)]
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join()
+        sub_rate = sum(sent) / (time.perf_counter() - t0)
+        reached = {s.id: s.progress for s in check.load("bench", sub_tasks="subs").phases["subs"].sub_tasks.values()}
+        assert all(reached[f"s{i}-{k}"] == sent[i] / per_batch / 10 for i in range(threads) for k in range(per_batch))
+
         from migratrack import MigrationProgressTracker
 
         tracker = MigrationProgressTracker("bench", url=url, token=token)
@@ -317,6 +348,8 @@ def main() -> None:
         print(f"RemoteBackend batches ({threads} threads x {per_batch} updates/request): "
               f"{batch_rate:,.0f} updates/s applied = {batch_rate / best_bare:.2f}x the bare endpoint's best "
               f"{best_bare:,.0f} req/s")
+        print(f"RemoteBackend batches of 100 different sub-tasks ({threads} threads): {sub_rate:,.0f} updates/s "
+              f"applied = {sub_rate / best_bare:.2f}x")
         print(f"tracker.add_progress() loop, coalescing on (one thread): {calls / sdk_elapsed:,.0f} updates/s, "
               f"all {calls:,} in the store")
 

@@ -127,6 +127,35 @@ def part_id(op_id: str | None, part: int | str) -> str | None:
     return None if op_id is None else f"{op_id}:{part}"
 
 
+def fold_reports(updates: list[ProgressUpdate],
+                 plain: Callable[[ProgressUpdate], bool]) -> tuple[list[int], list[ProgressUpdate]]:
+    """A batch's reports with the plain ones on the same phase or sub-task folded together where
+    applying the fold equals applying them in turn (``core/delta.py``: progress alone, ``add``
+    counts, absolute ``done`` counts before any ``add``), and their positions: each folded report
+    stands where its first part stood. Only ``plain`` reports fold (valid hot-path merges); any
+    other (a total, metadata, a value the rules will refuse) is a fence: nothing folds across it
+    on its phase or sub-task. Folding is deterministic, so a batch sent again folds the same way
+    and its parts keep their operation ids."""
+    places: list[int] = []
+    out: list[ProgressUpdate] = []
+    open_at: dict[tuple[str, str | None], int] = {}  # key -> index in ``out`` of its open fold
+    for i, u in enumerate(updates):
+        key = u.key
+        if not plain(u):
+            open_at.pop(key, None)
+            places.append(i)
+            out.append(u)
+            continue
+        at = open_at.get(key)
+        if at is not None and (u.done is None or not out[at].add):
+            out[at] = out[at].merge(u)
+            continue
+        open_at[key] = len(out)
+        places.append(i)
+        out.append(u)
+    return places, out
+
+
 def alert_id_for(op_id: str) -> str:
     """The id of the alert an operation creates: a retry finds the alert its first attempt made."""
     return hashlib.sha256(op_id.encode()).hexdigest()[:16]
@@ -426,9 +455,13 @@ class MigrationService:
         from it — update ``k`` of the list ``f"{op_id}:{k}"`` on whichever path applies it, the
         increments ``f"{op_id}:counters"`` — so the same batch sent again with the same id (the
         same updates in the same order, the same increments) applies exactly the parts that
-        were not applied before, whatever failed and wherever."""
+        were not applied before, whatever failed and wherever.
+
+        Plain reports on one phase or sub-task in a batch are folded into one where that is
+        exact (``fold_reports``): one write and one event instead of one each; the folded report
+        keeps the position, and so the operation id, of its first part."""
         first_error: Exception | None = None
-        todo = list(updates)
+        places, todo = fold_reports(list(updates), lambda u: self.as_merge(u) is not None)
         check_op_id(op_id)
         i = 0
         while i < len(todo):
@@ -437,7 +470,7 @@ class MigrationService:
             j = i
             merges: list[ProgressMerge] = []
             limit = len(todo) if self.storage.atomic_merge_many else i + 1
-            while j < limit and (m := self.as_merge(todo[j], part_id(op_id, j))) is not None:
+            while j < limit and (m := self.as_merge(todo[j], part_id(op_id, places[j]))) is not None:
                 merges.append(m)
                 j += 1
             try:
@@ -452,7 +485,7 @@ class MigrationService:
                 first_error = first_error or exc
                 rest = []
             for k in rest:
-                u, uid = todo[k], part_id(op_id, k)
+                u, uid = todo[k], part_id(op_id, places[k])
                 try:
                     if merges:  # the store has answered FALLBACK already: straight to the rules
                         self._progress_by_rules(mid, u, actor=actor, op_id=uid)

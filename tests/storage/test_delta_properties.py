@@ -8,6 +8,7 @@ kinds whose coalescing core/delta.py guarantees.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -195,3 +196,24 @@ def test_coalescing_each_workers_reports_ends_in_the_same_state_as_writing_each_
     for worker in WORKERS:
         flush(worker)
     assert final(svc, coalesced) == final(svc, one_by_one)
+
+
+@EXAMPLES
+@given(batch=st.lists(st.one_of(phase_report, phase_report, sub_report), min_size=2, max_size=40),
+       split=st.integers(0, 40))
+def test_a_batch_folded_ends_where_its_reports_one_by_one_end(
+    store: Storage, clock: FakeClock, batch: list[ProgressDelta], split: int
+) -> None:
+    """A batch's reports on one phase or sub-task are folded into one write where that is exact;
+    any batch — reports the rules must see included, refused ones included — ends in the same
+    state as its reports applied one at a time. Sent again with its operation id, the batch (and
+    a part of it that failed midway, sent again whole) changes nothing more."""
+    svc = MigrationService(store, clock)
+    one_by_one, folded = setup(svc), setup(svc)
+    for d in batch:
+        with contextlib.suppress(MigratrackError):
+            svc.apply_updates(one_by_one, [d], actor="w")
+    for _ in range(2):  # the same batch twice, under one id: applied once
+        with contextlib.suppress(MigratrackError):
+            svc.apply_updates(folded, batch, actor="w", op_id=f"batch-{split}")
+    assert final(svc, folded) == final(svc, one_by_one)

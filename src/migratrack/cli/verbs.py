@@ -88,6 +88,9 @@ def _verb(main: type[Command], sub: type[Command] | None) -> Callable[..., None]
 
 
 _SAMPLE = {"error": "'disk full'", "reason": "'not needed this time'", "minutes": "90", "by": "alice"}
+#: where a verb's example reads better with its own value
+_SAMPLE_OF = {("pause", "reason"): "'maintenance window'", ("cancel", "reason"): "'rolled back'",
+              ("throttle", "reason"): "'S3 slow-down'"}
 
 
 def _example(main: type[Command]) -> str:
@@ -99,9 +102,10 @@ def _example(main: type[Command]) -> str:
         if f.name in ADDRESS_FIELDS:
             continue
         if f.name in main.cli_arguments:
-            words.append(_SAMPLE.get(f.name, f.name.upper()))
+            words.append(_SAMPLE_OF.get((main.verb, f.name)) or _SAMPLE.get(f.name, f.name.upper()))
         elif f.default is MISSING or f.name in ("by", "reason"):
-            words += [f"--{f.name.replace('_', '-')}", _SAMPLE.get(f.name, f.name.upper())]
+            words += [f"--{f.name.replace('_', '-')}",
+                      _SAMPLE_OF.get((main.verb, f.name)) or _SAMPLE.get(f.name, f.name.upper())]
     return " ".join(words)
 
 
