@@ -89,3 +89,14 @@ async def test_async_track_and_pause(store_url: str) -> None:
         with pytest.raises(MigrationCancelled):
             await t.checkpoint()
 
+
+
+async def test_async_throttled_block_is_recorded_even_when_it_raises(store_url: str) -> None:
+    async with AsyncMigrationProgressTracker(MID, storage=store_url, actor="async") as t:
+        await t.initialize_migration([{"id": "a"}])
+        await t.start_phase("a")
+        with pytest.raises(TimeoutError):
+            async with t.throttled("API quota"):
+                raise TimeoutError("slow")
+        kinds = [(e.type, e.payload) for e in await t.events() if "throttled" in e.type]
+        assert kinds == [("migration.throttled", {"reason": "API quota"}), ("migration.unthrottled", {})]

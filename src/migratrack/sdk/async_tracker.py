@@ -118,6 +118,15 @@ class AsyncMigrationProgressTracker:
     async def unthrottle(self) -> None:
         await self._call(self.sync.unthrottle)
 
+    @asynccontextmanager
+    async def throttled(self, reason: str | None = None) -> AsyncIterator[None]:
+        """``throttle(reason)`` for the block, ``unthrottle()`` when it ends (raising or not)."""
+        await self.throttle(reason)
+        try:
+            yield
+        finally:
+            await self.unthrottle()
+
     async def checkpoint(self) -> None:
         await self._call(self.sync.checkpoint)
 
