@@ -114,6 +114,15 @@ def test_alert_prints_a_confirmation(url: str) -> None:
     assert code == 0 and out == "m: warning alert recorded (phase copy)\n"
 
 
+def test_alert_past_the_cap_is_refused_not_reported_as_recorded(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MIGRATRACK_MAX_ALERTS", "1")
+    assert cli(url, "alert", "m", "info", "one")[0] == 0
+    code, out = cli(url, "alert", "m", "error", "two")
+    assert code == ExitCode.REFUSED and "recorded" not in out
+    assert "keeps 1 alerts" in out and "MIGRATRACK_MAX_ALERTS" in out
+    assert [a.message for a in MigrationService(url).alerts("m")] == ["one"]
+
+
 def test_errors_are_not_wrapped_when_not_a_terminal(url: str) -> None:
     code, out = cli(url, "start", "m", "x" * 150)
     assert code == ExitCode.USAGE

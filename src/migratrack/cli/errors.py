@@ -29,6 +29,7 @@ from typer.core import TyperOption as Option
 from typer.models import DefaultPlaceholder
 
 from migratrack.errors import (
+    LimitExceeded,
     MigrationCancelled,
     MigrationNotFound,
     MigratrackError,
@@ -59,7 +60,7 @@ def exit_code(exc: BaseException) -> ExitCode:
         return ExitCode.CANCELLED
     if isinstance(exc, StorageError):
         return ExitCode.UNREACHABLE
-    if isinstance(exc, RuleViolation):
+    if isinstance(exc, RuleViolation | LimitExceeded):  # a cap met is the migration's state, like a rule
         return ExitCode.REFUSED
     return ExitCode.USAGE
 
