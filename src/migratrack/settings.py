@@ -121,6 +121,12 @@ class Settings(BaseSettings):
                     "one JSON-lines file per migration, for the next tracker to replay (default: a "
                     "migratrack-spool folder in the user's cache directory, else in the system temp directory)",
     )
+    session_secret: str | None = Field(
+        None, min_length=16,
+        description="MIGRATRACK_SESSION_SECRET: signs the dashboard's session cookies; give every server behind "
+                    "one load balancer the same one (sessions then survive restarts too); unset, each server "
+                    "process makes its own",
+    )
     encryption_key: str | None = Field(
         None, description="MIGRATRACK_ENCRYPTION_KEY: encrypt free text at rest (comma-separated keys, newest first)",
     )

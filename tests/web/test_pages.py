@@ -265,3 +265,45 @@ def test_an_operator_silences_alerts_like_one_for_an_hour(server: LiveServer, ap
     assert [(s["migration_id"], s["phase"], s["contains"]) for s in silences] == [
         (migration, "copy", "replica lag 40 s")]
     assert silences[0]["created_by"].startswith("token:operator-bot/")
+
+
+def test_servers_that_share_a_session_secret_share_the_browsers_sessions(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two instances behind a load balancer (one store, one MIGRATRACK_SESSION_SECRET): a browser
+    logged in on one is logged in on the other, a restart keeps it logged in, logging out on one
+    logs it out on both; an instance with another secret (or none) does not take the cookie, and
+    the store holds no secret."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    monkeypatch.setenv("MIGRATRACK_SESSION_SECRET", "a-secret-shared-by-the-instances")
+    a, b = create_app(url), create_app(url)
+    token, _ = a.state.tokens.create("ops", "admin")
+    a.state.service.initialize("m1", [{"id": "copy"}], name="Move orders", actor="t")
+    sa, sb = LiveServer(a).start(), LiveServer(b).start()
+    try:
+        with httpx.Client(base_url=sa.url) as browser:
+            code = a.state.sessions.issue_code(a.state.tokens.authenticate(token), token)
+            assert browser.get(f"/login?code={code}").status_code == 303
+            cookie = browser.cookies[COOKIE]
+            with httpx.Client(base_url=sb.url, cookies={COOKIE: cookie}) as on_b:
+                page = on_b.get("/admin/migration/m1")
+                assert page.status_code == 200 and "Move orders" in page.text
+                csrf = csrf_of(on_b, "/admin/migration/m1")
+                r = on_b.post("/admin/migration/m1/control", data={"action": "pause", "csrf": csrf},
+                              headers={"Accept": "application/json"})
+                assert r.status_code == 200, r.text  # the CSRF token of a's session holds on b
+            restarted = create_app(url)
+            assert restarted.state.sessions.get(cookie) is not None
+            monkeypatch.setenv("MIGRATRACK_SESSION_SECRET", "another-secret-entirely-here")
+            assert create_app(url).state.sessions.get(cookie) is None
+            monkeypatch.delenv("MIGRATRACK_SESSION_SECRET")
+            assert create_app(url).state.sessions.get(cookie) is None
+            forged = cookie.rsplit(".", 1)[0] + "." + "A" * 43
+            assert a.state.sessions.get(forged) is None
+            assert browser.post("/logout", data={"csrf": csrf}).status_code == 303
+            with httpx.Client(base_url=sb.url, cookies={COOKIE: cookie}) as on_b:
+                assert on_b.get("/admin/migration/m1/live.json").status_code == 401  # logged out on b too
+        raw = (tmp_path / "shared.db").read_bytes()
+        assert b"a-secret-shared-by-the-instances" not in raw
+    finally:
+        sa.stop()
+        sb.stop()

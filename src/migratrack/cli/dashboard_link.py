@@ -7,11 +7,7 @@ import sys
 from fastapi import FastAPI
 
 from migratrack.cli.common import console
-from migratrack.web.auth import Principal, Role
-from migratrack.web.session import CODE_SECONDS, Sessions
-
-#: who a session opened from the console's link is, in the audit trail
-CONSOLE = Principal(token_id="console", name="console", role=Role.ADMIN)
+from migratrack.web.session import CODE_SECONDS, CONSOLE, Sessions
 
 
 def login_link(app: FastAPI, base: str, token: str | None = None) -> str:

@@ -105,7 +105,7 @@ def create_app(
     app.include_router(api.maintenance_router)
     app.include_router(reads.router)
     # the dashboard: pages with browser sessions (one-time login codes, cookies, CSRF)
-    app.state.sessions = Sessions(app.state.tokens)
+    app.state.sessions = Sessions(app.state.tokens, store, settings.session_secret)
     app.include_router(pages.router)
     app.include_router(static_assets.router)
     app.include_router(alerts_api.router)

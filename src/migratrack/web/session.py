@@ -2,10 +2,12 @@
 
 A browser never holds an API token. It logs in either with a one-time code (the link that
 ``migratrack serve`` prints: the code is good once, for ten minutes) or by pasting a token into
-the login form; either way it gets a random session id in a cookie (HttpOnly, SameSite=Strict,
-Secure over HTTPS). The session remembers the principal and, when it came from a token, that
-token, so a revoked token ends its sessions within seconds. Sessions live in the server
-process: a restart logs browsers out.
+the login form; either way it gets a session cookie (HttpOnly, SameSite=Strict, Secure over
+HTTPS): the token's id, when the session began and a nonce, signed by the server (see
+:class:`Sessions`). At every request the token's record decides what the session may do, so a
+revoked token ends its sessions at once; logging out ends the session on every server that
+shares the store. With ``MIGRATRACK_SESSION_SECRET`` set alike on several servers, any of them
+serves a browser, and a restart logs no one out.
 
 Every state-changing request from a page carries the session's CSRF token (a form field or the
 ``X-CSRF-Token`` header) and, when the browser sends one, an ``Origin`` naming this server.
@@ -13,46 +15,85 @@ Every state-changing request from a page carries the session's CSRF token (a for
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import hashlib
+import hmac
 import secrets
 import threading
 import time
-from dataclasses import dataclass, field
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from migratrack.web.auth import ANONYMOUS, Principal, TokenManager
+from migratrack.storage.base import Storage
+from migratrack.web.auth import ANONYMOUS, Principal, Role, TokenManager
+
+#: who logs in with the link ``migratrack serve`` prints (whoever reads the server's console
+#: could read its store, and so make a token): an admin that no token stands for
+CONSOLE = Principal(token_id="console", name="console", role=Role.ADMIN)
 
 COOKIE = "migratrack_session"
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf"
 #: a login code is good once, for this long
 CODE_SECONDS = 600.0
-#: a session ends after this long without a request
+#: a session ends this long after the login
 IDLE_SECONDS = 12 * 3600.0
-#: sessions kept at most (the oldest are dropped first)
+#: sessions with one-shot messages kept at most (all are dropped past it)
 MAX_SESSIONS = 10_000
 
 
-@dataclass(eq=False)
 class Session:
-    id: str
-    principal: Principal
-    csrf: str
-    #: the token this session was made from, kept on the server only: revoking it ends the session
-    token: str | None
-    seen: float = field(default_factory=time.monotonic)
-    #: one-shot messages for the next page (the result of a form posted without JavaScript)
-    flash: list[tuple[str, str]] = field(default_factory=list)
+    """One browser's session, as its cookie says and the store confirms on every request."""
+
+    __slots__ = ("_flashes", "_nonce", "csrf", "id", "principal")
+
+    def __init__(self, sid: str, principal: Principal, csrf: str, nonce: str,
+                 flashes: dict[str, list[tuple[str, str]]]) -> None:
+        self.id = sid
+        self.principal = principal
+        self.csrf = csrf
+        self._nonce = nonce
+        self._flashes = flashes
+
+    @property
+    def flash(self) -> list[tuple[str, str]]:
+        """One-shot messages for the next page (the result of a form posted without JavaScript);
+        kept by the server process that set them."""
+        return self._flashes.setdefault(self._nonce, [])
+
+    @flash.setter
+    def flash(self, value: list[tuple[str, str]]) -> None:
+        if value:
+            self._flashes[self._nonce] = value
+        else:
+            self._flashes.pop(self._nonce, None)
+
+
+#: the kind of the store's documents that name the sessions logged out (Storage.kv_*)
+ENDED = "session-ended"
 
 
 class Sessions:
-    """Login codes and sessions of one server process."""
+    """Login codes (this process's) and sessions (signed cookies any server can check).
 
-    def __init__(self, tokens: TokenManager | None) -> None:
+    A session cookie holds the token's id, when the session began and a random nonce, signed
+    with HMAC-SHA256 under ``secret``: ``MIGRATRACK_SESSION_SECRET`` when set, so that every
+    server given the same secret (instances behind a load balancer, a restarted server) accepts
+    it; else a random secret of this process, and a restart logs browsers out. Nothing of the
+    session is kept in the store but the nonces of sessions logged out (until they would have
+    expired), and the token's record decides, at every request, whether the session still
+    stands (revoked: it ends) and what it may do. The secret is never written to the store, so
+    reading the store does not let anyone make a session."""
+
+    def __init__(self, tokens: TokenManager | None, storage: Storage | None = None,
+                 secret: str | None = None) -> None:
         self.tokens = tokens
+        self.storage = storage
+        self._key = (secret or secrets.token_urlsafe(32)).encode()
         self._codes: dict[str, tuple[float, Principal, str | None]] = {}
-        self._sessions: dict[str, Session] = {}
+        self._flashes: dict[str, list[tuple[str, str]]] = {}
         self._lock = threading.Lock()
 
     @property
@@ -74,48 +115,86 @@ class Sessions:
             entry = self._codes.pop(code, None)
         if entry is None or entry[0] < time.monotonic():
             return None
-        return self._new(entry[1], entry[2])
+        return self._new(entry[1])
 
     def login(self, token: str) -> Session | None:
         """A session for a pasted token, or None if the token is unknown or revoked."""
         if self.tokens is None:
-            return self._new(ANONYMOUS, None)
+            return self._new(ANONYMOUS)
         principal = self.tokens.authenticate(token.strip())
-        return None if principal is None else self._new(principal, token.strip())
+        return None if principal is None else self._new(principal)
 
     def anonymous(self) -> Session:
-        return self._new(ANONYMOUS, None)
+        return self._new(ANONYMOUS)
 
-    def _new(self, principal: Principal, token: str | None) -> Session:
-        s = Session(id=secrets.token_urlsafe(32), principal=principal, csrf=secrets.token_urlsafe(32), token=token)
+    def _sign(self, payload: str) -> str:
+        return _b64(hmac.new(self._key, payload.encode(), hashlib.sha256).digest())
+
+    def _session(self, payload: str, principal: Principal, nonce: str) -> Session:
+        sid = _b64(payload.encode()) + "." + self._sign(payload)
+        return Session(sid, principal, self._sign("csrf|" + nonce), nonce, self._flashes)
+
+    def _new(self, principal: Principal) -> Session:
+        nonce = secrets.token_urlsafe(18)
         with self._lock:
-            if len(self._sessions) >= MAX_SESSIONS:
-                oldest = min(self._sessions.values(), key=lambda x: x.seen)
-                del self._sessions[oldest.id]
-            self._sessions[s.id] = s
-        return s
+            if len(self._flashes) >= MAX_SESSIONS:  # one-shot messages nobody came back for
+                self._flashes.clear()
+        # only the token's id is in the cookie: its name, role and scope come from its record at
+        # every request; the console's and the open server's are fixed
+        return self._session(f"{principal.token_id}|{int(time.time())}|{nonce}", principal, nonce)
 
     def get(self, sid: str | None) -> Session | None:
-        if not sid:
+        """The session the cookie ``sid`` names, or None: forged, expired, logged out, or its token
+        revoked. Reads the store: call it off the event loop."""
+        if not sid or "." not in sid or len(sid) > 1000:
             return None
-        with self._lock:
-            s = self._sessions.get(sid)
-            now = time.monotonic()
-            if s is None or now - s.seen > IDLE_SECONDS:
-                self._sessions.pop(sid, None)
-                return None
-            s.seen = now
-        if s.token is not None and self.tokens is not None:
-            principal = self.tokens.authenticate(s.token)
-            if principal is None:  # revoked since
-                self.end(sid)
-                return None
-            s.principal = principal
-        return s
+        encoded, signature = sid.rsplit(".", 1)
+        try:
+            payload = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+            token_id, began, nonce = payload.split("|")
+            started = int(began)
+        except (ValueError, UnicodeDecodeError):
+            return None
+        if not hmac.compare_digest(signature, self._sign(payload)) or time.time() - started > IDLE_SECONDS:
+            return None
+        if self.storage is not None and self.storage.kv_get(ENDED, nonce) is not None:
+            return None
+        principal = self._principal(token_id)
+        return None if principal is None else self._session(payload, principal, nonce)
+
+    def _principal(self, token_id: str) -> Principal | None:
+        if self.tokens is None:
+            return ANONYMOUS
+        if token_id == CONSOLE.token_id:
+            return CONSOLE
+        record = self.tokens.record(token_id)
+        if record is None or record.revoked_at is not None:
+            return None
+        try:
+            return Principal(token_id=record.id, name=record.name, role=Role(record.role),
+                             migrations=None if record.migrations is None else frozenset(record.migrations))
+        except ValueError:
+            return None
 
     def end(self, sid: str | None) -> None:
-        with self._lock:
-            self._sessions.pop(sid or "", None)
+        """Log the session out on every server that shares the store (its nonce is kept as ended
+        until the session would have expired)."""
+        session = self.get(sid)
+        if session is None:
+            return
+        session.flash = []
+        if self.storage is not None:
+            until = time.time() + IDLE_SECONDS
+            self.storage.kv_put(ENDED, session._nonce, {"until": until})
+            with contextlib.suppress(Exception):  # tidying only: a failure keeps a few small documents
+                for key, doc in self.storage.kv_list(ENDED, limit=1000):
+                    if doc.value.get("until", 0) < time.time():
+                        self.storage.kv_delete(ENDED, key, expected=doc.version)
+
+
+def _b64(raw: bytes) -> str:
+    """URL-safe base64 without padding: a cookie value that needs no quoting."""
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def sessions_of(request: Request) -> Sessions:
