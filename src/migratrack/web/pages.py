@@ -471,7 +471,7 @@ async def stream(request: Request, mid: MidPath,
                  ) -> Response:
     """The event log as server-sent events for the page: the session cookie authenticates it, and
     a reconnecting browser's Last-Event-ID wins over the ``after`` it first asked for."""
-    session = _json_session(request)
+    session = await asyncio.to_thread(_json_session, request)  # the session is checked in the store
     if isinstance(session, JSONResponse):
         return session
     start = after or 0
