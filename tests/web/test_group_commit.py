@@ -56,3 +56,33 @@ def test_a_refused_update_in_a_group_gets_its_own_error(
 
     assert asyncio.run(main()) == [200, 200, 200, 409]  # verify is pending: the rule's 409
     assert store.load(migration).phases["schema"].progress == 30
+
+
+def test_a_writer_that_dies_answers_its_requests_and_is_replaced(
+    server: LiveServer, tokens: dict[str, str], admin: httpx.Client, migration: str, app: object,
+    monkeypatch: object,
+) -> None:
+    """Whatever the group commit's writer thread meets, no request waits for ever: the requests of
+    that transaction get an error, and the next request is written by a new writer."""
+    import pytest
+
+    assert isinstance(monkeypatch, pytest.MonkeyPatch)
+    assert admin.post(f"/api/migrations/{migration}/phases/schema/start").status_code == 200
+    svc = app.state.service  # type: ignore[attr-defined]
+    real = svc.merge
+    calls = {"n": 0}
+
+    def merge(*args: object, **kwargs: object) -> object:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise SystemExit("the writer thread meets something that is not an Exception")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(svc, "merge", merge)
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {tokens['operator']}"},
+                      timeout=10) as c:
+        first = c.post(f"/api/migrations/{migration}/phases/schema/progress", json={"add": 1})
+        assert first.status_code == 503 and first.json()["error"] == "StorageError"  # an answer, not a hang
+        second = c.post(f"/api/migrations/{migration}/phases/schema/progress", json={"add": 1})
+        assert second.status_code == 200
+    assert svc.state(migration).phases["schema"].done == 1

@@ -87,3 +87,21 @@ def test_the_docs_page_needs_no_cdn_and_sends_a_csp(client: Client) -> None:
     assert page.headers["x-content-type-options"] == "nosniff"
     for asset in ("/docs-assets/swagger-ui-bundle.js", "/docs-assets/swagger-ui.css"):
         assert anyone.get(asset).status_code == 200, asset
+
+
+def test_a_bug_is_a_json_500_that_tells_nothing_of_the_inside(client: Client, migration: str, app: object,
+                                                             monkeypatch: object) -> None:
+    import pytest
+
+    assert isinstance(monkeypatch, pytest.MonkeyPatch)
+    svc = app.state.service  # type: ignore[attr-defined]
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("secret internals /srv/app/key=hunter2")
+
+    monkeypatch.setattr(svc, "control", broken)
+    r = client("viewer").get(f"/api/migrations/{migration}/control")
+    assert r.status_code == 500 and r.headers["content-type"] == "application/json"
+    assert r.json()["error"] == "InternalError" and "hunter2" not in r.text
+    monkeypatch.undo()
+    assert client("viewer").get(f"/api/migrations/{migration}/control").status_code == 200  # still serving

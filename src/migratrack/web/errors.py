@@ -130,6 +130,12 @@ def install(app: FastAPI) -> None:
             return error_response(422, fields[0].message + "; send UTF-8 JSON", "ValidationError", fields=fields)
         return http_error(exc.status_code, str(exc.detail), headers)
 
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # a bug, not the client's fault: JSON like every other answer, with nothing of the
+        # server's insides; the traceback goes to the server's log (Starlette re-raises it)
+        return error_response(500, "the server failed on this request; the error is in its log", "InternalError")
+
 
 class BodyLimit:
     """Refuse request bodies over ``limit`` bytes with 413, before the app reads any of it.

@@ -8,6 +8,7 @@ import queue
 import threading
 
 from migratrack.core.states import Control
+from migratrack.errors import StorageError
 from migratrack.service import MigrationService
 from migratrack.storage import MergeResult
 from migratrack.storage.base import ProgressMerge
@@ -34,9 +35,9 @@ class GroupCommit:
     def submit(self, mid: str, actor: str, merge: ProgressMerge) -> asyncio.Future[tuple[MergeResult, Control]]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[tuple[MergeResult, Control]] = loop.create_future()
-        if self._thread is None:
+        if self._thread is None or not self._thread.is_alive():
             with self._lock:
-                if self._thread is None:
+                if self._thread is None or not self._thread.is_alive():
                     self._thread = threading.Thread(target=self._run, name="migratrack-group-commit", daemon=True)
                     self._thread.start()
         self._queue.put((mid, actor, merge, future, loop))
@@ -66,7 +67,12 @@ class GroupCommit:
                     stop = True
                     break
                 items.append(item)
-            outcomes = self._write(items)
+            try:
+                outcomes = self._write(items)
+            except BaseException as exc:  # never leave a request waiting for ever
+                # (and never hand the event loop a SystemExit or KeyboardInterrupt of this thread's)
+                failure = exc if isinstance(exc, Exception) else StorageError(f"the write failed ({exc!r}); try again")
+                outcomes = [failure] * len(items)
             by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[tuple[MergeResult, Control]],
                                                                  _Outcome]]] = {}
             for (*_, future, loop), outcome in zip(items, outcomes, strict=True):
