@@ -100,7 +100,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -318,6 +320,9 @@ class Storage(ABC):
         self.read_only = read_only
         #: how long applied operation ids and Idempotency-Keys are remembered (``?dedupe_window=``)
         self.dedupe_window = DEFAULT_DEDUPE_WINDOW if dedupe_window is None else parse_duration(dedupe_window)
+        self._queues: dict[str, threading.Lock] = {}
+        self._queues_lock = threading.Lock()
+        self._queues_pid = os.getpid()
 
     def dedupe_cutoff(self, ts: datetime) -> datetime:
         """Ids recorded before this are forgotten, for a write made at ``ts``."""
@@ -651,6 +656,21 @@ class Storage(ABC):
                                    "kv_list, kv_delete): alerts cannot be dispatched from it")
 
     # -- row encoding shared by the stores ---------------------------------------------------
+
+    def queue_for(self, migration_id: str) -> threading.Lock:
+        """A lock of this process per migration: the threads that want the migration's lock in the
+        store (a transition) queue here first, so only one of them at a time waits in the store —
+        polling it (Redis) or holding a pooled connection while it waits (PostgreSQL). A forked
+        child starts with none (a lock held at the fork would be no one's there)."""
+        if self._queues_pid != os.getpid():
+            self._queues, self._queues_lock, self._queues_pid = {}, threading.Lock(), os.getpid()
+        with self._queues_lock:
+            return self._queues.setdefault(migration_id, threading.Lock())
+
+    def queue_holder(self, migration_id: str) -> bool:
+        """Whether a thread of this process holds :meth:`queue_for`'s lock of the migration."""
+        lock = self._queues.get(migration_id)
+        return lock is not None and lock.locked()
 
     def phase_rest(self, migration_id: str, p: PhaseState) -> str:
         """A phase's fields but those the hot path merges in place (``PHASE_HOT_FIELDS``), encoded

@@ -631,6 +631,9 @@ class PostgresStorage(Storage):
         ran = False  # the rules' callback may hold side effects: never run it twice
         if check_op_id(op_id) is not None:
             self._maybe_prune_ops(ts)
+        # this process's transitions of the migration queue here, not each on a pooled connection
+        # blocked in SELECT … FOR UPDATE: the connections stay free for the hot path and readers
+        queue = self.queue_for(migration_id)
 
         def go(conn: psycopg.Connection[Any]) -> Change:
             nonlocal ran
@@ -697,7 +700,8 @@ class PostgresStorage(Storage):
                         (migration_id, op_id, _epoch(at)))
                 return change
 
-        change: Change = self._run(go, may_retry=lambda: not ran)
+        with queue:
+            change: Change = self._run(go, may_retry=lambda: not ran)
         if change.header:
             self._maybe_purge()
         return change

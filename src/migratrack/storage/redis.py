@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import secrets
-import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
@@ -203,11 +201,6 @@ class RedisStorage(Storage):
         # topology after a failed node, before it raises to _call)
         self._reconnect = retry.Backoff(first=0.05, cap=1.0, budget=reconnect)
         self._lock_wait = retry.Backoff(first=0.0005, cap=0.02, budget=self.lock_timeout + 5.0)
-        #: per migration lock key: the threads of this process that want the migration's lock
-        #: queue here first (see _holding)
-        self._local_locks: dict[str, threading.Lock] = {}
-        self._locks_lock = threading.Lock()
-        self._locks_pid = os.getpid()
         self._r: redis.Redis | RedisCluster
         try:
             if self.cluster:
@@ -283,21 +276,16 @@ class RedisStorage(Storage):
     @contextmanager
     def _holding(self, lock_key: str) -> Iterator[str]:
         """The migration's lock (its token), for a transition, a create or a delete. Threads of
-        this process queue on a lock of their own first, so only one of them at a time asks
+        this process queue for it first (``queue_for``), so only one of them at a time asks
         Redis: two hundred workers' requests on one server no longer poll Redis by the dozen."""
-        if self._locks_pid != os.getpid():  # a forked child: a lock held at the fork is no one's here
-            self._local_locks, self._locks_lock, self._locks_pid = {}, threading.Lock(), os.getpid()
-        with self._locks_lock:
-            local = self._local_locks.setdefault(lock_key, threading.Lock())
-        with local:
+        with self.queue_for(lock_key):
             yield self._acquire(lock_key)
 
     def _wait_local(self, lock_key: str) -> None:
         """Wait until no thread of this process holds the migration's lock (a hot-path script
         found it taken): cheaper than polling Redis when the holder is here."""
-        local = self._local_locks.get(lock_key)
-        if local is not None and local.locked():
-            with local:
+        if self.queue_holder(lock_key):
+            with self.queue_for(lock_key):
                 pass
 
     def _acquire(self, lock_key: str) -> str:
