@@ -678,14 +678,28 @@ class Storage(ABC):
         data = p.to_dict(with_sub_tasks=False)
         for k in PHASE_HOT_FIELDS:
             data.pop(k, None)
-        return self.codec.dumps(data, place(migration_id, "phase", p.id))
+        return self.codec.dumps(data, self.at_phase(migration_id, p.id))
 
     def sub_task_rest(self, migration_id: str, phase_id: str, s: SubTaskState) -> str:
         """A sub-task's fields but its status and progress, encoded by the codec."""
         data = s.to_dict()
         data.pop("status")
         data.pop("progress")
-        return self.codec.dumps(data, place(migration_id, "sub_task", phase_id, s.id))
+        return self.codec.dumps(data, self.at_sub_task(migration_id, phase_id, s.id))
+
+    def phase_of_row(self, migration_id: str, phase_id: str, status: str, progress: float, done: int,
+                     total: int | None, rest: str | bytes) -> PhaseState:
+        """A phase from its plain columns and the text ``phase_rest`` made: what every store reads."""
+        d = self.codec.loads(rest, self.at_phase(migration_id, phase_id))
+        d.update(id=phase_id, status=status, progress=progress, done=done, total=total)
+        return PhaseState.from_dict(d)
+
+    def sub_task_of_row(self, migration_id: str, phase_id: str, sub_task_id: str, status: str, progress: float,
+                        rest: str | bytes) -> SubTaskState:
+        """A sub-task from its status, its progress and the text ``sub_task_rest`` made."""
+        d = self.codec.loads(rest, self.at_sub_task(migration_id, phase_id, sub_task_id))
+        d.update(id=sub_task_id, status=status, progress=progress)
+        return SubTaskState.from_dict(d)
 
     # where each kind of value is kept: what an encrypting codec binds it to
 

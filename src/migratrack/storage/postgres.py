@@ -548,9 +548,7 @@ class PostgresStorage(Storage):
             sql += " AND id = ANY(%s)"
             args.append(list(ids))
         for pid, status, progress, done, total, data in ctx.execute(sql + " ORDER BY pos", args):
-            d = self.codec.loads(data, self.at_phase(state.id, pid))
-            d.update(id=pid, status=status, progress=progress, done=done, total=total)
-            state.phases[pid] = PhaseState.from_dict(d)
+            state.phases[pid] = self.phase_of_row(state.id, pid, status, progress, done, total, data)
 
     def read_sub_tasks(self, ctx: Any, state: MigrationState, scope: str | tuple[str, str]) -> None:
         sql = "SELECT phase_id, id, status, progress, data FROM mt_sub_tasks WHERE migration_id = %s"
@@ -564,11 +562,9 @@ class PostgresStorage(Storage):
         with ctx.cursor() as cur:
             cur.execute(sql + " ORDER BY phase_id, pos", args)
             for pid, sid, status, progress, data in cur:
-                d = self.codec.loads(data, self.at_sub_task(state.id, pid, sid))
-                d.update(id=sid, status=status, progress=progress)
                 phase = state.phases.get(pid)
                 if phase is not None:
-                    phase.sub_tasks[sid] = SubTaskState.from_dict(d)
+                    phase.sub_tasks[sid] = self.sub_task_of_row(state.id, pid, sid, status, progress, data)
 
     def _load(self, conn: psycopg.Connection[Any], migration_id: str, sub_tasks: SubTaskScope,
               *, for_update: bool = False, phases: PhaseScope = None) -> MigrationState:
@@ -867,12 +863,8 @@ class PostgresStorage(Storage):
             sql += " AND pos > (SELECT pos FROM mt_sub_tasks WHERE migration_id = %s AND phase_id = %s AND id = %s)"
             args += [migration_id, phase_id, after]
         rows = self._run(lambda c: c.execute(sql + " ORDER BY pos LIMIT %s", [*args, limit]).fetchall())
-        out = []
-        for sid, st, progress, data in rows:
-            d = self.codec.loads(data, self.at_sub_task(migration_id, phase_id, sid))
-            d.update(id=sid, status=st, progress=progress)
-            out.append(SubTaskState.from_dict(d))
-        return out
+        return [self.sub_task_of_row(migration_id, phase_id, sid, st, progress, data)
+                for sid, st, progress, data in rows]
 
     def control(self, migration_id: str) -> Control:
         row = self._run(lambda c: c.execute("SELECT control FROM mt_migrations WHERE id = %s",

@@ -378,11 +378,9 @@ class RedisStorage(Storage):
                                 self.codec.loads(h["g"], self.at_gauges(migration_id)))
         for pid in json.loads(h["phases"]):
             f = pid + "/"
-            d = self.codec.loads(p[f + "x"], self.at_phase(migration_id, pid))
-            total = p[f + "t"]
-            d.update(id=pid, status=p[f + "s"], progress=float(p[f + "p"]), done=int(p[f + "d"]),
-                     total=int(total) if total else None)
-            phase = PhaseState.from_dict(d)
+            phase = self._phase_from(migration_id, pid, [p.get(f + x) for x in self._PHASE])
+            if phase is None:
+                continue
             state.phases[pid] = phase
             if not s:
                 continue
@@ -391,9 +389,7 @@ class RedisStorage(Storage):
                 x = s.get(sf + "x")
                 if x is None:
                     continue
-                sd = self.codec.loads(x, self.at_sub_task(migration_id, pid, sid))
-                sd.update(id=sid, status=s[sf + "s"], progress=float(s[sf + "p"]))
-                phase.sub_tasks[sid] = SubTaskState.from_dict(sd)
+                phase.sub_tasks[sid] = self.sub_task_of_row(migration_id, pid, sid, s[sf + "s"], float(s[sf + "p"]), x)
         state.seq = int(h.get("seq", 0))
         state.alert_counts = {k[3:]: int(v) for k, v in h.items() if k.startswith("ac:") and int(v)}
         state.unacknowledged_alerts = int(h.get("unack", 0))
@@ -492,10 +488,8 @@ class RedisStorage(Storage):
         status, progress, done, total, rest = vals
         if status is None or rest is None:
             return None
-        d = self.codec.loads(rest, self.at_phase(migration_id, pid))
-        d.update(id=pid, status=status, progress=float(progress or 0), done=int(done or 0),
-                 total=int(total) if total else None)
-        return PhaseState.from_dict(d)
+        return self.phase_of_row(migration_id, pid, status, float(progress or 0), int(done or 0),
+                                 int(total) if total else None, rest)
 
     def _load_scoped(self, k: Mapping[str, str], migration_id: str, sub_tasks: SubTaskScope,
                      phases: Sequence[str], op_id: str | None = None) -> tuple[list[Any], MigrationState]:
@@ -561,9 +555,7 @@ class RedisStorage(Storage):
             status, progress, rest = vals[i * 3:i * 3 + 3]
             if status is None or rest is None:
                 continue
-            sd = self.codec.loads(rest, self.at_sub_task(state.id, pid, sid))
-            sd.update(id=sid, status=status, progress=float(progress))
-            phase.sub_tasks[sid] = SubTaskState.from_dict(sd)
+            phase.sub_tasks[sid] = self.sub_task_of_row(state.id, pid, sid, status, float(progress), rest)
 
     @staticmethod
     def _last_us(raw: list[Any]) -> int:
@@ -750,13 +742,8 @@ class RedisStorage(Storage):
         flat = self._call(lambda: self._page(keys=[k["p"], k["s"]],
                                              args=[phase_id, status or "", "" if after is None else after,
                                                    str(limit), "1" if after is not None else "0"]))
-        out = []
-        for i in range(0, len(flat), 4):
-            sid, st, progress, rest = flat[i:i + 4]
-            d = self.codec.loads(rest, self.at_sub_task(migration_id, phase_id, sid))
-            d.update(id=sid, status=st, progress=float(progress))
-            out.append(SubTaskState.from_dict(d))
-        return out
+        return [self.sub_task_of_row(migration_id, phase_id, flat[i], flat[i + 1], float(flat[i + 2]), flat[i + 3])
+                for i in range(0, len(flat), 4)]
 
     def control(self, migration_id: str) -> Control:
         value = self._call(lambda: self._r.hget(self._keys(migration_id)["h"], "ctl"))

@@ -521,9 +521,7 @@ class SQLiteStorage(Storage):
             sql += f" AND id IN ({', '.join('?' * len(ids))})"
             args += ids
         for pid, status, progress, done, total, data in ctx.execute(sql + " ORDER BY pos", args):
-            d = self.codec.loads(data, self.at_phase(state.id, pid))
-            d.update(id=pid, status=status, progress=progress, done=done, total=total)
-            state.phases[pid] = PhaseState.from_dict(d)
+            state.phases[pid] = self.phase_of_row(state.id, pid, status, progress, done, total, data)
 
     def read_sub_tasks(self, ctx: Any, state: MigrationState, scope: str | tuple[str, str]) -> None:
         sql = "SELECT phase_id, id, status, progress, data FROM mt_sub_tasks WHERE migration_id = ?"
@@ -535,11 +533,9 @@ class SQLiteStorage(Storage):
             sql += " AND phase_id = ?"
             args += (scope,)
         for pid, sid, status, progress, data in ctx.execute(sql + " ORDER BY phase_id, pos", args):
-            d = self.codec.loads(data, self.at_sub_task(state.id, pid, sid))
-            d.update(id=sid, status=status, progress=progress)
             phase = state.phases.get(pid)
             if phase is not None:
-                phase.sub_tasks[sid] = SubTaskState.from_dict(d)
+                phase.sub_tasks[sid] = self.sub_task_of_row(state.id, pid, sid, status, progress, data)
 
     def _load(self, c: sqlite3.Connection, migration_id: str, sub_tasks: SubTaskScope,
               phases: PhaseScope = None) -> MigrationState:
@@ -799,12 +795,8 @@ class SQLiteStorage(Storage):
             args += [migration_id, phase_id, after]
         with self._read() as c:
             rows = c.execute(sql + " ORDER BY pos LIMIT ?", [*args, limit]).fetchall()
-        out = []
-        for sid, st, progress, data in rows:
-            d = self.codec.loads(data, self.at_sub_task(migration_id, phase_id, sid))
-            d.update(id=sid, status=st, progress=progress)
-            out.append(SubTaskState.from_dict(d))
-        return out
+        return [self.sub_task_of_row(migration_id, phase_id, sid, st, progress, data)
+                for sid, st, progress, data in rows]
 
     def control(self, migration_id: str) -> Control:
         with self._read() as c:
