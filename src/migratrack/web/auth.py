@@ -167,23 +167,36 @@ class TokenManager:
 
     def authenticate(self, token: str) -> Principal | None:
         digest = hash_token(token)
+        return self._cached(digest, lambda: self.storage.find_token(digest))
+
+    def principal(self, token_id: str) -> Principal | None:
+        """Who the token with id ``token_id`` is (None: unknown or revoked), as ``authenticate``
+        answers for the token itself, from the same cache: what a dashboard session asks at every
+        request."""
+        return self._cached("id:" + token_id, lambda: self.record(token_id))
+
+    def _cached(self, key: str, read: Callable[[], TokenRecord | None]) -> Principal | None:
         now = time.monotonic()
-        hit = self._cache.get(digest)
+        hit = self._cache.get(key)
         if hit is not None and now - hit[0] < CACHE_SECONDS:
             return hit[1]
-        record = self.storage.find_token(digest)
-        principal = None
-        if record is not None and record.revoked_at is None:
-            try:
-                principal = Principal(token_id=record.id, name=record.name, role=Role(record.role),
-                                      migrations=None if record.migrations is None else frozenset(record.migrations))
-            except ValueError:
-                principal = None
+        principal = _principal_of(read())
         with self._lock:
             if len(self._cache) > 10_000:
                 self._cache.clear()
-            self._cache[digest] = (now, principal)
+            self._cache[key] = (now, principal)
         return principal
+
+
+def _principal_of(record: TokenRecord | None) -> Principal | None:
+    """The principal a stored token stands for; None when there is none, or it is revoked."""
+    if record is None or record.revoked_at is not None:
+        return None
+    try:
+        return Principal(token_id=record.id, name=record.name, role=Role(record.role),
+                         migrations=None if record.migrations is None else frozenset(record.migrations))
+    except ValueError:
+        return None
 
 
 bearer = HTTPBearer(auto_error=False, description="a migratrack API token: `migratrack token create`")

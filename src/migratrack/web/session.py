@@ -5,8 +5,8 @@ A browser never holds an API token. It logs in either with a one-time code (the 
 the login form; either way it gets a session cookie (HttpOnly, SameSite=Strict, Secure over
 HTTPS): the token's id, when the session began and a nonce, signed by the server (see
 :class:`Sessions`). At every request the token's record decides what the session may do, so a
-revoked token ends its sessions at once; logging out ends the session on every server that
-shares the store. With ``MIGRATRACK_SESSION_SECRET`` set alike on several servers, any of them
+revoked token ends its sessions within seconds (the token cache's 2 s); logging out ends the
+session on every server that shares the store. With ``MIGRATRACK_SESSION_SECRET`` set alike on several servers, any of them
 serves a browser, and a restart logs no one out.
 
 Every state-changing request from a page carries the session's CSRF token (a form field or the
@@ -167,14 +167,7 @@ class Sessions:
             return ANONYMOUS
         if token_id == CONSOLE.token_id:
             return CONSOLE
-        record = self.tokens.record(token_id)
-        if record is None or record.revoked_at is not None:
-            return None
-        try:
-            return Principal(token_id=record.id, name=record.name, role=Role(record.role),
-                             migrations=None if record.migrations is None else frozenset(record.migrations))
-        except ValueError:
-            return None
+        return self.tokens.principal(token_id)
 
     def end(self, sid: str | None) -> None:
         """Log the session out on every server that shares the store (its nonce is kept as ended
