@@ -6,8 +6,8 @@ the login form; either way it gets a session cookie (HttpOnly, SameSite=Strict, 
 HTTPS): the token's id, when the session began and a nonce, signed by the server (see
 :class:`Sessions`). At every request the token's record decides what the session may do, so a
 revoked token ends its sessions within seconds (the token cache's 2 s); logging out ends the
-session on every server that shares the store. With ``MIGRATRACK_SESSION_SECRET`` set alike on several servers, any of them
-serves a browser, and a restart logs no one out.
+session on every server that shares the store. With ``MIGRATRACK_SESSION_SECRET`` set alike on
+several servers, any of them serves a browser, and a restart logs no one out.
 
 Every state-changing request from a page carries the session's CSRF token (a form field or the
 ``X-CSRF-Token`` header) and, when the browser sends one, an ``Origin`` naming this server.
