@@ -136,6 +136,10 @@ def fold_reports(updates: list[ProgressUpdate],
     other (a total, metadata, a value the rules will refuse) is a fence: nothing folds across it
     on its phase or sub-task. Folding is deterministic, so a batch sent again folds the same way
     and its parts keep their operation ids."""
+    if len({u.key for u in updates}) == len(updates):
+        # the usual batch, one report a target (the SDK's coalescer folded them already): nothing
+        # to fold, and no report validated twice on the way to the store
+        return list(range(len(updates))), updates
     places: list[int] = []
     out: list[ProgressUpdate] = []
     open_at: dict[tuple[str, str | None], int] = {}  # key -> index in ``out`` of its open fold
