@@ -40,55 +40,27 @@ from typing import Any
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_stores as stores  # the store worker, the raw baselines and the database set-up
 
 from migratrack.core.commands import StartPhase
 from migratrack.service import MigrationService
 
-POSTGRES_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 BENCH_DB = "migratrack_bench_one"
 WORKERS = 8
-
-
-def _wait(start_at: float) -> None:
-    while time.time() < start_at:
-        time.sleep(0.001)
-
-
-def store_worker(url: str, worker: int, n: int, start_at: float) -> tuple[float, float]:
-    svc = MigrationService(url)
-    phase = f"w{worker}"
-    svc.update_phase_progress("bench", phase, add=1, actor="b")  # connect, warm the statement
-    _wait(start_at)
-    t0 = time.time()
-    for _ in range(n):
-        svc.update_phase_progress("bench", phase, add=1, actor=f"bench-{worker}")
-    t1 = time.time()
-    svc.storage.close()
-    return t0, t1
 
 
 def _loop(url: str, sql: str, params: Callable[[int], dict[str, object]], n: int,
           start_at: float) -> tuple[float, float]:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(sql, params(0))
-        _wait(start_at)
+        stores._wait(start_at)
         t0 = time.time()
         for i in range(1, n + 1):
             conn.execute(sql, params(i))
         t1 = time.time()
     return t0, t1
-
-
-RAW_EVENT = ("WITH u AS (UPDATE bench_raw SET done = %(i)s, seq = seq + 1 WHERE id = %(row)s RETURNING seq) "
-             "INSERT INTO bench_raw_events SELECT %(row)s, u.seq, 'phase.progress', '{}' FROM u")
-
-
-def raw_event_worker(url: str, worker: int, n: int, start_at: float) -> tuple[float, float]:
-    return _loop(url, RAW_EVENT, lambda i: {"i": i, "row": worker}, n, start_at)
-
-
-def raw_shared_worker(url: str, worker: int, n: int, start_at: float) -> tuple[float, float]:
-    return _loop(url, RAW_EVENT, lambda i: {"i": i, "row": 0}, n, start_at)
 
 
 SKETCH = """
@@ -155,23 +127,12 @@ def with_positioner(url: str, n: int) -> float:
 
 
 def run_parallel(fn: Callable[..., tuple[float, float]], url: str, n: int) -> float:
-    ctx = multiprocessing.get_context("spawn")
-    start_at = time.time() + 1.5 + 0.3 * WORKERS
-    with ctx.Pool(WORKERS) as pool:
-        spans = pool.starmap(fn, [(url, w, n, start_at) for w in range(WORKERS)])
-    return WORKERS * n / (max(t1 for _, t1 in spans) - min(t0 for t0, _ in spans))
+    return stores.run_parallel(fn, url, WORKERS, n)
 
 
 def set_up() -> str:
-    with psycopg.connect(POSTGRES_SERVER, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {BENCH_DB}")
-    url = POSTGRES_SERVER.rsplit("/", 1)[0] + "/" + BENCH_DB
+    url = stores.pg_bench_url(BENCH_DB)  # with the raw baselines' tables
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("CREATE TABLE bench_raw (id int PRIMARY KEY, done bigint NOT NULL, seq bigint NOT NULL)")
-        conn.execute("INSERT INTO bench_raw SELECT g, 0, 0 FROM generate_series(0, 15) g")
-        conn.execute("CREATE TABLE bench_raw_events (id int, seq bigint, type text, payload text, "
-                     "PRIMARY KEY (id, seq))")
         conn.execute("CREATE TABLE sk_migrations (id text PRIMARY KEY, seq bigint NOT NULL DEFAULT 0)")
         conn.execute("INSERT INTO sk_migrations VALUES ('bench', 0)")
         conn.execute("CREATE TABLE sk_phases (migration_id text REFERENCES sk_migrations (id), id text, "
@@ -198,9 +159,9 @@ def main() -> int:
     args = ap.parse_args()
     url = set_up()
     rows: list[tuple[str, Callable[..., tuple[float, float]]]] = [
-        ("store (hot path, one migration)", store_worker),
-        ("raw update+event, own rows", raw_event_worker),
-        ("raw update+event, one row", raw_shared_worker),
+        ("store (hot path, one migration)", stores.store_worker),
+        ("raw update+event, own rows", stores.raw_pg_event_worker),
+        ("raw update+event, one row", stores.raw_pg_shared_worker),
         ("sketch: key-share + sequence id", sketch_worker),
         ("sketch + pg_notify", sketch_notify_worker),
         ("sketch: pending + positioner", with_positioner),
@@ -217,8 +178,7 @@ def main() -> int:
                 "SELECT count(*), max(seq), (SELECT count(*) FROM sk_pending) FROM sk_log").fetchone() or (0, 0, 0)
         positioned_ok = count == top == args.rounds * WORKERS * (args.n // 4 + 1) and pending == 0
     finally:
-        with psycopg.connect(POSTGRES_SERVER, autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+        stores.drop_pg(BENCH_DB)
     base = best["raw update+event, own rows"]
     print(f"{WORKERS} workers, {args.n // 4} writes each, best of {args.rounds}")
     print(f"{'writer':<36}{'writes/s':>10}{'vs raw update+event':>22}")

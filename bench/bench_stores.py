@@ -206,11 +206,12 @@ def fresh_migration(url: str, workers: int = 8) -> None:
     svc.storage.close()
 
 
-def pg_bench_url() -> str:
+def pg_bench_url(db: str = BENCH_DB) -> str:
+    """A fresh database ``db`` with the raw baselines' tables; its URL."""
     with psycopg.connect(POSTGRES_SERVER, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {BENCH_DB}")
-    url = POSTGRES_SERVER.rsplit("/", 1)[0] + "/" + BENCH_DB
+        admin.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {db}")
+    url = POSTGRES_SERVER.rsplit("/", 1)[0] + "/" + db
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CREATE TABLE bench_raw (id int PRIMARY KEY, done bigint NOT NULL, seq bigint NOT NULL)")
         conn.execute("INSERT INTO bench_raw SELECT g, 0, 0 FROM generate_series(0, 15) g")
@@ -219,9 +220,9 @@ def pg_bench_url() -> str:
     return url
 
 
-def drop_pg() -> None:
+def drop_pg(db: str = BENCH_DB) -> None:
     with psycopg.connect(POSTGRES_SERVER, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+        admin.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
 
 
 def clean_redis(url: str) -> None:

@@ -18,6 +18,7 @@ from typer._click.core import ParameterSource  # the click that Typer vendors
 
 from migratrack.admin import duration_of
 from migratrack.cli.common import (
+    AlertArg,
     MigrationArg,
     StorageOpt,
     administer,
@@ -97,7 +98,7 @@ def list_alerts(
 def show(
     ctx: typer.Context,
     migration: MigrationArg,
-    alert: Annotated[str, typer.Argument(help="alert id")],
+    alert: AlertArg,
     storage: StorageOpt = None,
 ) -> None:
     """One alert and where it went: each channel's delivery with every attempt and the answer
@@ -123,7 +124,7 @@ def show(
 def ack(
     ctx: typer.Context,
     migration: MigrationArg,
-    alert: Annotated[str, typer.Argument(help="alert id")],
+    alert: AlertArg,
     storage: StorageOpt = None,
     by: Annotated[str | None, typer.Option(help="who acknowledges (default MIGRATRACK_ACTOR, else user@host; "
                                                  "through --url, the token's name)")] = None,

@@ -29,6 +29,9 @@ StorageOpt = Annotated[
                  help=f"store URL (default: MIGRATRACK_STORAGE_URL, else REDIS_URL, else {DEFAULT_STORAGE_URL})"),
 ]
 MigrationArg = Annotated[str, typer.Argument(help="migration id")]
+PhaseArg = Annotated[str, typer.Argument(help="phase id")]
+SubOpt = Annotated[str | None, typer.Option("--sub", help="a sub-task of the phase instead of the phase")]
+AlertArg = Annotated[str, typer.Argument(help="alert id")]
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from migratrack.cli.common import (
     MigrationArg,
+    PhaseArg,
     StorageOpt,
     console,
     json_safe,
@@ -53,7 +54,7 @@ def summary(
 def sub_tasks(
     ctx: typer.Context,
     migration: MigrationArg,
-    phase: Annotated[str, typer.Argument(help="phase id")],
+    phase: PhaseArg,
     storage: StorageOpt = None,
     status: Annotated[Status | None, typer.Option(help="only sub-tasks in this status")] = None,
     after: Annotated[str | None, typer.Option(help="start after this sub-task (a page's next_after)")] = None,

@@ -10,15 +10,13 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from migratrack.cli.common import MigrationArg, StorageOpt, console, open_tracker, safe
+from migratrack.cli.common import MigrationArg, PhaseArg, StorageOpt, SubOpt, console, open_tracker, safe
 from migratrack.errors import MigrationCancelled
 from migratrack.sdk.plan import load_plan
 
 #: this module's commands; cli.main adds them to `migratrack`
 app = typer.Typer()
 
-PhaseArg = Annotated[str, typer.Argument(help="phase id")]
-SubOpt = Annotated[str | None, typer.Option("--sub", help="a sub-task of the phase instead of the phase")]
 
 
 @app.command()

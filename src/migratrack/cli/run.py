@@ -39,7 +39,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
-from migratrack.cli.common import MigrationArg, StorageOpt, err_console, open_tracker, safe
+from migratrack.cli.common import MigrationArg, PhaseArg, StorageOpt, err_console, open_tracker, safe
 from migratrack.cli.errors import ExitCode
 from migratrack.core.states import Control
 from migratrack.errors import MigratrackError
@@ -204,7 +204,7 @@ def describe(returncode: int) -> str:
 def run(
     ctx: typer.Context,
     migration: MigrationArg,
-    phase: Annotated[str, typer.Argument(help="phase id")],
+    phase: PhaseArg,
     command: Annotated[list[str], typer.Argument(metavar="-- COMMAND", help="the command and its arguments")],
     storage: StorageOpt = None,
     progress_regex: Annotated[str | None, typer.Option(

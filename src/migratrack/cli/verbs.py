@@ -17,14 +17,12 @@ import typer
 from pydantic.fields import FieldInfo
 from rich.markup import escape
 
-from migratrack.cli.common import MigrationArg, StorageOpt, console, open_tracker, safe
+from migratrack.cli.common import MigrationArg, PhaseArg, StorageOpt, SubOpt, console, open_tracker, safe
 from migratrack.core.commands import ADDRESS_FIELDS, COMMANDS, Command, Target
 
 #: this module's commands; cli.main adds them to `migratrack`
 app = typer.Typer()
 
-PhaseArg = Annotated[str, typer.Argument(help="phase id")]
-SubOpt = Annotated[str | None, typer.Option("--sub", help="a sub-task of the phase instead of the phase")]
 
 
 def _help(f: Field[Any], hint: Any) -> str | None:
